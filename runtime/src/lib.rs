@@ -1,0 +1,39 @@
+//! What vggdsl-generated tch models need at run time, and the one dependency their users add.
+//!
+//! Generated code names its layers and tensors as PyTorch does, so this crate holds only the
+//! layer types with PyTorch's field names (`weight`, `bias`, `running_mean`, …), PyTorch's default
+//! initialisation, the in-place init functions that rules compile to, and weight import/export.
+//! Decisions about a network (names, shapes, init order, repr) are made by the compiler.
+
+pub mod init;
+pub mod nn;
+mod pickle;
+pub mod state_dict;
+
+pub use state_dict::{
+    load_state_dict, load_state_dict_with, read_state_dict, save_state_dict, LoadError, LoadMode,
+    LoadReport, Mismatch, SaveError,
+};
+pub use tch;
+pub use vggdsl_macros::vgg;
+
+/// One entry of a model's cfg list, as its `CFG` constant lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cfg {
+    /// A 3×3 conv block to this many channels.
+    Conv(i64),
+    /// MaxPool2d(kernel_size=2, stride=2).
+    M,
+}
+
+/// Includes the models that `vggdsl::Builder` compiled from `<name>.vgg` in a build script.
+///
+/// ```ignore
+/// vggdsl_runtime::include_vgg!("vgg16_bn");
+/// ```
+#[macro_export]
+macro_rules! include_vgg {
+    ($name:literal) => {
+        include!(concat!(env!("OUT_DIR"), "/", $name, ".rs"));
+    };
+}
