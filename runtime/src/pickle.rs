@@ -37,18 +37,24 @@ pub(crate) struct TensorRef {
 
 /// Returns the pickled dict's entries in their pickled order (an `OrderedDict`'s order).
 pub(crate) fn read_state_dict(data: &[u8]) -> Result<Vec<(String, TensorRef)>, Error> {
-    let Value::Dict(dict) = Machine::new(data).run()? else {
-        return Err(Error::Unsupported(
-            "the pickle holds no dict of tensors".into(),
-        ));
+    let entries = match Machine::new(data).run()? {
+        Value::Dict(dict) => dict.borrow().clone(),
+        other => {
+            let what = other.describe();
+            return Err(Error::Unsupported(format!(
+                "the pickle holds {what}, not a dict of tensors"
+            )));
+        }
     };
     let mut seen = HashSet::new();
-    let entries = dict.borrow().clone();
     entries
         .into_iter()
         .map(|(key, value)| {
             let Value::Str(key) = key else {
-                return Err(Error::Unsupported(format!("the dict has {} as a key, not a name", key.describe())));
+                let what = key.describe();
+                return Err(Error::Unsupported(format!(
+                    "the dict has {what} as a key, not a name"
+                )));
             };
             if !seen.insert(key.clone()) {
                 return Err(Error::Corrupt(format!("key {key} appears twice")));
@@ -56,9 +62,15 @@ pub(crate) fn read_state_dict(data: &[u8]) -> Result<Vec<(String, TensorRef)>, E
             match value {
                 Value::Tensor(t) => Ok((key.to_string(), (*t).clone())),
                 Value::Dict(_) => Err(Error::Unsupported(format!(
-                    "entry {key} holds a dict, not a tensor (a training checkpoint? save its model state_dict on its own)"
+                    "entry {key} holds a dict, not a tensor \
+                     (a training checkpoint? save its model state_dict on its own)"
                 ))),
-                other => Err(Error::Unsupported(format!("entry {key} holds {}, not a tensor", other.describe()))),
+                other => {
+                    let what = other.describe();
+                    Err(Error::Unsupported(format!(
+                        "entry {key} holds {what}, not a tensor"
+                    )))
+                }
             }
         })
         .collect()
@@ -371,7 +383,7 @@ impl<'a> Machine<'a> {
                     self.push(value);
                 }
                 b'b' => {
-                    // BUILD: `OrderedDict` keeps its `_metadata` (module versions) here; not needed.
+                    // BUILD: an `OrderedDict` gets its `_metadata` (module versions), not needed.
                     self.pop()?;
                     if !matches!(self.top()?, Value::Dict(_)) {
                         return Err(
@@ -390,8 +402,11 @@ impl<'a> Machine<'a> {
         let Value::Tuple(items) = &pid else {
             return Err(bad());
         };
-        let [Value::Str(tag), Value::Global(class), Value::Str(key), Value::Str(_location), Value::Int(numel)] =
-            &items[..]
+        let [tag, class, key, _location, numel] = &items[..] else {
+            return Err(bad());
+        };
+        let (Value::Str(tag), Value::Global(class), Value::Str(key), Value::Int(numel)) =
+            (tag, class, key, numel)
         else {
             return Err(bad());
         };
@@ -440,16 +455,19 @@ impl<'a> Machine<'a> {
         }
     }
 
-    /// `_rebuild_tensor_v2(storage, offset, size, stride, requires_grad, backward_hooks[, metadata])`.
+    /// `_rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata])`.
     fn rebuild_tensor(&self, args: &[Value]) -> Result<Value, Error> {
-        let [Value::Storage(storage), Value::Int(offset), Value::Tuple(size), Value::Tuple(stride), Value::Bool(_), _, ..] =
+        let bad = || self.unsupported("_rebuild_tensor_v2 with unexpected arguments");
+        let ([storage, offset, size, stride, _, _] | [storage, offset, size, stride, _, _, _]) =
             args
         else {
-            return Err(self.unsupported("_rebuild_tensor_v2 with unexpected arguments"));
+            return Err(bad());
         };
-        if args.len() > 7 {
-            return Err(self.unsupported("_rebuild_tensor_v2 with unexpected arguments"));
-        }
+        let (Value::Storage(storage), Value::Int(offset), Value::Tuple(sz), Value::Tuple(st)) =
+            (storage, offset, size, stride)
+        else {
+            return Err(bad());
+        };
         let ints =
             |values: &[Value]| -> Result<Vec<i64>, Error> {
                 values
@@ -461,20 +479,22 @@ impl<'a> Machine<'a> {
                     })
                     .collect()
             };
-        let (size, stride) = (ints(size)?, ints(stride)?);
+        let (size, stride) = (ints(sz)?, ints(st)?);
         if size.len() != stride.len() || *offset < 0 {
             return Err(self.corrupt(format!(
                 "tensor with size {size:?}, stride {stride:?}, offset {offset}"
             )));
         }
-        // The last element a view reaches must lie in its storage (as torch checks); empty views reach none.
+        // The last element a view reaches must lie in its storage (as torch checks); empty views
+        // reach none.
         if !size.contains(&0) {
             let last = size.iter().zip(&stride).try_fold(*offset, |acc, (&n, &s)| {
                 (n - 1).checked_mul(s)?.checked_add(acc)
             });
             if !matches!(last, Some(last) if last < storage.numel) {
                 return Err(self.corrupt(format!(
-                    "tensor with size {size:?}, stride {stride:?}, offset {offset} reaches past its storage of {} elements",
+                    "tensor with size {size:?}, stride {stride:?}, offset {offset} reaches past \
+                     its storage of {} elements",
                     storage.numel
                 )));
             }
@@ -492,8 +512,8 @@ impl<'a> Machine<'a> {
 mod tests {
     use super::*;
 
-    /// A hand-assembled pickle shaped like torch.save's of an `OrderedDict` (with `_metadata`) holding
-    /// a transposed, offset float view and an int64 scalar.
+    /// A hand-assembled pickle shaped like torch.save's of an `OrderedDict` (with `_metadata`)
+    /// holding a transposed, offset float view and an int64 scalar.
     fn sample() -> Vec<u8> {
         let mut p = Vec::new();
         p.extend(b"\x80\x02ccollections\nOrderedDict\nq\x00)Rq\x01(");
@@ -526,7 +546,8 @@ mod tests {
             stride.iter().for_each(|&n| p.extend([b'K', n]));
             p.extend(b"t\x89h\x00)Rtq\x02R");
         }
-        p.extend(b"u}q\x03X\x09\x00\x00\x00_metadatah\x00)R(X\x00\x00\x00\x00}X\x07\x00\x00\x00versionK\x01sus");
+        p.extend(b"u}q\x03X\x09\x00\x00\x00_metadatah\x00)R(");
+        p.extend(b"X\x00\x00\x00\x00}X\x07\x00\x00\x00versionK\x01sus");
         p.extend(b"b.");
         p
     }

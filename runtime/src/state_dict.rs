@@ -12,7 +12,6 @@ use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 
 use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, View};
 use tch::nn::VarStore;
@@ -129,13 +128,17 @@ impl fmt::Display for LoadReport {
 /// [`LoadError::Copy`] the store is untouched.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// Opening or reading failed, e.g. no such file.
     #[error("cannot read {}: {source}", .path.display())]
     Io { path: PathBuf, source: io::Error },
     #[error(
-        "{} is not a tensor file: {reason}; expected a .safetensors file or a torch.save archive (.pt, .pth)",
+        "{} is not a tensor file: {reason}; expected a .safetensors file or a torch.save \
+         archive (.pt, .pth)",
         .path.display()
     )]
+    /// Neither safetensors nor a `torch.save` zip archive, told by the first bytes.
     NotTensorFile { path: PathBuf, reason: String },
+    /// The format was recognised but its content is cut off or inconsistent.
     #[error("{} is truncated or corrupt: {reason}", .path.display())]
     Corrupt { path: PathBuf, reason: String },
     /// Well-formed, but holding something other than a flat map of names to plain tensors.
@@ -313,23 +316,14 @@ fn read_safetensors(path: &Path, mut file: File) -> Result<Vec<(String, Tensor)>
         .tensors()
         .into_iter()
         .map(|(key, view)| {
-            let kind = match view.dtype() {
-                Dtype::F32 => Kind::Float,
-                Dtype::F64 => Kind::Double,
-                Dtype::F16 => Kind::Half,
-                Dtype::BF16 => Kind::BFloat16,
-                Dtype::I64 => Kind::Int64,
-                Dtype::I32 => Kind::Int,
-                Dtype::I16 => Kind::Int16,
-                Dtype::I8 => Kind::Int8,
-                Dtype::U8 => Kind::Uint8,
-                Dtype::BOOL => Kind::Bool,
-                other => {
-                    return Err(LoadError::Unsupported {
-                        path: path.into(),
-                        reason: format!("{key} has dtype {other:?}, which tch has no kind for"),
-                    })
-                }
+            let Some(&(kind, _)) = DTYPES.iter().find(|(_, d)| *d == view.dtype()) else {
+                return Err(LoadError::Unsupported {
+                    path: path.into(),
+                    reason: format!(
+                        "{key} has dtype {:?}, which tch has no kind for",
+                        view.dtype()
+                    ),
+                });
             };
             let shape: Vec<i64> = view.shape().iter().map(|&n| n as i64).collect();
             let tensor = tensor_from_bytes(view.data(), &shape, kind)
@@ -411,11 +405,12 @@ fn read_torch_zip(path: &Path, file: File) -> Result<Vec<(String, Tensor)>, Load
         pickle::Error::Corrupt(reason) => corrupt(format!("{name}/data.pkl: {reason}")),
         pickle::Error::Unsupported(reason) => unsupported(format!("{name}/data.pkl: {reason}")),
     })?;
-    let mut storages: HashMap<String, (Rc<pickle::Storage>, Tensor)> = HashMap::new();
+    // Several tensors may view one storage: each is read once.
+    let mut storages: HashMap<String, (Kind, i64, Tensor)> = HashMap::new();
     let mut tensors = Vec::with_capacity(entries.len());
     for (key, view) in entries {
         let storage = &view.storage;
-        let (known, elements) = match storages.entry(storage.key.clone()) {
+        let (kind, numel, elements) = match storages.entry(storage.key.clone()) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
                 let entry = format!("{name}/data/{}", storage.key);
@@ -425,10 +420,10 @@ fn read_torch_zip(path: &Path, file: File) -> Result<Vec<(String, Tensor)>, Load
                 let bytes = read_entry(&entry, Some(len))?;
                 let elements = tensor_from_bytes(&bytes, &[storage.numel], storage.kind)
                     .ok_or_else(|| corrupt(format!("{entry}'s data")))?;
-                e.insert((storage.clone(), elements))
+                e.insert((storage.kind, storage.numel, elements))
             }
         };
-        if (known.kind, known.numel) != (storage.kind, storage.numel) {
+        if (*kind, *numel) != (storage.kind, storage.numel) {
             return Err(corrupt(format!(
                 "storage {} is declared with two types or sizes",
                 storage.key
@@ -449,9 +444,10 @@ fn tensor_from_bytes(bytes: &[u8], shape: &[i64], kind: Kind) -> Option<Tensor> 
     let len = usize::try_from(numel)
         .ok()?
         .checked_mul(kind.elt_size_in_bytes())?;
-    (len == bytes.len())
-        .then(|| Tensor::f_from_data_size(bytes, shape, kind).ok())
-        .flatten()
+    if len != bytes.len() {
+        return None;
+    }
+    Tensor::f_from_data_size(bytes, shape, kind).ok()
 }
 
 /// Writes every variable of `vs` to a `.safetensors` file, named by its variable name and with
@@ -463,18 +459,11 @@ pub fn save_state_dict(vs: &VarStore, path: impl AsRef<Path>) -> Result<(), Save
         .variables()
         .into_iter()
         .map(|(key, var)| {
-            let dtype = match var.kind() {
-                Kind::Float => Dtype::F32,
-                Kind::Double => Dtype::F64,
-                Kind::Half => Dtype::F16,
-                Kind::BFloat16 => Dtype::BF16,
-                Kind::Int64 => Dtype::I64,
-                Kind::Int => Dtype::I32,
-                Kind::Int16 => Dtype::I16,
-                Kind::Int8 => Dtype::I8,
-                Kind::Uint8 => Dtype::U8,
-                Kind::Bool => Dtype::BOOL,
-                kind => return Err(SaveError::UnsupportedKind { key, kind }),
+            let Some(&(_, dtype)) = DTYPES.iter().find(|(k, _)| *k == var.kind()) else {
+                return Err(SaveError::UnsupportedKind {
+                    key,
+                    kind: var.kind(),
+                });
             };
             let tensor = var
                 .f_detach()
@@ -546,6 +535,20 @@ impl View for CpuTensor {
         self.tensor.numel() * self.tensor.kind().elt_size_in_bytes()
     }
 }
+
+/// The dtypes both tch and safetensors have.
+const DTYPES: [(Kind, Dtype); 10] = [
+    (Kind::Float, Dtype::F32),
+    (Kind::Double, Dtype::F64),
+    (Kind::Half, Dtype::F16),
+    (Kind::BFloat16, Dtype::BF16),
+    (Kind::Int64, Dtype::I64),
+    (Kind::Int, Dtype::I32),
+    (Kind::Int16, Dtype::I16),
+    (Kind::Int8, Dtype::I8),
+    (Kind::Uint8, Dtype::U8),
+    (Kind::Bool, Dtype::BOOL),
+];
 
 /// PyTorch's name for a dtype, as users see it there.
 fn dtype_name(kind: Kind) -> &'static str {

@@ -1,10 +1,10 @@
 //! Errors that point at the text: one plain sentence, a span, and an optional hint.
 //!
-//! The CLI renders them with miette (file:line:col and a caret line); the macro turns each span
-//! back into token spans. Both read the same `Diagnostic`.
+//! The CLI renders them rustc-style (`error: message`, `file:line:col`, the source line and a
+//! caret line with the hint); the macro turns each span back into token spans. Both read the
+//! same `Diagnostic`.
 
 use crate::ast::Span;
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,32 +72,87 @@ pub struct Diagnostics {
 }
 
 impl Diagnostics {
-    /// Renders every diagnostic as `file:line:col`, the offending line with a caret and the
-    /// hint; `color` is for terminals.
+    /// Renders every diagnostic as
+    ///
+    /// ```text
+    /// error: unknown key `bm`
+    ///  --> models.vgg:3:5
+    ///   |
+    /// 3 |     bm = true
+    ///   |     ^^ did you mean `bn`?
+    /// ```
+    ///
+    /// one blank line between diagnostics; `color` adds ANSI colours for terminals.
     pub fn render(&self, color: bool) -> String {
-        let theme = if color {
-            GraphicalTheme::unicode()
-        } else {
-            GraphicalTheme::unicode_nocolor()
-        };
-        let handler = GraphicalReportHandler::new_themed(theme).with_context_lines(1);
         let mut out = String::new();
-        for d in &self.items {
-            let (line, col) = d.line_col(&self.source);
-            let report = Report {
-                diagnostic: d,
-                location: format!("{}:{line}:{col}", self.file_name),
-                source: NamedSource::new(&self.file_name, self.source.clone()),
-            };
-            out.push_str(&format!(
-                "error: {}:{line}:{col}: {}\n",
-                self.file_name, d.message
-            ));
-            // A formatter writing to a String cannot fail.
-            let _ = handler.render_report(&mut out, &report);
+        for (i, d) in self.items.iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            render_one(&mut out, &self.file_name, &self.source, d, color);
         }
         out
     }
+}
+
+/// ANSI styles, or nothing.
+struct Style {
+    error: &'static str,
+    bold: &'static str,
+    gutter: &'static str,
+    reset: &'static str,
+}
+
+impl Style {
+    fn new(color: bool) -> Self {
+        if color {
+            Style {
+                error: "\x1b[1;31m",
+                bold: "\x1b[1m",
+                gutter: "\x1b[1;34m",
+                reset: "\x1b[0m",
+            }
+        } else {
+            Style {
+                error: "",
+                bold: "",
+                gutter: "",
+                reset: "",
+            }
+        }
+    }
+}
+
+fn render_one(out: &mut String, file: &str, source: &str, d: &Diagnostic, color: bool) {
+    use fmt::Write as _;
+    let s = Style::new(color);
+    let start = floor_char_boundary(source, d.span.start.min(source.len()));
+    let end = floor_char_boundary(source, d.span.end.clamp(start, source.len()));
+    let (line_no, col) = line_col(source, start);
+    let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = source[start..].find('\n').map_or(source.len(), |i| start + i);
+    let line = source[line_start..line_end].trim_end_matches('\r');
+    // Underline the span's part on its first line; at least one column (an empty span or the
+    // end of the input gets one caret after the last character).
+    let before = &line[..(start - line_start).min(line.len())];
+    let marked = &source[start..end.min(line_start + line.len()).max(start)];
+    let width = |t: &str| t.chars().map(|c| if c == '\t' { 4 } else { 1 }).sum::<usize>();
+    let carets = "^".repeat(width(marked).max(1));
+    let pad = " ".repeat(width(before));
+    let num = line_no.to_string();
+    let blank = " ".repeat(num.len());
+    let (g, r) = (s.gutter, s.reset);
+    // Writing to a String cannot fail.
+    let _ = writeln!(
+        out,
+        "{}error{r}{}: {}{r}",
+        s.error, s.bold, d.message
+    );
+    let _ = writeln!(out, "{blank}{g}-->{r} {file}:{line_no}:{col}");
+    let _ = writeln!(out, "{blank} {g}|{r}");
+    let _ = writeln!(out, "{g}{num} |{r} {}", line.replace('\t', "    "));
+    let label = d.help.as_deref().map_or(String::new(), |h| format!(" {h}"));
+    let _ = writeln!(out, "{blank} {g}|{r} {pad}{}{carets}{label}{r}", s.error);
 }
 
 impl fmt::Display for Diagnostics {
@@ -107,45 +162,3 @@ impl fmt::Display for Diagnostics {
 }
 
 impl std::error::Error for Diagnostics {}
-
-/// Adapter from a `Diagnostic` to miette's report trait.
-struct Report<'a> {
-    diagnostic: &'a Diagnostic,
-    location: String,
-    source: NamedSource<String>,
-}
-
-impl fmt::Debug for Report<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.location)
-    }
-}
-
-impl fmt::Display for Report<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.diagnostic.message)
-    }
-}
-
-impl std::error::Error for Report<'_> {}
-
-impl miette::Diagnostic for Report<'_> {
-    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        Some(&self.source)
-    }
-
-    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let span = &self.diagnostic.span;
-        let len = (span.end - span.start).max(1);
-        let label = self
-            .diagnostic
-            .help
-            .clone()
-            .unwrap_or_else(|| "here".to_owned());
-        Some(Box::new(std::iter::once(LabeledSpan::new(
-            Some(label),
-            span.start,
-            len,
-        ))))
-    }
-}
