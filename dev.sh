@@ -19,7 +19,8 @@ case "${1:-}" in
     cargo test --workspace --no-fail-fast
     ;;
   bench)
-    cargo run --quiet --release --example bench -- "${@:2}"
+    cargo build --quiet --release -p vggdsl
+    cargo run --quiet --release --example bench -- --vggdsl target/release/vggdsl "${@:2}"
     ;;
   *)
     echo "usage: ./dev.sh seed | test | bench" >&2

@@ -8,6 +8,11 @@ Config (JSON object, every key optional):
 
 Subcommands print one JSON object on stdout. A bad config or a failing command prints
 {"error": "..."} and exits 1 (check-load reports load failures as {"ok": false, ...} and exits 0).
+
+`batch --commands JSON` runs a list of command lines (each a list of strings, e.g.
+[["init", "--seed", "1", "--out", "a.safetensors"], ["repr"]]) in order in one process, to pay for
+importing torch once, and prints {"results": [...]} with each command's JSON object; the first
+failing command stops the batch with {"error": "command N (name): ..."} and exit code 1.
 CPU only; deterministic algorithms are enforced, thread settings are PyTorch's defaults.
 """
 
@@ -213,7 +218,7 @@ def cmd_check_load(args, config):
     return {'ok': True}
 
 
-def main(argv=None):
+def build_parser():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest='command', required=True)
 
@@ -245,11 +250,43 @@ def main(argv=None):
     p = add('check-load', cmd_check_load, 'load_state_dict(strict=True) from a safetensors file')
     p.add_argument('--weights', required=True)
     p.add_argument('--strict-dtype', action='store_true', help='also refuse dtype mismatches')
+    p = sub.add_parser('batch', help='several command lines in one process (see above)')
+    p.add_argument('--commands', required=True, help='JSON list of command lines (lists of strings)')
+    p.set_defaults(fn=None)
+    return ap
+
+
+def run_batch(ap, text):
+    commands = json.loads(text)
+    if not isinstance(commands, list) or not all(
+            isinstance(c, list) and c and all(isinstance(a, str) for a in c) for c in commands):
+        raise ValueError('--commands must be a JSON list of non-empty lists of strings')
+    results = []
+    for i, argv in enumerate(commands):
+        where = 'command %d (%s)' % (i, argv[0])
+        if argv[0] == 'batch':
+            raise ValueError('%s: batches do not nest' % where)
+        try:
+            args = ap.parse_args(argv)
+        except SystemExit:  # argparse has printed the usage error on stderr
+            raise ValueError('%s: bad arguments %r' % (where, argv))
+        try:
+            results.append(args.fn(args, parse_config(args.config)))
+        except Exception as e:  # noqa: BLE001
+            raise RuntimeError('%s: %s: %s' % (where, type(e).__name__, e))
+    return {'results': results}
+
+
+def main(argv=None):
+    ap = build_parser()
     args = ap.parse_args(argv)
 
     torch.use_deterministic_algorithms(True)
     try:
-        result = args.fn(args, parse_config(args.config))
+        if args.command == 'batch':
+            result = run_batch(ap, args.commands)
+        else:
+            result = args.fn(args, parse_config(args.config))
     except Exception as e:  # noqa: BLE001 -- tests read the message from stdout
         print(json.dumps({'error': '%s: %s' % (type(e).__name__, e)}))
         print('reference.py %s: %s: %s' % (args.command, type(e).__name__, e), file=sys.stderr)

@@ -41,6 +41,8 @@ pub fn check(file: &ast::File) -> Result<Vec<Network>, Vec<Diagnostic>> {
                 .with_help("write `model Name { cfg = default }`"),
         );
     }
+    // In the order of the text, as a reader meets them.
+    errors.sort_by_key(|d| d.span.start);
     if errors.is_empty() {
         Ok(nets)
     } else {
@@ -175,10 +177,28 @@ impl Checker {
                 .with_help("remove a pool (`M`) or use a larger input"),
             ),
             LowerError::NoChannelsLeft { index, width, rate } => {
-                let span = rates.map_or_else(|| at(index), |r| r.span.clone());
-                self.error(
-                    span,
-                    format!("rate {rate} leaves conv{index} ({width} channels) with 0 channels"),
+                // Point at the rate itself: the conv's position among the convs is its rate's
+                // position in the expanded list (the list expanded without errors before).
+                let ordinal = cfg.items[..index]
+                    .iter()
+                    .filter(|(i, _)| matches!(i, CfgItem::Conv(_)))
+                    .count();
+                let span = rates
+                    .and_then(|r| self.list(r, "compress_rate"))
+                    .and_then(|items| items.get(ordinal).map(|i| i.span.clone()))
+                    .or_else(|| rates.map(|r| r.span.clone()))
+                    .unwrap_or_else(|| at(index));
+                self.errors.push(
+                    Diagnostic::new(
+                        span,
+                        format!(
+                            "rate {rate} leaves conv{index} with 0 of its {width} {}",
+                            plural(width as usize, "channel")
+                        ),
+                    )
+                    .with_help(format!(
+                        "int({width} * (1 - {rate})) = 0; use a smaller rate or a wider conv"
+                    )),
                 );
             }
             LowerError::TooLarge { index } => {
@@ -202,10 +222,10 @@ impl Checker {
     fn bounded(&mut self, n: &Number, span: &Span, what: &str, min: i64, max: i64) -> Option<i64> {
         let v = match n {
             Number::Int(text) => self.integer(text, span, what)?,
-            Number::Float(x) => {
+            Number::Float(_) => {
                 self.error(
                     span.clone(),
-                    format!("{what} must be a whole number, found {x}"),
+                    format!("{what} must be an integer, not a decimal number"),
                 );
                 return None;
             }
@@ -239,7 +259,7 @@ impl Checker {
             );
             return None;
         }
-        let names = ["channels", "height", "width"];
+        let names = ["input channels", "input height", "input width"];
         let limits = [MAX_WIDTH, MAX_SPATIAL, MAX_SPATIAL];
         let mut out = [0; 3];
         let mut ok = true;
@@ -252,7 +272,7 @@ impl Checker {
                 Item::Word(w) => {
                     self.error(
                         item.span.clone(),
-                        format!("input {} must be a number, found `{w}`", names[i]),
+                        format!("{} must be a number, found `{w}`", names[i]),
                     );
                     ok = false;
                 }
@@ -286,15 +306,16 @@ impl Checker {
                     MAX_REPEAT,
                 )?,
             };
-            for _ in 0..n {
-                items.extend(term.iter().cloned());
-            }
-            if items.len() > MAX_REPEAT as usize {
+            // Checked before expanding, so `[…] * 10000` never builds a huge list.
+            if items.len() + term.len().saturating_mul(n as usize) > MAX_REPEAT as usize {
                 self.error(
                     v.span.clone(),
                     format!("`{key}` has more than {MAX_REPEAT} entries"),
                 );
                 return None;
+            }
+            for _ in 0..n {
+                items.extend(term.iter().cloned());
             }
         }
         Some(items)
@@ -411,10 +432,18 @@ impl Checker {
         let mut ok = true;
         for item in &items {
             let rate = match &item.node {
+                Item::Number(Number::Float(x)) if !x.is_finite() => {
+                    self.error(item.span.clone(), "this number is too large");
+                    // Keep the count right so no second error claims a wrong number of rates.
+                    rates.push(0.0);
+                    ok = false;
+                    continue;
+                }
                 Item::Number(Number::Float(x)) => *x,
                 Item::Number(Number::Int(t)) => t.parse::<f64>().unwrap_or(f64::INFINITY),
                 Item::Word(w) => {
                     self.error(item.span.clone(), format!("rates are numbers, found `{w}`"));
+                    rates.push(0.0);
                     ok = false;
                     continue;
                 }
@@ -437,14 +466,20 @@ impl Checker {
                 Diagnostic::new(
                     v.span.clone(),
                     format!(
-                        "compress_rate has {} rates but the model has {convs} convs",
-                        rates.len()
+                        "compress_rate has {} but the model has {convs} {}",
+                        count(rates.len(), "rate"),
+                        plural(convs, "conv")
                     ),
                 )
-                .with_help(format!(
-                    "write {convs} rates, or {} (HRankPlus form: the last conv keeps its width)",
-                    convs - 1
-                )),
+                .with_help(if convs > 1 {
+                    format!(
+                        "write {}, or {} (HRankPlus form: the last conv keeps its width)",
+                        count(convs, "rate"),
+                        convs - 1
+                    )
+                } else {
+                    "write 1 rate".to_owned()
+                }),
             );
             ok = false;
         }
@@ -558,9 +593,9 @@ impl Checker {
             self.error(
                 call.span.clone(),
                 format!(
-                    "`{}` takes {} argument(s) ({}), found {}",
+                    "`{}` takes {} ({}), found {}",
                     name.node,
-                    params.len(),
+                    count(params.len(), "argument"),
                     params.join(", "),
                     call.node.args.len()
                 ),
@@ -591,7 +626,7 @@ impl Checker {
                 Expr::Num(self.integer(t, &e.span, "number")? as f64)
             }
             ast::Expr::Number(_) => {
-                self.error(e.span.clone(), "number is too large");
+                self.error(e.span.clone(), "this number is too large");
                 return None;
             }
             ast::Expr::Var(v) => match init::VARIABLES.iter().find(|(n, _)| n == v) {
@@ -661,21 +696,24 @@ impl Checker {
                 ..net.clone()
             };
             for step in init::plan(&probe) {
-                let bad = match step.op {
+                let problem = match step.op {
                     init::Op::Normal { mean, std } => {
-                        !(mean.is_finite() && std.is_finite() && std >= 0.0)
+                        param_problem(&[("mean", mean), ("std", std)])
+                            .or_else(|| (std < 0.0).then(|| format!("a negative std ({std})")))
                     }
                     init::Op::Uniform { low, high } => {
-                        !(low.is_finite() && high.is_finite() && low <= high)
+                        param_problem(&[("low", low), ("high", high)]).or_else(|| {
+                            (low > high).then(|| format!("low {low} above high {high}"))
+                        })
                     }
-                    init::Op::Constant(v) => !v.is_finite(),
+                    init::Op::Constant(v) => param_problem(&[("value", v)]),
                 };
-                if bad {
+                if let Some(problem) = problem {
                     self.error(
                         span.clone(),
                         format!(
-                            "this rule gives {}.{}.{} invalid parameters {:?}",
-                            step.section, step.layer, step.tensor, step.op
+                            "this rule gives {}.{}.{} {problem}",
+                            step.section, step.layer, step.tensor
                         ),
                     );
                     break;
@@ -683,6 +721,20 @@ impl Checker {
             }
         }
     }
+}
+
+/// "an infinite std" / "a NaN mean" (from a division by zero or `sqrt` of a negative number).
+fn param_problem(params: &[(&str, f64)]) -> Option<String> {
+    params
+        .iter()
+        .find(|(_, v)| !v.is_finite())
+        .map(|(name, v)| {
+            if v.is_nan() {
+                format!("a {name} that is not a number (NaN)")
+            } else {
+                format!("an infinite {name}")
+            }
+        })
 }
 
 fn preset_cfg(cfg: &[CfgItem], span: Span) -> Cfg {
@@ -697,6 +749,19 @@ fn feature_convs(cfg: &Cfg) -> usize {
         .iter()
         .filter(|(i, _)| matches!(i, CfgItem::Conv(_)))
         .count()
+}
+
+/// `1 rate`, `13 rates`.
+fn count(n: usize, noun: &str) -> String {
+    format!("{n} {}", plural(n, noun))
+}
+
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        noun.to_owned()
+    } else {
+        format!("{noun}s")
+    }
 }
 
 fn hw(shape: &[i64]) -> String {

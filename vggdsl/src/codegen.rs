@@ -79,6 +79,7 @@ pub fn tokens(net: &Network, origin: &Origin) -> TokenStream {
     let plain_forward = forward_body(net, None);
     let tapped_forward = forward_body(net, Some(&activations_ty));
     let repr = raw_string(&crate::repr::network(net));
+    let inference = inference(net);
 
     quote! {
         #struct_doc
@@ -142,6 +143,117 @@ pub fn tokens(net: &Network, origin: &Origin) -> TokenStream {
         impl ::std::fmt::Display for #name {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(Self::REPR)
+            }
+        }
+
+        #inference
+    }
+}
+
+/// One layer of the inference model: what it is built from and how it runs.
+struct Fused {
+    name: Ident,
+    ty: TokenStream,
+    build: TokenStream,
+    call: TokenStream,
+}
+
+/// The inference model: BatchNorm folded, ReLU fused, oneDNN weights and layout throughout.
+fn inference(net: &Network) -> TokenStream {
+    let spec = &net.spec;
+    let name = ident(&spec.name);
+    let vis: TokenStream = spec
+        .visibility
+        .as_deref()
+        .unwrap_or("")
+        .parse()
+        .expect("a valid visibility");
+    let ty = ident(&names::inference_type(&spec.name));
+    let mut layers = Vec::new();
+    let mut rest = net.features.iter().peekable();
+    while let Some(l) = rest.next() {
+        let name = ident(&l.name);
+        match l.kind {
+            LayerKind::Conv2d { .. } => {
+                let norm = match rest.next_if(|n| matches!(n.kind, LayerKind::BatchNorm2d { .. })) {
+                    Some(n) => {
+                        let n = ident(&n.name);
+                        quote!(Some(&f.#n))
+                    }
+                    None => quote!(None),
+                };
+                rest.next_if(|n| n.kind == LayerKind::ReLU);
+                layers.push(Fused {
+                    name: name.clone(),
+                    ty: quote!(::vggdsl_runtime::inference::ConvReLU2d),
+                    build: quote!(ConvReLU2d::new(&f.#name, #norm)),
+                    call: quote!(self.#name.forward(&xs)),
+                });
+            }
+            _ => layers.push(Fused {
+                name: name.clone(),
+                ty: quote!(::vggdsl_runtime::nn::MaxPool2d),
+                build: quote!(f.#name),
+                call: quote!(self.#name.forward(&xs)),
+            }),
+        }
+    }
+    let (linear1, norm1, linear2) = (
+        ident(names::LINEAR1),
+        ident(names::CLASSIFIER_NORM),
+        ident(names::LINEAR2),
+    );
+    let feature_names: Vec<&Ident> = layers.iter().map(|l| &l.name).collect();
+    let feature_types = layers.iter().map(|l| &l.ty);
+    let builds = layers.iter().map(|l| &l.build);
+    let calls = layers.iter().map(|l| &l.call);
+    let doc = format!(
+        " [`{}`] for inference: each BatchNorm folded into the layer before it, ReLU fused, conv \
+         weights prepacked for oneDNN and activations kept in oneDNN's layout from the first conv \
+         to the head. Built by [`{}::to_inference`] from the model's current weights.",
+        spec.name, spec.name
+    );
+    quote! {
+        #[doc = #doc]
+        #[derive(Debug)]
+        #vis struct #ty {
+            #(#vis #feature_names: #feature_types,)*
+            #vis #linear1: ::vggdsl_runtime::inference::FusedLinear,
+            #vis #linear2: ::vggdsl_runtime::inference::FusedLinear,
+        }
+
+        impl #name {
+            /// The inference model, built from the current weights and running statistics; its
+            /// outputs equal `forward_t(xs, false)` up to float rounding.
+            pub fn to_inference(&self) -> #ty {
+                use ::vggdsl_runtime::inference::{ConvReLU2d, FusedLinear};
+                let (f, c) = (&self.features, &self.classifier);
+                #ty {
+                    #(#feature_names: #builds,)*
+                    #linear1: FusedLinear::new(&c.#linear1, Some(&c.#norm1), true),
+                    #linear2: FusedLinear::new(&c.#linear2, None, false),
+                }
+            }
+        }
+
+        impl #ty {
+            /// Inference forward pass; no gradients are recorded.
+            pub fn forward(&self, xs: &::vggdsl_runtime::tch::Tensor) -> ::vggdsl_runtime::tch::Tensor {
+                let _guard = ::vggdsl_runtime::tch::no_grad_guard();
+                let xs = xs.g_to_mkldnn(None);
+                #(let xs = #calls;)*
+                let xs = xs
+                    .avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>)
+                    .to_dense(None, false)
+                    .flatten(1, -1);
+                let xs = self.#linear1.forward(&xs);
+                self.#linear2.forward(&xs)
+            }
+        }
+
+        impl ::vggdsl_runtime::tch::nn::Module for #ty {
+            fn forward(&self, xs: &::vggdsl_runtime::tch::Tensor) -> ::vggdsl_runtime::tch::Tensor {
+                #ty::forward(self, xs)
             }
         }
     }

@@ -130,27 +130,31 @@ fn render_one(out: &mut String, file: &str, source: &str, d: &Diagnostic, color:
     let end = floor_char_boundary(source, d.span.end.clamp(start, source.len()));
     let (line_no, col) = line_col(source, start);
     let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
-    let line_end = source[start..].find('\n').map_or(source.len(), |i| start + i);
+    let line_end = source[start..]
+        .find('\n')
+        .map_or(source.len(), |i| start + i);
     let line = source[line_start..line_end].trim_end_matches('\r');
     // Underline the span's part on its first line; at least one column (an empty span or the
     // end of the input gets one caret after the last character).
     let before = &line[..(start - line_start).min(line.len())];
     let marked = &source[start..end.min(line_start + line.len()).max(start)];
-    let width = |t: &str| t.chars().map(|c| if c == '\t' { 4 } else { 1 }).sum::<usize>();
+    let width = |t: &str| {
+        t.chars()
+            .map(|c| if c == '\t' { 4 } else { 1 })
+            .sum::<usize>()
+    };
     let carets = "^".repeat(width(marked).max(1));
     let pad = " ".repeat(width(before));
     let num = line_no.to_string();
     let blank = " ".repeat(num.len());
     let (g, r) = (s.gutter, s.reset);
     // Writing to a String cannot fail.
-    let _ = writeln!(
-        out,
-        "{}error{r}{}: {}{r}",
-        s.error, s.bold, d.message
-    );
+    let _ = writeln!(out, "{}error{r}{}: {}{r}", s.error, s.bold, d.message);
     let _ = writeln!(out, "{blank}{g}-->{r} {file}:{line_no}:{col}");
     let _ = writeln!(out, "{blank} {g}|{r}");
-    let _ = writeln!(out, "{g}{num} |{r} {}", line.replace('\t', "    "));
+    let shown = line.replace('\t', "    ");
+    let sep = if shown.is_empty() { "" } else { " " };
+    let _ = writeln!(out, "{g}{num} |{r}{sep}{shown}");
     let label = d.help.as_deref().map_or(String::new(), |h| format!(" {h}"));
     let _ = writeln!(out, "{blank} {g}|{r} {pad}{}{carets}{label}{r}", s.error);
 }

@@ -10,15 +10,22 @@ use pest::Parser as _;
 struct Grammar;
 
 /// How deeply brackets may nest; deeper input is refused before pest recurses into it.
-const MAX_NESTING: usize = 64;
+pub const MAX_NESTING: usize = 64;
+
+/// How many operators (`+ - * /`, unary `-`, calls) one init rule may use, so that checking and
+/// evaluating its expression tree never recurses deeply.
+pub const MAX_OPERATORS: usize = 256;
 
 /// Parses a whole source text (a `.vgg` file or the inside of a `vgg!` call).
 pub fn parse(source: &str) -> Result<File, Diagnostic> {
-    check_nesting(source)?;
+    // Makes pest record the literal tokens it expected, for "expected `=`" messages.
+    pest::set_error_detail(true);
+    scan(source)?;
     let file = Grammar::parse(Rule::file, source)
-        .map_err(syntax_error)?
+        .map_err(|e| syntax_error(e, source))?
         .next()
         .expect("the file rule always yields one pair");
+    check_operators(&file)?;
     let models = file
         .into_inner()
         .filter(|p| p.as_rule() == Rule::model)
@@ -27,63 +34,309 @@ pub fn parse(source: &str) -> Result<File, Diagnostic> {
     Ok(File { models })
 }
 
-fn check_nesting(source: &str) -> Result<(), Diagnostic> {
-    let mut depth = 0usize;
-    for (i, c) in source.char_indices() {
-        match c {
-            '(' | '[' | '{' | '<' => {
-                depth += 1;
-                if depth > MAX_NESTING {
+/// Refuses, before pest sees them, brackets that do not match or nest too deeply and block
+/// comments never closed; pest's own messages for these point far from the cause. Comments are
+/// skipped as the grammar skips them.
+fn scan(source: &str) -> Result<(), Diagnostic> {
+    let bytes = source.as_bytes();
+    let mut open: Vec<(u8, usize)> = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i = source[i..].find('\n').map_or(bytes.len(), |n| i + n);
+                continue;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => match source[i + 2..].find("*/") {
+                Some(n) => {
+                    i += n + 4;
+                    continue;
+                }
+                None => {
+                    return Err(
+                        Diagnostic::new(i..i + 2, "this block comment is never closed")
+                            .with_help("close it with `*/`"),
+                    );
+                }
+            },
+            c @ (b'(' | b'[' | b'{' | b'<') => {
+                open.push((c, i));
+                if open.len() > MAX_NESTING {
                     return Err(Diagnostic::new(
                         i..i + 1,
                         format!("brackets nest more than {MAX_NESTING} deep"),
                     ));
                 }
             }
-            ')' | ']' | '}' | '>' => depth = depth.saturating_sub(1),
+            c @ (b')' | b']' | b'}' | b'>') => match open.pop() {
+                None => {
+                    return Err(Diagnostic::new(
+                        i..i + 1,
+                        format!("this `{}` has no opening bracket", c as char),
+                    ));
+                }
+                Some((o, at)) if closer(o) != c => {
+                    let (line, col) = crate::diagnostic::line_col(source, at);
+                    return Err(Diagnostic::new(
+                        i..i + 1,
+                        format!(
+                            "this `{}` does not match the `{}` opened at {line}:{col}",
+                            c as char, o as char
+                        ),
+                    )
+                    .with_help(format!(
+                        "close the `{}` with `{}` first",
+                        o as char,
+                        closer(o) as char
+                    )));
+                }
+                Some(_) => {}
+            },
             _ => {}
+        }
+        i += 1;
+    }
+    match open.pop() {
+        Some((o, at)) => Err(Diagnostic::new(
+            at..at + 1,
+            format!("this `{}` is never closed", o as char),
+        )
+        .with_help(format!("close it with `{}`", closer(o) as char))),
+        None => Ok(()),
+    }
+}
+
+fn closer(open: u8) -> u8 {
+    match open {
+        b'(' => b')',
+        b'[' => b']',
+        b'{' => b'}',
+        _ => b'>',
+    }
+}
+
+/// Refuses init rules with more than [`MAX_OPERATORS`] operators.
+fn check_operators(file: &Pair<Rule>) -> Result<(), Diagnostic> {
+    for rule in file.clone().into_inner().flatten() {
+        if rule.as_rule() != Rule::rule {
+            continue;
+        }
+        let count = rule
+            .clone()
+            .into_inner()
+            .flatten()
+            .filter(|p| {
+                matches!(
+                    p.as_rule(),
+                    Rule::add_op | Rule::mul_op | Rule::neg | Rule::call
+                )
+            })
+            .count();
+        if count > MAX_OPERATORS + 1 {
+            let s = rule.as_span();
+            let end = s.start() + s.as_str().find('=').unwrap_or(0);
+            return Err(Diagnostic::new(
+                s.start()..end,
+                format!("this init rule has more than {MAX_OPERATORS} operators"),
+            ));
         }
     }
     Ok(())
 }
 
-fn syntax_error(e: pest::error::Error<Rule>) -> Diagnostic {
+fn syntax_error(e: pest::error::Error<Rule>, source: &str) -> Diagnostic {
     use pest::error::{ErrorVariant, InputLocation};
-    let start = match e.location {
+    let mut pos = match e.location {
         InputLocation::Pos(p) => p,
         InputLocation::Span((s, _)) => s,
     };
-    let found = e.line().get(e.line_col_char()..).unwrap_or("");
-    let found_token = token_at(found);
-    let span = start..start + found_token.len().max(1);
-    let expected = match &e.variant {
-        ErrorVariant::ParsingError { positives, .. } => expected_list(positives),
-        ErrorVariant::CustomError { message } => message.clone(),
+    let positives = match &e.variant {
+        ErrorVariant::ParsingError { positives, .. } => positives.clone(),
+        // pest's own limits ("call limit reached"); the nesting scan normally comes first.
+        ErrorVariant::CustomError { message } => {
+            return Diagnostic::new(pos..pos + 1, format!("the input is too complex: {message}"));
+        }
     };
-    let found = if found_token.is_empty() {
-        "the end of the input".to_owned()
-    } else {
-        format!("`{found_token}`")
-    };
-    Diagnostic::new(span, format!("expected {expected}, found {found}"))
-}
-
-/// Columns from pest count characters; this finds the text the error points at.
-trait LineColChar {
-    fn line_col_char(&self) -> usize;
-}
-
-impl LineColChar for pest::error::Error<Rule> {
-    fn line_col_char(&self) -> usize {
-        let col = match self.line_col {
-            pest::error::LineColLocation::Pos((_, c)) => c,
-            pest::error::LineColLocation::Span((_, c), _) => c,
-        };
-        self.line()
-            .char_indices()
-            .nth(col - 1)
-            .map_or(self.line().len(), |(i, _)| i)
+    let positives_pos = pos;
+    let mut names: Vec<String> = Vec::new();
+    let mut context = None;
+    let attempts = e.parse_attempts().filter(|a| a.max_position >= pos);
+    let mut rules: Vec<Rule> = positives;
+    if let Some(a) = &attempts {
+        if a.max_position > pos {
+            pos = a.max_position;
+            rules.clear();
+        }
+        for stack in a.call_stacks() {
+            if let Some(&r) = stack.deepest.get_rule() {
+                match context_help(r) {
+                    Some(help) => context = context.or(Some(help)),
+                    None if is_leaf(r) => rules.push(r),
+                    None => {}
+                }
+            }
+        }
     }
+    rules.retain(|r| is_leaf(*r) || *r == Rule::model);
+    if rules.contains(&Rule::model) {
+        // Between models: "a model" says it all.
+        rules.retain(|r| matches!(r, Rule::model | Rule::EOI));
+        rules.sort_by_key(|r| *r == Rule::EOI);
+        context = None;
+    }
+    for r in &rules {
+        let name = rule_name(*r).to_owned();
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    if let Some(a) = &attempts {
+        let mut tokens: Vec<String> = a
+            .expected_tokens()
+            .into_iter()
+            // pest does not export the token type; its text is a literal token, `E` for the
+            // exponent, `0..9` for a range or BUILTIN_RULE, and only literals are named here.
+            .map(|t| t.to_string())
+            .filter(|t| !is_inner_token(t, &rules) && !t.contains("..") && t != "BUILTIN_RULE")
+            .collect();
+        tokens.sort_by_key(|t| token_rank(t));
+        let operators = tokens.iter().filter(|t| is_operator(t)).count();
+        for t in &tokens {
+            if operators > 1 && is_operator(t) {
+                continue;
+            }
+            names.push(format!("`{t}`"));
+        }
+        names.retain(|n| operators < 2 || !(n.contains("`+`") || n.contains("`*`")));
+        if operators > 1 {
+            names.push("an operator".to_owned());
+        }
+    }
+    // A number glued to letters (`64u8`, `1.5e`): say so rather than what the grammar expected.
+    for at in [positives_pos, pos] {
+        let start = word_start(source, at);
+        let word = token_at(&source[start..]);
+        if word.starts_with(|c: char| c.is_ascii_digit())
+            && word.contains(|c: char| c.is_alphabetic() || c == '_')
+            && !is_float(word)
+        {
+            return Diagnostic::new(
+                start..start + word.len(),
+                format!("`{word}` is not a number"),
+            )
+            .with_help("numbers are plain digits such as 64, 0.5 or 1e-3, without a suffix");
+        }
+    }
+    if rules.contains(&Rule::call) {
+        names.retain(|n| n != rule_name(Rule::ident));
+    }
+    // Inside a number (`* 2.5` where an integer must be): show the whole number.
+    let start = word_start(source, pos);
+    if start < pos && source[start..].starts_with(|c: char| c.is_ascii_digit()) {
+        pos = start;
+    }
+    let rest = &source[pos..];
+    let found_token = token_at(rest);
+    let (span, found) = if found_token.is_empty() {
+        // The end of the input: point just after the last token, not at trailing blank lines.
+        let end = source[..pos].trim_end().len();
+        (end..end, "the end of the input".to_owned())
+    } else if found_token.trim().is_empty() {
+        let what = if found_token.contains('\n') {
+            "the end of the line"
+        } else {
+            "white space"
+        };
+        (pos..pos, what.to_owned())
+    } else {
+        (pos..pos + found_token.len(), format!("`{found_token}`"))
+    };
+    let expected = match names.as_slice() {
+        [] => "something else".to_owned(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    };
+    let d = Diagnostic::new(span, format!("expected {expected}, found {found}"));
+    match context {
+        Some(help) => d.with_help(help),
+        None => d,
+    }
+}
+
+/// Rules that name a construct rather than a token: a failure inside them gets their shape as
+/// the hint.
+fn context_help(r: Rule) -> Option<&'static str> {
+    Some(match r {
+        Rule::setting => "a setting looks like `bn = true`",
+        Rule::rule => "an init rule looks like `conv.weight = normal(0, 0.01)`",
+        Rule::block_model | Rule::model => "a model looks like `model Name { cfg = default }`",
+        Rule::compact_model => "the compact form looks like `Name<cfg = default, bn = true>`",
+        Rule::visibility => {
+            "visibility is `pub`, `pub(crate)`, `pub(super)`, `pub(self)` or `pub(in path)`"
+        }
+        _ => return None,
+    })
+}
+
+/// Rules that stand for one token or value, named in "expected …" as what may come there.
+fn is_leaf(r: Rule) -> bool {
+    matches!(
+        r,
+        Rule::EOI
+            | Rule::ident
+            | Rule::path
+            | Rule::number
+            | Rule::integer
+            | Rule::float
+            | Rule::item
+            | Rule::value
+            | Rule::expr
+            | Rule::term
+            | Rule::factor
+            | Rule::call
+    )
+}
+
+/// Literal tokens that are parts of the rules already named (white space, comment openers,
+/// the insides of names and numbers, keywords of a model).
+fn is_inner_token(t: &str, rules: &[Rule]) -> bool {
+    let has = |r: Rule| rules.contains(&r);
+    let number = has(Rule::number) || has(Rule::item) || has(Rule::value) || has(Rule::factor);
+    matches!(t, " " | "\t" | "\r" | "\n" | "//" | "/*" | "_")
+        || (t == "-" && number)
+        || (matches!(t, "." | "e" | "E") && (number || has(Rule::float) || has(Rule::integer)))
+        || (matches!(t, "model" | "pub") && has(Rule::model))
+        || (matches!(t, "[" | "{") && has(Rule::value))
+}
+
+fn is_operator(t: &str) -> bool {
+    matches!(t, "+" | "-" | "*" | "/")
+}
+
+/// Separators and closers first, then the rest, operators last.
+fn token_rank(t: &str) -> (u8, String) {
+    let rank = match t {
+        "=" | "." | "," => 0,
+        ")" | "]" | "}" | ">" => 1,
+        _ if is_operator(t) => 3,
+        _ => 2,
+    };
+    (rank, t.to_owned())
+}
+
+/// Where the word (name or number) around byte `at` starts.
+fn word_start(source: &str, at: usize) -> usize {
+    source[..at]
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| c.is_alphanumeric() || *c == '_' || *c == '.')
+        .last()
+        .map_or(at, |(i, _)| i)
+}
+
+fn is_float(word: &str) -> bool {
+    word.parse::<f64>().is_ok()
+        && !word.contains(|c: char| c.is_alphabetic() && c != 'e' && c != 'E')
 }
 
 /// The word, number or single symbol at the start of `rest`.
@@ -99,17 +352,6 @@ fn token_at(rest: &str) -> &str {
     }
 }
 
-fn expected_list(rules: &[Rule]) -> String {
-    let mut names: Vec<&str> = rules.iter().map(|r| rule_name(*r)).collect();
-    names.sort_unstable();
-    names.dedup();
-    match names.as_slice() {
-        [] => "something else".to_owned(),
-        [one] => (*one).to_owned(),
-        [init @ .., last] => format!("{} or {last}", init.join(", ")),
-    }
-}
-
 /// Plain names for the grammar's rules, as a user would call them.
 fn rule_name(r: Rule) -> &'static str {
     match r {
@@ -118,12 +360,12 @@ fn rule_name(r: Rule) -> &'static str {
         Rule::visibility => "`pub`",
         Rule::path => "a path",
         Rule::setting => "a setting such as `bn = true`",
-        Rule::value => "a value",
+        Rule::value => "a value (a word, a number, a list or a block)",
         Rule::list_sum | Rule::list_term | Rule::list => "a list",
         Rule::item => "a list item",
         Rule::block => "`{`",
         Rule::rule => "an init rule such as `conv.weight = normal(0, 0.01)`",
-        Rule::call => "a call such as `normal(0, 0.01)`",
+        Rule::call => "a distribution such as `normal(0, 0.01)`",
         Rule::expr | Rule::term | Rule::factor => "an expression",
         Rule::add_op => "`+` or `-`",
         Rule::mul_op => "`*` or `/`",
@@ -131,6 +373,7 @@ fn rule_name(r: Rule) -> &'static str {
         Rule::number | Rule::float | Rule::exponent => "a number",
         Rule::integer => "an integer",
         Rule::ident => "a name",
+        Rule::keyword => "`model`",
         Rule::file | Rule::WHITESPACE | Rule::COMMENT => "something else",
     }
 }

@@ -1,0 +1,5 @@
+// A call without a model.
+
+vggdsl_runtime::vgg!();
+
+fn main() {}
