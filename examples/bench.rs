@@ -2,7 +2,7 @@
 //! TorchScript frozen, torch.compile) in one run, same machine, same thread count. Prints
 //! medians and ratios against eager PyTorch; BENCHMARKS.md keeps the table.
 //!
-//! Options: `--threads N` (2), `--quick` (fewer iterations), `--skip-compile` (no torch.compile).
+//! Options: `--threads N` (2), `--rounds N` (3), `--quick` (fewer iterations), `--skip-compile`.
 use std::process::Command;
 use std::time::{Duration, Instant};
 use vggdsl_runtime::tch::{self, nn, nn::ModuleT, nn::OptimizerConfig, Device, Kind, Tensor};
@@ -54,16 +54,14 @@ fn compile_time(vggdsl: &str, file: &str, iters: usize) -> f64 {
     )
 }
 
-fn main() {
-    let threads: i64 = arg("--threads").map_or(2, |t| t.parse().expect("--threads N"));
-    let quick = flag("--quick");
-    let (it64, it1, it_train) = if quick { (5, 20, 3) } else { (20, 200, 10) };
-    tch::set_num_threads(threads as i32);
-    tch::manual_seed(0);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let net = Vgg16Bn::new(&vs.root());
+/// One round of the tch side: medians in seconds, keyed like torch_bench.py's figures.
+fn rust_round(
+    net: &Vgg16Bn,
+    vs: &nn::VarStore,
+    (it64, it1, it_train): (usize, usize, usize),
+) -> Vec<(String, f64)> {
     let fast = net.to_inference();
-    let mut rust = Vec::new();
+    let mut out = Vec::new();
     for (batch, iters) in [(64, it64), (1, it1)] {
         let xs = Tensor::randn([batch, 3, 32, 32], (Kind::Float, Device::Cpu));
         let eager = median(
@@ -72,18 +70,18 @@ fn main() {
             3,
         );
         let inference = median(|| drop(fast.forward(&xs)), iters, 3);
-        rust.push((batch, eager, inference));
+        out.push((format!("vggdsl_b{batch}"), eager));
+        out.push((format!("vggdsl_inference_b{batch}"), inference));
     }
     let xs = Tensor::randn([64, 3, 32, 32], (Kind::Float, Device::Cpu));
     let ys = Tensor::randint(10, [64], (Kind::Int64, Device::Cpu));
-    let mut opt = nn::Sgd {
+    let sgd = nn::Sgd {
         momentum: 0.9,
         dampening: 0.0,
         wd: 5e-4,
         nesterov: false,
-    }
-    .build(&vs, 0.01)
-    .unwrap();
+    };
+    let mut opt = sgd.build(vs, 0.01).unwrap();
     let train = median(
         || {
             let loss = net.forward_t(&xs, true).cross_entropy_for_logits(&ys);
@@ -92,7 +90,12 @@ fn main() {
         it_train,
         2,
     );
+    out.push(("vggdsl_train_b64".to_owned(), train));
+    out
+}
 
+/// One round of the PyTorch side (bench/torch_bench.py), in a fresh process.
+fn torch_round(threads: i64, (it64, it1, it_train): (usize, usize, usize)) -> serde_json::Value {
     let python = std::env::var("VGGDSL_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/torch_bench.py");
     let mut cmd = Command::new(python);
@@ -107,14 +110,46 @@ fn main() {
         "torch_bench.py failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let torch: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("torch_bench.py prints JSON");
-    let t = |k: &str| torch[k].as_f64();
+    serde_json::from_slice(&out.stdout).expect("torch_bench.py prints JSON")
+}
 
-    println!(
-        "seed VGG-16-BN, CIFAR input, {threads} threads, libtorch {}; medians",
-        torch["torch"]
-    );
+fn main() {
+    let threads: i64 = arg("--threads").map_or(2, |t| t.parse().expect("--threads N"));
+    let rounds: usize = arg("--rounds").map_or(3, |t| t.parse().expect("--rounds N"));
+    let iters = if flag("--quick") {
+        (5, 20, 3)
+    } else {
+        (20, 200, 10)
+    };
+    tch::set_num_threads(threads as i32);
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = Vgg16Bn::new(&vs.root());
+    // This machine's speed drifts (shared host): rounds alternate tch and PyTorch, and each
+    // figure is the median over rounds, so both sides see the same conditions.
+    let mut figures: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    let mut version = String::new();
+    for _ in 0..rounds {
+        for (k, v) in rust_round(&net, &vs, iters) {
+            figures.entry(k).or_default().push(v);
+        }
+        let torch = torch_round(threads, iters);
+        version = torch["torch"].as_str().unwrap_or("?").to_owned();
+        for (k, v) in torch.as_object().expect("an object") {
+            if let Some(v) = v.as_f64().filter(|_| k != "threads") {
+                figures.entry(k.clone()).or_default().push(v);
+            }
+        }
+    }
+    let t = |k: &str| {
+        figures.get(k).map(|v| {
+            let mut v = v.clone();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        })
+    };
+
+    println!("seed VGG-16-BN, CIFAR input, {threads} threads, libtorch {version}; medians of {rounds} rounds");
     println!("| case | variant | time | images/s | vs eager PyTorch |");
     println!("|---|---|---:|---:|---:|");
     let row = |case: &str, variant: &str, secs: Option<f64>, batch: f64, base: f64| {
@@ -127,10 +162,10 @@ fn main() {
             );
         }
     };
-    for (batch, eager, inference) in &rust {
+    for batch in [64, 1] {
         let case = format!("inference B={batch}");
         let base = t(&format!("eager_b{batch}")).expect("eager figure");
-        let b = *batch as f64;
+        let b = batch as f64;
         row(&case, "PyTorch eager (seed code)", Some(base), b, base);
         row(
             &case,
@@ -146,8 +181,20 @@ fn main() {
             b,
             base,
         );
-        row(&case, "vggdsl forward_t(eval)", Some(*eager), b, base);
-        row(&case, "vggdsl to_inference()", Some(*inference), b, base);
+        row(
+            &case,
+            "vggdsl forward_t(eval)",
+            t(&format!("vggdsl_b{batch}")),
+            b,
+            base,
+        );
+        row(
+            &case,
+            "vggdsl to_inference()",
+            t(&format!("vggdsl_inference_b{batch}")),
+            b,
+            base,
+        );
     }
     let base = t("eager_train_b64").expect("eager training figure");
     row(
@@ -167,7 +214,7 @@ fn main() {
     row(
         "train step B=64",
         "vggdsl forward_t(train) + tch SGD",
-        Some(train),
+        t("vggdsl_train_b64"),
         64.0,
         base,
     );

@@ -4,7 +4,7 @@
 //! - the printed network equals the seed's and PyTorch's own `print(net)`;
 //! - after the same `manual_seed`, construction gives bit-identical tensors;
 //! - weights trained by PyTorch give PyTorch's outputs in eval and train mode, the same running
-//!   statistics, and the same weights after one SGD step;
+//!   statistics, and the same weights after SGD steps (lr 0.1, momentum 0.9, weight decay 5e-4);
 //! - `torch.save` / safetensors checkpoints load, `save_state_dict` files load in PyTorch, partial
 //!   loads keep a backbone, wrong checkpoints are refused, pruned checkpoints load.
 //!
@@ -269,9 +269,14 @@ fn after_train(pytorch: &BTreeMap<String, Tensor>) -> BTreeMap<String, Tensor> {
 }
 
 fn buffers(vs: &VarStore) -> BTreeMap<String, Tensor> {
-    snapshot(vs)
-        .into_iter()
+    buffers_of(&snapshot(vs))
+}
+
+fn buffers_of(tensors: &BTreeMap<String, Tensor>) -> BTreeMap<String, Tensor> {
+    tensors
+        .iter()
         .filter(|(k, _)| is_buffer(k))
+        .map(|(k, t)| (k.clone(), t.copy()))
         .collect()
 }
 
@@ -391,10 +396,11 @@ fn seeded_construction_is_bit_identical_to_pytorch() {
     }
 }
 
-/// PyTorch trains `model` for 3 steps (BatchNorm statistics become non-trivial); from those
+/// PyTorch trains each model for 3 steps (BatchNorm statistics become non-trivial); from those
 /// weights, eval and train-mode outputs, running statistics after the train forward, and the
-/// weights after one SGD step must match PyTorch's.
-fn check_trained(models: &[Model], name: &str) {
+/// weights after `sgd_steps` SGD steps on one batch (more than one exercises the momentum
+/// buffers) must match PyTorch's.
+fn check_trained(models: &[Model], name: &str, sgd_steps: usize) {
     let dir = TempDir::new(name);
     let mut commands = Vec::new();
     for (i, m) in models.iter().enumerate() {
@@ -438,6 +444,8 @@ fn check_trained(models: &[Model], name: &str) {
             &xy,
             "--out",
             &step,
+            "--steps",
+            &sgd_steps.to_string(),
         ]));
     }
     reference(&commands);
@@ -466,7 +474,14 @@ fn check_trained(models: &[Model], name: &str) {
         let out = tch::no_grad(|| net.forward_t(x, false));
         let what = format!("{}: eval output", m.name);
         assert_within(max_diff(&out, &pytorch["eval"], &what), EVAL_TOL, &what);
-        assert_eq!(buffers(&vs).len(), after_train(&pytorch).len());
+        assert!(
+            !pytorch["eval"].equal(&pytorch["train"]),
+            "{}: train mode should differ from eval mode",
+            m.name
+        );
+        // The eval forward left the running statistics alone.
+        let d = compare(&buffers(&vs), &buffers_of(&trained), m.name);
+        assert_eq!(d.stats, 0.0, "{}: eval mode changed running stats", m.name);
 
         // Train mode: batch statistics, and the running statistics they update.
         let (vs, net) = loaded(2);
@@ -476,17 +491,41 @@ fn check_trained(models: &[Model], name: &str) {
         let what = format!("{}: running stats after a train forward", m.name);
         let d = compare(&buffers(&vs), &after_train(&pytorch), &what);
         assert_within(d.stats, STATS_TOL, &what);
+        // ... which moved away from the file's: the comparison above is not of unchanged values.
+        let moved = buffers_of(&trained)
+            .iter()
+            .filter(|(k, _)| !k.ends_with(".num_batches_tracked"))
+            .map(|(k, t)| max_diff(&after_train(&pytorch)[k], t, k))
+            .fold(0.0, f64::max);
+        assert!(
+            moved > 1e-3,
+            "{}: the train forward left the stats alone",
+            m.name
+        );
 
-        // One SGD step on (x, y).
+        // SGD steps on (x, y): the loss of each, then every tensor.
         let (vs, net) = loaded(3);
         let mut opt = SGD.build(&vs, LR).unwrap();
-        let loss = net.forward_t(x, true).cross_entropy_for_logits(y);
-        opt.backward_step(&loss);
+        let mut losses = Vec::new();
+        for _ in 0..sgd_steps {
+            let loss = net.forward_t(x, true).cross_entropy_for_logits(y);
+            opt.backward_step(&loss);
+            losses.push(loss.detach());
+        }
         let mut pytorch = read(dir.path(&format!("{}_step.safetensors", m.name)));
-        let what = format!("{}: loss of the SGD step", m.name);
+        let what = format!("{}: loss of the last SGD step", m.name);
         let torch_loss = pytorch.remove("loss").unwrap();
-        assert_within(max_diff(&loss.detach(), &torch_loss, &what), SGD_TOL, &what);
-        let what = format!("{}: after one SGD step", m.name);
+        assert_within(
+            max_diff(&losses[sgd_steps - 1], &torch_loss, &what),
+            SGD_TOL,
+            &what,
+        );
+        if let Some(torch_losses) = pytorch.remove("losses") {
+            let what = format!("{}: losses of {sgd_steps} SGD steps", m.name);
+            let d = max_diff(&Tensor::stack(&losses, 0), &torch_losses, &what);
+            assert_within(d, SGD_TOL, &what);
+        }
+        let what = format!("{}: after {sgd_steps} SGD step(s)", m.name);
         let d = compare(&snapshot(&vs), &pytorch, &what);
         assert_within(d.params, SGD_TOL, &format!("{what}, parameters"));
         assert_within(d.stats, STATS_TOL, &format!("{what}, running stats"));
@@ -510,13 +549,15 @@ fn trained_weights_forward_and_sgd_step_match_pytorch() {
     check_trained(
         &[seed(), no_bn(), hrank(), vgg11_cifar100(), input64()],
         "trained",
+        1,
     );
 }
 
 #[test]
 fn hrank_plus_pruned_checkpoint_matches_pytorch() {
     // HRankPlus's 12 rates: PyTorch trains the pruned VGG, Vgg16HrankPlus loads its checkpoint.
-    check_trained(&[hrank_plus()], "hrankplus");
+    // Three SGD steps on one batch also compare what the momentum buffers do.
+    check_trained(&[hrank_plus()], "hrankplus", 3);
 }
 
 #[test]

@@ -177,3 +177,18 @@ fn inference_model_matches_eval_mode() {
     let plain = Vgg16NoBn::new(&(vs.root() / "plain"));
     check_inference(&plain, |xs| plain.to_inference().forward(xs), 10);
 }
+
+#[test]
+fn inference_model_runs_small_and_large_batches() {
+    // Below `BLOCKED_FROM_BATCH` the folded weights run on plain tensors, from it in oneDNN's
+    // blocked layout: both must give the eval-mode outputs.
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = Vgg16Bn::new(&vs.root());
+    let fast = net.to_inference();
+    for batch in [1, vggdsl_runtime::inference::BLOCKED_FROM_BATCH] {
+        let xs = Tensor::randn([batch, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let eval = tch::no_grad(|| net.forward_t(&xs, false));
+        let diff = (fast.forward(&xs) - eval).abs().max().double_value(&[]);
+        assert!(diff < 1e-4, "batch {batch}: max abs diff {diff}");
+    }
+}

@@ -3,7 +3,8 @@
 //! A compiler that sees the whole network can do what eager PyTorch does not: fold each BatchNorm
 //! into the conv or linear before it, fuse the ReLU that follows, prepack conv weights for oneDNN
 //! once, and keep activations in oneDNN's blocked layout from the first conv to the head, so no
-//! layer converts its input.
+//! layer converts its input. Small batches gain nothing from the blocked layout (measured in
+//! BENCHMARKS.md), so they run the folded weights on plain tensors instead.
 
 use crate::nn::{BatchNorm, Conv2d, Linear};
 use tch::Tensor;
@@ -15,13 +16,38 @@ fn affine(norm: &BatchNorm) -> (Tensor, Tensor) {
     (scale, shift)
 }
 
-/// Conv2d (+ folded BatchNorm2d) + ReLU on oneDNN tensors, with the weight prepacked.
+/// From this batch size on, activations travel in oneDNN's blocked layout.
+pub const BLOCKED_FROM_BATCH: i64 = 16;
+
+/// Puts a batch in the layout the inference layers run it in.
+pub fn enter(xs: &Tensor) -> Tensor {
+    if xs.size().first().is_some_and(|&n| n >= BLOCKED_FROM_BATCH) {
+        xs.g_to_mkldnn(None)
+    } else {
+        xs.shallow_clone()
+    }
+}
+
+/// Back to a plain tensor, whichever layout `enter` chose.
+pub fn leave(xs: Tensor) -> Tensor {
+    if xs.is_mkldnn() {
+        xs.to_dense(None, false)
+    } else {
+        xs
+    }
+}
+
+/// Conv2d (+ folded BatchNorm2d) + ReLU, with the folded weight also prepacked for oneDNN.
 #[derive(Debug)]
 pub struct ConvReLU2d {
-    /// The folded weight in oneDNN's blocked format.
+    /// The folded weight.
     pub weight: Tensor,
-    /// The folded bias as a oneDNN tensor.
+    /// The folded bias.
     pub bias: Tensor,
+    /// `weight` in oneDNN's blocked format, for blocked-layout inputs.
+    pub packed_weight: Tensor,
+    /// `bias` as a oneDNN tensor.
+    pub packed_bias: Tensor,
     pub stride: i64,
     pub padding: i64,
 }
@@ -41,24 +67,36 @@ impl ConvReLU2d {
                 None => (conv.weight.copy(), conv.bias.copy()),
             };
             let (s, p) = (conv.stride, conv.padding);
-            let weight = weight
-                .contiguous()
-                .g_to_mkldnn(None)
-                .mkldnn_reorder_conv2d_weight([p, p], [s, s], [1, 1], 1, None::<i64>);
+            let (weight, bias) = (weight.contiguous(), bias.contiguous());
+            let packed_weight = weight.g_to_mkldnn(None).mkldnn_reorder_conv2d_weight(
+                [p, p],
+                [s, s],
+                [1, 1],
+                1,
+                None::<i64>,
+            );
+            let packed_bias = bias.g_to_mkldnn(None);
             Self {
                 weight,
-                bias: bias.contiguous().g_to_mkldnn(None),
+                bias,
+                packed_weight,
+                packed_bias,
                 stride: s,
                 padding: p,
             }
         })
     }
 
-    /// Takes and returns oneDNN tensors (`Tensor::to_mkldnn`).
+    /// Runs in the layout of `xs` (see [`enter`]).
     pub fn forward(&self, xs: &Tensor) -> Tensor {
         let (s, p) = (self.stride, self.padding);
-        xs.mkldnn_convolution(&self.weight, Some(&self.bias), [p, p], [s, s], [1, 1], 1)
-            .relu_()
+        let mut ys = if xs.is_mkldnn() {
+            let (w, b) = (&self.packed_weight, Some(&self.packed_bias));
+            xs.mkldnn_convolution(w, b, [p, p], [s, s], [1, 1], 1)
+        } else {
+            xs.conv2d(&self.weight, Some(&self.bias), [s, s], [p, p], [1, 1], 1)
+        };
+        ys.relu_()
     }
 }
 

@@ -234,6 +234,16 @@ def main():
         check('cli check-load ok', rc == 0 and out == {'ok': True}, err)
         rc, out, err = run_cli('check-load', '--weights', f('trained.safetensors'))
         check('cli check-load mismatch', rc == 0 and out['ok'] is False, (out or {}).get('error', err)[:80])
+        rc, out, err = run_cli('batch', '--commands', json.dumps([
+            ['repr', '--config', small], ['state-dict', '--config', small],
+            ['check-load', '--config', small, '--weights', f('trained.safetensors')]]))
+        config = reference.parse_config(small)
+        singles = [reference.cmd_repr(None, config), reference.cmd_state_dict(None, config), {'ok': True}]
+        singles = json.loads(json.dumps(singles))  # tuples -> lists, as they come out of the CLI
+        check('cli batch = the single commands', rc == 0 and out == {'results': singles}, err)
+        rc, out, err = run_cli('batch', '--commands', json.dumps([['repr'], ['params', '--config', '{"x": 1}']]))
+        check('cli batch stops at a failing command', rc == 1 and out['error'].startswith(
+            'RuntimeError: command 1 (params)'), (out or {}).get('error', err))
         rc, out, err = run_cli('params', '--config', json.dumps({'compress_rate': [2.0] + [0.0] * 12}))
         check('cli bad config -> exit 1 with error', rc == 1 and 'features.conv0' in out['error'],
               out and out['error'])

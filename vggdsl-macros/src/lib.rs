@@ -63,12 +63,11 @@ fn expand_inline(input: TokenStream) -> TokenStream {
 
 fn expand_file(path: &syn::LitStr, input: TokenStream) -> TokenStream {
     let at = path.span();
-    if let Some(extra) = input.into_iter().nth(1) {
-        return compile_error(
-            "`vgg!(\"file.vgg\")` takes only the path of a `.vgg` file",
-            extra.span(),
-            extra.span(),
-        );
+    let mut extra = input.into_iter().skip(1).map(|t| t.span());
+    if let Some(first) = extra.next() {
+        let last = extra.last().unwrap_or(first);
+        let message = "`vgg!(\"file.vgg\")` takes only the path of a `.vgg` file";
+        return compile_error(message, first, last);
     }
     let written = path.value();
     let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default();
@@ -172,8 +171,9 @@ impl Text {
         self.glue = joint;
     }
 
-    /// The spans of the first and last token that the byte range touches. An empty range or one
-    /// past the end ("found the end of the input") gets the last token; no tokens, the call.
+    /// The spans of the first and last token that the byte range touches (an empty range counts
+    /// as its first byte). Past the end ("found the end of the input"): the last token; in an
+    /// empty call, the whole call.
     fn spans(&self, range: &Range<usize>) -> (Span, Span) {
         let end = range.end.max(range.start + 1);
         let mut hit = self
@@ -182,7 +182,7 @@ impl Text {
             .filter(|(t, _)| t.start < end && range.start < t.end)
             .map(|(_, span)| *span);
         match hit.next() {
-            Some(first) => (first, hit.last().unwrap_or(first)),
+            Some(first) => (first, hit.next_back().unwrap_or(first)),
             None => {
                 let last = self.tokens.last().map_or_else(Span::call_site, |(_, s)| *s);
                 (last, last)

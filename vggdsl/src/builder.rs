@@ -1,10 +1,8 @@
 //! The build.rs helper, in prost-build's style: `.vgg` files in, Rust files in `OUT_DIR` out.
 //!
 //! ```no_run
-//! // build.rs
-//! fn main() {
-//!     vggdsl::Builder::new().compile(&["models/vgg16_bn.vgg"]).unwrap();
-//! }
+//! // in build.rs's main:
+//! vggdsl::Builder::new().compile(&["models/vgg16_bn.vgg"]).unwrap();
 //! ```
 //! and in the crate: `vggdsl_runtime::include_vgg!("vgg16_bn");`.
 

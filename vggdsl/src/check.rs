@@ -14,21 +14,56 @@ pub const KEYS: [&str; 6] = ["input", "cfg", "bn", "num_classes", "compress_rate
 pub const MAX_WIDTH: i64 = 1 << 16;
 pub const MAX_SPATIAL: i64 = 1 << 14;
 pub const MAX_CLASSES: i64 = 1 << 20;
-pub const MAX_REPEAT: i64 = 10_000;
+/// A list (after `*` and `+`) has at most this many entries, and `* n` repeats at most this often.
+pub const MAX_REPEAT: i64 = 1024;
+/// A cfg has at most this many entries (VGG-19 has 21; 1,024 allows 3,000-layer stress models):
+/// generated code grows with the layers.
+pub const MAX_CFG: usize = 1024;
+
+// Rust's strict and reserved keywords (2015–2024 editions): the name becomes a struct.
+const RESERVED: &[&str] = &[
+    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern",
+    "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub",
+    "ref", "return", "self", "Self", "static", "struct", "super", "trait", "true", "type",
+    "unsafe", "use", "where", "while", "abstract", "become", "box", "do", "final", "gen", "macro",
+    "override", "priv", "try", "typeof", "unsized", "virtual", "yield", "_",
+];
+
+/// At most this many diagnostics are reported for one file.
+pub const MAX_ERRORS: usize = 100;
 
 /// Checks every model of a file.
 pub fn check(file: &ast::File) -> Result<Vec<Network>, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let mut nets = Vec::new();
-    let mut seen: Vec<&Spanned<String>> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    // Every struct name the generated code defines, with the model that defines it.
+    let mut structs: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
     for model in &file.models {
-        if seen.iter().any(|n| n.node == model.name.node) {
+        let name = model.name.node.as_str();
+        if !seen.insert(name) {
             errors.push(Diagnostic::new(
                 model.name.span.clone(),
-                format!("model `{}` is defined twice in this file", model.name.node),
+                format!("model `{name}` is defined twice in this file"),
             ));
+        } else {
+            for s in generated_structs(name) {
+                match structs.get(&s) {
+                    Some(other) => {
+                        errors.push(Diagnostic::new(
+                            model.name.span.clone(),
+                            format!(
+                                "models `{other}` and `{name}` both generate a struct named `{s}`"
+                            ),
+                        ));
+                        break;
+                    }
+                    None => {
+                        structs.insert(s, name);
+                    }
+                }
+            }
         }
-        seen.push(&model.name);
         let mut cx = Checker { errors: Vec::new() };
         if let Some(net) = cx.model(model) {
             nets.push(net);
@@ -41,8 +76,17 @@ pub fn check(file: &ast::File) -> Result<Vec<Network>, Vec<Diagnostic>> {
                 .with_help("write `model Name { cfg = default }`"),
         );
     }
-    // In the order of the text, as a reader meets them.
+    // In the order of the text, as a reader meets them; a flood is cut short.
     errors.sort_by_key(|d| d.span.start);
+    if errors.len() > MAX_ERRORS {
+        let rest = errors.len() - MAX_ERRORS;
+        let at = errors[MAX_ERRORS].span.clone();
+        errors.truncate(MAX_ERRORS);
+        errors.push(Diagnostic::new(
+            at,
+            format!("{rest} more errors from here on are not shown"),
+        ));
+    }
     if errors.is_empty() {
         Ok(nets)
     } else {
@@ -67,6 +111,9 @@ impl Checker {
 
     fn model(&mut self, model: &ast::Model) -> Option<Network> {
         self.model_name(&model.name);
+        if let Some(v) = &model.visibility {
+            self.visibility(v);
+        }
         let mut settings: Vec<&ast::Setting> = Vec::new();
         for s in &model.settings {
             let key = &s.key;
@@ -95,7 +142,7 @@ impl Checker {
         };
         let bn = get("bn").map_or(Some(true), |v| self.boolean("bn", v));
         let num_classes = get("num_classes").map_or(Some(10), |v| self.num_classes(v));
-        let convs = cfg.as_ref().map(|c| feature_convs(c));
+        let convs = cfg.as_ref().map(feature_convs);
         let rates = match (get("compress_rate"), convs) {
             (None, _) => Some(None),
             (Some(v), Some(convs)) => self.rates(v, convs).map(Some),
@@ -135,13 +182,56 @@ impl Checker {
         (self.errors.len() == before).then_some(net)
     }
 
+    /// `pub(in path)` takes a path Rust accepts there: it starts with `crate`, `self` or
+    /// `super`, `super` may only follow `self` or `super`, and no segment is a keyword.
+    fn visibility(&mut self, v: &Spanned<String>) {
+        let Some(path) = v
+            .node
+            .strip_prefix("pub(in ")
+            .and_then(|p| p.strip_suffix(')'))
+        else {
+            return;
+        };
+        let segments: Vec<&str> = path.split("::").collect();
+        let start_words = ["crate", "self", "super", "Self"];
+        if let Some(k) = segments
+            .iter()
+            .find(|s| RESERVED.contains(s) && !start_words.contains(s))
+        {
+            self.error(
+                v.span.clone(),
+                format!("`{k}` is a Rust keyword and cannot name a module in `pub(in {path})`"),
+            );
+            return;
+        }
+        if !matches!(segments[0], "crate" | "self" | "super") {
+            self.errors.push(
+                Diagnostic::new(
+                    v.span.clone(),
+                    format!(
+                        "the path in `pub(in {path})` must start with `crate`, `self` or `super`"
+                    ),
+                )
+                .with_help(format!("write `pub(in crate::{path})`")),
+            );
+            return;
+        }
+        for (i, seg) in segments.iter().enumerate().skip(1) {
+            let after_start = segments[..i].iter().all(|s| matches!(*s, "self" | "super"));
+            let problem = match *seg {
+                "super" if !after_start => "`super` can only follow `self` or `super`",
+                "crate" | "self" | "Self" => "it can only start the path",
+                _ => continue,
+            };
+            self.error(
+                v.span.clone(),
+                format!("`{seg}` is misplaced in `pub(in {path})`: {problem}"),
+            );
+            return;
+        }
+    }
+
     fn model_name(&mut self, name: &Spanned<String>) {
-        const RESERVED: [&str; 40] = [
-            "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum",
-            "extern", "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod",
-            "move", "mut", "pub", "ref", "return", "self", "Self", "static", "struct", "super",
-            "trait", "true", "type", "unsafe", "use", "where", "while", "abstract", "_",
-        ];
         if RESERVED.contains(&name.node.as_str()) {
             self.error(
                 name.span.clone(),
@@ -203,7 +293,10 @@ impl Checker {
             }
             LowerError::TooLarge { index } => {
                 let span = index.map_or_else(|| cfg.span.clone(), at);
-                self.error(span, "the network's sizes overflow 64-bit arithmetic");
+                self.errors.push(
+                    Diagnostic::new(span, "the network's sizes overflow 64-bit arithmetic")
+                        .with_help("use narrower convs or a smaller input"),
+                );
             }
         }
     }
@@ -286,7 +379,7 @@ impl Checker {
         let Value::List(terms) = &v.node else {
             self.error(
                 v.span.clone(),
-                format!("`{key}` takes a list, found {}", v.node.describe()),
+                format!("`{key}` takes a list, found {}", found(&v.node)),
             );
             return None;
         };
@@ -340,6 +433,16 @@ impl Checker {
         };
         if items.is_empty() {
             self.error(v.span.clone(), "cfg is empty");
+            return None;
+        }
+        if items.len() > MAX_CFG {
+            self.error(
+                v.span.clone(),
+                format!(
+                    "cfg has {} entries, more than the limit {MAX_CFG}",
+                    items.len()
+                ),
+            );
             return None;
         }
         let mut out = Vec::new();
@@ -402,10 +505,7 @@ impl Checker {
             other => {
                 self.error(
                     v.span.clone(),
-                    format!(
-                        "`{key}` takes `true` or `false`, found {}",
-                        other.describe()
-                    ),
+                    format!("`{key}` takes `true` or `false`, found {}", found(other)),
                 );
                 None
             }
@@ -418,7 +518,7 @@ impl Checker {
             other => {
                 self.error(
                     v.span.clone(),
-                    format!("`num_classes` takes a number, found {}", other.describe()),
+                    format!("`num_classes` takes a number, found {}", found(other)),
                 );
                 None
             }
@@ -495,10 +595,7 @@ impl Checker {
             Value::Word(w) if w == "pytorch" => return Some((Vec::new(), Vec::new())),
             Value::Block(rules) => rules,
             other => {
-                let found = match other {
-                    Value::Word(w) => format!("`{w}`"),
-                    other => other.describe().to_owned(),
-                };
+                let found = found(other);
                 let d = Diagnostic::new(
                     v.span.clone(),
                     format!("`init` takes `default`, `pytorch` or a block of rules, found {found}"),
@@ -526,9 +623,10 @@ impl Checker {
                             format!("`{what}` has two rules"),
                         );
                         ok = false;
+                    } else {
+                        out.push(r);
+                        spans.push(rule.layer.span.start..rule.call.span.end);
                     }
-                    out.push(r);
-                    spans.push(rule.layer.span.start..rule.call.span.end);
                 }
                 None => ok = false,
             }
@@ -698,12 +796,19 @@ impl Checker {
             for step in init::plan(&probe) {
                 let problem = match step.op {
                     init::Op::Normal { mean, std } => {
-                        param_problem(&[("mean", mean), ("std", std)])
-                            .or_else(|| (std < 0.0).then(|| format!("a negative std ({std})")))
+                        param_problem(&[("mean", mean), ("std", std)]).or_else(|| {
+                            (std < 0.0).then(|| format!("a negative std ({})", short(std)))
+                        })
                     }
                     init::Op::Uniform { low, high } => {
                         param_problem(&[("low", low), ("high", high)]).or_else(|| {
-                            (low > high).then(|| format!("low {low} above high {high}"))
+                            (low > high).then(|| {
+                                format!(
+                                    "a low bound ({}) above its high bound ({})",
+                                    short(low),
+                                    short(high)
+                                )
+                            })
                         })
                     }
                     init::Op::Constant(v) => param_problem(&[("value", v)]),
@@ -735,6 +840,44 @@ fn param_problem(params: &[(&str, f64)]) -> Option<String> {
                 format!("an infinite {name}")
             }
         })
+}
+
+/// The structs the generated code defines for a model.
+fn generated_structs(model: &str) -> [String; 5] {
+    use crate::names;
+    [
+        model.to_owned(),
+        names::features_type(model),
+        names::classifier_type(model),
+        names::activations_type(model),
+        names::inference_type(model),
+    ]
+}
+
+/// What a value is, naming words: "`yes`", "an integer".
+fn found(v: &Value) -> String {
+    match v {
+        Value::Word(w) => format!("`{w}`"),
+        other => other.describe().to_owned(),
+    }
+}
+
+/// A parameter value in a message, to 4 significant digits.
+fn short(x: f64) -> String {
+    let a = x.abs();
+    if a == 0.0 {
+        "0".to_owned()
+    } else if (1e-3..1e6).contains(&a) {
+        let digits = (3 - a.log10().floor() as i32).clamp(0, 6) as usize;
+        let t = format!("{x:.digits$}");
+        if t.contains('.') {
+            t.trim_end_matches('0').trim_end_matches('.').to_owned()
+        } else {
+            t
+        }
+    } else {
+        format!("{x:.3e}")
+    }
 }
 
 fn preset_cfg(cfg: &[CfgItem], span: Span) -> Cfg {
@@ -777,13 +920,28 @@ fn input_help(input: &Option<Span>) -> String {
 
 /// Adds "did you mean `x`?" when a known word is close, else lists the choices.
 fn with_suggestion(d: Diagnostic, word: &str, choices: &[&str], plural: &str) -> Diagnostic {
+    let sorted = |w: &str| {
+        let mut v: Vec<char> = w.chars().collect();
+        v.sort_unstable();
+        v
+    };
+    // Closest first; on a tie, a choice with the same letters (`vgg61` → `vgg16`), then the
+    // choices' own order.
+    let close_enough =
+        |dist: usize, c: &str| dist <= (c.len() / 3).max(1) && dist < word.len().max(2);
     let best = choices
         .iter()
-        .map(|c| (strsim::damerau_levenshtein(word, c), *c))
+        .enumerate()
+        // The distance is at least the difference in length: skip hopeless (and long) words.
+        .filter(|(_, c)| close_enough(word.chars().count().abs_diff(c.chars().count()), c))
+        .map(|(i, c)| {
+            let dist = strsim::damerau_levenshtein(word, c);
+            (dist, sorted(word) != sorted(c), i, *c)
+        })
         .min()
-        .filter(|(dist, c)| *dist <= (c.len() / 3).max(1) && *dist < word.len().max(2));
+        .filter(|(dist, _, _, c)| close_enough(*dist, c));
     match best {
-        Some((_, c)) => d.with_help(format!("did you mean `{c}`?")),
+        Some((_, _, _, c)) => d.with_help(format!("did you mean `{c}`?")),
         None => d.with_help(format!(
             "{plural} {}",
             choices

@@ -209,8 +209,8 @@ fn inference(net: &Network) -> TokenStream {
     let calls = layers.iter().map(|l| &l.call);
     let doc = format!(
         " [`{}`] for inference: each BatchNorm folded into the layer before it, ReLU fused, conv \
-         weights prepacked for oneDNN and activations kept in oneDNN's layout from the first conv \
-         to the head. Built by [`{}::to_inference`] from the model's current weights.",
+         weights prepacked for oneDNN and, from batch 16, activations kept in oneDNN's layout \
+         from the first conv to the head. Built by [`{}::to_inference`] from the model's current weights.",
         spec.name, spec.name
     );
     quote! {
@@ -240,12 +240,10 @@ fn inference(net: &Network) -> TokenStream {
             /// Inference forward pass; no gradients are recorded.
             pub fn forward(&self, xs: &::vggdsl_runtime::tch::Tensor) -> ::vggdsl_runtime::tch::Tensor {
                 let _guard = ::vggdsl_runtime::tch::no_grad_guard();
-                let xs = xs.g_to_mkldnn(None);
+                let xs = ::vggdsl_runtime::inference::enter(xs);
                 #(let xs = #calls;)*
-                let xs = xs
-                    .avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>)
-                    .to_dense(None, false)
-                    .flatten(1, -1);
+                let xs = xs.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>);
+                let xs = ::vggdsl_runtime::inference::leave(xs).flatten(1, -1);
                 let xs = self.#linear1.forward(&xs);
                 self.#linear2.forward(&xs)
             }

@@ -123,6 +123,11 @@ impl Style {
     }
 }
 
+/// Lines longer than this many characters are cut around the span ...
+const MAX_SHOWN: usize = 100;
+/// ... keeping this many characters before it.
+const CONTEXT_SHOWN: usize = 40;
+
 fn render_one(out: &mut String, file: &str, source: &str, d: &Diagnostic, color: bool) {
     use fmt::Write as _;
     let s = Style::new(color);
@@ -133,18 +138,31 @@ fn render_one(out: &mut String, file: &str, source: &str, d: &Diagnostic, color:
     let line_end = source[start..]
         .find('\n')
         .map_or(source.len(), |i| start + i);
-    let line = source[line_start..line_end].trim_end_matches('\r');
+    let mut line = source[line_start..line_end].trim_end_matches('\r');
     // Underline the span's part on its first line; at least one column (an empty span or the
     // end of the input gets one caret after the last character).
-    let before = &line[..(start - line_start).min(line.len())];
-    let marked = &source[start..end.min(line_start + line.len()).max(start)];
+    let mut before = &line[..(start - line_start).min(line.len())];
+    let mut marked = &source[start..end.min(line_start + line.len()).max(start)];
+    // A very long line is shown as a window around the span.
+    let (mut head, mut tail) = ("", "");
+    if line.chars().count() > MAX_SHOWN {
+        let byte_at = |n: usize| line.char_indices().nth(n).map_or(line.len(), |(i, _)| i);
+        let skip = before.chars().count().saturating_sub(CONTEXT_SHOWN);
+        let (cut, end) = (byte_at(skip), byte_at(skip + MAX_SHOWN));
+        let offset = before.len();
+        head = if cut > 0 { "..." } else { "" };
+        tail = if end < line.len() { "..." } else { "" };
+        before = &line[cut..offset];
+        marked = &marked[..marked.len().min(end - offset)];
+        line = &line[cut..end];
+    }
     let width = |t: &str| {
         t.chars()
             .map(|c| if c == '\t' { 4 } else { 1 })
             .sum::<usize>()
     };
     let carets = "^".repeat(width(marked).max(1));
-    let pad = " ".repeat(width(before));
+    let pad = " ".repeat(head.len() + width(before));
     let num = line_no.to_string();
     let blank = " ".repeat(num.len());
     let (g, r) = (s.gutter, s.reset);
@@ -152,7 +170,7 @@ fn render_one(out: &mut String, file: &str, source: &str, d: &Diagnostic, color:
     let _ = writeln!(out, "{}error{r}{}: {}{r}", s.error, s.bold, d.message);
     let _ = writeln!(out, "{blank}{g}-->{r} {file}:{line_no}:{col}");
     let _ = writeln!(out, "{blank} {g}|{r}");
-    let shown = line.replace('\t', "    ");
+    let shown = format!("{head}{}{tail}", line.replace('\t', "    "));
     let sep = if shown.is_empty() { "" } else { " " };
     let _ = writeln!(out, "{g}{num} |{r}{sep}{shown}");
     let label = d.help.as_deref().map_or(String::new(), |h| format!(" {h}"));

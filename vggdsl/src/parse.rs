@@ -68,14 +68,17 @@ fn scan(source: &str) -> Result<(), Diagnostic> {
                     ));
                 }
             }
-            c @ (b')' | b']' | b'}' | b'>') => match open.pop() {
-                None => {
+            c @ (b')' | b']' | b'}' | b'>') => {
+                let wanted = opener(c);
+                // Nothing of its kind is open: the closer itself is the stray one.
+                if !open.iter().any(|(o, _)| *o == wanted) {
                     return Err(Diagnostic::new(
                         i..i + 1,
-                        format!("this `{}` has no opening bracket", c as char),
+                        format!("this `{}` has no matching `{}`", c as char, wanted as char),
                     ));
                 }
-                Some((o, at)) if closer(o) != c => {
+                let (o, at) = open.pop().expect("an opener of its kind is open");
+                if o != wanted {
                     let (line, col) = crate::diagnostic::line_col(source, at);
                     return Err(Diagnostic::new(
                         i..i + 1,
@@ -90,8 +93,7 @@ fn scan(source: &str) -> Result<(), Diagnostic> {
                         closer(o) as char
                     )));
                 }
-                Some(_) => {}
-            },
+            }
             _ => {}
         }
         i += 1;
@@ -103,6 +105,15 @@ fn scan(source: &str) -> Result<(), Diagnostic> {
         )
         .with_help(format!("close it with `{}`", closer(o) as char))),
         None => Ok(()),
+    }
+}
+
+fn opener(close: u8) -> u8 {
+    match close {
+        b')' => b'(',
+        b']' => b'[',
+        b'}' => b'{',
+        _ => b'<',
     }
 }
 
@@ -132,9 +143,11 @@ fn check_operators(file: &Pair<Rule>) -> Result<(), Diagnostic> {
                 )
             })
             .count();
+        // The rule's own distribution call is not an operator.
         if count > MAX_OPERATORS + 1 {
             let s = rule.as_span();
-            let end = s.start() + s.as_str().find('=').unwrap_or(0);
+            let head = &s.as_str()[..s.as_str().find('=').unwrap_or(0)];
+            let end = s.start() + head.trim_end().len();
             return Err(Diagnostic::new(
                 s.start()..end,
                 format!("this init rule has more than {MAX_OPERATORS} operators"),
@@ -154,7 +167,8 @@ fn syntax_error(e: pest::error::Error<Rule>, source: &str) -> Diagnostic {
         ErrorVariant::ParsingError { positives, .. } => positives.clone(),
         // pest's own limits ("call limit reached"); the nesting scan normally comes first.
         ErrorVariant::CustomError { message } => {
-            return Diagnostic::new(pos..pos + 1, format!("the input is too complex: {message}"));
+            let end = pos + token_at(&source[pos..]).len();
+            return Diagnostic::new(pos..end, format!("the input is too complex: {message}"));
         }
     };
     let positives_pos = pos;
@@ -207,6 +221,7 @@ fn syntax_error(e: pest::error::Error<Rule>, source: &str) -> Diagnostic {
             }
             names.push(format!("`{t}`"));
         }
+        // Several operators are "an operator", which also covers the names of the operator rules.
         names.retain(|n| operators < 2 || !(n.contains("`+`") || n.contains("`*`")));
         if operators > 1 {
             names.push("an operator".to_owned());
@@ -229,6 +244,17 @@ fn syntax_error(e: pest::error::Error<Rule>, source: &str) -> Diagnostic {
     }
     if rules.contains(&Rule::call) {
         names.retain(|n| n != rule_name(Rule::ident));
+    }
+    // Right after a name, "a name" is only the name going on: not worth saying.
+    let after_word = source[..pos]
+        .chars()
+        .next_back()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    if after_word && names.len() > 1 {
+        names.retain(|n| n != rule_name(Rule::ident));
+    }
+    if source[pos..].starts_with('<') && names.iter().any(|n| n == "`{`") {
+        context = Some("the compact form has no `model` keyword: `Name<cfg = default>`");
     }
     // Inside a number (`* 2.5` where an integer must be): show the whole number.
     let start = word_start(source, pos);

@@ -16,17 +16,13 @@ fn diagnose(src: &str, expected: &[(usize, usize)]) -> String {
         assert!(!item.message.contains('\n'), "{}", item.message);
         assert!(!item.message.ends_with('.'), "{}", item.message);
         assert!(!item.message.is_empty());
-        assert!(item.help.as_deref().map_or(true, |h| !h.contains('\n')));
-        assert!(
-            rendered.contains(&format!(
-                "error: {}\n --> bad.vgg:{line}:{col}\n",
-                item.message
-            )) || rendered.contains(&format!(
-                "error: {}\n  --> bad.vgg:{line}:{col}\n",
-                item.message
-            )),
-            "rendered:\n{rendered}"
+        assert!(!item.help.as_deref().is_some_and(|h| h.contains('\n')));
+        let gutter = " ".repeat(line.to_string().len());
+        let at = format!(
+            "error: {}\n{gutter}--> bad.vgg:{line}:{col}\n",
+            item.message
         );
+        assert!(rendered.contains(&at), "{at:?} in:\n{rendered}");
     }
     // No colour codes unless asked for.
     assert!(!rendered.contains('\x1b'));
@@ -89,6 +85,36 @@ bad!(
     rust_keyword_in_compact_form,
     "pub fn<cfg = vgg11>\n",
     (1, 5)
+);
+
+bad!(
+    reserved_keyword_as_model_name,
+    "model yield { cfg = vgg11 }\n",
+    (1, 7)
+);
+
+bad!(
+    generated_struct_names_clash,
+    "model Net {}\nmodel NetFeatures { cfg = vgg11 }\n",
+    (2, 7)
+);
+
+bad!(
+    visibility_path_must_start_at_crate,
+    "pub(in models) model A {}\n",
+    (1, 1)
+);
+
+bad!(
+    visibility_path_with_keyword,
+    "pub(in crate::fn) model A {}\n",
+    (1, 1)
+);
+
+bad!(
+    visibility_path_with_misplaced_super,
+    "pub(in crate::a::super) model A {}\n",
+    (1, 1)
 );
 
 bad!(empty_file, "", (1, 1));
@@ -424,6 +450,39 @@ bad!(
     "model A { cfg = default }\n/* the end\n",
     (2, 1)
 );
+
+bad!(
+    syntax_model_keyword_with_compact_form,
+    "model NoBn<cfg = vgg16, bn = false>\n",
+    (1, 11)
+);
+
+bad!(
+    syntax_missing_model_after_visibility,
+    "pub(crate)\n",
+    (1, 11)
+);
+
+bad!(
+    syntax_unmatched_closing_bracket,
+    "model A { cfg = [64, 512]] }\n",
+    (1, 26)
+);
+
+#[test]
+fn too_many_errors() {
+    // 120 models, each with one error: the first 100 are reported, then one line for the rest.
+    let src: String = (0..120)
+        .map(|i| format!("model A{i} {{ bn = 1 }}\n"))
+        .collect();
+    // `model A{i} { bn = 1 }`: the `1` is in column 16 + the digits of i.
+    let expected: Vec<(usize, usize)> = (0..=100)
+        .map(|i| (i + 1, 16 + i.to_string().len()))
+        .collect();
+    let rendered = diagnose(&src, &expected);
+    let last = rendered.split("\n\n").last().unwrap();
+    insta::assert_snapshot!(last);
+}
 
 bad!(
     syntax_number_with_suffix,

@@ -1,10 +1,10 @@
-// A stray word after a model.
+// A stray token between two settings.
 
 vggdsl_runtime::vgg! {
     pub model Net {
-        cfg = [64, M, 128, 512]
+        cfg = [64, M, 128, 512] @
+        bn = false
     }
-    stray
 }
 
 fn main() {}

@@ -1,0 +1,656 @@
+//! A deterministic fuzz test: random and mutated inputs through the whole pipeline (check and
+//! the rendered diagnostics; for valid inputs summary and codegen), asserting that nothing panics
+//! and printing the slowest input. Inputs are mutations (byte flips, token deletions,
+//! duplications, swaps and repetitions, inserted grammar tokens, numbers huge and tiny, keywords,
+//! unicode) of the example files, of the ```vgg snippets of docs/language.md and of random models
+//! from the grammar, plus random models and token soup.
+//!
+//! Codegen runs once per distinct list of networks: it is a function of the networks (tests/cli.rs
+//! checks it is deterministic) and dominates the run time, so a mutation that leaves the
+//! networks as they were (a changed comment, say) is not compiled again.
+//!
+//! `VGGDSL_FUZZ_CASES` (default 100,000) and `VGGDSL_FUZZ_SEED` change the run.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// xorshift64*: small, fast and deterministic.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+
+    fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// Tokens of the language and its neighbours, inserted at random.
+const TOKENS: &[&str] = &[
+    "[",
+    "]",
+    "{",
+    "}",
+    "(",
+    ")",
+    "<",
+    ">",
+    ",",
+    ";",
+    "=",
+    ".",
+    "*",
+    "+",
+    "-",
+    "/",
+    "M",
+    "m",
+    "model",
+    "pub",
+    "pub(crate)",
+    "pub(in a::b)",
+    "cfg",
+    "bn",
+    "init",
+    "input",
+    "num_classes",
+    "compress_rate",
+    "default",
+    "pytorch",
+    "true",
+    "false",
+    "vgg11",
+    "vgg13",
+    "vgg16",
+    "vgg19",
+    "conv",
+    "norm2d",
+    "norm1d",
+    "linear",
+    "weight",
+    "bias",
+    "normal",
+    "uniform",
+    "constant",
+    "sqrt",
+    "k",
+    "in",
+    "out",
+    "fan_in",
+    "fan_out",
+    "Vgg",
+    "A",
+    "self",
+    "Self",
+    "struct",
+    "fn",
+    "r#type",
+    "yield",
+    "try",
+    "box",
+    "_",
+    "//",
+    "/*",
+    "*/",
+    "\n",
+    "\t",
+    " ",
+    "\r\n",
+    "0",
+    "1",
+    "2",
+    "3",
+    "8",
+    "64",
+    "512",
+    "65536",
+    "65537",
+    "16384",
+    "100000",
+    "4294967296",
+    "9223372036854775807",
+    "9223372036854775808",
+    "99999999999999999999999",
+    "0.0",
+    "0.5",
+    "0.9999999999999999",
+    "1.0",
+    "1e999",
+    "1e-999",
+    "1e308",
+    "-1",
+    "-0",
+    "-0.1",
+    "2.5",
+    "1e3",
+    "64u8",
+    "0x40",
+    "1_000",
+    "✓",
+    "é",
+    "日本",
+    "\u{200b}",
+    "\u{feff}",
+    "🙂",
+    "\u{0}",
+    "\\",
+    "\"",
+    "'",
+    "#",
+    "@",
+    "$",
+];
+
+/// Words that may land where a name, key or value goes: the language's own and Rust's keywords
+/// (model names become Rust structs).
+const WORDS: &[&str] = &[
+    "A",
+    "Vgg",
+    "M",
+    "m",
+    "model",
+    "pub",
+    "crate",
+    "self",
+    "super",
+    "Self",
+    "in",
+    "cfg",
+    "bn",
+    "init",
+    "input",
+    "num_classes",
+    "compress_rate",
+    "default",
+    "pytorch",
+    "true",
+    "false",
+    "vgg11",
+    "vgg13",
+    "vgg16",
+    "vgg19",
+    "conv",
+    "norm2d",
+    "norm1d",
+    "linear",
+    "weight",
+    "bias",
+    "running_var",
+    "normal",
+    "uniform",
+    "constant",
+    "sqrt",
+    "k",
+    "in",
+    "out",
+    "fan_in",
+    "fan_out",
+    "as",
+    "async",
+    "await",
+    "break",
+    "const",
+    "continue",
+    "dyn",
+    "else",
+    "enum",
+    "extern",
+    "fn",
+    "for",
+    "if",
+    "impl",
+    "let",
+    "loop",
+    "match",
+    "mod",
+    "move",
+    "mut",
+    "ref",
+    "return",
+    "static",
+    "struct",
+    "trait",
+    "type",
+    "unsafe",
+    "use",
+    "where",
+    "while",
+    "abstract",
+    "become",
+    "box",
+    "do",
+    "final",
+    "gen",
+    "macro",
+    "override",
+    "priv",
+    "try",
+    "typeof",
+    "unsized",
+    "virtual",
+    "yield",
+    "union",
+    "macro_rules",
+    "_",
+    "__",
+    "_0",
+    "r",
+    "AFeatures",
+    "VggFeatures",
+    "VggInference",
+    "Option",
+    "Vec",
+    "Tensor",
+    "Conv2d",
+    "features",
+    "classifier",
+    "forward",
+];
+
+/// Small programs, valid and not, from every corner of the grammar.
+const SNIPPETS: &[&str] = &[
+    "model A { cfg = [8, M, 16] input = [3, 8, 8] }",
+    "pub Vgg<cfg = vgg11, bn = false, num_classes = 100>",
+    "pub(crate) model B { cfg = [4, 4, M, 8] compress_rate = [0.5, 0.25] bn = false }",
+    "model C { init = { conv.weight = uniform(-1 / sqrt(fan_in), 1 / sqrt(fan_in)) norm1d.bias = constant(0.1) } }",
+    "model D { cfg = [16] * 3 + [M] + [32, 64] input = [1, 7, 9] init = pytorch }",
+    "model E { cfg = vgg19 compress_rate = [0.5] * 15 num_classes = 1 }",
+    "model F { input = [3, 2, 2] cfg = [1, M, 1] compress_rate = [0.0] }",
+    "pub(in crate::models) G<>",
+    "pub(in super::super) H<cfg = vgg13> pub(self) I<> pub(super) J<>",
+    "model K {} model KFeatures { cfg = [2, 2] input = [1, 2, 2] }",
+];
+
+/// The inputs the mutations start from: examples, test models, the reference's snippets.
+fn corpus() -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut out: Vec<String> = SNIPPETS.iter().map(|s| s.to_string()).collect();
+    for file in [
+        "examples/vgg16_bn.vgg",
+        "examples/hrank_vgg16_pruned.vgg",
+        "tests/models/variants.vgg",
+    ] {
+        out.push(std::fs::read_to_string(root.join(file)).expect(file));
+    }
+    let doc = std::fs::read_to_string(root.join("docs/language.md")).expect("docs/language.md");
+    let mut block: Option<String> = None;
+    for line in doc.lines() {
+        match &mut block {
+            None if line.trim_start().starts_with("```vgg") => block = Some(String::new()),
+            Some(b) if line.trim_start().starts_with("```") => {
+                out.push(std::mem::take(b));
+                block = None;
+            }
+            Some(b) => {
+                b.push_str(line);
+                b.push('\n');
+            }
+            None => {}
+        }
+    }
+    out
+}
+
+/// Splits text into words, numbers, single symbols and runs of white space, so that the
+/// mutations below act on tokens.
+fn tokens(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut chars = s.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let class = |c: char| {
+            if c.is_alphanumeric() || c == '_' || c == '.' {
+                0
+            } else if c.is_whitespace() {
+                1
+            } else {
+                2
+            }
+        };
+        let k = class(c);
+        let end = if k == 2 {
+            i + c.len_utf8()
+        } else {
+            while chars.peek().is_some_and(|(_, n)| class(*n) == k) {
+                chars.next();
+            }
+            chars.peek().map_or(s.len(), |(j, _)| *j)
+        };
+        out.push(&s[start.max(i)..end]);
+        start = end;
+    }
+    out
+}
+
+fn random_number(rng: &mut Rng) -> String {
+    match rng.below(6) {
+        0 => rng.below(10).to_string(),
+        1 => rng.below(1000).to_string(),
+        2 => (rng.next() >> rng.below(64)).to_string(),
+        3 => format!("0.{}", rng.below(100_000)),
+        4 => format!("{}e{}", rng.below(10), rng.below(700) as i64 - 350),
+        _ => "9".repeat(1 + rng.below(40)),
+    }
+}
+
+fn mutate(rng: &mut Rng, input: &str) -> String {
+    let mut text = input.to_owned();
+    for _ in 0..1 + rng.below(4) {
+        let toks = tokens(&text);
+        if toks.is_empty() {
+            let token: &&str = rng.pick(TOKENS);
+            text.push_str(token);
+            continue;
+        }
+        let i = rng.below(toks.len());
+        let mut t: Vec<String> = toks.iter().map(|s| s.to_string()).collect();
+        match rng.below(10) {
+            // Flip a byte (an invalid UTF-8 result is repaired lossily).
+            0 => {
+                let mut bytes = text.into_bytes();
+                let at = rng
+                    .below(bytes.len().max(1))
+                    .min(bytes.len().saturating_sub(1));
+                if let Some(b) = bytes.get_mut(at) {
+                    *b ^= 1 << rng.below(8);
+                }
+                text = String::from_utf8_lossy(&bytes).into_owned();
+                continue;
+            }
+            1 => {
+                t.remove(i);
+            }
+            2 => {
+                let dup = t[i].clone();
+                t.insert(i, dup);
+            }
+            3 => {
+                let j = rng.below(t.len());
+                t.swap(i, j);
+            }
+            4 => t.insert(i, format!(" {} ", rng.pick(TOKENS))),
+            // Replace a word by another (a name by a keyword, a key by another key, …).
+            5 | 9 => {
+                let words: Vec<usize> = (0..t.len())
+                    .filter(|&j| t[j].starts_with(|c: char| c.is_alphabetic() || c == '_'))
+                    .collect();
+                if !words.is_empty() {
+                    let j = words[rng.below(words.len())];
+                    t[j] = rng.pick(WORDS).to_string();
+                }
+            }
+            6 => {
+                t[i] = if rng.chance(50) {
+                    random_number(rng)
+                } else {
+                    rng.pick(WORDS).to_string()
+                }
+            }
+            // Repeat a token many times (long lists, deep nesting, long expressions).
+            7 => {
+                let n = 1 + rng.below(300);
+                t[i] = t[i].repeat(n);
+            }
+            // Splice a piece of another input in.
+            _ => {
+                let j = rng.below(t.len());
+                let (a, b) = (i.min(j), i.max(j));
+                let piece: String = t[a..=b].concat();
+                let at = rng.below(t.len());
+                t.insert(at, piece);
+            }
+        }
+        text = t.concat();
+        if text.len() > 64 * 1024 {
+            text.truncate(text.floor_char_boundary_compat(64 * 1024));
+        }
+    }
+    text
+}
+
+/// `str::floor_char_boundary` is unstable; the same for the truncation above.
+trait FloorCharBoundary {
+    fn floor_char_boundary_compat(&self, i: usize) -> usize;
+}
+
+impl FloorCharBoundary for String {
+    fn floor_char_boundary_compat(&self, mut i: usize) -> usize {
+        while !self.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    }
+}
+
+/// A random model from the grammar, mostly valid, so that codegen and summary see many networks.
+fn generate(rng: &mut Rng) -> String {
+    let mut s = String::new();
+    for m in 0..1 + rng.below(2) {
+        let mut settings = Vec::new();
+        let (c, h, w) = (1 + rng.below(4), 1 + rng.below(70), 1 + rng.below(70));
+        if rng.chance(60) {
+            settings.push(format!("input = [{c}, {h}, {w}]"));
+        }
+        let mut convs = 0;
+        if rng.chance(85) {
+            let mut items = Vec::new();
+            for _ in 0..1 + rng.below(8) {
+                if rng.chance(25) {
+                    items.push("M".to_owned());
+                } else {
+                    convs += 1;
+                    items.push((1 + rng.below(80)).to_string());
+                }
+            }
+            items.push((1 + rng.below(100)).to_string());
+            settings.push(format!("cfg = [{}]", items.join(", ")));
+        } else {
+            let preset = *rng.pick(&["default", "vgg11", "vgg13", "vgg16", "vgg19"]);
+            convs = match preset {
+                "vgg11" => 8,
+                "vgg13" => 10,
+                "vgg19" => 16,
+                _ => 13,
+            };
+            settings.push(format!("cfg = {preset}"));
+        }
+        if rng.chance(50) {
+            settings.push(format!("bn = {}", rng.chance(50)));
+        }
+        if rng.chance(30) {
+            settings.push(format!("num_classes = {}", 1 + rng.below(1000)));
+        }
+        if rng.chance(40) && convs > 0 {
+            let n = if rng.chance(50) { convs } else { convs - 1 };
+            let rates: Vec<String> = (0..n).map(|_| format!("0.{}", rng.below(100))).collect();
+            settings.push(format!("compress_rate = [{}]", rates.join(", ")));
+        }
+        if rng.chance(40) {
+            let mut rules = Vec::new();
+            for _ in 0..rng.below(5) {
+                let kind = *rng.pick(&["conv", "norm2d", "norm1d", "linear"]);
+                let tensor = *rng.pick(&["weight", "bias"]);
+                let var = *rng.pick(&["k", "in", "out", "fan_in", "fan_out"]);
+                let call = match rng.below(3) {
+                    0 => format!("normal(0, sqrt(2 / {var}))"),
+                    1 => format!("uniform(-1 / sqrt({var}), 1 / sqrt({var}))"),
+                    _ => format!("constant({})", random_number(rng)),
+                };
+                rules.push(format!("{kind}.{tensor} = {call}"));
+            }
+            settings.push(format!("init = {{ {} }}", rules.join("\n")));
+        }
+        if rng.chance(50) {
+            s.push_str(&format!("model M{m} {{ {} }}\n", settings.join("\n")));
+        } else {
+            s.push_str(&format!("pub M{m}<{}>\n", settings.join(", ")));
+        }
+    }
+    s
+}
+
+/// What one input did.
+enum Outcome {
+    Invalid,
+    /// Valid, and its networks were compiled.
+    Compiled,
+    /// Valid, with networks already compiled for an earlier input.
+    Seen,
+}
+
+/// Everything a user can make the library do with a text. `front` gets the time of parse +
+/// check, the front end whose cost the 100 ms budget bounds (codegen scales with the network).
+fn run(src: &str, seen: &mut HashSet<u64>, front: &mut Duration) -> Outcome {
+    let t = Instant::now();
+    let loaded = vggdsl::load(src, "fuzz.vgg");
+    *front = t.elapsed();
+    match loaded {
+        Ok(nets) => {
+            for n in &nets {
+                let s = vggdsl::analysis::summarize(n);
+                assert_eq!(s.layers.len(), n.features.len() + n.classifier.len());
+            }
+            let mut h = DefaultHasher::new();
+            format!("{nets:?}").hash(&mut h);
+            if !seen.insert(h.finish()) {
+                return Outcome::Seen;
+            }
+            let origin = vggdsl::codegen::Origin { file: None };
+            let code = vggdsl::codegen::file(&nets, &origin);
+            assert!(code.starts_with("// @generated by vggdsl"));
+            Outcome::Compiled
+        }
+        Err(d) => {
+            assert!(!d.items.is_empty());
+            let text = d.render(false);
+            for item in &d.items {
+                let (line, col) = item.line_col(src);
+                assert!(line >= 1 && col >= 1);
+                assert!(!item.message.is_empty() && !item.message.contains('\n'));
+                assert!(item.span.start <= item.span.end && item.span.end <= src.len());
+                // The macro maps spans back to tokens: they must fall between characters.
+                assert!(
+                    src.is_char_boundary(item.span.start) && src.is_char_boundary(item.span.end)
+                );
+            }
+            assert!(text.starts_with("error: "));
+            Outcome::Invalid
+        }
+    }
+}
+
+#[test]
+fn fuzz() {
+    let cases: usize = std::env::var("VGGDSL_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let seed: u64 = std::env::var("VGGDSL_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5EED_5639_B84D_3272);
+    let corpus = corpus();
+    let mut rng = Rng(seed | 1);
+
+    // Panics are collected, not printed as they happen.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+
+    let started = Instant::now();
+    let (mut valid, mut compiled) = (0usize, 0usize);
+    let (mut slowest, mut slowest_input) = (Duration::ZERO, String::new());
+    let mut seen = HashSet::new();
+    let mut failures: Vec<(String, String)> = Vec::new();
+    for i in 0..cases {
+        let input = match i % 10 {
+            0 => generate(&mut rng),
+            1 => {
+                let g = generate(&mut rng);
+                mutate(&mut rng, &g)
+            }
+            2 => {
+                // Random bytes shaped like the language.
+                let n = rng.below(40);
+                (0..n)
+                    .map(|_| *rng.pick(TOKENS))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+            _ => {
+                let base = rng.pick(&corpus).clone();
+                mutate(&mut rng, &base)
+            }
+        };
+        let mut took = Duration::ZERO;
+        let result = catch_unwind(AssertUnwindSafe(|| run(&input, &mut seen, &mut took)));
+        if took > slowest {
+            slowest = took;
+            slowest_input = input.clone();
+        }
+        match result {
+            Ok(Outcome::Invalid) => {}
+            Ok(Outcome::Seen) => valid += 1,
+            Ok(Outcome::Compiled) => {
+                valid += 1;
+                compiled += 1;
+            }
+            Err(e) => {
+                let msg = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                failures.push((input, msg));
+            }
+        }
+    }
+    std::panic::set_hook(hook);
+
+    let total = started.elapsed();
+    println!(
+        "fuzz: {cases} inputs ({valid} valid, {compiled} distinct compiled) in {:.1} s; slowest {:.1} ms",
+        total.as_secs_f64(),
+        slowest.as_secs_f64() * 1e3
+    );
+    println!(
+        "slowest input ({} bytes):\n{}",
+        slowest_input.len(),
+        preview(&slowest_input)
+    );
+    for (input, msg) in failures.iter().take(5) {
+        println!("--- panic: {msg}\n{}", preview(input));
+    }
+    assert!(failures.is_empty(), "{} inputs panicked", failures.len());
+    // The budget is 100 ms of parse + check per input: an input over it is a complexity bug
+    // (the slowest one is printed above), not a slow machine: typical inputs take microseconds.
+    assert!(
+        slowest < Duration::from_millis(100),
+        "slowest input took {slowest:?} in parse + check"
+    );
+}
+
+fn preview(s: &str) -> String {
+    let mut p: String = s.chars().take(600).collect();
+    if p.len() < s.len() {
+        p.push_str(" […]");
+    }
+    format!("{p:?}")
+}
