@@ -18,12 +18,7 @@ pub struct Origin {
 pub fn tokens(net: &Network, origin: &Origin) -> TokenStream {
     let spec = &net.spec;
     let name = ident(&spec.name);
-    let vis: TokenStream = spec
-        .visibility
-        .as_deref()
-        .unwrap_or("")
-        .parse()
-        .expect("the grammar admits only valid visibilities");
+    let vis = visibility(net);
     let features_ty = ident(&names::features_type(&spec.name));
     let classifier_ty = ident(&names::classifier_type(&spec.name));
     let activations_ty = ident(&names::activations_type(&spec.name));
@@ -162,12 +157,7 @@ struct Fused {
 fn inference(net: &Network) -> TokenStream {
     let spec = &net.spec;
     let name = ident(&spec.name);
-    let vis: TokenStream = spec
-        .visibility
-        .as_deref()
-        .unwrap_or("")
-        .parse()
-        .expect("a valid visibility");
+    let vis = visibility(net);
     let ty = ident(&names::inference_type(&spec.name));
     let mut layers = Vec::new();
     let mut rest = net.features.iter().peekable();
@@ -255,6 +245,13 @@ fn inference(net: &Network) -> TokenStream {
             }
         }
     }
+}
+
+/// The model's visibility as written (`pub`, `pub(crate)`, …), for every generated item.
+fn visibility(net: &Network) -> TokenStream {
+    let vis = net.spec.visibility.as_deref().unwrap_or("");
+    vis.parse()
+        .expect("the checker admits only valid visibilities")
 }
 
 fn ident(s: &str) -> Ident {

@@ -299,40 +299,28 @@ pub fn lower(spec: &ModelSpec) -> Result<Network, LowerError> {
     let hidden = spec.hidden();
     let classes = spec.num_classes;
     let classifier = vec![
-        Layer {
-            name: names::LINEAR1.into(),
-            kind: LayerKind::Linear {
+        dense(
+            names::LINEAR1,
+            LayerKind::Linear {
                 in_features: flat,
                 out_features: hidden,
             },
-            in_shape: vec![flat],
-            out_shape: vec![hidden],
-            cfg_index: None,
-        },
-        Layer {
-            name: names::CLASSIFIER_NORM.into(),
-            kind: LayerKind::BatchNorm1d { features: hidden },
-            in_shape: vec![hidden],
-            out_shape: vec![hidden],
-            cfg_index: None,
-        },
-        Layer {
-            name: names::CLASSIFIER_RELU.into(),
-            kind: LayerKind::ReLU,
-            in_shape: vec![hidden],
-            out_shape: vec![hidden],
-            cfg_index: None,
-        },
-        Layer {
-            name: names::LINEAR2.into(),
-            kind: LayerKind::Linear {
+            flat,
+        ),
+        dense(
+            names::CLASSIFIER_NORM,
+            LayerKind::BatchNorm1d { features: hidden },
+            hidden,
+        ),
+        dense(names::CLASSIFIER_RELU, LayerKind::ReLU, hidden),
+        dense(
+            names::LINEAR2,
+            LayerKind::Linear {
                 in_features: hidden,
                 out_features: classes,
             },
-            in_shape: vec![hidden],
-            out_shape: vec![classes],
-            cfg_index: None,
-        },
+            hidden,
+        ),
     ];
     let net = Network {
         spec: spec.clone(),
@@ -359,5 +347,20 @@ fn layer(
         in_shape,
         out_shape,
         cfg_index: Some(index),
+    }
+}
+
+/// A classifier layer: flat features in, flat features out.
+fn dense(name: &str, kind: LayerKind, in_features: i64) -> Layer {
+    let out = match kind {
+        LayerKind::Linear { out_features, .. } => out_features,
+        _ => in_features,
+    };
+    Layer {
+        name: name.to_owned(),
+        kind,
+        in_shape: vec![in_features],
+        out_shape: vec![out],
+        cfg_index: None,
     }
 }
