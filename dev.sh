@@ -10,7 +10,7 @@ eval "$(bash scripts/setup-libtorch.sh)"
 
 case "${1:-}" in
   seed)
-    cargo run --quiet -p vggdsl -- compile examples/vgg16_bn.vgg -o target/generated/vgg16_bn.rs
+    cargo run --quiet --bin vggdsl -- compile examples/vgg16_bn.vgg -o target/generated/vgg16_bn.rs
     echo "compiled examples/vgg16_bn.vgg -> target/generated/vgg16_bn.rs"
     cargo run --quiet --release --example seed
     ;;
@@ -19,7 +19,7 @@ case "${1:-}" in
     cargo test --workspace --no-fail-fast
     ;;
   bench)
-    cargo build --quiet --release -p vggdsl
+    cargo build --quiet --release --bin vggdsl
     cargo run --quiet --release --example bench -- --vggdsl target/release/vggdsl "${@:2}"
     ;;
   *)

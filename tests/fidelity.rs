@@ -23,7 +23,8 @@ use vggdsl_runtime::{
     load_state_dict, load_state_dict_with, read_state_dict, save_state_dict, LoadError, LoadMode,
     Mismatch,
 };
-use vggdsl_suite::*;
+mod common;
+use common::models::*;
 
 /// Eval-mode outputs.
 const EVAL_TOL: f64 = 1e-5;

@@ -2,7 +2,8 @@
 use serde_json::Value;
 use std::process::Command;
 use vggdsl_runtime::tch::{self, nn, nn::ModuleT, Device, Kind, Tensor};
-use vggdsl_suite::*;
+mod common;
+use common::models::*;
 
 /// Runs `tests/python/reference.py` (the seed's PyTorch code, parameterised) and parses its JSON.
 fn reference(args: &[&str]) -> Value {

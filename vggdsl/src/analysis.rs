@@ -4,7 +4,6 @@
 //! "313.73M"-style tables up to bias handling); `CONVENTION` says so wherever figures are printed.
 
 use crate::ir::{Layer, LayerKind, LowerError, Network};
-use serde::Serialize;
 
 pub const CONVENTION: &str =
     "MACs: Conv2d + Linear multiply-accumulates for one sample, bias and BatchNorm excluded";
@@ -72,7 +71,8 @@ pub(crate) fn check_sizes(net: &Network) -> Result<(), LowerError> {
     Ok(())
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct LayerSummary {
     pub name: String,
     pub kind: &'static str,
@@ -81,7 +81,8 @@ pub struct LayerSummary {
     pub macs: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Summary {
     pub name: String,
     pub input: [i64; 3],
@@ -92,11 +93,12 @@ pub struct Summary {
     pub conv_cfg: Vec<usize>,
     pub layers: Vec<LayerSummary>,
     /// Figures of the same model without pruning, when it is pruned.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub unpruned: Option<Baseline>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Baseline {
     pub params: u64,
     pub params_conv_linear: u64,
@@ -156,6 +158,7 @@ pub fn thousands(n: u64) -> String {
 }
 
 /// HRank's style: `2.64M (82.1%)`: the figure, and how much pruning removed.
+#[cfg(feature = "table")]
 fn reduced(now: u64, before: u64) -> String {
     let pct = if before == 0 {
         0.0
@@ -165,6 +168,7 @@ fn reduced(now: u64, before: u64) -> String {
     format!("{:.2}M ({pct:.1}% pruned)", now as f64 / 1e6)
 }
 
+#[cfg(feature = "table")]
 impl Summary {
     /// A torchinfo-like table and totals.
     pub fn table(&self) -> String {

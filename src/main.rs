@@ -1,4 +1,5 @@
-//! The `vggdsl` command: check, summarize and compile `.vgg` files.
+//! The `vggdsl` command: every subcommand, as thin shells over the `vggdsl` compiler library
+//! (and, with the `torch` feature, `vggdsl-runtime`).
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;

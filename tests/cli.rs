@@ -1,5 +1,7 @@
 //! The `vggdsl` command: exit codes, output on each stream, JSON structure, compile stability.
 
+mod common;
+use common::repo;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -9,14 +11,6 @@ fn vggdsl(args: &[&str]) -> Output {
         .env("NO_COLOR", "1")
         .output()
         .expect("the vggdsl binary runs")
-}
-
-fn repo(path: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(path)
-        .display()
-        .to_string()
 }
 
 fn text(bytes: &[u8]) -> String {
