@@ -4,7 +4,8 @@
 //! `vggdsl::compile` is a unit test in vggdsl-macros, where the expansion function is visible.)
 
 use std::collections::BTreeMap;
-use vggdsl::ir::{CfgItem, Network};
+use vggdsl::ir::Network;
+use vggdsl::spec::CfgItem;
 use vggdsl_runtime::tch::nn::{ModuleT, VarStore};
 use vggdsl_runtime::tch::{Device, Kind, Tensor};
 use vggdsl_runtime::Cfg;
@@ -114,7 +115,7 @@ fn expected(source: &str, name: &str) -> Facts {
                     .tensors()
                     .into_iter()
                     .map(move |(tensor, shape)| {
-                        (vggdsl::names::key(section, &layer.name, tensor), shape)
+                        (format!("{section}.{}.{tensor}", layer.name), shape)
                     })
             })
             .collect(),

@@ -1,74 +1,17 @@
 //! Figures about a network: parameters, multiply-accumulates and the summary built from them.
 //!
-//! MACs count Conv2d and Linear only, bias and BatchNorm excluded (the convention of HRank's
-//! "313.73M"-style tables up to bias handling); `CONVENTION` says so wherever figures are printed.
+//! Each layer counts itself ([`crate::ir::Layer::params`], [`crate::ir::Layer::macs`]); this
+//! module adds them up and says how ([`CONVENTION`]): MACs count Conv2d and Linear only, bias and
+//! BatchNorm excluded (HRank's "313.73M"-style tables, up to bias handling).
 
-use crate::ir::{Layer, LayerKind, LowerError, Network};
+use crate::ir::{LayerKind, Network};
 
+/// What the MACs figures count, printed wherever they are.
 pub const CONVENTION: &str =
     "MACs: Conv2d + Linear multiply-accumulates for one sample, bias and BatchNorm excluded";
 
-/// Parameters of one layer: every learnable tensor (running statistics are buffers, not counted).
-pub fn params(kind: &LayerKind) -> u64 {
-    match *kind {
-        LayerKind::Conv2d {
-            in_channels,
-            out_channels,
-            kernel,
-            ..
-        } => (out_channels * in_channels * kernel * kernel + out_channels) as u64,
-        LayerKind::BatchNorm2d { features } | LayerKind::BatchNorm1d { features } => {
-            2 * features as u64
-        }
-        LayerKind::Linear {
-            in_features,
-            out_features,
-        } => (in_features * out_features + out_features) as u64,
-        LayerKind::ReLU | LayerKind::MaxPool2d { .. } => 0,
-    }
-}
-
-/// Multiply-accumulates of one layer for one sample.
-pub fn macs(layer: &Layer) -> u64 {
-    match layer.kind {
-        LayerKind::Conv2d {
-            in_channels,
-            kernel,
-            ..
-        } => {
-            let out_elems: i64 = layer.out_shape.iter().product();
-            (out_elems * in_channels * kernel * kernel) as u64
-        }
-        LayerKind::Linear {
-            in_features,
-            out_features,
-        } => (in_features * out_features) as u64,
-        _ => 0,
-    }
-}
-
 fn is_conv_or_linear(kind: &LayerKind) -> bool {
     matches!(kind, LayerKind::Conv2d { .. } | LayerKind::Linear { .. })
-}
-
-/// Refuses networks whose figures would overflow, so `params`/`macs` can use plain arithmetic.
-pub(crate) fn check_sizes(net: &Network) -> Result<(), LowerError> {
-    for (_, l) in net.layers() {
-        let mut total: i128 = 1;
-        for d in l.in_shape.iter().chain(&l.out_shape) {
-            total = total.saturating_mul(*d as i128);
-        }
-        // Bound every product used above: weights, elements × fan-in.
-        let fan = l
-            .kind
-            .tensors()
-            .first()
-            .map_or(1, |(_, s)| s.iter().map(|&d| d as i128).product());
-        if total.saturating_mul(fan) > i64::MAX as i128 {
-            return Err(LowerError::TooLarge { index: l.cfg_index });
-        }
-    }
-    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,18 +55,18 @@ pub fn summarize(net: &Network) -> Summary {
             name: crate::names::module_path(section, &l.name),
             kind: l.kind.class_name(),
             out_shape: l.out_shape.clone(),
-            params: params(&l.kind),
-            macs: macs(l),
+            params: l.params(),
+            macs: l.macs(),
         })
         .collect();
     let conv_linear = net
         .layers()
         .filter(|(_, l)| is_conv_or_linear(&l.kind))
-        .map(|(_, l)| params(&l.kind))
+        .map(|(_, l)| l.params())
         .sum();
     let unpruned = net.spec.compress_rate.as_ref().map(|_| {
-        let base =
-            crate::ir::lower(&net.spec.unpruned()).expect("pruning only shrinks a valid network");
+        let base = crate::ir::lower(&net.spec.unpruned())
+            .expect("lower accepts a pruned network only if its unpruned form lowers too");
         let s = summarize(&base);
         Baseline {
             params: s.params,

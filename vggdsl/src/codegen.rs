@@ -3,7 +3,8 @@
 
 use crate::analysis::{self, thousands};
 use crate::init::{self, Op};
-use crate::ir::{CfgItem, Layer, LayerKind, Network};
+use crate::ir::{Layer, LayerKind, Network};
+use crate::spec::CfgItem;
 use crate::names;
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::quote;
@@ -25,16 +26,18 @@ pub fn tokens(net: &Network, origin: &Origin) -> TokenStream {
     let summary = analysis::summarize(net);
 
     let struct_doc = doc_lines(&model_doc(net, origin, &summary));
-    let features_doc = format!(" The `features` Sequential of [`{}`].", spec.name);
-    let classifier_doc = format!(" The `classifier` Sequential of [`{}`].", spec.name);
+    let (features, classifier) = (names::FEATURES, names::CLASSIFIER);
+    let (f_field, c_field) = (ident(features), ident(classifier));
+    let features_doc = format!(" The `{features}` Sequential of [`{}`].", spec.name);
+    let classifier_doc = format!(" The `{classifier}` Sequential of [`{}`].", spec.name);
     let activations_doc = format!(
         " Feature maps at [`{}::RELU_CFG`]: each conv block's output, where HRank ranks filters.",
         spec.name
     );
     let feature_fields = fields(&vis, &net.features);
     let classifier_fields = fields(&vis, &net.classifier);
-    let feature_inits = constructors(&net.features, "features");
-    let classifier_inits = constructors(&net.classifier, "classifier");
+    let feature_inits = constructors(&net.features, features);
+    let classifier_inits = constructors(&net.classifier, classifier);
 
     let tap_names: Vec<Ident> = net
         .relu_cfg
@@ -46,20 +49,37 @@ pub fn tokens(net: &Network, origin: &Origin) -> TokenStream {
         .iter()
         .map(|&i| {
             format!(
-                " `features.{}` (position {i}), {}.",
-                net.features[i].name,
+                " `{}` (position {i}), {}.",
+                names::module_path(features, &net.features[i].name),
                 shape_text(&net.features[i].out_shape)
             )
         })
         .collect();
 
+    // A model with one conv has no tap point: nothing to collect, and `tap` goes unused.
+    let (collect_taps, tap_param) = if tap_names.is_empty() {
+        (
+            quote! { (self.forward_tapped(xs, train, |_| {}), #activations_ty {}) },
+            quote!(_tap),
+        )
+    } else {
+        let count = Literal::usize_unsuffixed(tap_names.len());
+        let collect = quote! {
+            let mut maps = ::std::vec::Vec::with_capacity(#count);
+            let ys = self.forward_tapped(xs, train, |xs| maps.push(xs.shallow_clone()));
+            let mut maps = maps.into_iter();
+            let mut next = || maps.next().expect("one map per RELU_CFG point");
+            (ys, #activations_ty { #(#tap_names: next()),* })
+        };
+        (collect, quote!(mut tap))
+    };
     let consts = constants(net, &summary);
     let init_fn = init_fn(net);
     let uses = runtime_imports(net);
     let build = quote! {
         Self {
-            features: #features_ty { #(#feature_inits)* },
-            classifier: #classifier_ty { #(#classifier_inits)* },
+            #f_field: #features_ty { #(#feature_inits)* },
+            #c_field: #classifier_ty { #(#classifier_inits)* },
         }
     };
     let construct = if net.spec.init.is_empty() {
@@ -71,8 +91,7 @@ pub fn tokens(net: &Network, origin: &Origin) -> TokenStream {
             net
         }
     };
-    let plain_forward = forward_body(net, None);
-    let tapped_forward = forward_body(net, Some(&activations_ty));
+    let forward = forward_body(net);
     let repr = raw_string(&crate::repr::network(net));
     let inference = inference(net);
 
@@ -80,8 +99,8 @@ pub fn tokens(net: &Network, origin: &Origin) -> TokenStream {
         #struct_doc
         #[derive(Debug)]
         #vis struct #name {
-            #vis features: #features_ty,
-            #vis classifier: #classifier_ty,
+            #vis #f_field: #features_ty,
+            #vis #c_field: #classifier_ty,
         }
 
         #[doc = #features_doc]
@@ -112,8 +131,8 @@ pub fn tokens(net: &Network, origin: &Origin) -> TokenStream {
             /// default initialisation in construction order, then applies the model's init rules.
             pub fn new(p: &::vggdsl_runtime::tch::nn::Path) -> Self {
                 use ::vggdsl_runtime::nn::{#(#uses),*};
-                let features = p / "features";
-                let classifier = p / "classifier";
+                let #f_field = p / #features;
+                let #c_field = p / #classifier;
                 #construct
             }
 
@@ -125,13 +144,24 @@ pub fn tokens(net: &Network, origin: &Origin) -> TokenStream {
                 xs: &::vggdsl_runtime::tch::Tensor,
                 train: bool,
             ) -> (::vggdsl_runtime::tch::Tensor, #activations_ty) {
-                #tapped_forward
+                #collect_taps
+            }
+
+            /// The forward pass, handing `tap` each feature map at [`Self::RELU_CFG`].
+            #[inline]
+            fn forward_tapped(
+                &self,
+                xs: &::vggdsl_runtime::tch::Tensor,
+                train: bool,
+                #tap_param: impl FnMut(&::vggdsl_runtime::tch::Tensor),
+            ) -> ::vggdsl_runtime::tch::Tensor {
+                #forward
             }
         }
 
         impl ::vggdsl_runtime::tch::nn::ModuleT for #name {
             fn forward_t(&self, xs: &::vggdsl_runtime::tch::Tensor, train: bool) -> ::vggdsl_runtime::tch::Tensor {
-                #plain_forward
+                self.forward_tapped(xs, train, |_| {})
             }
         }
 
@@ -197,6 +227,8 @@ fn inference(net: &Network) -> TokenStream {
     let feature_types = layers.iter().map(|l| &l.ty);
     let builds = layers.iter().map(|l| &l.build);
     let calls = layers.iter().map(|l| &l.call);
+    let head = head(net, quote!(xs));
+    let (f_field, c_field) = (ident(names::FEATURES), ident(names::CLASSIFIER));
     let doc = format!(
         " [`{}`] for inference: each BatchNorm folded into the layer before it, ReLU fused, conv \
          weights prepacked for oneDNN and, from batch 16, activations kept in oneDNN's layout \
@@ -217,7 +249,7 @@ fn inference(net: &Network) -> TokenStream {
             /// outputs equal `forward_t(xs, false)` up to float rounding.
             pub fn to_inference(&self) -> #ty {
                 use ::vggdsl_runtime::inference::{ConvReLU2d, FusedLinear};
-                let (f, c) = (&self.features, &self.classifier);
+                let (f, c) = (&self.#f_field, &self.#c_field);
                 #ty {
                     #(#feature_names: #builds,)*
                     #linear1: FusedLinear::new(&c.#linear1, Some(&c.#norm1), true),
@@ -232,7 +264,7 @@ fn inference(net: &Network) -> TokenStream {
                 let _guard = ::vggdsl_runtime::tch::no_grad_guard();
                 let xs = ::vggdsl_runtime::inference::enter(xs);
                 #(let xs = #calls;)*
-                let xs = xs.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>);
+                let xs = #head;
                 let xs = ::vggdsl_runtime::inference::leave(xs).flatten(1, -1);
                 let xs = self.#linear1.forward(&xs);
                 self.#linear2.forward(&xs)
@@ -245,6 +277,13 @@ fn inference(net: &Network) -> TokenStream {
             }
         }
     }
+}
+
+/// The head between the Sequentials applied to `xs`: the seed's `nn.AvgPool2d` (flattening
+/// follows).
+fn head(net: &Network, xs: TokenStream) -> TokenStream {
+    let (k, s) = (int(net.head.kernel), int(net.head.stride));
+    quote!(#xs.avg_pool2d([#k, #k], [#s, #s], [0, 0], false, true, None::<i64>))
 }
 
 /// The model's visibility as written (`pub`, `pub(crate)`, …), for every generated item.
@@ -307,10 +346,11 @@ fn model_doc(net: &Network, origin: &Origin, s: &analysis::Summary) -> String {
         spec.num_classes
     );
     doc += &format!(
-        "- {} parameters ({} in Conv2d + Linear); {} MACs per image\n  (Conv2d + Linear, bias and BatchNorm excluded)\n",
+        "- {} parameters ({} in Conv2d + Linear); {} MACs\n  ({})\n",
         thousands(s.params),
         thousands(s.params_conv_linear),
-        thousands(s.macs)
+        thousands(s.macs),
+        analysis::CONVENTION
     );
     doc += &format!("- cfg = {}, bn = {}", cfg_text(&spec.cfg), spec.bn);
     if let Some(rates) = &spec.compress_rate {
@@ -423,6 +463,7 @@ fn constants(net: &Network, s: &analysis::Summary) -> TokenStream {
         .parse()
         .expect("an integer literal");
     let macs: TokenStream = underscored(s.macs).parse().expect("an integer literal");
+    let macs_doc = format!(" {}.", analysis::CONVENTION);
     quote! {
         /// One input image: channels, height, width.
         pub const INPUT_SHAPE: [i64; 3] = [#c, #h, #w];
@@ -437,7 +478,7 @@ fn constants(net: &Network, s: &analysis::Summary) -> TokenStream {
         pub const PARAMS: u64 = #params;
         /// Parameters of Conv2d and Linear layers only, the figure HRank reports.
         pub const PARAMS_CONV_LINEAR: u64 = #params_cl;
-        /// Conv2d + Linear multiply-accumulates per image, bias and BatchNorm excluded.
+        #[doc = #macs_doc]
         pub const MACS: u64 = #macs;
     }
 }
@@ -495,8 +536,10 @@ fn init_fn(net: &Network) -> Option<TokenStream> {
     })
 }
 
-/// Straight-line forward code in layer order; with `taps`, also keeps each conv block's output.
-fn forward_body(net: &Network, taps: Option<&Ident>) -> TokenStream {
+/// The forward pass as straight-line code in layer order, calling `tap` with each conv block's
+/// output at the `relu_cfg` points. `forward_t` passes a closure that does nothing, which the
+/// compiler removes, so one body serves both passes at no cost.
+fn forward_body(net: &Network) -> TokenStream {
     let mut stmts = Vec::new();
     for (pos, l) in net.features.iter().enumerate() {
         // The first layer reads the caller's `&Tensor`; later ones the previous output.
@@ -508,14 +551,12 @@ fn forward_body(net: &Network, taps: Option<&Ident>) -> TokenStream {
             _ => quote!(f.#name.forward(#arg)),
         };
         stmts.push(quote! { let xs = #call; });
-        if taps.is_some() && net.relu_cfg.contains(&pos) {
-            stmts.push(quote! { let #name = xs.shallow_clone(); });
+        if net.relu_cfg.contains(&pos) {
+            stmts.push(quote! { tap(&xs); });
         }
     }
-    stmts.push(quote! {
-        // The seed's forward: AvgPool2d(2), then flatten.
-        let xs = xs.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>).flatten(1, -1);
-    });
+    let head = head(net, quote!(xs));
+    stmts.push(quote! { let xs = #head.flatten(1, -1); });
     let mut calls: Vec<TokenStream> = net
         .classifier
         .iter()
@@ -530,17 +571,11 @@ fn forward_body(net: &Network, taps: Option<&Ident>) -> TokenStream {
         .collect();
     let last = calls.pop().expect("the classifier has layers");
     stmts.extend(calls.into_iter().map(|call| quote! { let xs = #call; }));
-    let result = match taps {
-        None => last,
-        Some(ty) => {
-            let names = net.relu_cfg.iter().map(|&i| ident(&net.features[i].name));
-            quote!((#last, #ty { #(#names),* }))
-        }
-    };
+    let (f_field, c_field) = (ident(names::FEATURES), ident(names::CLASSIFIER));
     quote! {
-        let (f, c) = (&self.features, &self.classifier);
+        let (f, c) = (&self.#f_field, &self.#c_field);
         #(#stmts)*
-        #result
+        #last
     }
 }
 

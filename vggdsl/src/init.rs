@@ -1,4 +1,5 @@
-//! Weight initialisation: the rules a model states and the order PyTorch applies them in.
+//! Weight initialisation: the order PyTorch applies a model's init rules in (the rules themselves
+//! are in [`crate::spec`]).
 //!
 //! PyTorch first resets every layer to its framework default while the model is built (in
 //! construction order), then the seed's `_initialize_weights` walks `modules()` and rewrites
@@ -6,146 +7,7 @@
 //! the same ops in the same order, so `plan` reproduces that order exactly.
 
 use crate::ir::{LayerKind, Network};
-
-/// The layer kinds a rule can name, as written in the language.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    Conv,
-    Norm2d,
-    Norm1d,
-    Linear,
-}
-
-impl Target {
-    pub const ALL: [(&'static str, Target); 4] = [
-        ("conv", Target::Conv),
-        ("norm2d", Target::Norm2d),
-        ("norm1d", Target::Norm1d),
-        ("linear", Target::Linear),
-    ];
-
-    fn matches(self, kind: &LayerKind) -> bool {
-        matches!(
-            (self, kind),
-            (Target::Conv, LayerKind::Conv2d { .. })
-                | (Target::Norm2d, LayerKind::BatchNorm2d { .. })
-                | (Target::Norm1d, LayerKind::BatchNorm1d { .. })
-                | (Target::Linear, LayerKind::Linear { .. })
-        )
-    }
-}
-
-/// The tensors a rule can set: the learnable ones (running stats are not initialised).
-pub const TENSORS: [&str; 2] = ["weight", "bias"];
-
-/// Variables a rule's expressions may use, bound per layer.
-pub const VARIABLES: [(&str, &str); 5] = [
-    ("k", "kernel size (1 for Linear and BatchNorm)"),
-    ("in", "input channels or features"),
-    ("out", "output channels or features"),
-    ("fan_in", "in * k * k"),
-    ("fan_out", "out * k * k"),
-];
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Expr {
-    Num(f64),
-    Var(&'static str),
-    Neg(Box<Expr>),
-    Add(Box<Expr>, Box<Expr>),
-    Sub(Box<Expr>, Box<Expr>),
-    Mul(Box<Expr>, Box<Expr>),
-    Div(Box<Expr>, Box<Expr>),
-    Sqrt(Box<Expr>),
-}
-
-impl Expr {
-    /// Evaluates in f64 in the order written, as Python does for `math.sqrt(2. / n)`.
-    pub fn eval(&self, vars: &dyn Fn(&str) -> f64) -> f64 {
-        match self {
-            Expr::Num(x) => *x,
-            Expr::Var(v) => vars(v),
-            Expr::Neg(a) => -a.eval(vars),
-            Expr::Add(a, b) => a.eval(vars) + b.eval(vars),
-            Expr::Sub(a, b) => a.eval(vars) - b.eval(vars),
-            Expr::Mul(a, b) => a.eval(vars) * b.eval(vars),
-            Expr::Div(a, b) => a.eval(vars) / b.eval(vars),
-            Expr::Sqrt(a) => a.eval(vars).sqrt(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Dist {
-    /// `tensor.normal_(mean, std)`
-    Normal { mean: Expr, std: Expr },
-    /// `tensor.uniform_(low, high)`
-    Uniform { low: Expr, high: Expr },
-    /// `tensor.fill_(value)`
-    Constant(Expr),
-}
-
-/// The distributions a rule can call, with their parameter names.
-pub const DISTRIBUTIONS: [(&str, &[&str]); 3] = [
-    ("normal", &["mean", "std"]),
-    ("uniform", &["low", "high"]),
-    ("constant", &["value"]),
-];
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct InitRule {
-    pub target: Target,
-    /// `"weight"` or `"bias"`.
-    pub tensor: &'static str,
-    pub dist: Dist,
-}
-
-/// The seed's `_initialize_weights`, rule for rule. BatchNorm1d is not matched by the seed's
-/// `isinstance(m, nn.BatchNorm2d)`, so it keeps PyTorch's default.
-pub fn seed_rules() -> Vec<InitRule> {
-    use Expr::*;
-    let b = Box::new;
-    let zero = || Dist::Constant(Num(0.0));
-    let kkout = Mul(b(Mul(b(Var("k")), b(Var("k")))), b(Var("out")));
-    vec![
-        InitRule {
-            target: Target::Conv,
-            tensor: "weight",
-            dist: Dist::Normal {
-                mean: Num(0.0),
-                std: Sqrt(b(Div(b(Num(2.0)), b(kkout)))),
-            },
-        },
-        InitRule {
-            target: Target::Conv,
-            tensor: "bias",
-            dist: zero(),
-        },
-        InitRule {
-            target: Target::Norm2d,
-            tensor: "weight",
-            dist: Dist::Constant(Num(0.5)),
-        },
-        InitRule {
-            target: Target::Norm2d,
-            tensor: "bias",
-            dist: zero(),
-        },
-        InitRule {
-            target: Target::Linear,
-            tensor: "weight",
-            dist: Dist::Normal {
-                mean: Num(0.0),
-                std: Num(0.01),
-            },
-        },
-        InitRule {
-            target: Target::Linear,
-            tensor: "bias",
-            dist: zero(),
-        },
-    ]
-}
+use crate::spec::{Dist, InitRule, TENSORS};
 
 /// One in-place initialisation, with its parameters evaluated for its layer.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -168,35 +30,44 @@ pub struct Step {
 pub fn plan(net: &Network) -> Vec<Step> {
     let mut steps = Vec::new();
     for (section, layer) in net.layers() {
-        let vars = variables(&layer.kind);
         for tensor in TENSORS {
             let rule = net
                 .spec
                 .init
                 .iter()
-                .find(|r| r.tensor == tensor && r.target.matches(&layer.kind));
+                .find(|r| r.tensor == tensor && applies(r, &layer.kind));
             if let Some(rule) = rule {
-                let op = match &rule.dist {
-                    Dist::Normal { mean, std } => Op::Normal {
-                        mean: mean.eval(&vars),
-                        std: std.eval(&vars),
-                    },
-                    Dist::Uniform { low, high } => Op::Uniform {
-                        low: low.eval(&vars),
-                        high: high.eval(&vars),
-                    },
-                    Dist::Constant(v) => Op::Constant(v.eval(&vars)),
-                };
                 steps.push(Step {
                     section,
                     layer: layer.name.clone(),
                     tensor,
-                    op,
+                    op: evaluate(rule, &layer.kind),
                 });
             }
         }
     }
     steps
+}
+
+/// Whether `rule` names this kind of layer.
+pub fn applies(rule: &InitRule, kind: &LayerKind) -> bool {
+    kind.init_target() == Some(rule.target)
+}
+
+/// The op `rule` performs on one layer, its parameters evaluated with the layer's sizes.
+pub fn evaluate(rule: &InitRule, kind: &LayerKind) -> Op {
+    let vars = variables(kind);
+    match &rule.dist {
+        Dist::Normal { mean, std } => Op::Normal {
+            mean: mean.eval(&vars),
+            std: std.eval(&vars),
+        },
+        Dist::Uniform { low, high } => Op::Uniform {
+            low: low.eval(&vars),
+            high: high.eval(&vars),
+        },
+        Dist::Constant(v) => Op::Constant(v.eval(&vars)),
+    }
 }
 
 fn variables(kind: &LayerKind) -> impl Fn(&str) -> f64 {

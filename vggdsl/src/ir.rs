@@ -3,55 +3,8 @@
 //! `lower` is the one place that turns a model description into layers (the seed's `make_layers`
 //! and classifier) and infers shapes; analysis, repr, init and codegen all read its output.
 
-use crate::init::InitRule;
 use crate::names;
-
-/// One entry of a cfg list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CfgItem {
-    /// A 3×3 conv (padding 1) to this many channels, with BatchNorm2d and ReLU.
-    Conv(i64),
-    /// `M`: MaxPool2d(kernel_size=2, stride=2).
-    Pool,
-}
-
-/// A model as the checker resolved it: presets expanded, rates one per conv, init rules typed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModelSpec {
-    pub name: String,
-    pub visibility: Option<String>,
-    /// C, H, W of one input image.
-    pub input: [i64; 3],
-    /// The whole cfg list: `cfg[..len - 1]` are the features, the last entry is the classifier width.
-    pub cfg: Vec<CfgItem>,
-    pub bn: bool,
-    pub num_classes: i64,
-    /// One rate per conv (the HRankPlus form already extended with 0.0); `None` when not pruned.
-    pub compress_rate: Option<Vec<f64>>,
-    pub init: Vec<InitRule>,
-}
-
-impl ModelSpec {
-    /// The same model without pruning, for "reduction against the unpruned model" figures.
-    pub fn unpruned(&self) -> ModelSpec {
-        ModelSpec {
-            compress_rate: None,
-            ..self.clone()
-        }
-    }
-
-    pub fn features(&self) -> &[CfgItem] {
-        &self.cfg[..self.cfg.len() - 1]
-    }
-
-    /// The classifier's hidden width (the cfg's last entry).
-    pub fn hidden(&self) -> i64 {
-        match self.cfg.last() {
-            Some(CfgItem::Conv(w)) => *w,
-            _ => 0,
-        }
-    }
-}
+use crate::spec::{CfgItem, ModelSpec, Target};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LayerKind {
@@ -89,6 +42,17 @@ impl LayerKind {
             LayerKind::ReLU => "ReLU",
             LayerKind::MaxPool2d { .. } => "MaxPool2d",
             LayerKind::Linear { .. } => "Linear",
+        }
+    }
+
+    /// The name init rules use for this kind of layer, if they can set it.
+    pub fn init_target(&self) -> Option<Target> {
+        match self {
+            LayerKind::Conv2d { .. } => Some(Target::Conv),
+            LayerKind::BatchNorm2d { .. } => Some(Target::Norm2d),
+            LayerKind::BatchNorm1d { .. } => Some(Target::Norm1d),
+            LayerKind::Linear { .. } => Some(Target::Linear),
+            LayerKind::ReLU | LayerKind::MaxPool2d { .. } => None,
         }
     }
 
@@ -137,11 +101,63 @@ pub struct Layer {
     pub cfg_index: Option<usize>,
 }
 
-/// The forward-only head between the Sequentials: `AvgPool2d(2)` then flatten.
+impl Layer {
+    /// Learnable parameters (running statistics are buffers, not counted).
+    pub fn params(&self) -> u64 {
+        fits(self.exact_params())
+    }
+
+    /// Multiply-accumulates for one sample (Conv2d and Linear; bias excluded).
+    pub fn macs(&self) -> u64 {
+        fits(self.exact_macs())
+    }
+
+    fn exact_params(&self) -> u128 {
+        let weights: u128 = match self.kind {
+            LayerKind::BatchNorm2d { .. } | LayerKind::BatchNorm1d { .. } => 0,
+            _ => self.kind.tensors().first().map_or(0, |(_, s)| product(s)),
+        };
+        let vectors = match self.kind {
+            LayerKind::BatchNorm2d { features } | LayerKind::BatchNorm1d { features } => {
+                2 * features
+            }
+            LayerKind::Conv2d { out_channels, .. } => out_channels,
+            LayerKind::Linear { out_features, .. } => out_features,
+            LayerKind::ReLU | LayerKind::MaxPool2d { .. } => 0,
+        };
+        weights + vectors as u128
+    }
+
+    fn exact_macs(&self) -> u128 {
+        match self.kind {
+            LayerKind::Conv2d {
+                in_channels,
+                kernel,
+                ..
+            } => product(&self.out_shape) * product(&[in_channels, kernel, kernel]),
+            LayerKind::Linear {
+                in_features,
+                out_features,
+            } => product(&[in_features, out_features]),
+            _ => 0,
+        }
+    }
+}
+
+fn product(dims: &[i64]) -> u128 {
+    dims.iter().map(|&d| d as u128).product()
+}
+
+/// Every count fits: `lower` refuses networks whose totals do not.
+fn fits(n: u128) -> u64 {
+    u64::try_from(n).expect("lower checks that counts fit in 64 bits")
+}
+
+/// The forward-only step between the Sequentials: the seed's `nn.AvgPool2d(2)`, then flatten.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Head {
-    pub in_shape: Vec<i64>,
-    pub pooled: Vec<i64>,
+    pub kernel: i64,
+    pub stride: i64,
     /// C×H×W after pooling: linear1's in-features.
     pub flat: i64,
 }
@@ -165,10 +181,6 @@ impl Network {
         let f = self.features.iter().map(|l| (names::FEATURES, l));
         f.chain(self.classifier.iter().map(|l| (names::CLASSIFIER, l)))
     }
-
-    pub fn output_shape(&self) -> Vec<i64> {
-        vec![self.spec.num_classes]
-    }
 }
 
 /// Why a spec has no valid network; the checker points these at the text.
@@ -180,8 +192,9 @@ pub enum LowerError {
     HeadTooSmall { shape: Vec<i64> },
     /// The rate of the conv at cfg entry `index` leaves no channel.
     NoChannelsLeft { index: usize, width: i64, rate: f64 },
-    /// A size does not fit in 64 bits.
-    TooLarge { index: Option<usize> },
+    /// The network (or, for a pruned one, its unpruned form) has more parameters or MACs
+    /// (`what`) than 64 bits count.
+    TooLarge { what: &'static str, unpruned: bool },
 }
 
 /// HRankPlus: `int(v * (1 - rate))`.
@@ -281,18 +294,19 @@ pub fn lower(spec: &ModelSpec) -> Result<Network, LowerError> {
     if let Some(relu) = pending_block_end {
         relu_cfg.push(relu);
     }
-    let head_in = vec![c, h, w];
-    let (ph, pw) = (pooled(h, 2, 2), pooled(w, 2, 2));
+    // The seed's forward: AvgPool2d(2), then flatten.
+    let (kernel, stride) = (2, 2);
+    let (ph, pw) = (pooled(h, kernel, stride), pooled(w, kernel, stride));
     if ph < 1 || pw < 1 {
-        return Err(LowerError::HeadTooSmall { shape: head_in });
+        return Err(LowerError::HeadTooSmall {
+            shape: vec![c, h, w],
+        });
     }
-    let flat = c
-        .checked_mul(ph)
-        .and_then(|x| x.checked_mul(pw))
-        .ok_or(LowerError::TooLarge { index: None })?;
+    // Within the checker's limits (widths ≤ 2^16, sides ≤ 2^14) every single size fits in i64.
+    let flat = c * ph * pw;
     let head = Head {
-        in_shape: head_in,
-        pooled: vec![c, ph, pw],
+        kernel,
+        stride,
         flat,
     };
 
@@ -330,7 +344,28 @@ pub fn lower(spec: &ModelSpec) -> Result<Network, LowerError> {
         relu_cfg,
         conv_cfg,
     };
-    crate::analysis::check_sizes(&net)?;
+    for (what, count) in [
+        ("parameters", Layer::exact_params as fn(&Layer) -> u128),
+        ("multiply-accumulates", Layer::exact_macs),
+    ] {
+        let total: u128 = net.layers().map(|(_, l)| count(l)).sum();
+        if total > u64::MAX as u128 {
+            return Err(LowerError::TooLarge {
+                what,
+                unpruned: false,
+            });
+        }
+    }
+    // Summaries compare a pruned network with its unpruned form, which must count too.
+    if spec.compress_rate.is_some() {
+        lower(&spec.unpruned()).map_err(|e| match e {
+            LowerError::TooLarge { what, .. } => LowerError::TooLarge {
+                what,
+                unpruned: true,
+            },
+            other => other,
+        })?;
+    }
     Ok(net)
 }
 

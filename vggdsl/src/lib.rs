@@ -1,7 +1,7 @@
 //! vggdsl: a small language for VGG-family networks, compiled to typed Rust code on tch.
 //!
 //! The pipeline shows in the modules: [`parse`] (the pest grammar) → [`ast`] → [`check`] →
-//! [`ir`] → [`analysis`] / [`codegen`]. The CLI, the [`Builder`] for build scripts and the
+//! [`spec`] → [`ir`] → [`analysis`] / [`init`] / [`repr`] / [`codegen`]. The CLI, the [`Builder`] for build scripts and the
 //! `vgg!` macro are thin shells over [`load`] and [`codegen`], so they emit identical code.
 
 pub mod analysis;
@@ -16,6 +16,7 @@ pub mod names;
 pub mod parse;
 pub mod presets;
 pub mod repr;
+pub mod spec;
 
 pub use builder::Builder;
 pub use diagnostic::{Diagnostic, Diagnostics};

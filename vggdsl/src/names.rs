@@ -54,8 +54,3 @@ pub fn inference_type(model: &str) -> String {
 pub fn module_path(section: &str, layer: &str) -> String {
     format!("{section}.{layer}")
 }
-
-/// A state_dict key.
-pub fn key(section: &str, layer: &str, tensor: &str) -> String {
-    format!("{section}.{layer}.{tensor}")
-}

@@ -1,7 +1,7 @@
 //! The cfg presets: CIFAR VGG variants as HRank and Network Slimming write them (features without
 //! a trailing pool; the last entry is the classifier's hidden width).
 
-use crate::ir::CfgItem::{self, Conv, Pool as M};
+use crate::spec::CfgItem::{self, Conv, Pool as M};
 
 /// `(name, cfg)` for every preset, in the order the reference lists them.
 pub const PRESETS: &[(&str, &[CfgItem])] = &[
