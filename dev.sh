@@ -10,6 +10,7 @@ eval "$(bash scripts/setup-libtorch.sh)"
 
 case "${1:-}" in
   seed)
+    mkdir -p target/generated
     cargo run --quiet --bin vggdsl -- compile examples/vgg16_bn.vgg -o target/generated/vgg16_bn.rs
     echo "compiled examples/vgg16_bn.vgg -> target/generated/vgg16_bn.rs"
     cargo run --quiet --release --example seed

@@ -1,19 +1,33 @@
-//! The `vggdsl` command: every subcommand, as thin shells over the `vggdsl` compiler library
-//! (and, with the `torch` feature, `vggdsl-runtime`).
+//! The `vggdsl` command: the clap definitions and the dispatch. Each subcommand lives in
+//! `commands/`, reads through `input` and writes through `output`, and fails with a [`Failure`]
+//! that carries its exit code; nothing it prints can panic.
 
+mod commands;
+mod failure;
+mod input;
+mod output;
+
+use clap::builder::{MapValueParser, PathBufValueParser, TypedValueParser};
 use clap::{Parser, Subcommand};
-use std::io::IsTerminal;
+use failure::Failure;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// The exit codes, which README.md and docs/language.md repeat word for word (a test checks).
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success, also when the reader of standard output stops early (`| head`)
+  1  a FILE is invalid (diagnostics on stderr), or the output cannot be written
+  2  a FILE cannot be read, or the command line is wrong";
 
 /// vggdsl: VGG-family networks written as cfg lists, compiled to typed Rust code on tch.
 ///
 /// A `.vgg` file declares models such as
 /// `model Vgg16Bn { cfg = default  bn = true  num_classes = 10 }`
 /// (or the compact form `pub Vgg16Bn<cfg = default, bn = true>`). The language reference is
-/// docs/language.md.
+/// docs/language.md. A FILE of `-` is standard input.
 #[derive(Parser)]
-#[command(name = "vggdsl", version, about, long_about)]
+#[command(name = "vggdsl", version, about, long_about, after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -21,94 +35,59 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check files: silent with exit 0 when valid, diagnostics on stderr and exit 1 otherwise.
-    Check {
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-    },
+    /// Check files: silent with exit 0 when valid, diagnostics on stderr otherwise.
+    #[command(after_help = EXIT_CODES)]
+    Check(commands::check::Args),
     /// Print each model's layers, output shapes, parameters and MACs, and HRank's relucfg/convcfg.
-    Summary {
-        file: PathBuf,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    #[command(after_help = EXIT_CODES)]
+    Summary(commands::summary::Args),
     /// Compile a file to formatted Rust source for tch (stdout, or OUT written only if changed).
-    Compile {
-        file: PathBuf,
-        /// Write the Rust source here instead of stdout.
-        #[arg(short, long, value_name = "OUT.rs")]
-        output: Option<PathBuf>,
-    },
+    #[command(after_help = EXIT_CODES)]
+    Compile(commands::compile::Args),
 }
 
-/// Exit codes: 1 for invalid input, 2 for files that cannot be read or written.
-enum Failure {
-    Invalid,
-    Io,
+/// A FILE or OUT argument: a path, or `-` for standard input or output (`./-` is a file named
+/// `-`).
+#[derive(Debug, Clone)]
+enum FileArg {
+    Std,
+    Path(PathBuf),
+}
+
+/// Parsed as a `PathBuf` first, so an empty argument is clap's usage error like any other.
+impl clap::builder::ValueParserFactory for FileArg {
+    type Parser = MapValueParser<PathBufValueParser, fn(PathBuf) -> FileArg>;
+    fn value_parser() -> Self::Parser {
+        PathBufValueParser::new().map(|path| {
+            if path.as_os_str() == "-" {
+                FileArg::Std
+            } else {
+                FileArg::Path(path)
+            }
+        })
+    }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli.command) {
+    let result = parse().and_then(|command| match command {
+        Command::Check(args) => commands::check::run(args),
+        Command::Summary(args) => commands::summary::run(args),
+        Command::Compile(args) => commands::compile::run(args),
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Invalid) => ExitCode::from(1),
-        Err(Failure::Io) => ExitCode::from(2),
+        Err(failure) => failure.report(),
     }
 }
 
-fn run(command: Command) -> Result<(), Failure> {
-    match command {
-        Command::Check { files } => {
-            let mut result = Ok(());
-            for f in &files {
-                if let Err(e) = load(f) {
-                    result = Err(e);
-                }
-            }
-            result
+/// The command line, or clap's help, version or usage error printed under the same output policy
+/// as the commands' own (clap's own exit would hide a failed write of `--help`).
+fn parse() -> Result<Command, Failure> {
+    Cli::try_parse().map(|cli| cli.command).map_err(|e| {
+        let code = u8::try_from(e.exit_code()).unwrap_or(failure::FAILED);
+        match e.print() {
+            Err(io) if !e.use_stderr() => Failure::write("to standard output", io),
+            _ => Failure::exit(code),
         }
-        Command::Summary { file, json } => {
-            let nets = load(&file)?;
-            let summaries: Vec<_> = nets.iter().map(vggdsl::analysis::summarize).collect();
-            if json {
-                let doc = serde_json::json!({ "models": summaries, "convention": vggdsl::analysis::CONVENTION });
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&doc).expect("summaries serialize")
-                );
-            } else {
-                let tables: Vec<String> = summaries.iter().map(|s| s.table()).collect();
-                print!("{}", tables.join("\n"));
-            }
-            Ok(())
-        }
-        Command::Compile { file, output } => {
-            let nets = load(&file)?;
-            let label = file.display().to_string();
-            let code = vggdsl::codegen::file(&nets, &vggdsl::codegen::Origin { file: Some(label) });
-            match output {
-                None => print!("{code}"),
-                Some(out) => {
-                    vggdsl::write_if_changed(&out, &code).map_err(|e| {
-                        eprintln!("error: cannot write {}: {e}", out.display());
-                        Failure::Io
-                    })?;
-                }
-            }
-            Ok(())
-        }
-    }
-}
-
-fn load(path: &PathBuf) -> Result<Vec<vggdsl::Network>, Failure> {
-    let source = std::fs::read_to_string(path).map_err(|e| {
-        eprintln!("error: cannot read {}: {e}", path.display());
-        Failure::Io
-    })?;
-    vggdsl::load(&source, &path.display().to_string()).map_err(|d| {
-        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        eprint!("{}", d.render(color));
-        Failure::Invalid
     })
 }

@@ -37,14 +37,14 @@ impl Builder {
         Self::default()
     }
 
-    /// Where the Rust files go; defaults to cargo's `OUT_DIR`.
+    /// Where the Rust files go, created if missing; defaults to cargo's `OUT_DIR`.
     pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.out_dir = Some(dir.into());
         self
     }
 
-    /// Compiles each file to `<out_dir>/<file stem>.rs`, written only if changed, and tells cargo
-    /// to rerun when a source changes. Returns the paths written to.
+    /// Compiles each file to `<out_dir>/<file stem>.rs`, written as [`crate::write_if_changed`]
+    /// does, and tells cargo to rerun when a source changes. Returns the paths written to.
     pub fn compile(&self, files: &[impl AsRef<Path>]) -> Result<Vec<PathBuf>, BuildError> {
         let out_dir = match &self.out_dir {
             Some(d) => d.clone(),
@@ -52,6 +52,10 @@ impl Builder {
                 .map(PathBuf::from)
                 .ok_or(BuildError::NoOutDir)?,
         };
+        std::fs::create_dir_all(&out_dir).map_err(|source| BuildError::Write {
+            path: out_dir.display().to_string(),
+            source,
+        })?;
         let mut written = Vec::new();
         for file in files {
             let file = file.as_ref();

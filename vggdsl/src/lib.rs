@@ -17,12 +17,12 @@ pub mod parse;
 pub mod presets;
 pub mod repr;
 pub mod spec;
+mod write;
 
 pub use builder::Builder;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use ir::Network;
-
-use std::path::Path;
+pub use write::{write_if_changed, GENERATED_HEADER};
 
 /// Parses and checks source text; the diagnostics carry byte spans into `source`.
 pub fn check_source(source: &str) -> Result<Vec<Network>, Vec<Diagnostic>> {
@@ -48,17 +48,4 @@ pub fn compile(source: &str, file_name: &str) -> Result<String, Diagnostics> {
             file: Some(file_name.to_owned()),
         },
     ))
-}
-
-/// Writes `contents` unless the file already holds exactly that, so builds that watch the file
-/// do not rerun. Returns whether it wrote.
-pub fn write_if_changed(path: &Path, contents: &str) -> std::io::Result<bool> {
-    if std::fs::read(path).is_ok_and(|old| old == contents.as_bytes()) {
-        return Ok(false);
-    }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(path, contents)?;
-    Ok(true)
 }

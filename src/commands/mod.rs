@@ -1,0 +1,5 @@
+//! One module per subcommand, each with its clap `Args` and its `run`.
+
+pub mod check;
+pub mod compile;
+pub mod summary;

@@ -1,0 +1,60 @@
+//! The command's one error type: what is left to say on stderr, and the exit code.
+
+use std::fmt::Display;
+use std::io::{self, IsTerminal};
+use std::process::ExitCode;
+
+/// A FILE is invalid, or an output cannot be written.
+pub const FAILED: u8 = 1;
+/// A FILE cannot be read. Higher than [`FAILED`]: `check` exits with the highest code of its files.
+pub const UNREADABLE: u8 = 2;
+
+/// Why a command stopped, with the exit code `vggdsl --help` documents for it.
+pub struct Failure {
+    pub code: u8,
+    /// What stderr still has to show: `error: …` lines, or nothing when all is said.
+    text: String,
+}
+
+impl Failure {
+    /// `error: ` and one sentence.
+    pub fn new(code: u8, sentence: impl Display) -> Self {
+        Self {
+            code,
+            text: format!("error: {sentence}\n"),
+        }
+    }
+
+    /// Stop with `code`; everything has been said.
+    pub fn exit(code: u8) -> Self {
+        Self {
+            code,
+            text: String::new(),
+        }
+    }
+
+    /// The checker's diagnostics, rustc-style, coloured on a terminal unless `NO_COLOR` is set.
+    pub fn invalid(diagnostics: &vggdsl::Diagnostics) -> Self {
+        let color = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        Self {
+            code: FAILED,
+            text: diagnostics.render(color),
+        }
+    }
+
+    /// Writing to `target` failed. A reader that went away (`| head`) took all it wanted, so a
+    /// broken pipe ends the command quietly with 0, as with other Unix tools.
+    pub fn write(target: impl Display, error: io::Error) -> Self {
+        if error.kind() == io::ErrorKind::BrokenPipe {
+            Self::exit(0)
+        } else {
+            Self::new(FAILED, format_args!("cannot write {target}: {error}"))
+        }
+    }
+
+    /// Shows what is left to say and gives the exit code.
+    pub fn report(&self) -> ExitCode {
+        crate::output::stderr(&self.text);
+        ExitCode::from(self.code)
+    }
+}

@@ -1,0 +1,56 @@
+//! Reading a FILE argument: a path, or `-` for standard input.
+
+use crate::failure::{Failure, UNREADABLE};
+use crate::FileArg;
+use std::io::Read;
+
+/// The most a FILE may hold. Models take a few hundred bytes each; the bound stops devices such
+/// as `/dev/zero` from being read until memory runs out.
+const MAX_BYTES: u64 = 1 << 20;
+
+/// A FILE's text and the name its diagnostics show.
+pub struct Source {
+    pub name: String,
+    pub text: String,
+}
+
+pub fn read(file: &FileArg) -> Result<Source, Failure> {
+    let name = match file {
+        FileArg::Std => "<stdin>".to_owned(),
+        FileArg::Path(path) => path.display().to_string(),
+    };
+    let cannot = |why: &dyn std::fmt::Display| {
+        Failure::new(UNREADABLE, format_args!("cannot read {name}: {why}"))
+    };
+    let mut bytes = Vec::new();
+    match file {
+        FileArg::Std => std::io::stdin()
+            .lock()
+            .take(MAX_BYTES + 1)
+            .read_to_end(&mut bytes),
+        FileArg::Path(path) => {
+            std::fs::File::open(path).and_then(|f| f.take(MAX_BYTES + 1).read_to_end(&mut bytes))
+        }
+    }
+    .map_err(|e| cannot(&e))?;
+    if bytes.len() as u64 > MAX_BYTES {
+        return Err(cannot(&format_args!(
+            "it is larger than {} MiB",
+            MAX_BYTES >> 20
+        )));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let valid = String::from_utf8_lossy(&e.as_bytes()[..e.utf8_error().valid_up_to()]);
+        let (line, column) = vggdsl::diagnostic::line_col(&valid, valid.len());
+        cannot(&format_args!(
+            "it is not UTF-8 text (line {line}, column {column})"
+        ))
+    })?;
+    Ok(Source { name, text })
+}
+
+/// The checked networks of a FILE.
+pub fn load(file: &FileArg) -> Result<Vec<vggdsl::Network>, Failure> {
+    let source = read(file)?;
+    vggdsl::load(&source.text, &source.name).map_err(|d| Failure::invalid(&d))
+}
