@@ -1,13 +1,20 @@
 //! Reads the `data.pkl` that `torch.save(model.state_dict(), f)` puts in its zip archive.
 //!
-//! Only the protocol-2 opcodes and the few callables that such a pickle uses are understood, so
-//! arbitrary pickles are refused instead of executed; anything else, and any malformed or cut-off
-//! input, is an [`Error`] naming the byte where it happened.
+//! Only the opcodes of protocols 2 to 4 and the few callables that such a pickle uses are
+//! understood, so arbitrary pickles are refused instead of executed; anything else, and any
+//! malformed or cut-off input, is an [`Error`] naming the byte where it happened.
+//!
+//! Values nest at most [`MAX_DEPTH`] levels deep, and a list or dict can no longer change once it
+//! is inside another value, so every depth stays exact, no cycle forms, and dropping a value never
+//! recurses deeper than that.
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use tch::Kind;
+
+/// How deeply values may nest; a state_dict's pickle nests a few levels.
+const MAX_DEPTH: usize = 1000;
 
 /// Why a pickle could not be read.
 #[derive(Debug)]
@@ -38,7 +45,7 @@ pub(crate) struct TensorRef {
 /// Returns the pickled dict's entries in their pickled order (an `OrderedDict`'s order).
 pub(crate) fn read_state_dict(data: &[u8]) -> Result<Vec<(String, TensorRef)>, Error> {
     let entries = match Machine::new(data).run()? {
-        Value::Dict(dict) => dict.borrow().clone(),
+        Value::Dict(dict) => dict.borrow().items.clone(),
         other => {
             let what = other.describe();
             return Err(Error::Unsupported(format!(
@@ -77,8 +84,28 @@ pub(crate) fn read_state_dict(data: &[u8]) -> Result<Vec<(String, TensorRef)>, E
 }
 
 /// Lists and dicts are shared so that a memoized one sees later changes.
-type List = Rc<RefCell<Vec<Value>>>;
-type Dict = Rc<RefCell<Vec<(Value, Value)>>>;
+type List = Rc<RefCell<Items<Value>>>;
+type Dict = Rc<RefCell<Items<(Value, Value)>>>;
+
+/// The items of a list or dict.
+#[derive(Debug)]
+struct Items<T> {
+    items: Vec<T>,
+    /// 1 + the deepest item's depth.
+    depth: usize,
+    /// Put inside another value, after which it may not change (see [`Machine::nest`]).
+    inside: bool,
+}
+
+impl<T> Default for Items<T> {
+    fn default() -> Self {
+        Self {
+            items: Vec::new(),
+            depth: 1,
+            inside: false,
+        }
+    }
+}
 
 /// A pickled object.
 #[derive(Clone, Debug)]
@@ -89,7 +116,8 @@ enum Value {
     Float(f64),
     Str(Rc<str>),
     Global(Rc<(String, String)>),
-    Tuple(Rc<[Value]>),
+    /// Items and depth.
+    Tuple(Rc<[Value]>, usize),
     List(List),
     Dict(Dict),
     Storage(Rc<Storage>),
@@ -97,6 +125,16 @@ enum Value {
 }
 
 impl Value {
+    /// How many containers deep the value is: 0 for scalars, 1 for an empty tuple.
+    fn depth(&self) -> usize {
+        match self {
+            Value::Tuple(_, depth) => *depth,
+            Value::List(list) => list.borrow().depth,
+            Value::Dict(dict) => dict.borrow().depth,
+            _ => 0,
+        }
+    }
+
     /// For error messages.
     fn describe(&self) -> String {
         match self {
@@ -106,7 +144,7 @@ impl Value {
             Value::Float(f) => format!("the float {f}"),
             Value::Str(s) => format!("the string {s:?}"),
             Value::Global(g) => format!("{}.{}", g.0, g.1),
-            Value::Tuple(_) => "a tuple".into(),
+            Value::Tuple(..) => "a tuple".into(),
             Value::List(_) => "a list".into(),
             Value::Dict(_) => "a dict".into(),
             Value::Storage(_) => "a storage".into(),
@@ -244,6 +282,62 @@ impl<'a> Machine<'a> {
         }
     }
 
+    /// The depth of a new container holding `items`. Lists and dicts among them are marked as
+    /// inside it, so that their depth, and so its own, cannot grow later.
+    fn nest<'v>(&self, items: impl IntoIterator<Item = &'v Value>) -> Result<usize, Error> {
+        let mut depth = 1;
+        for item in items {
+            match item {
+                Value::List(list) => list.borrow_mut().inside = true,
+                Value::Dict(dict) => dict.borrow_mut().inside = true,
+                _ => {}
+            }
+            depth = depth.max(item.depth() + 1);
+        }
+        if depth > MAX_DEPTH {
+            return Err(
+                self.unsupported(format!("the pickle nests deeper than {MAX_DEPTH} levels"))
+            );
+        }
+        Ok(depth)
+    }
+
+    fn tuple(&self, items: Vec<Value>) -> Result<Value, Error> {
+        let depth = self.nest(&items)?;
+        Ok(Value::Tuple(items.into(), depth))
+    }
+
+    /// Adds to a list or dict that is not inside another value (which also refuses cycles).
+    fn extend<T>(
+        &self,
+        into: &RefCell<Items<T>>,
+        what: &str,
+        depth: usize,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<(), Error> {
+        let mut into = into.borrow_mut();
+        if into.inside {
+            return Err(self.unsupported(format!(
+                "the pickle changes {what} after putting it inside another value"
+            )));
+        }
+        into.depth = into.depth.max(depth);
+        into.items.extend(items);
+        Ok(())
+    }
+
+    fn append(&self, items: Vec<Value>) -> Result<(), Error> {
+        let depth = self.nest(&items)?;
+        let list = self.top_list()?;
+        self.extend(&list, "a list", depth, items)
+    }
+
+    fn set_items(&self, items: Vec<(Value, Value)>) -> Result<(), Error> {
+        let depth = self.nest(items.iter().flat_map(|(k, v)| [k, v]))?;
+        let dict = self.top_dict()?;
+        self.extend(&dict, "a dict", depth, items)
+    }
+
     fn memo_get(&self, index: u32) -> Result<Value, Error> {
         self.memo
             .get(&index)
@@ -312,41 +406,42 @@ impl<'a> Machine<'a> {
                     let s = self.string(len)?;
                     self.push(Value::Str(s));
                 }
-                b')' => self.push(Value::Tuple(Rc::new([]))),
+                b')' => self.push(Value::Tuple(Rc::new([]), 1)),
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.push(Value::Tuple(items.into()));
+                    let tuple = self.tuple(items)?;
+                    self.push(tuple);
                 }
                 op @ 0x85..=0x87 => {
                     let n = usize::from(op - 0x84);
-                    let items = (0..n).map(|_| self.pop()).collect::<Result<Vec<_>, _>>()?;
-                    self.push(Value::Tuple(items.into_iter().rev().collect()));
+                    let mut items = (0..n).map(|_| self.pop()).collect::<Result<Vec<_>, _>>()?;
+                    items.reverse();
+                    let tuple = self.tuple(items)?;
+                    self.push(tuple);
                 }
                 b']' => self.push(Value::List(Rc::default())),
                 b'a' => {
                     let v = self.pop()?;
-                    self.top_list()?.borrow_mut().push(v);
+                    self.append(vec![v])?;
                 }
                 b'e' => {
                     let items = self.pop_mark()?;
-                    self.top_list()?.borrow_mut().extend(items);
+                    self.append(items)?;
                 }
                 b'}' => self.push(Value::Dict(Rc::default())),
                 b's' => {
                     let v = self.pop()?;
                     let k = self.pop()?;
-                    self.top_dict()?.borrow_mut().push((k, v));
+                    self.set_items(vec![(k, v)])?;
                 }
                 b'u' => {
                     let items = self.pop_mark()?;
                     if items.len() % 2 != 0 {
                         return Err(self.corrupt("SETITEMS with an odd number of values"));
                     }
-                    let dict = self.top_dict()?;
                     let mut items = items.into_iter();
-                    while let (Some(k), Some(v)) = (items.next(), items.next()) {
-                        dict.borrow_mut().push((k, v));
-                    }
+                    let pairs = std::iter::from_fn(|| Some((items.next()?, items.next()?)));
+                    self.set_items(pairs.collect())?;
                 }
                 b'q' => {
                     let i = self.byte()?;
@@ -370,6 +465,26 @@ impl<'a> Machine<'a> {
                     let module = self.line()?;
                     let name = self.line()?;
                     self.push(Value::Global(Rc::new((module, name))));
+                }
+                0x93 => {
+                    // STACK_GLOBAL (protocol 4): module and name are strings on the stack.
+                    let (Value::Str(name), Value::Str(module)) = (self.pop()?, self.pop()?) else {
+                        return Err(self.corrupt("STACK_GLOBAL of values other than strings"));
+                    };
+                    self.push(Value::Global(Rc::new((
+                        module.to_string(),
+                        name.to_string(),
+                    ))));
+                }
+                0x94 => {
+                    // MEMOIZE (protocol 4): into the next free slot.
+                    let index = u32::try_from(self.memo.len())
+                        .map_err(|_| self.corrupt("the memo is full"))?;
+                    self.memo_put(index)?;
+                }
+                0x95 => {
+                    // FRAME (protocol 4): the length of the opcodes that follow, a reading hint.
+                    self.array::<8>()?;
                 }
                 b'Q' => {
                     let pid = self.pop()?;
@@ -399,7 +514,7 @@ impl<'a> Machine<'a> {
     /// `('storage', torch.FloatStorage, key, location, numel)`, as `torch.save` writes it.
     fn persistent_load(&self, pid: Value) -> Result<Storage, Error> {
         let bad = || self.unsupported(format!("persistent id {}", pid.describe()));
-        let Value::Tuple(items) = &pid else {
+        let Value::Tuple(items, _) = &pid else {
             return Err(bad());
         };
         let [tag, class, key, _location, numel] = &items[..] else {
@@ -434,7 +549,7 @@ impl<'a> Machine<'a> {
     }
 
     fn reduce(&self, callable: Value, args: Value) -> Result<Value, Error> {
-        let (Value::Global(global), Value::Tuple(args)) = (&callable, &args) else {
+        let (Value::Global(global), Value::Tuple(args, _)) = (&callable, &args) else {
             return Err(self.corrupt(format!(
                 "REDUCE of {} with {}",
                 callable.describe(),
@@ -463,7 +578,7 @@ impl<'a> Machine<'a> {
         else {
             return Err(bad());
         };
-        let (Value::Storage(storage), Value::Int(offset), Value::Tuple(sz), Value::Tuple(st)) =
+        let (Value::Storage(storage), Value::Int(offset), Value::Tuple(sz, _), Value::Tuple(st, _)) =
             (storage, offset, size, stride)
         else {
             return Err(bad());
@@ -499,6 +614,16 @@ impl<'a> Machine<'a> {
                 )));
             }
         }
+        // Nor more elements than the storage holds: an expanded view (stride 0) can be far larger
+        // than its storage, and any copy of it would allocate all of them.
+        let numel = size.iter().try_fold(1i64, |n, &d| n.checked_mul(d));
+        if !matches!(numel, Some(numel) if numel <= storage.numel) {
+            return Err(self.unsupported(format!(
+                "tensor with size {size:?}, stride {stride:?} has more elements than its storage \
+                 of {} (an expanded view? save it after .contiguous())",
+                storage.numel
+            )));
+        }
         Ok(Value::Tensor(Rc::new(TensorRef {
             storage: storage.clone(),
             offset: *offset,
@@ -512,23 +637,24 @@ impl<'a> Machine<'a> {
 mod tests {
     use super::*;
 
-    /// A hand-assembled pickle shaped like torch.save's of an `OrderedDict` (with `_metadata`)
-    /// holding a transposed, offset float view and an int64 scalar.
-    fn sample() -> Vec<u8> {
+    /// One tensor: key, storage key, storage class, storage numel, offset, size, stride.
+    type Spec<'a> = (&'a str, &'a str, &'a str, i64, i64, &'a [i64], &'a [i64]);
+
+    fn int(p: &mut Vec<u8>, v: i64) {
+        match u8::try_from(v) {
+            Ok(b) => p.extend([b'K', b]),
+            Err(_) => {
+                p.extend([0x8a, 8]);
+                p.extend(v.to_le_bytes());
+            }
+        }
+    }
+
+    /// A hand-assembled pickle shaped like torch.save's of an `OrderedDict` (with `_metadata`).
+    fn state_dict(tensors: &[Spec]) -> Vec<u8> {
         let mut p = Vec::new();
         p.extend(b"\x80\x02ccollections\nOrderedDict\nq\x00)Rq\x01(");
-        for (key, storage, class, numel, offset, size, stride) in [
-            (
-                "w",
-                "0",
-                "FloatStorage",
-                6u8,
-                1u8,
-                &[2u8, 2][..],
-                &[1u8, 3][..],
-            ),
-            ("n", "1", "LongStorage", 1, 0, &[][..], &[][..]),
-        ] {
+        for &(key, storage, class, numel, offset, size, stride) in tensors {
             let s = |p: &mut Vec<u8>, s: &str| {
                 p.push(b'X');
                 p.extend((s.len() as u32).to_le_bytes());
@@ -540,16 +666,27 @@ mod tests {
             p.extend(format!("ctorch\n{class}\n").as_bytes());
             s(&mut p, storage);
             s(&mut p, "cpu");
-            p.extend([b'K', numel, b't', b'Q', b'K', offset, b'(']);
-            size.iter().for_each(|&n| p.extend([b'K', n]));
+            int(&mut p, numel);
+            p.extend(b"tQ");
+            int(&mut p, offset);
+            p.push(b'(');
+            size.iter().for_each(|&n| int(&mut p, n));
             p.extend(b"t(");
-            stride.iter().for_each(|&n| p.extend([b'K', n]));
+            stride.iter().for_each(|&n| int(&mut p, n));
             p.extend(b"t\x89h\x00)Rtq\x02R");
         }
         p.extend(b"u}q\x03X\x09\x00\x00\x00_metadatah\x00)R(");
         p.extend(b"X\x00\x00\x00\x00}X\x07\x00\x00\x00versionK\x01sus");
         p.extend(b"b.");
         p
+    }
+
+    /// A transposed, offset float view and an int64 scalar.
+    fn sample() -> Vec<u8> {
+        state_dict(&[
+            ("w", "0", "FloatStorage", 6, 1, &[2, 2], &[1, 3]),
+            ("n", "1", "LongStorage", 1, 0, &[], &[]),
+        ])
     }
 
     #[test]
@@ -609,22 +746,117 @@ mod tests {
             panic!()
         };
         assert!(m.contains("os.system"), "{m}");
-        let Err(Error::Unsupported(m)) = read_state_dict(b"\x80\x04\x95\x00") else {
+        let Err(Error::Unsupported(m)) = read_state_dict(b"\x80\x04\x8f.") else {
             panic!()
         };
-        assert!(m.contains("opcode 0x95"), "{m}");
+        assert!(m.contains("opcode 0x8f"), "{m}");
     }
 
     #[test]
-    fn views_past_their_storage_are_corrupt() {
-        let p = sample();
-        // Offset 1 → 5 in the first tensor: the last element (5 + 1 + 3 = 9) is past 6 elements.
-        let at = p.windows(4).position(|w| w == b"QK\x01(").unwrap();
-        let mut bad = p.clone();
-        bad[at + 2] = 5;
-        let Err(Error::Corrupt(m)) = read_state_dict(&bad) else {
+    fn views_outside_their_storage_are_refused() {
+        let huge = 1 << 62;
+        for (offset, size, stride, message) in [
+            // The last element, 5 + 1 + 3 = 9, is past 6 elements.
+            (
+                5,
+                &[2, 2][..],
+                &[1, 3][..],
+                "reaches past its storage of 6 elements",
+            ),
+            (
+                0,
+                &[2, huge],
+                &[3, 1],
+                "reaches past its storage of 6 elements",
+            ),
+            (0, &[huge, huge], &[huge, huge], "reaches past its storage"),
+            (-1, &[2], &[1], "offset -1"),
+            (0, &[2, -1], &[1, 3], "holds the int -1"),
+            (0, &[2, 2], &[-1, 3], "holds the int -1"),
+            // Stride 0 reaches one element only, but the view has 2^62 of them.
+            (0, &[huge], &[0], "has more elements than its storage of 6"),
+            (
+                0,
+                &[huge, 4],
+                &[0, 0],
+                "has more elements than its storage of 6",
+            ),
+            (0, &[7], &[0], "has more elements than its storage of 6"),
+        ] {
+            let p = state_dict(&[("w", "0", "FloatStorage", 6, offset, size, stride)]);
+            let m = match read_state_dict(&p) {
+                Err(Error::Corrupt(m) | Error::Unsupported(m)) => m,
+                Ok(_) => panic!("{size:?} {stride:?} {offset} was accepted"),
+            };
+            assert!(m.contains(message), "{m}");
+        }
+        // Stride 0 within the storage's size is a plain view.
+        let p = state_dict(&[("w", "0", "FloatStorage", 6, 0, &[2, 3], &[0, 1])]);
+        assert_eq!(read_state_dict(&p).unwrap()[0].1.size, [2, 3]);
+    }
+
+    fn pickle(body: &[u8]) -> Vec<u8> {
+        [&b"\x80\x02"[..], body, b"."].concat()
+    }
+
+    fn nested(open: &[u8], level: &[u8], close: &[u8], n: usize) -> Vec<u8> {
+        pickle(&[open, &level.repeat(n), &close.repeat(n)].concat())
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing_the_stack() {
+        let n = 1_000_000;
+        for p in [
+            // TUPLE1 around the tuple below.
+            nested(b")", b"\x85", b"", n),
+            // MARK … TUPLE.
+            nested(b"", b"(", b"t", n),
+            // A new list holding the previous one, which the memo keeps.
+            nested(b"]q\x00", b"]h\x00aq\x00", b"", n),
+            // A new dict holding the previous one.
+            nested(b"}q\x00", b"}K\x00h\x00sq\x00", b"", n),
+        ] {
+            let Err(Error::Unsupported(m)) = read_state_dict(&p) else {
+                panic!()
+            };
+            assert!(
+                m.starts_with("the pickle nests deeper than 1000 levels"),
+                "{m}"
+            );
+        }
+        // An empty tuple is one level deep, each TUPLE1 adds one.
+        let Err(Error::Unsupported(m)) = read_state_dict(&nested(b")", b"\x85", b"", 999)) else {
             panic!()
         };
-        assert!(m.contains("past its storage of 6 elements"), "{m}");
+        assert_eq!(m, "the pickle holds a tuple, not a dict of tensors");
+        let Err(Error::Unsupported(m)) = read_state_dict(&nested(b")", b"\x85", b"", 1000)) else {
+            panic!()
+        };
+        assert_eq!(
+            m,
+            "the pickle nests deeper than 1000 levels (pickle byte 1002)"
+        );
+    }
+
+    #[test]
+    fn lists_and_dicts_cannot_change_once_inside_another_value() {
+        for (body, what) in [
+            // A list put in a tuple, then appended to through the memo.
+            (&b"]q\x00\x85h\x00]a"[..], "a list"),
+            // A list appended to itself.
+            (b"]q\x00h\x00a", "a list"),
+            // A dict holding a list that holds the dict.
+            (b"}q\x00K\x00]h\x00as", "a dict"),
+        ] {
+            let Err(Error::Unsupported(m)) = read_state_dict(&pickle(body)) else {
+                panic!()
+            };
+            assert!(
+                m.starts_with(&format!(
+                    "the pickle changes {what} after putting it inside another value"
+                )),
+                "{m}"
+            );
+        }
     }
 }

@@ -335,8 +335,21 @@ fn read_safetensors(path: &Path, mut file: File) -> Result<Vec<(String, Tensor)>
     Ok(tensors)
 }
 
+/// The most bytes read for `<name>/data.pkl`: a state_dict's pickle takes a few hundred bytes per
+/// tensor, and each of its bytes can become a value of tens of bytes.
+const MAX_PICKLE_LEN: u64 = 256 << 20;
+
+/// The most bytes read for `<name>/byteorder`, which holds `little` or `big`.
+const MAX_BYTEORDER_LEN: u64 = 16;
+
+/// What size an archive entry must have.
+enum EntrySize {
+    Exactly(u64),
+    AtMost(u64),
+}
+
 /// `<name>/data.pkl` describes the tensors, `<name>/data/<key>` holds each storage's raw
-/// little-endian elements.
+/// elements, in the byte order that `<name>/byteorder` names.
 fn read_torch_zip(path: &Path, file: File) -> Result<Vec<(String, Tensor)>, LoadError> {
     let corrupt = |reason: String| LoadError::Corrupt {
         path: path.into(),
@@ -375,32 +388,64 @@ fn read_torch_zip(path: &Path, file: File) -> Result<Vec<(String, Tensor)>, Load
             reason: "it is a zip archive without the <name>/data.pkl that torch.save writes".into(),
         });
     }
-    let mut read_entry = |entry: &str, len: Option<u64>| -> Result<Vec<u8>, LoadError> {
-        let mut file = zip.by_name(entry).map_err(|e| match e {
+    let byteorder = format!("{name}/byteorder");
+    let has_byteorder = zip.file_names().any(|entry| entry == byteorder);
+    // Reads no more than the entry declares, and only uncompressed entries, as torch.save writes
+    // them, so that what is read is bounded by the file's length (a compressed entry could
+    // expand without bound: a zip bomb).
+    let mut read_entry = |entry: &str, expected: EntrySize| -> Result<Vec<u8>, LoadError> {
+        let file = zip.by_name(entry).map_err(|e| match e {
             zip::result::ZipError::FileNotFound => corrupt(format!("the archive has no {entry}")),
             e => zip_error(e),
         })?;
-        if let Some(len) = len.filter(|&len| len != file.size()) {
-            return Err(corrupt(format!(
-                "{entry} holds {} bytes, its tensors need {len}",
-                file.size()
+        if file.compression() != zip::CompressionMethod::Stored {
+            return Err(unsupported(format!(
+                "{entry} is compressed ({}); torch.save stores its entries uncompressed",
+                file.compression()
             )));
         }
-        let mut bytes = Vec::with_capacity(file.size().min(file_len) as usize);
-        file.read_to_end(&mut bytes)
+        let size = file.size();
+        match expected {
+            EntrySize::Exactly(len) if len != size => {
+                return Err(corrupt(format!(
+                    "{entry} holds {size} bytes, its tensors need {len}"
+                )))
+            }
+            EntrySize::AtMost(max) if size > max => {
+                return Err(unsupported(format!(
+                    "{entry} is {size} bytes, more than the {max} this reader accepts"
+                )))
+            }
+            _ => {}
+        }
+        let mut bytes = Vec::with_capacity(size.min(file_len) as usize);
+        // One byte more than declared tells an entry longer than its header says.
+        file.take(size.saturating_add(1))
+            .read_to_end(&mut bytes)
             .map_err(|e| corrupt(format!("{entry}: {e}")))?;
+        if bytes.len() as u64 != size {
+            return Err(corrupt(format!(
+                "{entry} does not hold the {size} bytes its zip entry declares"
+            )));
+        }
         Ok(bytes)
     };
-    let pickle = read_entry(&format!("{name}/data.pkl"), None)?;
+    let pickle = read_entry(
+        &format!("{name}/data.pkl"),
+        EntrySize::AtMost(MAX_PICKLE_LEN),
+    )?;
     // Files from before torch wrote this entry are little-endian.
-    if let Ok(order) = read_entry(&format!("{name}/byteorder"), None) {
-        if order != b"little" {
-            return Err(unsupported(format!(
-                "its tensors are stored {}-endian",
-                String::from_utf8_lossy(&order)
-            )));
-        }
-    }
+    let big_endian = has_byteorder
+        && match &read_entry(&byteorder, EntrySize::AtMost(MAX_BYTEORDER_LEN))?[..] {
+            b"little" => false,
+            b"big" => true,
+            order => {
+                return Err(corrupt(format!(
+                    "{byteorder} names no byte order: {:?}",
+                    String::from_utf8_lossy(order)
+                )))
+            }
+        };
     let entries = pickle::read_state_dict(&pickle).map_err(|e| match e {
         pickle::Error::Corrupt(reason) => corrupt(format!("{name}/data.pkl: {reason}")),
         pickle::Error::Unsupported(reason) => unsupported(format!("{name}/data.pkl: {reason}")),
@@ -417,7 +462,11 @@ fn read_torch_zip(path: &Path, file: File) -> Result<Vec<(String, Tensor)>, Load
                 let len =
                     (storage.numel as u64).checked_mul(storage.kind.elt_size_in_bytes() as u64);
                 let len = len.ok_or_else(|| corrupt(format!("{entry} is too large")))?;
-                let bytes = read_entry(&entry, Some(len))?;
+                let mut bytes = read_entry(&entry, EntrySize::Exactly(len))?;
+                if big_endian {
+                    let elt_size = storage.kind.elt_size_in_bytes();
+                    bytes.chunks_exact_mut(elt_size).for_each(<[u8]>::reverse);
+                }
                 let elements = tensor_from_bytes(&bytes, &[storage.numel], storage.kind)
                     .ok_or_else(|| corrupt(format!("{entry}'s data")))?;
                 e.insert((storage.kind, storage.numel, elements))

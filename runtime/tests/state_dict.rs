@@ -80,11 +80,52 @@ dump(views, f"{out}/views.txt")
 
 torch.save(sd, f"{out}/legacy.pt", _use_new_zipfile_serialization=False)
 torch.save({"state_dict": sd, "epoch": 3}, f"{out}/checkpoint.pt")
-import zipfile
-with zipfile.ZipFile(f"{out}/model.pt") as src, zipfile.ZipFile(f"{out}/cut_pickle.pt", "w") as dst:
-    for info in src.infolist():
-        data = src.read(info)
-        dst.writestr(info.filename, data[: len(data) // 2] if info.filename.endswith("data.pkl") else data)
+torch.save(sd, f"{out}/protocol4.pt", pickle_protocol=4)
+torch.save({"huge": torch.zeros(1).expand(2**62)}, f"{out}/expanded.pt")
+
+import numpy, shutil, struct, zipfile
+def rewrite(src, dst, change, compression=zipfile.ZIP_STORED):
+    """Copies an archive, each entry's bytes through change(name inside the archive's folder, bytes)."""
+    with zipfile.ZipFile(src) as z:
+        entries = [(info.filename, z.read(info)) for info in z.infolist()]
+    with zipfile.ZipFile(dst, "w", compression) as z:
+        for name, data in entries:
+            z.writestr(name, change(name.split("/", 1)[1], data))
+def declare_size(src, dst, entry, size):
+    """Copies an archive, with another size for `entry` in its central directory (not its bytes)."""
+    data = bytearray(open(src, "rb").read())
+    at = data.rindex(entry.encode()) - 46
+    assert data[at : at + 4] == b"PK\x01\x02", entry
+    struct.pack_into("<I", data, at + 24, size)
+    open(dst, "wb").write(data)
+
+rewrite(f"{out}/model.pt", f"{out}/cut_pickle.pt", lambda name, data: data[: len(data) // 2] if name == "data.pkl" else data)
+# torch.save names storages 0, 1, … in the order the dict first reaches them.
+itemsize = list({t.untyped_storage().data_ptr(): t.element_size() for t in views.values()}.values())
+def swap(name, data):
+    if name == "byteorder":
+        return b"big"
+    if name.startswith("data/"):
+        return numpy.frombuffer(data, f"u{itemsize[int(name[5:])]}").byteswap().tobytes()
+    return data
+rewrite(f"{out}/views.pt", f"{out}/big_endian.pt", swap)
+assert all(torch.equal(t, views[k]) for k, t in torch.load(f"{out}/big_endian.pt").items())
+torch.save({"weight": torch.zeros(1), "weighz": torch.ones(1)}, f"{out}/twice.pt")
+rewrite(f"{out}/twice.pt", f"{out}/twice.pt", lambda name, data: data.replace(b"weighz", b"weight"))
+
+# A million TUPLE1 opcodes, each wrapping the tuple before it.
+deep = b"\x80\x02)" + b"\x85" * 1_000_000 + b"."
+rewrite(f"{out}/model.pt", f"{out}/deep.pt", lambda name, data: deep if name == "data.pkl" else data)
+# 64 MiB of zeros after the pickle's STOP, deflated to a few kB.
+rewrite(f"{out}/model.pt", f"{out}/deflated.pt", lambda name, data: data + bytes(64 << 20) if name == "data.pkl" else data, zipfile.ZIP_DEFLATED)
+pickle_len = len(zipfile.ZipFile(f"{out}/model.pt").read("model/data.pkl"))
+declare_size(f"{out}/model.pt", f"{out}/huge_pickle.pt", "model/data.pkl", 300 << 20)
+declare_size(f"{out}/model.pt", f"{out}/huge_byteorder.pt", "model/byteorder", 1 << 30)
+declare_size(f"{out}/model.pt", f"{out}/short_pickle.pt", "model/data.pkl", pickle_len - 1)
+# One byte of "little" changed without updating its CRC.
+data = open(f"{out}/model.pt", "rb").read()
+assert data.count(b"little") == 1
+open(f"{out}/bad_byteorder.pt", "wb").write(data.replace(b"little", b"littlf"))
 "#;
 
 fn python(script: &str, args: &[&Path]) -> String {
@@ -727,4 +768,114 @@ fn saving_a_dtype_safetensors_lacks_is_an_error() {
         "cannot save z: safetensors has no complex64 dtype"
     );
     assert!(!path.exists());
+}
+
+#[test]
+fn loads_protocol_4_pickles() {
+    let mut vs = model(10);
+    load_state_dict(&mut vs, fixture("protocol4.pt")).unwrap();
+    assert_loaded_exactly(&vs, &expected("model.txt"));
+}
+
+#[test]
+fn reads_big_endian_files() {
+    // Every dtype (1, 2, 4 and 8 bytes), with views sharing a storage.
+    let tensors: BTreeMap<_, _> = read_state_dict(fixture("big_endian.pt"))
+        .unwrap()
+        .into_iter()
+        .map(|(k, t)| (k, Values::of(&t)))
+        .collect();
+    assert_eq!(tensors, expected("views.txt").into_iter().collect());
+}
+
+#[test]
+fn duplicate_keys_are_an_error() {
+    let path = fixture("twice.pt");
+    let mut vs = store(&[("weight".into(), vec![1], Kind::Float)]);
+    assert_eq!(
+        load_error(&mut vs, &path),
+        format!(
+            "{} is truncated or corrupt: twice/data.pkl: key weight appears twice",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn deeply_nested_pickles_are_an_error() {
+    let path = fixture("deep.pt");
+    assert_eq!(
+        load_error(&mut model(10), &path),
+        format!(
+            "{} is not supported: model/data.pkl: the pickle nests deeper than 1000 levels \
+             (pickle byte 1002)",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn compressed_and_oversized_entries_are_refused() {
+    for (name, reason) in [
+        (
+            "deflated.pt",
+            "is not supported: model/data.pkl is compressed (Deflated); torch.save stores its \
+             entries uncompressed",
+        ),
+        (
+            "huge_pickle.pt",
+            "is not supported: model/data.pkl is 314572800 bytes, more than the 268435456 this \
+             reader accepts",
+        ),
+        (
+            "huge_byteorder.pt",
+            "is not supported: model/byteorder is 1073741824 bytes, more than the 16 this reader \
+             accepts",
+        ),
+    ] {
+        let path = fixture(name);
+        let message = load_error(&mut model(10), &path);
+        assert_eq!(message, format!("{} {reason}", path.display()));
+    }
+    // Read no further than the declared size: here one byte short of the real pickle.
+    let path = fixture("short_pickle.pt");
+    let message = load_error(&mut model(10), &path);
+    let prefix = format!(
+        "{} is truncated or corrupt: model/data.pkl does not hold the ",
+        path.display()
+    );
+    assert!(
+        message.starts_with(&prefix) && message.ends_with(" bytes its zip entry declares"),
+        "{message}"
+    );
+}
+
+#[test]
+fn expanded_views_are_refused_by_every_reader() {
+    // `torch.zeros(1).expand(2**62)`: one stored element, 2^62 in the view.
+    let path = fixture("expanded.pt");
+    let prefix = format!(
+        "{} is not supported: expanded/data.pkl: tensor with size [4611686018427387904], stride \
+         [0] has more elements than its storage of 1",
+        path.display()
+    );
+    let message = read_state_dict(&path).unwrap_err().to_string();
+    assert!(message.starts_with(&prefix), "{message}");
+    let mut vs = store(&[("huge".into(), vec![4], Kind::Float)]);
+    let message = load_error(&mut vs, &path);
+    assert!(message.starts_with(&prefix), "{message}");
+    let err = load_state_dict_with(&mut vs, &path, LoadMode::Partial).unwrap_err();
+    assert!(err.to_string().starts_with(&prefix), "{err}");
+}
+
+#[test]
+fn an_unreadable_byteorder_is_an_error() {
+    let path = fixture("bad_byteorder.pt");
+    assert_eq!(
+        load_error(&mut model(10), &path),
+        format!(
+            "{} is truncated or corrupt: model/byteorder: Invalid checksum",
+            path.display()
+        )
+    );
 }

@@ -1,0 +1,77 @@
+//! `to_inference()` works on every store the model itself runs on: where oneDNN's blocked layout
+//! can't be used (a kind other than f32, a device other than the CPU, a libtorch without oneDNN)
+//! the folded weights run on plain tensors and give the eval-mode outputs.
+use vggdsl_runtime::inference::BLOCKED_FROM_BATCH;
+use vggdsl_runtime::tch::nn::{ModuleT, VarStore};
+use vggdsl_runtime::tch::{self, Device, Kind, Tensor};
+
+vggdsl_runtime::vgg!(Small<input = [3, 16, 16], cfg = [8, M, 16, M, 16], num_classes = 5>);
+
+/// A model whose BatchNorms hold other statistics than the identity, in the store's kind.
+fn model(kind: Kind) -> (VarStore, Small) {
+    tch::manual_seed(0);
+    let mut vs = VarStore::new(Device::Cpu);
+    let net = Small::new(&vs.root());
+    tch::no_grad(|| {
+        for (name, mut t) in vs.variables() {
+            if name.contains("norm") && t.is_floating_point() {
+                let (lo, hi) = if name.ends_with("running_var") || name.ends_with("weight") {
+                    (0.5, 1.5)
+                } else {
+                    (-0.5, 0.5)
+                };
+                let _ = t.uniform_(lo, hi);
+            }
+        }
+    });
+    match kind {
+        Kind::Float => {}
+        Kind::Double => vs.double(),
+        Kind::Half => vs.half(),
+        Kind::BFloat16 => vs.bfloat16(),
+        other => panic!("{other:?}"),
+    }
+    (vs, net)
+}
+
+/// The largest difference between the inference and the eval-mode outputs, relative to the
+/// largest eval-mode output, for a small and a large batch.
+fn relative_difference(kind: Kind) -> f64 {
+    let (_vs, net) = model(kind);
+    let fast = net.to_inference();
+    // Only f32 weights are prepacked for oneDNN (where libtorch has it).
+    let packed = kind == Kind::Float && tch::utils::has_mkldnn();
+    assert_eq!(fast.conv0.packed.is_some(), packed, "{kind:?}");
+    [1, BLOCKED_FROM_BATCH]
+        .into_iter()
+        .map(|batch| {
+            let xs = Tensor::randn([batch, 3, 16, 16], (kind, Device::Cpu));
+            let eval = tch::no_grad(|| net.forward_t(&xs, false));
+            let out = fast.forward(&xs);
+            assert_eq!((out.kind(), out.size()), (kind, vec![batch, 5]));
+            let diff = (&out - &eval).abs().max().double_value(&[]);
+            diff / eval.abs().max().double_value(&[])
+        })
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn f32_models_match_eval_mode() {
+    let diff = relative_difference(Kind::Float);
+    assert!(diff < 1e-5, "relative difference {diff}");
+}
+
+#[test]
+fn f64_models_match_eval_mode() {
+    let diff = relative_difference(Kind::Double);
+    assert!(diff < 1e-12, "relative difference {diff}");
+}
+
+#[test]
+fn f16_and_bf16_models_match_eval_mode() {
+    // Folding rounds the weights once more: within ten units in the last place (2^-11, 2^-8).
+    for (kind, tolerance) in [(Kind::Half, 5e-3), (Kind::BFloat16, 4e-2)] {
+        let diff = relative_difference(kind);
+        assert!(diff < tolerance, "{kind:?}: relative difference {diff}");
+    }
+}
