@@ -4,8 +4,8 @@
 use crate::analysis::{self, thousands};
 use crate::init::{self, Op};
 use crate::ir::{Layer, LayerKind, Network};
-use crate::spec::CfgItem;
 use crate::names;
+use crate::spec::CfgItem;
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::quote;
 

@@ -40,7 +40,8 @@ pub fn parse(source: &str) -> Result<File, Diagnostic> {
 fn scan(source: &str) -> Result<(), Diagnostic> {
     let bytes = source.as_bytes();
     let mut open: Vec<(u8, usize)> = Vec::new();
-    let mut i = 0;
+    // A byte-order mark is no text (the grammar skips it too).
+    let mut i = if source.starts_with('\u{feff}') { 3 } else { 0 };
     while i < bytes.len() {
         match bytes[i] {
             b'/' if bytes.get(i + 1) == Some(&b'/') => {
@@ -79,11 +80,10 @@ fn scan(source: &str) -> Result<(), Diagnostic> {
                 }
                 let (o, at) = open.pop().expect("an opener of its kind is open");
                 if o != wanted {
-                    let (line, col) = crate::diagnostic::line_col(source, at);
                     return Err(Diagnostic::new(
                         i..i + 1,
                         format!(
-                            "this `{}` does not match the `{}` opened at {line}:{col}",
+                            "this `{}` does not match the `{}` before it",
                             c as char, o as char
                         ),
                     )
@@ -91,8 +91,19 @@ fn scan(source: &str) -> Result<(), Diagnostic> {
                         "close the `{}` with `{}` first",
                         o as char,
                         closer(o) as char
-                    )));
+                    ))
+                    .with_label(at..at + 1, "opened here"));
                 }
+            }
+            c if !c.is_ascii() => {
+                let ch = source[i..].chars().next().expect("a character starts here");
+                let at = i..i + ch.len_utf8();
+                return Err(if ch.is_alphanumeric() {
+                    Diagnostic::new(at, format!("names are ASCII, found `{ch}`"))
+                        .with_help("use letters a-z and A-Z, digits and `_`")
+                } else {
+                    Diagnostic::new(at, format!("unexpected character `{ch}`"))
+                });
             }
             _ => {}
         }
@@ -404,8 +415,28 @@ fn rule_name(r: Rule) -> &'static str {
     }
 }
 
+/// The pair's text without the white space and comments the grammar skipped after its last
+/// token (a `list_sum` that tried to read one more `+ [..]` ends with them).
 fn span(pair: &Pair<Rule>) -> Span {
-    pair.as_span().start()..pair.as_span().end()
+    let start = pair.as_span().start();
+    start..start + trim_skipped(pair.as_str()).len()
+}
+
+fn trim_skipped(mut text: &str) -> &str {
+    loop {
+        let trimmed = text.trim_end();
+        let without_comment = if trimmed.ends_with("*/") {
+            trimmed.rfind("/*").map(|i| &trimmed[..i])
+        } else {
+            // No string literals: a `//` on the last line always starts a comment.
+            let line = trimmed.rfind('\n').map_or(0, |i| i + 1);
+            trimmed[line..].find("//").map(|i| &trimmed[..line + i])
+        };
+        match without_comment {
+            Some(shorter) => text = shorter,
+            None => return trimmed,
+        }
+    }
 }
 
 fn ident(pair: Pair<Rule>) -> Spanned<String> {

@@ -191,4 +191,3 @@ pub fn seed_rules() -> Vec<InitRule> {
         },
     ]
 }
-

@@ -575,3 +575,31 @@ fn strip_ansi(s: &str) -> String {
     }
     out
 }
+
+// --- text that is not ASCII --------------------------------------------------------------------
+
+bad!(
+    non_ascii_name_points_at_its_first_letter,
+    "model réseau { cfg = default }\n",
+    (1, 8)
+);
+
+// The caret sits under `bnn`, two columns further right for each wide character before it.
+bad!(
+    carets_line_up_after_wide_characters,
+    "model A {\n    /* 网络 */ cfg = [64, M, 8] bnn = true\n}\n",
+    (2, 31)
+);
+
+// A byte-order mark is no column: the error is at 1:17, as an editor shows it.
+bad!(
+    byte_order_mark_counts_no_column,
+    "\u{feff}model A { cfg = [] }\n",
+    (1, 17)
+);
+
+#[test]
+fn a_byte_order_mark_is_accepted() {
+    let nets = vggdsl::load("\u{feff}model A { cfg = vgg11 }\n", "bom.vgg").unwrap();
+    assert_eq!(nets[0].spec.name, "A");
+}

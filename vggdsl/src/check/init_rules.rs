@@ -40,19 +40,22 @@ impl Checker {
             }
         };
         let mut out: Vec<InitRule> = Vec::new();
-        let mut spans = Vec::new();
+        let mut spans: Vec<Span> = Vec::new();
         let mut ok = true;
         for rule in rules {
             match self.rule(rule) {
                 Some(r) => {
-                    if out
+                    let first = out
                         .iter()
-                        .any(|o| o.target == r.target && o.tensor == r.tensor)
-                    {
+                        .position(|o| o.target == r.target && o.tensor == r.tensor);
+                    if let Some(first) = first {
                         let what = format!("{}.{}", rule.layer.node, rule.tensor.node);
-                        self.error(
-                            rule.layer.span.start..rule.tensor.span.end,
-                            format!("`{what}` has two rules"),
+                        self.errors.push(
+                            Diagnostic::new(
+                                rule.layer.span.start..rule.tensor.span.end,
+                                format!("`{what}` has two rules"),
+                            )
+                            .with_label(spans[first].clone(), "the first one"),
                         );
                         ok = false;
                     } else {
@@ -200,7 +203,12 @@ impl Checker {
     }
 
     /// Rules must match a layer and give finite parameters for every layer they touch.
-    pub(super) fn init_values(&mut self, net: &Network, spans: &[Span], bn: Option<&Spanned<Value>>) {
+    pub(super) fn init_values(
+        &mut self,
+        net: &Network,
+        spans: &[Span],
+        bn: Option<&Spanned<Value>>,
+    ) {
         for (rule, span) in net.spec.init.iter().zip(spans) {
             if rule.target == Target::Norm2d && !net.spec.bn {
                 let d = Diagnostic::new(
@@ -217,13 +225,12 @@ impl Checker {
             let layers = net.layers().filter(|(_, l)| init::applies(rule, &l.kind));
             for (section, layer) in layers {
                 let problem = match init::evaluate(rule, &layer.kind) {
-                    Op::Normal { mean, std } => {
-                        param_problem(&[("mean", mean), ("std", std)]).or_else(|| {
+                    Op::Normal { mean, std } => param_problem(&[("mean", mean), ("std", std)])
+                        .or_else(|| {
                             (std < 0.0).then(|| format!("a negative std ({})", short(std)))
-                        })
-                    }
-                    Op::Uniform { low, high } => {
-                        param_problem(&[("low", low), ("high", high)]).or_else(|| {
+                        }),
+                    Op::Uniform { low, high } => param_problem(&[("low", low), ("high", high)])
+                        .or_else(|| {
                             (low > high).then(|| {
                                 format!(
                                     "a low bound ({}) above its high bound ({})",
@@ -231,8 +238,7 @@ impl Checker {
                                     short(high)
                                 )
                             })
-                        })
-                    }
+                        }),
                     Op::Constant(v) => param_problem(&[("value", v)]),
                 };
                 if let Some(problem) = problem {

@@ -17,6 +17,7 @@ use crate::presets;
 use crate::spec::{defaults, CfgItem, ModelSpec, KEYS};
 use idents::generated_structs;
 use settings::{feature_convs, preset_cfg};
+use std::collections::HashMap;
 use suggest::{plural, with_suggestion};
 
 /// Limits that keep sizes meaningful and arithmetic exact.
@@ -36,30 +37,38 @@ pub const MAX_ERRORS: usize = 100;
 pub fn check(file: &ast::File) -> Result<Vec<Network>, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let mut nets = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    // Every struct name the generated code defines, with the model that defines it.
-    let mut structs: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+    // Every model name, and every struct name the generated code defines, with the model (and
+    // its name's span) that defines it first.
+    let mut seen: HashMap<&str, &Span> = HashMap::new();
+    let mut structs: HashMap<String, (&str, &Span)> = HashMap::new();
     for model in &file.models {
-        let name = model.name.node.as_str();
-        if !seen.insert(name) {
-            errors.push(Diagnostic::new(
-                model.name.span.clone(),
-                format!("model `{name}` is defined twice in this file"),
-            ));
+        let (name, span) = (model.name.node.as_str(), &model.name.span);
+        if let Some(first) = seen.insert(name, span) {
+            seen.insert(name, first);
+            errors.push(
+                Diagnostic::new(
+                    span.clone(),
+                    format!("model `{name}` is defined twice in this file"),
+                )
+                .with_label(first.clone(), "first defined here"),
+            );
         } else {
             for s in generated_structs(name) {
                 match structs.get(&s) {
-                    Some(other) => {
-                        errors.push(Diagnostic::new(
-                            model.name.span.clone(),
-                            format!(
-                                "models `{other}` and `{name}` both generate a struct named `{s}`"
-                            ),
-                        ));
+                    Some((other, at)) => {
+                        errors.push(
+                            Diagnostic::new(
+                                span.clone(),
+                                format!(
+                                    "models `{other}` and `{name}` both generate a struct named `{s}`"
+                                ),
+                            )
+                            .with_label((*at).clone(), format!("`{other}` defines `{s}`")),
+                        );
                         break;
                     }
                     None => {
-                        structs.insert(s, name);
+                        structs.insert(s, (name, span));
                     }
                 }
             }
@@ -121,10 +130,13 @@ impl Checker {
                 let d = Diagnostic::new(key.span.clone(), format!("unknown key `{}`", key.node));
                 self.errors
                     .push(with_suggestion(d, &key.node, &KEYS, "keys are"));
-            } else if settings.iter().any(|p| p.key.node == key.node) {
-                self.error(
-                    key.span.clone(),
-                    format!("`{}` is set twice in model `{}`", key.node, model.name.node),
+            } else if let Some(first) = settings.iter().find(|p| p.key.node == key.node) {
+                self.errors.push(
+                    Diagnostic::new(
+                        key.span.clone(),
+                        format!("`{}` is set twice in model `{}`", key.node, model.name.node),
+                    )
+                    .with_label(first.key.span.clone(), "first set here"),
                 );
             } else {
                 settings.push(s);
@@ -262,4 +274,3 @@ fn input_help(input: &Option<Span>) -> String {
         None => "remove a pool (`M`) or declare a larger `input`".to_owned(),
     }
 }
-

@@ -19,7 +19,14 @@ impl Checker {
         }
     }
     /// An integer in `min..=max`.
-    pub(super) fn bounded(&mut self, n: &Number, span: &Span, what: &str, min: i64, max: i64) -> Option<i64> {
+    pub(super) fn bounded(
+        &mut self,
+        n: &Number,
+        span: &Span,
+        what: &str,
+        min: i64,
+        max: i64,
+    ) -> Option<i64> {
         let v = match n {
             Number::Int(text) => self.integer(text, span, what)?,
             Number::Float(_) => {

@@ -25,7 +25,12 @@ pub(super) fn plural(n: usize, noun: &str) -> String {
 }
 
 /// Adds "did you mean `x`?" when a known word is close, else lists the choices.
-pub(super) fn with_suggestion(d: Diagnostic, word: &str, choices: &[&str], plural: &str) -> Diagnostic {
+pub(super) fn with_suggestion(
+    d: Diagnostic,
+    word: &str,
+    choices: &[&str],
+    plural: &str,
+) -> Diagnostic {
     let sorted = |w: &str| {
         let mut v: Vec<char> = w.chars().collect();
         v.sort_unstable();
