@@ -440,13 +440,29 @@ impl FloorCharBoundary for String {
     }
 }
 
-/// A random model from the grammar, mostly valid, so that codegen and summary see many networks.
+/// A size up to `small`, or, for a model at the limits, one near `limit` (at it, just below, or
+/// a power of two), where overflow bugs hide.
+fn size(rng: &mut Rng, at_limits: bool, small: usize, limit: usize) -> usize {
+    if !at_limits || rng.chance(30) {
+        return 1 + rng.below(small);
+    }
+    match rng.below(3) {
+        0 => limit,
+        1 => limit - rng.below(3),
+        _ => limit >> rng.below(4),
+    }
+}
+
+/// A random model from the grammar, mostly valid, so that codegen and summary see many networks;
+/// one in five sits at the size limits (widths near 65,536, inputs near 16,384, with rates).
 fn generate(rng: &mut Rng) -> String {
     let mut s = String::new();
     for m in 0..1 + rng.below(2) {
         let mut settings = Vec::new();
-        let (c, h, w) = (1 + rng.below(4), 1 + rng.below(70), 1 + rng.below(70));
-        if rng.chance(60) {
+        let big = rng.chance(20);
+        let c = size(rng, big, 4, 65536);
+        let (h, w) = (size(rng, big, 70, 16384), size(rng, big, 70, 16384));
+        if big || rng.chance(60) {
             settings.push(format!("input = [{c}, {h}, {w}]"));
         }
         let mut convs = 0;
@@ -457,10 +473,10 @@ fn generate(rng: &mut Rng) -> String {
                     items.push("M".to_owned());
                 } else {
                     convs += 1;
-                    items.push((1 + rng.below(80)).to_string());
+                    items.push(size(rng, big, 80, 65536).to_string());
                 }
             }
-            items.push((1 + rng.below(100)).to_string());
+            items.push(size(rng, big, 100, 65536).to_string());
             settings.push(format!("cfg = [{}]", items.join(", ")));
         } else {
             let preset = *rng.pick(&["default", "vgg11", "vgg13", "vgg16", "vgg19"]);
@@ -478,7 +494,7 @@ fn generate(rng: &mut Rng) -> String {
         if rng.chance(30) {
             settings.push(format!("num_classes = {}", 1 + rng.below(1000)));
         }
-        if rng.chance(40) && convs > 0 {
+        if (big || rng.chance(40)) && convs > 0 {
             let n = if rng.chance(50) { convs } else { convs - 1 };
             let rates: Vec<String> = (0..n).map(|_| format!("0.{}", rng.below(100))).collect();
             settings.push(format!("compress_rate = [{}]", rates.join(", ")));
