@@ -5,6 +5,7 @@
 //! initialisation, the in-place init functions that rules compile to, and weight import/export.
 //! Decisions about a network (names, shapes, init order, repr) are made by the compiler.
 
+pub mod data;
 pub mod inference;
 pub mod init;
 pub mod nn;
