@@ -24,10 +24,100 @@ pub struct ModelSpec {
     /// One rate per conv (the HRankPlus form already extended with 0.0); `None` when not pruned.
     pub compress_rate: Option<Vec<f64>>,
     pub init: Vec<InitRule>,
+    /// The training recipe the file writes in its `train { … }` block (`None`: none written;
+    /// `vggdsl train` then uses [`Recipe::default`]).
+    pub train: Option<Recipe>,
+}
+
+/// How to train a model: SGD with momentum and weight decay under a learning-rate schedule. The
+/// default is the seed's recipe; flags of `vggdsl train` override any field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recipe {
+    pub epochs: u32,
+    pub batch_size: u32,
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub nesterov: bool,
+    pub schedule: Schedule,
+    /// Seeds the model's init draws, the shuffling and the augmentation.
+    pub seed: u64,
+}
+
+/// The learning rate over the epochs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Schedule {
+    /// Multiplied by `gamma` at each milestone epoch (PyTorch's `MultiStepLR`).
+    MultiStep { milestones: Vec<u32>, gamma: f64 },
+    /// Annealed to 0 over all epochs along a half cosine (`CosineAnnealingLR`, `T_max = epochs`).
+    Cosine,
+}
+
+impl Default for Recipe {
+    /// The seed's recipe (SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch 128) over
+    /// HRankPlus's 150 epochs with ×0.1 at epochs 50 and 100.
+    fn default() -> Self {
+        Recipe {
+            epochs: 150,
+            batch_size: 128,
+            lr: 0.01,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            nesterov: false,
+            schedule: Schedule::MultiStep {
+                milestones: vec![50, 100],
+                gamma: 0.1,
+            },
+            seed: 0,
+        }
+    }
+}
+
+impl Recipe {
+    /// HRankPlus's fine-tuning after pruning: the same, end to end, with batch 256.
+    pub fn hrankplus() -> Recipe {
+        Recipe {
+            batch_size: 256,
+            ..Recipe::default()
+        }
+    }
+
+    /// The named recipes a `train` block or `vggdsl train --recipe` starts from.
+    pub const NAMED: [(&'static str, fn() -> Recipe); 2] =
+        [("seed", Recipe::default), ("hrankplus", Recipe::hrankplus)];
+
+    /// The learning rate during `epoch` (counted from 0), as PyTorch's scheduler sets it.
+    pub fn lr_at(&self, epoch: u32) -> f64 {
+        match &self.schedule {
+            Schedule::MultiStep { milestones, gamma } => {
+                let drops = milestones.iter().filter(|&&m| m <= epoch).count();
+                self.lr * gamma.powi(drops as i32)
+            }
+            Schedule::Cosine => {
+                let t = f64::from(epoch) / f64::from(self.epochs.max(1));
+                self.lr * (1.0 + (std::f64::consts::PI * t).cos()) / 2.0
+            }
+        }
+    }
 }
 
 /// The settings a model takes, in the order the reference lists them.
 pub const KEYS: [&str; 6] = ["input", "cfg", "bn", "num_classes", "compress_rate", "init"];
+
+/// The settings a `train { … }` block takes.
+pub const TRAIN_KEYS: [&str; 11] = [
+    "recipe",
+    "epochs",
+    "batch_size",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "nesterov",
+    "schedule",
+    "milestones",
+    "gamma",
+    "seed",
+];
 
 /// What an unset setting means, the one table of defaults: a CIFAR-sized input, the seed's cfg
 /// (a preset name) and init (an `init` word), BatchNorm on, 10 classes; no `compress_rate` is

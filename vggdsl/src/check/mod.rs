@@ -178,6 +178,7 @@ impl Checker {
             num_classes: num_classes?,
             compress_rate: rates,
             init,
+            train: None,
         };
         let net = match ir::lower(&spec) {
             Ok(net) => net,
