@@ -11,6 +11,7 @@ pub mod init;
 pub mod nn;
 mod pickle;
 pub mod state_dict;
+pub mod train;
 
 pub use state_dict::{
     load_state_dict, load_state_dict_with, read_state_dict, save_state_dict, LoadError, LoadMode,
