@@ -35,6 +35,9 @@ pub struct Summary {
     pub relu_cfg: Vec<usize>,
     pub conv_cfg: Vec<usize>,
     pub layers: Vec<LayerSummary>,
+    /// The training recipe the file writes, if any.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub train: Option<crate::spec::Recipe>,
     /// Figures of the same model without pruning, when it is pruned.
     #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub unpruned: Option<Baseline>,
@@ -83,6 +86,7 @@ pub fn summarize(net: &Network) -> Summary {
         relu_cfg: net.relu_cfg.clone(),
         conv_cfg: net.conv_cfg.clone(),
         layers,
+        train: net.spec.train.clone(),
         unpruned,
     }
 }
@@ -170,6 +174,9 @@ impl Summary {
                     reduced(self.macs, b.macs)
                 ),
             );
+        }
+        if let Some(recipe) = &self.train {
+            line("Training:", recipe.to_string());
         }
         out += &format!("({CONVENTION})\n");
         out

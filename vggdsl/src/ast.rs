@@ -29,7 +29,17 @@ pub struct Model {
     pub visibility: Option<Spanned<String>>,
     pub name: Spanned<String>,
     pub settings: Vec<Setting>,
+    /// `train { … }` blocks (one is allowed; the checker says so).
+    pub train: Vec<TrainBlock>,
     pub span: Span,
+}
+
+/// `train { key = value … }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainBlock {
+    /// The `train` keyword.
+    pub keyword: Span,
+    pub settings: Vec<Setting>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -253,8 +253,15 @@ fn syntax_error(e: pest::error::Error<Rule>, source: &str) -> Diagnostic {
             .with_help("numbers are plain digits such as 64, 0.5 or 1e-3, without a suffix");
         }
     }
+    if let Some(d) = train_written_as_a_setting(source, pos) {
+        return d;
+    }
     if rules.contains(&Rule::call) {
         names.retain(|n| n != rule_name(Rule::ident));
+    }
+    // `train` starts a block where a setting's name may stand: "a name" says it.
+    if names.iter().any(|n| n == rule_name(Rule::ident)) {
+        names.retain(|n| n != "`train`");
     }
     // Right after a name, "a name" is only the name going on: not worth saying.
     let after_word = source[..pos]
@@ -302,6 +309,22 @@ fn syntax_error(e: pest::error::Error<Rule>, source: &str) -> Diagnostic {
 
 /// Rules that name a construct rather than a token: a failure inside them gets their shape as
 /// the hint.
+/// `train = { epochs = 30 }` reads as a block of init rules that fails inside: say what was
+/// meant, at the word `train`.
+fn train_written_as_a_setting(source: &str, pos: usize) -> Option<Diagnostic> {
+    let open = source[..pos].rfind('{')?;
+    if source[open..pos].contains('}') {
+        return None;
+    }
+    let key = source[..open].trim_end().strip_suffix('=')?.trim_end();
+    let start = key.strip_suffix("train")?.len();
+    let whole_word = !key[..start].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+    whole_word.then(|| {
+        Diagnostic::new(start..key.len(), "`train` is a block, not a setting")
+            .with_help("write `train { epochs = 30 }` without `=`")
+    })
+}
+
 fn context_help(r: Rule) -> Option<&'static str> {
     Some(match r {
         Rule::setting => "a setting looks like `bn = true`",
@@ -397,6 +420,7 @@ fn rule_name(r: Rule) -> &'static str {
         Rule::visibility => "`pub`",
         Rule::path => "a path",
         Rule::setting => "a setting such as `bn = true`",
+        Rule::train => "a `train { … }` block",
         Rule::value => "a value (a word, a number, a list or a block)",
         Rule::list_sum | Rule::list_term | Rule::list => "a list",
         Rule::item => "a list item",
@@ -459,11 +483,22 @@ fn model(pair: Pair<Rule>) -> Model {
     }
     let mut inner = body.expect("a model has a body").into_inner();
     let name = ident(inner.next().expect("a model has a name"));
-    let settings = inner.map(setting).collect();
+    let (mut settings, mut train) = (Vec::new(), Vec::new());
+    for p in inner {
+        match p.as_rule() {
+            Rule::train => {
+                let keyword = p.as_span().start()..p.as_span().start() + "train".len();
+                let settings = p.into_inner().map(setting).collect();
+                train.push(TrainBlock { keyword, settings });
+            }
+            _ => settings.push(setting(p)),
+        }
+    }
     Model {
         visibility,
         name,
         settings,
+        train,
         span: model_span,
     }
 }

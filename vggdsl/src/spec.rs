@@ -32,6 +32,7 @@ pub struct ModelSpec {
 /// How to train a model: SGD with momentum and weight decay under a learning-rate schedule. The
 /// default is the seed's recipe; flags of `vggdsl train` override any field.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Recipe {
     pub epochs: u32,
     pub batch_size: u32,
@@ -46,6 +47,11 @@ pub struct Recipe {
 
 /// The learning rate over the epochs.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(tag = "kind", rename_all = "lowercase")
+)]
 pub enum Schedule {
     /// Multiplied by `gamma` at each milestone epoch (PyTorch's `MultiStepLR`).
     MultiStep { milestones: Vec<u32>, gamma: f64 },
@@ -73,6 +79,28 @@ impl Default for Recipe {
     }
 }
 
+/// `SGD lr 0.01 (×0.1 at epochs 50, 100), momentum 0.9, weight decay 0.0005, batch 128,
+/// 150 epochs, seed 0`: how summaries show a recipe.
+impl std::fmt::Display for Recipe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SGD lr {}", self.lr)?;
+        match &self.schedule {
+            Schedule::MultiStep { milestones, .. } if milestones.is_empty() => {}
+            Schedule::MultiStep { milestones, gamma } => {
+                let at: Vec<String> = milestones.iter().map(u32::to_string).collect();
+                write!(f, " (×{gamma} at epochs {})", at.join(", "))?;
+            }
+            Schedule::Cosine => f.write_str(" (cosine)")?,
+        }
+        let nesterov = if self.nesterov { " (Nesterov)" } else { "" };
+        write!(
+            f,
+            ", momentum {}{nesterov}, weight decay {}, batch {}, {} epochs, seed {}",
+            self.momentum, self.weight_decay, self.batch_size, self.epochs, self.seed
+        )
+    }
+}
+
 impl Recipe {
     /// HRankPlus's fine-tuning after pruning: the same, end to end, with batch 256.
     pub fn hrankplus() -> Recipe {
@@ -82,9 +110,17 @@ impl Recipe {
         }
     }
 
-    /// The named recipes a `train` block or `vggdsl train --recipe` starts from.
-    pub const NAMED: [(&'static str, fn() -> Recipe); 2] =
-        [("seed", Recipe::default), ("hrankplus", Recipe::hrankplus)];
+    /// The names of the recipes a `train` block or `vggdsl train --recipe` starts from.
+    pub const NAMES: [&'static str; 2] = ["seed", "hrankplus"];
+
+    /// The recipe called `name` (one of [`Recipe::NAMES`]).
+    pub fn named(name: &str) -> Option<Recipe> {
+        match name {
+            "seed" => Some(Recipe::default()),
+            "hrankplus" => Some(Recipe::hrankplus()),
+            _ => None,
+        }
+    }
 
     /// The learning rate during `epoch` (counted from 0), as PyTorch's scheduler sets it.
     pub fn lr_at(&self, epoch: u32) -> f64 {

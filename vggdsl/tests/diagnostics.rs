@@ -603,3 +603,59 @@ fn a_byte_order_mark_is_accepted() {
     let nets = vggdsl::load("\u{feff}model A { cfg = vgg11 }\n", "bom.vgg").unwrap();
     assert_eq!(nets[0].spec.name, "A");
 }
+
+// --- the train block -----------------------------------------------------------------------------
+
+bad!(
+    train_unknown_key,
+    "model A {\n    train { epoch = 10 }\n}\n",
+    (2, 13)
+);
+
+bad!(
+    train_written_as_a_setting,
+    "model A {\n    train = { epochs = 10 }\n}\n",
+    (2, 5)
+);
+
+bad!(
+    train_twice,
+    "model A {\n    train { epochs = 10 }\n    train { lr = 0.1 }\n}\n",
+    (3, 5)
+);
+
+bad!(
+    train_milestones_must_increase,
+    "model A {\n    train { epochs = 30 milestones = [10, 5] }\n}\n",
+    (2, 43)
+);
+
+bad!(
+    train_milestone_past_the_last_epoch,
+    "model A {\n    train { epochs = 30 milestones = [10, 40] }\n}\n",
+    (2, 43)
+);
+
+bad!(
+    train_cosine_has_no_milestones,
+    "model A {\n    train { schedule = cosine gamma = 0.5 }\n}\n",
+    (2, 39)
+);
+
+bad!(
+    train_nesterov_needs_momentum,
+    "model A {\n    train { momentum = 0 nesterov = true }\n}\n",
+    (2, 37)
+);
+
+bad!(
+    train_lr_must_be_positive,
+    "model A {\n    train { lr = 0 }\n}\n",
+    (2, 18)
+);
+
+bad!(
+    train_unknown_recipe,
+    "model A {\n    train { recipe = hrankplsu }\n}\n",
+    (2, 22)
+);

@@ -36,7 +36,7 @@ fn one_huge_layer_within_the_limits_is_accepted() {
     let conv1 = n.features.iter().find(|l| l.name == "conv1").unwrap();
     assert_eq!(conv1.macs(), 9 << 60);
     let s = summarize(&n);
-    let conv0 = 3 * 9 * 65536u64 << 28;
+    let conv0 = (3 * 9 * 65536u64) << 28;
     let linear1 = (65536u64 << 26) * 65536;
     assert_eq!(s.macs, conv0 + (9 << 60) + linear1 + 65536 * 10);
     compiles(src);

@@ -62,6 +62,7 @@ impl Checker {
             return;
         }
     }
+
     pub(super) fn model_name(&mut self, name: &Spanned<String>) {
         if RESERVED.contains(&name.node.as_str()) {
             self.error(

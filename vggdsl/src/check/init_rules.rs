@@ -68,6 +68,7 @@ impl Checker {
         }
         ok.then_some((out, spans))
     }
+
     pub(super) fn rule(&mut self, rule: &ast::Rule) -> Option<InitRule> {
         let kinds: Vec<&str> = Target::ALL.iter().map(|(n, _)| *n).collect();
         let target = Target::ALL
@@ -108,6 +109,7 @@ impl Checker {
             dist: dist?,
         })
     }
+
     pub(super) fn dist(&mut self, call: &Spanned<ast::Call>) -> Option<Dist> {
         let name = &call.node.name;
         let Some((_, params)) = spec::DISTRIBUTIONS.iter().find(|(n, _)| *n == name.node) else {
@@ -148,6 +150,7 @@ impl Checker {
             _ => Dist::Constant(next()),
         })
     }
+
     pub(super) fn expr(&mut self, e: &Spanned<ast::Expr>) -> Option<Expr> {
         let b = Box::new;
         Some(match &e.node {

@@ -7,6 +7,7 @@
 
 mod idents;
 mod init_rules;
+mod recipe;
 mod settings;
 mod suggest;
 
@@ -126,7 +127,12 @@ impl Checker {
         let mut settings: Vec<&ast::Setting> = Vec::new();
         for s in &model.settings {
             let key = &s.key;
-            if !KEYS.contains(&key.node.as_str()) {
+            if key.node == "train" {
+                self.errors.push(
+                    Diagnostic::new(key.span.clone(), "`train` is a block, not a setting")
+                        .with_help("write `train { epochs = 30 }` without `=`"),
+                );
+            } else if !KEYS.contains(&key.node.as_str()) {
                 let d = Diagnostic::new(key.span.clone(), format!("unknown key `{}`", key.node));
                 self.errors
                     .push(with_suggestion(d, &key.node, &KEYS, "keys are"));
@@ -165,6 +171,15 @@ impl Checker {
             None => init_rules::named(defaults::INIT).map(|rules| (rules, Vec::new())),
             Some(v) => self.init(v),
         };
+        if let [first, rest @ ..] = model.train.as_slice() {
+            for block in rest {
+                self.errors.push(
+                    Diagnostic::new(block.keyword.clone(), "a model has one train block")
+                        .with_label(first.keyword.clone(), "the first one"),
+                );
+            }
+        }
+        let train = model.train.first().map(|block| self.recipe(block));
         if self.errors.len() > before {
             return None;
         }
@@ -178,7 +193,7 @@ impl Checker {
             num_classes: num_classes?,
             compress_rate: rates,
             init,
-            train: None,
+            train: train.flatten(),
         };
         let net = match ir::lower(&spec) {
             Ok(net) => net,

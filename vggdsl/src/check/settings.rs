@@ -18,6 +18,7 @@ impl Checker {
             }
         }
     }
+
     /// An integer in `min..=max`.
     pub(super) fn bounded(
         &mut self,
@@ -53,6 +54,7 @@ impl Checker {
             Some(v)
         }
     }
+
     pub(super) fn input(&mut self, v: &Spanned<Value>) -> Option<[i64; 3]> {
         let items = self.list(v, "input")?;
         if items.len() != 3 {
@@ -86,6 +88,7 @@ impl Checker {
         }
         ok.then_some(out)
     }
+
     /// Expands a list sum (`[a] * 2 + [b]`) to its items.
     pub(super) fn list(&mut self, v: &Spanned<Value>, key: &str) -> Option<Vec<Spanned<Item>>> {
         let Value::List(terms) = &v.node else {
@@ -125,6 +128,7 @@ impl Checker {
         }
         Some(items)
     }
+
     pub(super) fn cfg(&mut self, v: &Spanned<Value>) -> Option<Cfg> {
         let items = match &v.node {
             Value::Word(w) => {
@@ -208,6 +212,7 @@ impl Checker {
         }
         Some(cfg)
     }
+
     pub(super) fn boolean(&mut self, key: &str, v: &Spanned<Value>) -> Option<bool> {
         match &v.node {
             Value::Word(w) if w == "true" => Some(true),
@@ -221,6 +226,7 @@ impl Checker {
             }
         }
     }
+
     pub(super) fn num_classes(&mut self, v: &Spanned<Value>) -> Option<i64> {
         match &v.node {
             Value::Number(n) => self.bounded(n, &v.span, "num_classes", 1, MAX_CLASSES),
@@ -233,6 +239,7 @@ impl Checker {
             }
         }
     }
+
     /// One rate per conv; the HRankPlus form (one fewer) gets 0.0 for the last conv.
     pub(super) fn rates(&mut self, v: &Spanned<Value>, convs: usize) -> Option<Vec<f64>> {
         let items = self.list(v, "compress_rate")?;
