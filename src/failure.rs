@@ -8,6 +8,9 @@ use std::process::ExitCode;
 pub const FAILED: u8 = 1;
 /// A FILE cannot be read. Higher than [`FAILED`]: `check` exits with the highest code of its files.
 pub const UNREADABLE: u8 = 2;
+/// Stopped by Ctrl-C (128 + SIGINT, as shells report it).
+#[cfg(feature = "torch")]
+pub const INTERRUPTED: u8 = 130;
 
 /// Why a command stopped, with the exit code `vggdsl --help` documents for it.
 pub struct Failure {

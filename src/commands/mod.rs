@@ -2,4 +2,10 @@
 
 pub mod check;
 pub mod compile;
+#[cfg(feature = "torch")]
+pub mod eval;
+#[cfg(feature = "torch")]
+pub mod setup;
 pub mod summary;
+#[cfg(feature = "torch")]
+pub mod train;

@@ -1,0 +1,1 @@
+//! `vggdsl train` and `vggdsl eval` through the binary.
