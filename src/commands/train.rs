@@ -44,7 +44,7 @@ pub struct Args {
 struct RecipeArgs {
     /// Start from a named recipe instead of FILE's: seed (SGD lr 0.01, momentum 0.9, weight
     /// decay 5e-4, batch 128, 150 epochs, ×0.1 at 50 and 100) or hrankplus (the same, batch 256)
-    #[arg(long, value_name = "NAME", value_parser = recipe_names())]
+    #[arg(long, value_name = "NAME", value_parser = Recipe::NAMES)]
     recipe: Option<String>,
     /// Epochs to train in all (with --resume: the new total).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -75,10 +75,6 @@ struct RecipeArgs {
     seed: Option<u64>,
 }
 
-fn recipe_names() -> Vec<&'static str> {
-    Recipe::NAMED.iter().map(|(name, _)| *name).collect()
-}
-
 impl RecipeArgs {
     /// The flags given other than `--epochs`, by name, for refusing them with `--resume`.
     fn changes(&self) -> Vec<&'static str> {
@@ -102,11 +98,7 @@ impl RecipeArgs {
     /// `base` with the flags applied, checked.
     fn apply(&self, base: Recipe) -> Result<Recipe, Failure> {
         let mut r = match &self.recipe {
-            Some(name) => Recipe::NAMED
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, make)| make())
-                .expect("clap accepts only the named recipes"),
+            Some(name) => Recipe::named(name).expect("clap accepts only the named recipes"),
             None => base,
         };
         let usage = |sentence: String| Failure::new(UNREADABLE, sentence);
@@ -233,7 +225,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         model.dataset,
         thousands(images.0),
         thousands(images.1),
-        describe(&recipe),
+        recipe,
         dir.display()
     ));
     let mut report = Report::new(&recipe);
@@ -284,32 +276,6 @@ fn train_failure(error: TrainError, model: &str) -> Failure {
         }
         e => Failure::new(FAILED, e),
     }
-}
-
-/// The recipe in a line.
-fn describe(r: &Recipe) -> String {
-    let schedule = match &r.schedule {
-        Schedule::MultiStep { milestones, .. } if milestones.is_empty() => "constant".to_string(),
-        Schedule::MultiStep { milestones, gamma } => format!(
-            "×{gamma} at epochs {}",
-            milestones
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Schedule::Cosine => "cosine".to_string(),
-    };
-    format!(
-        "{} epochs, batch {}, SGD lr {} ({schedule}), momentum {}{}, weight decay {}, seed {}",
-        r.epochs,
-        r.batch_size,
-        r.lr,
-        r.momentum,
-        if r.nesterov { " nesterov" } else { "" },
-        r.weight_decay,
-        r.seed
-    )
 }
 
 fn percent(fraction: f64) -> String {

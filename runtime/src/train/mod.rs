@@ -106,45 +106,44 @@ pub enum TrainError {
     Torch(#[from] TchError),
 }
 
-/// Checks the numbers of a recipe; the error is a sentence naming the setting.
+/// Checks a recipe from the command line or a `state.json` by the ranges the language gives
+/// its `train` block (docs/language.md), except that milestones past the last epoch are allowed
+/// (they never apply): `--epochs 10` on the seed's recipe must not fail over its milestone 50.
+/// The error is a sentence naming the setting.
 pub fn check_recipe(recipe: &Recipe) -> Result<(), String> {
-    let positive = |name: &str, v: f64| {
-        if v.is_finite() && v > 0.0 {
+    let within = |name: &str, v: f64, ok: bool, range: &str| {
+        if ok && v.is_finite() {
             Ok(())
         } else {
-            Err(format!("{name} must be a positive number, not {v}"))
+            Err(format!("{name} must be {range}, not {v}"))
         }
     };
-    let non_negative = |name: &str, v: f64| {
-        if v.is_finite() && v >= 0.0 {
-            Ok(())
-        } else {
-            Err(format!("{name} must be 0 or more, not {v}"))
-        }
-    };
-    if recipe.epochs == 0 {
-        return Err("epochs must be at least 1".into());
+    if !(1..=1_000_000).contains(&recipe.epochs) {
+        return Err(format!(
+            "epochs must be from 1 to 1,000,000, not {}",
+            recipe.epochs
+        ));
     }
-    if recipe.batch_size == 0 {
-        return Err("batch_size must be at least 1".into());
+    if !(1..=1 << 16).contains(&recipe.batch_size) {
+        return Err(format!(
+            "batch_size must be from 1 to 65,536, not {}",
+            recipe.batch_size
+        ));
     }
-    positive("lr", recipe.lr)?;
-    non_negative("momentum", recipe.momentum)?;
-    non_negative("weight_decay", recipe.weight_decay)?;
+    within("lr", recipe.lr, recipe.lr > 0.0, "a positive number")?;
+    let m = recipe.momentum;
+    within("momentum", m, (0.0..1.0).contains(&m), "a number in [0, 1)")?;
+    let wd = recipe.weight_decay;
+    within("weight_decay", wd, wd >= 0.0, "a number ≥ 0")?;
     if recipe.nesterov && recipe.momentum == 0.0 {
-        return Err("nesterov needs a momentum above 0".into());
+        return Err("Nesterov momentum needs a momentum above 0".into());
     }
     if let Schedule::MultiStep { milestones, gamma } = &recipe.schedule {
-        positive("gamma", *gamma)?;
+        let g = *gamma;
+        within("gamma", g, g > 0.0 && g <= 1.0, "a number in (0, 1]")?;
         if milestones.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(format!(
-                "milestones must increase, not {}",
-                milestones
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ));
+            let list: Vec<String> = milestones.iter().map(u32::to_string).collect();
+            return Err(format!("milestones must increase, not {}", list.join(",")));
         }
     }
     Ok(())
