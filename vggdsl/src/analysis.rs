@@ -175,7 +175,7 @@ pub fn thousands(n: impl Into<u128>) -> String {
     let s = n.into().to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
+        if i > 0 && (s.len() - i) % 3 == 0 {
             out.push(',');
         }
         out.push(c);
