@@ -5,6 +5,10 @@ pub mod compile;
 #[cfg(feature = "torch")]
 pub mod eval;
 #[cfg(feature = "torch")]
+pub mod prune;
+#[cfg(feature = "torch")]
+pub mod rank;
+#[cfg(feature = "torch")]
 pub mod setup;
 pub mod summary;
 #[cfg(feature = "torch")]

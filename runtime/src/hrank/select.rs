@@ -45,6 +45,11 @@ pub fn language_rate(width: i64, kept: i64, rate: f64) -> f64 {
     r.max(0.0)
 }
 
+/// The output channels of each conv of `ir`, in order.
+pub fn conv_widths(ir: &vggdsl::Network) -> Vec<i64> {
+    super::convs(ir).iter().map(|&(.., c)| c).collect()
+}
+
 /// What decides which filters of a conv survive; the others are removed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Criterion<'a> {
