@@ -249,8 +249,16 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let figures = Figures::new(&full_ir, &pruned_ir);
     let mut staged = Staged::new(&args.out)?;
     for (file, input, what) in [
-        (MODEL_FILE, source_path(&args.file), "the model being pruned"),
-        (WEIGHTS_FILE, Some(args.weights.as_path()), "the weights being pruned"),
+        (
+            MODEL_FILE,
+            source_path(&args.file),
+            "the model being pruned",
+        ),
+        (
+            WEIGHTS_FILE,
+            Some(args.weights.as_path()),
+            "the weights being pruned",
+        ),
     ] {
         if let Some(input) = input {
             refuse_overwrite(&args.out.join(file), input, what)?;
@@ -258,8 +266,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     }
     staged.write(MODEL_FILE, text.as_bytes())?;
     let weights = staged.path(WEIGHTS_FILE);
-    vggdsl_runtime::save_state_dict(&pruned_vs, &weights)
-        .map_err(|e| Failure::new(FAILED, e))?;
+    vggdsl_runtime::save_state_dict(&pruned_vs, &weights).map_err(|e| Failure::new(FAILED, e))?;
     staged.write(KEPT_FILE, kept_json(&full_ir, &kept).as_bytes())?;
     staged.commit()?;
 
@@ -494,9 +501,8 @@ impl Figures {
     fn table(&self) -> String {
         use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
         let mut t = Table::new();
-        t.load_preset(UTF8_FULL_CONDENSED).set_header([
-            "Layer", "Filters", "Params", "Params", "MACs", "MACs",
-        ]);
+        t.load_preset(UTF8_FULL_CONDENSED)
+            .set_header(["Layer", "Filters", "Params", "Params", "MACs", "MACs"]);
         t.add_row(["", "before → after", "before", "after", "before", "after"]);
         for l in &self.layers {
             t.add_row([

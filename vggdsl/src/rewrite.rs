@@ -40,7 +40,12 @@ pub fn with_compress_rate(
 fn placement(source: &str, m: &Model) -> (usize, usize, String, String) {
     let key = KEY;
     if let Some(s) = m.settings.iter().find(|s| s.key.node == key) {
-        return (s.value.span.start, s.value.span.len(), String::new(), String::new());
+        return (
+            s.value.span.start,
+            s.value.span.len(),
+            String::new(),
+            String::new(),
+        );
     }
     let compact = source[skip_trivia(source, m.name.span.end)..].starts_with('<');
     match m.settings.iter().max_by_key(|s| s.value.span.end) {
@@ -60,7 +65,9 @@ fn placement(source: &str, m: &Model) -> (usize, usize, String, String) {
             } else {
                 end
             };
-            let line_start = source[..last.key.span.start].rfind('\n').map_or(0, |i| i + 1);
+            let line_start = source[..last.key.span.start]
+                .rfind('\n')
+                .map_or(0, |i| i + 1);
             let indent: String = source[line_start..last.key.span.start]
                 .chars()
                 .take_while(|c| c.is_whitespace())
@@ -143,9 +150,13 @@ mod tests {
     #[test]
     fn adds_a_rate_to_an_empty_model_and_picks_the_named_one() {
         let source = "model A /* { */ {}\nB /* < */ <>\n";
-        let a = with_compress_rate(source, "A", "[0.5] * 13", "c").unwrap().0;
+        let a = with_compress_rate(source, "A", "[0.5] * 13", "c")
+            .unwrap()
+            .0;
         assert_eq!(a, "// c\nmodel A /* { */ { compress_rate = [0.5] * 13 }\n");
-        let b = with_compress_rate(source, "B", "[0.5] * 13", "c").unwrap().0;
+        let b = with_compress_rate(source, "B", "[0.5] * 13", "c")
+            .unwrap()
+            .0;
         assert_eq!(b, "// c\nB /* < */ <compress_rate = [0.5] * 13>\n");
         assert!(with_compress_rate(source, "C", "[0.5]", "c").is_none());
     }

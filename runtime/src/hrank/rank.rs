@@ -49,7 +49,9 @@ impl RankSums {
         let mut sums = self.sums.iter_mut();
         let _logits = net.forward_tapped(images, false, |_, map| {
             let sum = sums.next().expect("one block output per conv");
-            *sum += map_ranks(map).sum_dim_intlist(0, false, Kind::Int64).to_device(sum.device());
+            *sum += map_ranks(map)
+                .sum_dim_intlist(0, false, Kind::Int64)
+                .to_device(sum.device());
         });
         self.images += images.size()[0];
     }
@@ -115,7 +117,11 @@ impl Ranks {
         let convs = super::convs(ir);
         let names = |it: &mut dyn Iterator<Item = &str>| it.collect::<Vec<_>>().join(", ");
         if self.convs.len() != convs.len()
-            || self.convs.iter().zip(&convs).any(|((a, _), (_, b, _))| a != b)
+            || self
+                .convs
+                .iter()
+                .zip(&convs)
+                .any(|((a, _), (_, b, _))| a != b)
         {
             return Err(RanksMismatch::Convs {
                 ranked: self.model.clone(),

@@ -110,10 +110,11 @@ pub fn keep_highest(scores: &[f64], k: usize) -> Vec<i64> {
 /// The L1 norm of each output filter of a conv weight `[out, in, k, k]`, summed in f64.
 pub fn filter_l1(weight: &Tensor) -> Vec<f64> {
     let norms = tch::no_grad(|| {
-        weight
-            .abs()
-            .to_kind(Kind::Double)
-            .sum_dim_intlist([1, 2, 3].as_slice(), false, Kind::Double)
+        weight.abs().to_kind(Kind::Double).sum_dim_intlist(
+            [1, 2, 3].as_slice(),
+            false,
+            Kind::Double,
+        )
     });
     Vec::<f64>::try_from(&norms).expect("a double vector")
 }

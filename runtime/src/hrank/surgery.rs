@@ -32,9 +32,8 @@ type Slices = Vec<(i64, Vec<i64>)>;
 /// How each tensor of `full` is sliced for the kept filters `kept` (one list per conv), by
 /// state_dict key; keys not listed are copied whole.
 fn slices(full: &vggdsl::Network, kept: &[Vec<i64>]) -> HashMap<String, Slices> {
-    let key = |section, layer: &str, tensor| {
-        format!("{}.{tensor}", names::module_path(section, layer))
-    };
+    let key =
+        |section, layer: &str, tensor| format!("{}.{tensor}", names::module_path(section, layer));
     let mut out = HashMap::new();
     let mut kept = kept.iter();
     let mut previous: Option<&Vec<i64>> = None;
