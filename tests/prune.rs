@@ -46,21 +46,13 @@ impl Setup {
         let _net = Network::new(&vs.root(), &ir);
         tch::no_grad(|| {
             for (key, mut t) in vs.variables() {
-                match key.rsplit('.').next().unwrap() {
-                    "running_var" => {
-                        t.uniform_(0.5, 2.0);
-                    }
-                    "num_batches_tracked" => {
-                        t.fill_(7);
-                    }
-                    "bias" | "running_mean" => {
-                        let _ = t.normal_(0.0, 0.1);
-                    }
-                    "weight" if key.contains("norm") => {
-                        t.uniform_(0.5, 1.5);
-                    }
-                    _ => {}
-                }
+                let _ = match key.rsplit('.').next().unwrap() {
+                    "running_var" => t.uniform_(0.5, 2.0),
+                    "num_batches_tracked" => t.fill_(7),
+                    "bias" | "running_mean" => t.normal_(0.0, 0.1),
+                    "weight" if key.contains("norm") => t.uniform_(0.5, 1.5),
+                    _ => continue,
+                };
             }
         });
         vggdsl_runtime::save_state_dict(&vs, setup.path("w.safetensors")).unwrap();
