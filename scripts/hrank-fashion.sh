@@ -2,7 +2,7 @@
 # PRUNING.md's experiment: train examples/fashion_tiny.vgg on Fashion-MNIST, rank it, prune it to
 # compress_rate [0.3] * 4 (52% of the MACs removed) by rank, by L1 norm and at random, fine-tune each
 # the same way, and evaluate every step. Every command is echoed with its wall time.
-#   scripts/prune-fashion.sh [VGGDSL] [OUT_DIR]     (defaults: target/release/vggdsl, target/pruning)
+#   scripts/hrank-fashion.sh [VGGDSL] [OUT_DIR]     (defaults: target/release/vggdsl, target/pruning)
 # Fashion-MNIST comes from Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,10 +25,10 @@ step eval-base eval fashion_tiny.vgg --weights runs/base/last.safetensors
 step rank rank fashion_tiny.vgg --weights runs/base/last.safetensors --out ranks
 for by in rank l1 random; do
     ranks=(); [ $by = rank ] && ranks=(--ranks ranks/ranks.json)
-    step prune-$by prune fashion_tiny.vgg --weights runs/base/last.safetensors "${ranks[@]}" \
-        --by $by --compress-rate "$rates" --out pruned-$by
-    step eval-pruned-$by eval pruned-$by/model.vgg --weights pruned-$by/model.safetensors
-    step finetune-$by train pruned-$by/model.vgg --init pruned-$by/model.safetensors \
+    step cut-$by prune fashion_tiny.vgg --weights runs/base/last.safetensors "${ranks[@]}" \
+        --by $by --compress-rate "$rates" --out by-$by
+    step eval-cut-$by eval by-$by/model.vgg --weights by-$by/model.safetensors
+    step finetune-$by train by-$by/model.vgg --init by-$by/model.safetensors \
         "${finetune[@]}" --out runs/finetune-$by
-    step eval-finetuned-$by eval pruned-$by/model.vgg --weights runs/finetune-$by/last.safetensors
+    step eval-finetuned-$by eval by-$by/model.vgg --weights runs/finetune-$by/last.safetensors
 done
