@@ -157,7 +157,7 @@ impl Ranks {
                     .iter()
                     .map(|c| c.ranks.len().to_string())
                     .collect();
-                (format!("[{}, 1]", widths.join(", ")), [1, 1, 1])
+                (format!("[{}, 1]", widths.join(", ")), [1, 2, 2])
             }
         };
         let [c, h, w] = input;
@@ -226,7 +226,7 @@ fn rates_text(rates: &[f64]) -> String {
 }
 
 pub fn size(ranks: &Ranks) -> (u32, u32) {
-    (240 + 64 * ranks.convs.len() as u32, 720)
+    ((240 + 64 * ranks.convs.len() as u32).max(960), 720)
 }
 
 /// Where filter `j` of a conv sits across its column: spread by the golden ratio, the same on
@@ -267,7 +267,8 @@ pub fn draw(root: &Area, figure: &Ranks) -> Drawn {
         .margin(14)
         .x_label_area_size(category_label_area(root, &names))
         .y_label_area_size(80)
-        .build_cartesian_2d(Categories(names.len()), bottom..top * 1.08)?;
+        // Headroom above the highest rank for the legend.
+        .build_cartesian_2d(Categories(names.len()), bottom..top * 1.3)?;
     let digits = if top >= 10.0 { 0 } else { 1 };
     chart
         .configure_mesh()
@@ -314,18 +315,19 @@ pub fn draw(root: &Area, figure: &Ranks) -> Drawn {
         .label(label)
         .legend(move |(x, y)| Circle::new((x + 7, y), 4, kept));
     if figure.rates.is_some() {
+        // A line at the lowest rank kept, in each conv that loses filters.
         let cuts = figure.convs.iter().enumerate().filter_map(|(i, c)| {
+            let kept = c.kept.as_ref()?;
             let lowest = c
                 .ranks
                 .iter()
-                .zip(c.kept.as_ref()?)
+                .zip(kept)
                 .filter(|(_, &k)| k)
                 .map(|(&r, _)| r)
                 .fold(f64::INFINITY, f64::min);
             let x = i as f64;
             let line = [(x + 0.05, lowest), (x + 0.95, lowest)];
-            lowest
-                .is_finite()
+            (lowest.is_finite() && kept.contains(&false))
                 .then(|| PathElement::new(line, BLACK.stroke_width(3)))
         });
         chart
@@ -334,4 +336,35 @@ pub fn draw(root: &Area, figure: &Ranks) -> Drawn {
             .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK.stroke_width(3)));
     }
     legend(&mut chart, SeriesLabelPosition::UpperRight)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Ranks;
+
+    fn kept(text: &str, rates: &[f64]) -> Vec<Vec<bool>> {
+        let mut ranks = Ranks::parse(text).unwrap();
+        ranks.cut(Some(rates));
+        ranks.convs.into_iter().map(|c| c.kept.unwrap()).collect()
+    }
+
+    #[test]
+    fn the_cut_keeps_the_highest_ranks_and_the_lower_index_among_ties() {
+        // int(8 × 0.5) = 4 kept: 5.0 (filter 1), then three of the four 4.0s: filters 2, 3, 6.
+        let text = r#"{"model": "A", "images": 1, "ranks": {"conv0": [3, 5, 4, 4, 1, 0, 4, 4]}}"#;
+        let want = [false, true, true, true, false, false, true, false];
+        assert_eq!(kept(text, &[0.5]), [want]);
+        // int(8 × (1 − 0.95)) = 0: nothing survives; rate 0 keeps everything.
+        assert_eq!(kept(text, &[0.95]), [[false; 8]]);
+        assert_eq!(kept(text, &[0.0]), [[true; 8]]);
+    }
+
+    #[test]
+    fn rates_fold_into_hranks_notation() {
+        let rates = [0.95, 0.5, 0.5, 0.5, 0.9, 0.8, 0.8];
+        assert_eq!(
+            super::rates_text(&rates),
+            "[0.95] + [0.5] * 3 + [0.9] + [0.8] * 2"
+        );
+    }
 }

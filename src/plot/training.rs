@@ -105,10 +105,14 @@ fn curve(
     if points.is_empty() {
         return Ok(());
     }
-    // A dash of 8 pixels every 13, or one unbroken line.
-    let (dash, gap) = if dashed { (8, 5) } else { (13, 0) };
-    chart
-        .draw_series(DashedLineSeries::new(points.clone(), dash, gap, style))?
+    // Dashes of 8 pixels 5 apart; the legend's sample is drawn the same way (a gap of 0: solid).
+    let (dash, gap) = if dashed { (8, 5) } else { (21, 0) };
+    let series = if dashed {
+        chart.draw_series(DashedLineSeries::new(points.clone(), dash, gap, style))?
+    } else {
+        chart.draw_series(LineSeries::new(points.clone(), style))?
+    };
+    series
         .label(label)
         .legend(move |(x, y)| DashedPathElement::new([(x, y), (x + 21, y)], dash, gap, style));
     if points.len() <= MARKED_EPOCHS {
