@@ -6,6 +6,7 @@ mod commands;
 mod failure;
 mod input;
 mod output;
+mod plot;
 
 use clap::builder::{MapValueParser, PathBufValueParser, TypedValueParser};
 use clap::{Parser, Subcommand};
@@ -45,6 +46,10 @@ enum Command {
     /// module (stdout, or OUT written only if changed).
     #[command(after_help = EXIT_CODES)]
     Compile(commands::compile::Args),
+    /// Draw a picture (SVG, or PNG for OUT.png): `widths` of models, filter `ranks` with their
+    /// cut, `training` curves of runs.
+    #[command(after_help = EXIT_CODES)]
+    Plot(commands::plot::Args),
 }
 
 /// A FILE or OUT argument: a path, or `-` for standard input or output (`./-` is a file named
@@ -74,6 +79,7 @@ fn main() -> ExitCode {
         Command::Check(args) => commands::check::run(args),
         Command::Summary(args) => commands::summary::run(args),
         Command::Compile(args) => commands::compile::run(args),
+        Command::Plot(args) => commands::plot::run(args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
