@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use vggdsl::analysis::thousands;
 use vggdsl::spec::{Recipe, Schedule};
 use vggdsl_runtime::data::Split;
 use vggdsl_runtime::tch::nn::VarStore;
@@ -229,10 +230,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
         dir.display()
     ));
     let mut report = Report::new(&recipe);
-    match trainer
-        .run(&STOP, &mut report)
-        .map_err(|e| train_failure(e, name))?
-    {
+    let outcome = trainer.run(&STOP, &mut report);
+    // The bar goes before anything else is said.
+    drop(report);
+    match outcome.map_err(|e| train_failure(e, name))? {
         Outcome::Finished => {
             let best = trainer
                 .state()
@@ -252,7 +253,6 @@ pub fn run(args: Args) -> Result<(), Failure> {
             batch,
             batches,
         } => {
-            drop(report);
             output::stderr(&format!(
                 "interrupted: checkpoint saved in {} at epoch {}/{}, batch {batch}/{batches}; \
                  continue with `vggdsl train {} --out {} --resume`\n",
@@ -280,19 +280,6 @@ fn train_failure(error: TrainError, model: &str) -> Failure {
 
 fn percent(fraction: f64) -> String {
     format!("{:.2}%", 100.0 * fraction)
-}
-
-/// 60000 → "60,000".
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Progress on stderr: a bar per epoch on a terminal, one line per finished epoch always.
