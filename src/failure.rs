@@ -8,6 +8,8 @@ use std::process::ExitCode;
 pub const FAILED: u8 = 1;
 /// A FILE cannot be read. Higher than [`FAILED`]: `check` exits with the highest code of its files.
 pub const UNREADABLE: u8 = 2;
+/// The command line is wrong (clap's own usage errors exit with it too).
+pub const USAGE: u8 = 2;
 /// Stopped by Ctrl-C (128 + SIGINT, as shells report it).
 #[cfg(feature = "torch")]
 pub const INTERRUPTED: u8 = 130;

@@ -41,7 +41,8 @@ enum Command {
     /// Print each model's layers, output shapes, parameters and MACs, and HRank's relucfg/convcfg.
     #[command(after_help = EXIT_CODES)]
     Summary(commands::summary::Args),
-    /// Compile a file to formatted Rust source for tch (stdout, or OUT written only if changed).
+    /// Compile a file to formatted Rust source for tch, or with `--target pytorch` to a PyTorch
+    /// module (stdout, or OUT written only if changed).
     #[command(after_help = EXIT_CODES)]
     Compile(commands::compile::Args),
     /// Train a model with SGD on CIFAR-10/100 or (Fashion-)MNIST; checkpoints, resume, Ctrl-C.

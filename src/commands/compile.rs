@@ -1,22 +1,45 @@
-//! `vggdsl compile FILE [-o OUT.rs]`: the generated Rust source.
+//! `vggdsl compile FILE [--target rust|pytorch] [-o OUT]`: the generated Rust source, or the
+//! PyTorch module for training with DDP.
 
 use crate::failure::{Failure, FAILED};
 use crate::{input, output, FileArg};
 use std::path::Path;
+use vggdsl::codegen::{self, Origin};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// The .vgg file (`-` reads standard input).
     #[arg(value_name = "FILE")]
     file: FileArg,
-    /// Write the Rust source to this file, only if it changed (`-` is standard output, the default).
-    #[arg(short, long, value_name = "OUT.rs")]
+    /// What to generate: Rust for tch, or one PyTorch module (a .py file needing only torch).
+    #[arg(long, value_enum, default_value_t = Target::Rust)]
+    target: Target,
+    /// Write the source to this file, only if it changed (`-` is standard output, the default).
+    #[arg(short, long, value_name = "OUT")]
     output: Option<FileArg>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Target {
+    Rust,
+    Pytorch,
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
     let source = input::read(&args.file)?;
-    let code = vggdsl::compile(&source.text, &source.name).map_err(|d| Failure::invalid(&d))?;
+    let code = match args.target {
+        Target::Rust => {
+            vggdsl::compile(&source.text, &source.name).map_err(|d| Failure::invalid(&d))?
+        }
+        Target::Pytorch => {
+            let nets =
+                vggdsl::load(&source.text, &source.name).map_err(|d| Failure::invalid(&d))?;
+            let origin = Origin {
+                file: Some(source.name.clone()),
+            };
+            codegen::pytorch::file(&nets, &origin).map_err(|e| Failure::new(FAILED, e))?
+        }
+    };
     let target = args.output.unwrap_or(FileArg::Std);
     if let (FileArg::Path(file), FileArg::Path(out)) = (&args.file, &target) {
         if is_same_file(file, out) {

@@ -1,8 +1,10 @@
-//! `vggdsl summary FILE [--json]`: the figures of each model, as a table or JSON.
+//! `vggdsl summary FILE [--json] [--flops] [--count exact|hrank]`: the figures of each model, as
+//! a table or JSON, each set printed with the convention it counts by.
 
-use crate::failure::Failure;
+use crate::failure::{Failure, USAGE};
 use crate::{input, output, FileArg};
-use vggdsl::analysis;
+use serde::Serialize;
+use vggdsl::analysis::{self, Convention};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -12,17 +14,72 @@ pub struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Print FLOPs (2 × MACs) beside the MACs (the exact count only: HRank's has its own FLOPs).
+    #[arg(long)]
+    flops: bool,
+    /// How to count: `exact` (vggdsl's own count of the network as built) or `hrank` (HRank's
+    /// get_flops.py, which its published params and FLOPs use).
+    #[arg(long, value_enum, default_value_t = Count::Exact)]
+    count: Count,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Count {
+    Exact,
+    Hrank,
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
     let nets = input::load(&args.file)?;
-    let summaries: Vec<_> = nets.iter().map(analysis::summarize).collect();
-    let text = if args.json {
-        let doc = serde_json::json!({ "models": summaries, "convention": analysis::CONVENTION });
+    let text =
+        match args.count {
+            Count::Exact => {
+                let summaries: Vec<_> = nets
+                    .iter()
+                    .map(|n| {
+                        let s = analysis::summarize(n);
+                        if args.flops {
+                            s.with_flops()
+                        } else {
+                            s
+                        }
+                    })
+                    .collect();
+                let tables = summaries.iter().map(|s| s.table());
+                show(args.json, &summaries, tables, Convention::exact(args.flops))
+            }
+            Count::Hrank if args.flops => return Err(Failure::new(
+                USAGE,
+                "--flops adds FLOPs to the exact count; --count hrank prints HRank's own FLOPs \
+                 without it",
+            )),
+            Count::Hrank => {
+                let summaries: Vec<_> = nets.iter().map(analysis::hrank).collect();
+                let tables = summaries.iter().map(|s| s.table());
+                show(args.json, &summaries, tables, Convention::hrank())
+            }
+        };
+    output::stdout(text.as_bytes())
+}
+
+/// The tables one after the other, or as JSON
+/// `{"models": [...], "convention": {"name": …, "text": …}}`.
+fn show<T: Serialize>(
+    json: bool,
+    models: &[T],
+    tables: impl Iterator<Item = String>,
+    convention: Convention,
+) -> String {
+    if json {
+        let doc = Doc { models, convention };
         serde_json::to_string_pretty(&doc).expect("summaries serialize") + "\n"
     } else {
-        let tables: Vec<String> = summaries.iter().map(|s| s.table()).collect();
-        tables.join("\n")
-    };
-    output::stdout(text.as_bytes())
+        tables.collect::<Vec<_>>().join("\n")
+    }
+}
+
+#[derive(Serialize)]
+struct Doc<'a, T> {
+    models: &'a [T],
+    convention: Convention,
 }

@@ -19,7 +19,7 @@ use vggdsl_runtime::train::{
 use vggdsl_runtime::Network;
 
 use super::setup::{load_failure, load_split, ModelArgs};
-use crate::failure::{Failure, FAILED, INTERRUPTED, UNREADABLE};
+use crate::failure::{Failure, FAILED, INTERRUPTED, USAGE};
 use crate::output;
 
 #[derive(clap::Args)]
@@ -102,7 +102,7 @@ impl RecipeArgs {
             Some(name) => Recipe::named(name).expect("clap accepts only the named recipes"),
             None => base,
         };
-        let usage = |sentence: String| Failure::new(UNREADABLE, sentence);
+        let usage = |sentence: String| Failure::new(USAGE, sentence);
         r.epochs = self.epochs.unwrap_or(r.epochs);
         r.batch_size = self.batch_size.unwrap_or(r.batch_size);
         r.lr = self.lr.unwrap_or(r.lr);
@@ -149,7 +149,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let recipe = match (&saved, args.resume) {
         (Some(_), false) => {
             return Err(Failure::new(
-                UNREADABLE,
+                USAGE,
                 format_args!(
                     "{} already holds a training run; continue it with --resume, or choose \
                      another --out",
@@ -159,7 +159,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }
         (None, true) => {
             return Err(Failure::new(
-                UNREADABLE,
+                USAGE,
                 format_args!(
                     "{} holds no training run to resume (no {STATE})",
                     dir.path().display()
@@ -169,7 +169,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         (Some(state), true) => {
             if let Some(flag) = args.recipe.changes().first() {
                 return Err(Failure::new(
-                    UNREADABLE,
+                    USAGE,
                     format_args!(
                         "{flag} cannot change when resuming: the run keeps the recipe in {} \
                          (only --epochs can change)",
@@ -272,7 +272,7 @@ fn train_failure(error: TrainError, model: &str) -> Failure {
     match error {
         TrainError::Load(e) => load_failure(&e, model),
         TrainError::RunExists { .. } | TrainError::NoRun { .. } | TrainError::EpochsDone { .. } => {
-            Failure::new(UNREADABLE, error)
+            Failure::new(USAGE, error)
         }
         e => Failure::new(FAILED, e),
     }

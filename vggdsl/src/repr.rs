@@ -5,6 +5,10 @@
 use crate::ir::{Layer, LayerKind, Network};
 use crate::names;
 
+/// A BatchNorm's options after its feature count, as the seed's PyTorch printed them (newer
+/// releases insert `bias=True`). The PyTorch target prints its BatchNorm layers with this text too.
+pub const NORM_OPTIONS: &str = "eps=1e-05, momentum=0.1, affine=True, track_running_stats=True";
+
 /// One layer's repr, e.g. `Conv2d(3, 64, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))`.
 pub fn layer(kind: &LayerKind) -> String {
     match *kind {
@@ -18,10 +22,9 @@ pub fn layer(kind: &LayerKind) -> String {
             "Conv2d({in_channels}, {out_channels}, kernel_size=({kernel}, {kernel}), \
              stride=({stride}, {stride}), padding=({padding}, {padding}))"
         ),
-        LayerKind::BatchNorm2d { features } | LayerKind::BatchNorm1d { features } => format!(
-            "{}({features}, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)",
-            kind.class_name()
-        ),
+        LayerKind::BatchNorm2d { features } | LayerKind::BatchNorm1d { features } => {
+            format!("{}({features}, {NORM_OPTIONS})", kind.class_name())
+        }
         LayerKind::ReLU => "ReLU(inplace=True)".to_owned(),
         LayerKind::MaxPool2d { kernel, stride } => {
             format!("MaxPool2d(kernel_size={kernel}, stride={stride}, padding=0, dilation=1, ceil_mode=False)")

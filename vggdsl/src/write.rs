@@ -10,12 +10,23 @@ use std::path::{Path, PathBuf};
 /// by someone else, so it is never replaced.
 pub const GENERATED_HEADER: &str = "// @generated";
 
+/// The header of generated `contents`, which the file they replace must begin with too: Rust's,
+/// or the PyTorch module's ([`crate::codegen::pytorch::GENERATED_HEADER`]).
+fn header_of(contents: &str) -> &'static str {
+    let python = crate::codegen::pytorch::GENERATED_HEADER;
+    if contents.starts_with(python) {
+        python
+    } else {
+        GENERATED_HEADER
+    }
+}
+
 /// Writes generated code to `path` unless it already holds exactly that; returns whether it wrote.
 ///
 /// - A regular file (also through a symlink) is read only as far as needed to compare, at most
 ///   `contents.len() + 1` bytes, then replaced by a temporary file in its folder renamed over it,
 ///   with its permissions kept, so no reader ever sees half a file. One that is not empty and does
-///   not start with [`GENERATED_HEADER`] is refused.
+///   not start with [`GENERATED_HEADER`] (for Python contents, with Python's header) is refused.
 /// - A new file needs its folder: a mistyped path gives an error rather than a new tree.
 /// - Anything else but a folder (`/dev/stdout`, a pipe, `/dev/null`) is written directly and never
 ///   read, as a stream has nothing to compare with and reading one may never end.
@@ -31,12 +42,13 @@ pub fn write_if_changed(path: &Path, contents: &str) -> io::Result<bool> {
             if old == contents.as_bytes() {
                 return Ok(false);
             }
-            if !old.is_empty() && !old.starts_with(GENERATED_HEADER.as_bytes()) {
+            let header = header_of(contents);
+            if !old.is_empty() && !old.starts_with(header.as_bytes()) {
                 return Err(io::Error::new(
                     io::ErrorKind::AlreadyExists,
                     format!(
-                        "it does not start with `{GENERATED_HEADER}`, so vggdsl did not write it \
-                         and will not replace it"
+                        "it does not start with `{header}`, so vggdsl did not write it and will \
+                         not replace it"
                     ),
                 ));
             }
