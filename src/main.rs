@@ -50,6 +50,14 @@ enum Command {
     /// cut, `training` curves of runs.
     #[command(after_help = EXIT_CODES)]
     Plot(commands::plot::Args),
+    /// Train a model with SGD on CIFAR-10/100 or (Fashion-)MNIST; checkpoints, resume, Ctrl-C.
+    #[cfg(feature = "torch")]
+    #[command(after_help = commands::setup::EXIT_CODES)]
+    Train(commands::train::Args),
+    /// Evaluate weights on a test set: accuracy, per-class accuracy, loss.
+    #[cfg(feature = "torch")]
+    #[command(after_help = commands::setup::EXIT_CODES)]
+    Eval(commands::eval::Args),
 }
 
 /// A FILE or OUT argument: a path, or `-` for standard input or output (`./-` is a file named
@@ -80,6 +88,10 @@ fn main() -> ExitCode {
         Command::Summary(args) => commands::summary::run(args),
         Command::Compile(args) => commands::compile::run(args),
         Command::Plot(args) => commands::plot::run(args),
+        #[cfg(feature = "torch")]
+        Command::Train(args) => commands::train::run(args),
+        #[cfg(feature = "torch")]
+        Command::Eval(args) => commands::eval::run(args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

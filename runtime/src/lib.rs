@@ -13,6 +13,7 @@ pub mod network;
 pub mod nn;
 mod pickle;
 pub mod state_dict;
+pub mod train;
 
 pub use network::{load_models, Inference, Layer, ModelError, Network};
 pub use state_dict::{

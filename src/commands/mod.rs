@@ -3,4 +3,10 @@
 pub mod check;
 pub mod compile;
 pub mod plot;
+#[cfg(feature = "torch")]
+pub mod eval;
+#[cfg(feature = "torch")]
+pub mod setup;
 pub mod summary;
+#[cfg(feature = "torch")]
+pub mod train;
