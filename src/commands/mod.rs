@@ -6,6 +6,10 @@ pub mod plot;
 #[cfg(feature = "torch")]
 pub mod eval;
 #[cfg(feature = "torch")]
+pub mod prune;
+#[cfg(feature = "torch")]
+pub mod rank;
+#[cfg(feature = "torch")]
 pub mod setup;
 pub mod summary;
 #[cfg(feature = "torch")]
