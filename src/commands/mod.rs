@@ -2,9 +2,9 @@
 
 pub mod check;
 pub mod compile;
-pub mod plot;
 #[cfg(feature = "torch")]
 pub mod eval;
+pub mod plot;
 #[cfg(feature = "torch")]
 pub mod prune;
 #[cfg(feature = "torch")]
