@@ -36,7 +36,12 @@ fn the_seeds_module() {
     // From the repository root, so that the origin the module names is the same everywhere.
     let out = Command::new(env!("CARGO_BIN_EXE_vggdsl"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["compile", "--target", "pytorch", "examples/hrank_vgg16_pruned.vgg"])
+        .args([
+            "compile",
+            "--target",
+            "pytorch",
+            "examples/hrank_vgg16_pruned.vgg",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
