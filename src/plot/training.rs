@@ -1,7 +1,8 @@
 //! `vggdsl plot training`: loss and accuracy per epoch of one or more runs, read from the
 //! `metrics.jsonl` that `vggdsl train` (and `examples/ddp_train.py`) write in a run folder: one
 //! JSON object per line with `epoch` (from 1), `loss`, `train_accuracy`, `test_accuracy`
-//! (fractions), `lr` and `seconds`, and `test_loss` when there is one.
+//! (fractions), `lr` and `seconds`, and `test_loss` when there is one. Each run has a colour;
+//! training curves are solid, test curves dashed, in both panels.
 
 use super::{colour, legend, titled, Area, Chart, Drawn, FONT, LABEL, LIGHT, TICK};
 use crate::failure::{Failure, FAILED};
@@ -181,17 +182,17 @@ pub fn draw(root: &Area, runs: &[Run]) -> Drawn {
         )?;
         curve(
             &mut accuracy,
-            series(|e| e.test_accuracy, 100.0),
+            series(|e| e.train_accuracy, 100.0),
             style,
             false,
-            format!("{name}: test"),
+            format!("{name}: train"),
         )?;
         curve(
             &mut accuracy,
-            series(|e| e.train_accuracy, 100.0),
+            series(|e| e.test_accuracy, 100.0),
             style,
             true,
-            format!("{name}: train"),
+            format!("{name}: test"),
         )?;
     }
     legend(&mut loss, SeriesLabelPosition::UpperRight)?;
