@@ -155,7 +155,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
     // The pruned model's text: FILE's model with the rates that give `keep`.
     let written_rates = match args.rule {
         Rule::Hrankplus if !rates_text.is_empty() => rates_text.clone(),
-        Rule::Hrankplus => rate_list(&rates),
+        Rule::Hrankplus => vggdsl::rewrite::compress_rate(&source.text, &name)
+            .expect("the model has a compress_rate")
+            .to_owned(),
         Rule::Hrank => rate_list(
             &widths
                 .iter()
@@ -324,20 +326,35 @@ fn pick<'a>(nets: &'a [Ir], name: Option<&str>, file: &str) -> Result<&'a Ir, Fa
 /// The rates of `--compress-rate`, checked as the `compress_rate` of model `name`, with errors
 /// pointing at the flag's text.
 fn flag_rates(source: &str, name: &str, flag: &str) -> Result<Vec<f64>, Failure> {
+    let flag = flag.trim();
     let (text, span) = vggdsl::rewrite::with_compress_rate(source, name, flag, "")
         .expect("FILE parsed and has the model");
+    let inside = |d: &Diagnostic| d.span.start >= span.start && d.span.end <= span.end;
+    // The flag must be one value, not text that ends the model and starts another.
+    let one_value = match vggdsl::parse::parse(&text) {
+        Ok(file) => {
+            vggdsl::rewrite::compress_rate(&text, name).map(str::len) == Some(flag.len())
+                && file.models.len() == 1
+        }
+        Err(d) => inside(&d),
+    };
+    let not_a_list = || {
+        Failure::new(
+            USAGE,
+            format_args!(
+                "--compress-rate `{flag}` is not one list of rates, such as \
+                 [0.95] + [0.5] * 6 + [0.9] * 4 + [0.8] * 2"
+            ),
+        )
+    };
+    if !one_value {
+        return Err(not_a_list());
+    }
     let nets = match vggdsl::check_source(&text) {
         Ok(nets) => nets,
         Err(items) => {
-            let inside = |d: &Diagnostic| d.span.start >= span.start && d.span.end <= span.end;
             if !items.iter().all(inside) {
-                return Err(Failure::new(
-                    USAGE,
-                    format_args!(
-                        "--compress-rate `{flag}` is not one list of rates, such as \
-                         [0.95] + [0.5] * 6 + [0.9] * 4 + [0.8] * 2"
-                    ),
-                ));
+                return Err(not_a_list());
             }
             let shift = |s: &std::ops::Range<usize>| s.start - span.start..s.end - span.start;
             let items = items
@@ -365,17 +382,11 @@ fn flag_rates(source: &str, name: &str, flag: &str) -> Result<Vec<f64>, Failure>
             return Err(failure);
         }
     };
-    match nets.as_slice() {
-        [net] => Ok(net
-            .spec
-            .compress_rate
-            .clone()
-            .expect("the model has the flag's rates")),
-        _ => Err(Failure::new(
-            USAGE,
-            format_args!("--compress-rate `{flag}` is not one list of rates"),
-        )),
-    }
+    Ok(nets[0]
+        .spec
+        .compress_rate
+        .clone()
+        .expect("the model has the flag's rates"))
 }
 
 /// Rates in the language's list syntax, runs of equal rates as `[r] * n`.

@@ -36,6 +36,15 @@ pub fn with_compress_rate(
     Some((out, span))
 }
 
+/// The text of model `model`'s `compress_rate` value as written, if `source` parses and the
+/// model sets it.
+pub fn compress_rate<'a>(source: &'a str, model: &str) -> Option<&'a str> {
+    let file = crate::parse::parse(source).ok()?;
+    let m = file.models.iter().find(|m| m.name.node == model)?;
+    let setting = m.settings.iter().find(|s| s.key.node == KEY)?;
+    Some(&source[setting.value.span.clone()])
+}
+
 /// Where the rates go: the byte offset, how many bytes they replace, and the text around them.
 fn placement(source: &str, m: &Model) -> (usize, usize, String, String) {
     let key = KEY;
@@ -159,5 +168,10 @@ mod tests {
             .0;
         assert_eq!(b, "// c\nB /* < */ <compress_rate = [0.5] * 13>\n");
         assert!(with_compress_rate(source, "C", "[0.5]", "c").is_none());
+        let b = with_compress_rate(source, "B", "[0.5] * 13", "c")
+            .unwrap()
+            .0;
+        assert_eq!(super::compress_rate(&b, "B"), Some("[0.5] * 13"));
+        assert_eq!(super::compress_rate(source, "B"), None);
     }
 }
