@@ -200,12 +200,13 @@ pub fn fusions(layers: &[Layer]) -> Vec<Fusion> {
     let mut out = Vec::new();
     let mut rest = layers.iter().enumerate().peekable();
     while let Some((layer, l)) = rest.next() {
-        let weighted = matches!(
-            l.kind,
-            LayerKind::Conv2d { .. } | LayerKind::Linear { .. }
-        );
-        let is_norm =
-            |k: &LayerKind| matches!(k, LayerKind::BatchNorm2d { .. } | LayerKind::BatchNorm1d { .. });
+        let weighted = matches!(l.kind, LayerKind::Conv2d { .. } | LayerKind::Linear { .. });
+        let is_norm = |k: &LayerKind| {
+            matches!(
+                k,
+                LayerKind::BatchNorm2d { .. } | LayerKind::BatchNorm1d { .. }
+            )
+        };
         let norm = weighted
             .then(|| rest.next_if(|(_, n)| is_norm(&n.kind)).map(|(i, _)| i))
             .flatten();

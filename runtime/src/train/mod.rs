@@ -512,10 +512,10 @@ impl<'a> Trainer<'a> {
                 lr,
                 seconds: sums.seconds + started.elapsed().as_secs_f64(),
             };
-            let best = self
-                .state
-                .best
-                .map_or(true, |b| metrics.test_accuracy > b.test_accuracy);
+            let best = match self.state.best {
+                Some(b) => metrics.test_accuracy > b.test_accuracy,
+                None => true,
+            };
             if best {
                 self.state.best = Some(Best {
                     epoch: epoch + 1,

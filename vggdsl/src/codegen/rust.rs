@@ -230,7 +230,11 @@ fn inference(net: &Network) -> TokenStream {
     let (f, c) = (ident("f"), ident("c"));
     let features = fused(&net.features, &f);
     let classifier = fused(&net.classifier, &c);
-    let fields: Vec<&Ident> = features.iter().chain(&classifier).map(|l| &l.name).collect();
+    let fields: Vec<&Ident> = features
+        .iter()
+        .chain(&classifier)
+        .map(|l| &l.name)
+        .collect();
     let types = features.iter().chain(&classifier).map(|l| &l.ty);
     let builds = features.iter().chain(&classifier).map(|l| &l.build);
     let feature_calls = features.iter().map(|l| &l.call);
