@@ -255,16 +255,30 @@ pub fn run(args: Args) -> Result<(), Failure> {
         } => {
             output::stderr(&format!(
                 "interrupted: checkpoint saved in {} at epoch {}/{}, batch {batch}/{batches}; \
-                 continue with `vggdsl train {} --out {} --resume`\n",
+                 continue with `{}`\n",
                 dir.display(),
                 epoch + 1,
                 recipe.epochs,
-                model.file_name,
-                dir.display()
+                resume_command(&args.model, &model.file_name, &dir)
             ));
             Err(Failure::exit(INTERRUPTED))
         }
     }
+}
+
+/// The command that continues this run.
+fn resume_command(m: &ModelArgs, file: &str, dir: &Path) -> String {
+    let mut command = format!("vggdsl train {file}");
+    if let Some(name) = &m.model {
+        command += &format!(" --model {name}");
+    }
+    if let Some(dataset) = m.dataset {
+        command += &format!(" --dataset {dataset}");
+    }
+    if let Some(data) = &m.data {
+        command += &format!(" --data {}", data.display());
+    }
+    command + &format!(" --out {} --resume", dir.display())
 }
 
 /// A trainer's error as one sentence; weights of another model name their first difference.
@@ -292,7 +306,10 @@ struct Report {
 impl Report {
     fn new(recipe: &Recipe) -> Report {
         let bar = if std::io::stderr().is_terminal() {
-            ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            // Redraws the ETA between batches, which take seconds on large models.
+            bar.enable_steady_tick(Duration::from_millis(500));
+            bar
         } else {
             ProgressBar::hidden()
         };
@@ -301,7 +318,6 @@ impl Report {
                 .expect("a valid template")
                 .progress_chars("=> "),
         );
-        bar.enable_steady_tick(Duration::from_millis(500));
         Report {
             bar,
             epochs: recipe.epochs,

@@ -1,6 +1,7 @@
-// `Tensor::add(other, alpha)` and `add_(other, alpha)`, which tch's bindings lack (they drop
-// `alpha`). PyTorch's SGD relies on them, and `a + alpha * b` in two ops rounds differently from
-// the one fused `add` kernel, so the optimiser calls the real thing through these two functions.
+// What the optimiser needs from libtorch that tch's bindings lack: `Tensor::add(other, alpha)`
+// and `add_(other, alpha)` (tch drops `alpha`; PyTorch's SGD relies on them, and `a + alpha * b`
+// in two ops rounds differently from the one fused `add` kernel), and setting a gradient to
+// undefined, as PyTorch's `zero_grad()` (set_to_none) does.
 #include <ATen/core/Tensor.h>
 
 #include <cstring>
@@ -38,6 +39,9 @@ bool vggdsl_add_(at::Tensor* self, const at::Tensor* other, double alpha) {
     return false;
   }
 }
+
+// `self.grad = None`: the next backward pass stores its gradient instead of adding it to zeros.
+void vggdsl_grad_to_none(at::Tensor* self) { self->mutable_grad() = at::Tensor(); }
 
 const char* vggdsl_last_error() { return last_error; }
 }
