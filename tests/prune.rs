@@ -48,16 +48,16 @@ impl Setup {
             for (key, mut t) in vs.variables() {
                 match key.rsplit('.').next().unwrap() {
                     "running_var" => {
-                        t.uniform_(0.5, 2.0);
+                        let _ = t.uniform_(0.5, 2.0);
                     }
                     "num_batches_tracked" => {
-                        t.fill_(7);
+                        let _ = t.fill_(7);
                     }
                     "bias" | "running_mean" => {
                         let _ = t.normal_(0.0, 0.1);
                     }
                     "weight" if key.contains("norm") => {
-                        t.uniform_(0.5, 1.5);
+                        let _ = t.uniform_(0.5, 1.5);
                     }
                     _ => {}
                 }

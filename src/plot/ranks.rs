@@ -291,7 +291,7 @@ pub fn draw(root: &Area, figure: &Ranks) -> Drawn {
     let points = |keep: bool| {
         figure.convs.iter().enumerate().flat_map(move |(i, c)| {
             c.ranks.iter().enumerate().filter_map(move |(j, &r)| {
-                let kept = c.kept.as_ref().map_or(true, |k| k[j]);
+                let kept = c.kept.as_ref().is_none_or(|k| k[j]);
                 (kept == keep).then_some((i as f64 + spread(j), r))
             })
         })
