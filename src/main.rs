@@ -6,6 +6,7 @@ mod commands;
 mod failure;
 mod input;
 mod output;
+mod plot;
 #[cfg(feature = "torch")]
 mod staged;
 
@@ -47,6 +48,10 @@ enum Command {
     /// module (stdout, or OUT written only if changed).
     #[command(after_help = EXIT_CODES)]
     Compile(commands::compile::Args),
+    /// Draw a picture (SVG, or PNG for OUT.png): `widths` of models, filter `ranks` with their
+    /// cut, `training` curves of runs.
+    #[command(after_help = EXIT_CODES)]
+    Plot(commands::plot::Args),
     /// Train a model with SGD on CIFAR-10/100 or (Fashion-)MNIST; checkpoints, resume, Ctrl-C.
     #[cfg(feature = "torch")]
     #[command(after_help = commands::setup::EXIT_CODES)]
@@ -94,6 +99,7 @@ fn main() -> ExitCode {
         Command::Check(args) => commands::check::run(args),
         Command::Summary(args) => commands::summary::run(args),
         Command::Compile(args) => commands::compile::run(args),
+        Command::Plot(args) => commands::plot::run(args),
         #[cfg(feature = "torch")]
         Command::Train(args) => commands::train::run(args),
         #[cfg(feature = "torch")]

@@ -265,17 +265,17 @@ fn two_epochs_equal_one_and_a_resumed_one_bit_for_bit() {
 fn ctrl_c_saves_a_checkpoint_that_resumes_exactly() {
     let s = Setup::new();
     // Long enough that Ctrl-C, sent when the first epoch is reported, lands during training.
-    let epochs = ["--epochs", "12"];
+    let epochs = ["--epochs", "6"];
     s.train("whole", &epochs);
 
     let mut child = s
-        .command(&["train", "tiny.vgg", "--out", "stopped", "--epochs", "12"])
+        .command(&["train", "tiny.vgg", "--out", "stopped", "--epochs", "6"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let mut seen = String::new();
-    while !seen.contains("epoch 1/12") {
+    while !seen.contains("epoch 1/6") {
         let mut line = String::new();
         assert!(
             err.read_line(&mut line).unwrap() > 0,

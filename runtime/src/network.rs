@@ -4,7 +4,6 @@
 //! calls, so the two hold and compute the same tensors.
 
 use std::fmt;
-use std::iter::Peekable;
 use std::path::{Path as FsPath, PathBuf};
 
 use tch::nn::{Module, ModuleT, Path};
@@ -15,7 +14,7 @@ use vggdsl::names;
 use vggdsl::spec::ModelSpec;
 
 use crate::inference::{self, ConvReLU2d, FusedLinear};
-use crate::nn::{BatchNorm, Conv2d, Linear, MaxPool2d, ReLU};
+use crate::nn::{AvgPool2d, BatchNorm, Conv2d, Linear, MaxPool2d, ReLU};
 
 /// One layer of a Sequential: the runtime type the generated struct's field has.
 #[derive(Debug)]
@@ -95,8 +94,6 @@ pub struct Network {
     ir: vggdsl::Network,
     /// The features, then the classifier, in module order (`ir.layers()` order).
     layers: Vec<Layer>,
-    /// See [`Network::block_outputs`].
-    block_outputs: Vec<usize>,
 }
 
 impl Network {
@@ -111,7 +108,6 @@ impl Network {
         let mut network = Self {
             ir: net.clone(),
             layers,
-            block_outputs: block_outputs(&net.features),
         };
         network.init();
         network
@@ -203,7 +199,7 @@ impl Network {
     /// the last: its ReLU, or the pool that directly follows it. All but the last are
     /// `ir().relu_cfg`; the last is where ranking the last conv's filters reads.
     pub fn block_outputs(&self) -> &[usize] {
-        &self.block_outputs
+        &self.ir.block_outputs
     }
 
     /// The forward pass, handing `tap` each conv block's output with its position (see
@@ -216,7 +212,7 @@ impl Network {
         mut tap: impl FnMut(usize, &Tensor),
     ) -> Tensor {
         let (features, classifier) = self.layers.split_at(self.ir.features.len());
-        let mut outputs = self.block_outputs.iter().peekable();
+        let mut outputs = self.ir.block_outputs.iter().peekable();
         // A handle on the caller's tensor; the checker never puts the in-place ReLU first.
         let mut xs = xs.shallow_clone();
         for (position, layer) in features.iter().enumerate() {
@@ -225,7 +221,7 @@ impl Network {
                 tap(position, &xs);
             }
         }
-        let mut xs = head(&xs, &self.ir.head).flatten(1, -1);
+        let mut xs = head(&self.ir).forward(&xs).flatten(1, -1);
         for layer in classifier {
             xs = layer.forward(xs, train);
         }
@@ -255,29 +251,16 @@ impl Network {
     /// norm1 and relu1.
     pub fn to_inference(&self) -> Inference {
         Inference {
-            features: fuse(self.features()),
-            head: self.ir.head.clone(),
-            classifier: fuse(self.classifier()),
+            features: fuse(self.features(), &self.ir.features),
+            head: head(&self.ir),
+            classifier: fuse(self.classifier(), &self.ir.classifier),
         }
     }
 }
 
-/// Positions of each conv block's output (see [`Network::block_outputs`]).
-fn block_outputs(features: &[ir::Layer]) -> Vec<usize> {
-    let is_pool = |l: &ir::Layer| matches!(l.kind, LayerKind::MaxPool2d { .. });
-    (0..features.len())
-        .filter(|&p| features[p].kind == LayerKind::ReLU)
-        .map(|p| match features.get(p + 1) {
-            Some(next) if is_pool(next) => p + 1,
-            _ => p,
-        })
-        .collect()
-}
-
-/// The seed's `nn.AvgPool2d` between the Sequentials (flattening follows).
-fn head(xs: &Tensor, head: &ir::Head) -> Tensor {
-    let (k, s) = (head.kernel, head.stride);
-    xs.avg_pool2d([k, k], [s, s], [0, 0], false, true, None::<i64>)
+/// The seed's `nn.AvgPool2d` head between the Sequentials (flattening follows).
+fn head(net: &vggdsl::Network) -> AvgPool2d {
+    AvgPool2d::new(net.head.kernel, net.head.stride)
 }
 
 impl ModuleT for Network {
@@ -301,36 +284,24 @@ enum Fused {
     Linear(FusedLinear),
 }
 
-/// Folds each BatchNorm into the conv or linear before it and fuses the ReLU that follows.
-fn fuse(layers: &[Layer]) -> Vec<Fused> {
-    let mut fused = Vec::new();
-    let mut rest = layers.iter().peekable();
-    while let Some(layer) = rest.next() {
-        fused.push(match layer {
-            Layer::Conv2d(conv) => {
-                let norm = next_norm(&mut rest);
-                rest.next_if(|l| matches!(l, Layer::ReLU(_)));
-                Fused::ConvReLU2d(ConvReLU2d::new(conv, norm))
-            }
-            Layer::Linear(linear) => {
-                let norm = next_norm(&mut rest);
-                let relu = rest.next_if(|l| matches!(l, Layer::ReLU(_))).is_some();
-                Fused::Linear(FusedLinear::new(linear, norm, relu))
-            }
-            Layer::MaxPool2d(pool) => Fused::MaxPool2d(*pool),
-            Layer::BatchNorm(_) | Layer::ReLU(_) => {
-                unreachable!("ir::lower puts BatchNorm and ReLU only after a conv or linear")
-            }
-        });
-    }
-    fused
-}
-
-fn next_norm<'a>(rest: &mut Peekable<impl Iterator<Item = &'a Layer>>) -> Option<&'a BatchNorm> {
-    match rest.next_if(|l| matches!(l, Layer::BatchNorm(_))) {
+/// The inference layers of one Sequential, grouped as the generated `to_inference` groups them
+/// ([`ir::fusions`]): each BatchNorm folded into the conv or linear before it, the ReLU fused.
+fn fuse(layers: &[Layer], ir_layers: &[ir::Layer]) -> Vec<Fused> {
+    let norm = |f: &ir::Fusion| match f.norm.map(|n| &layers[n]) {
         Some(Layer::BatchNorm(norm)) => Some(norm),
         _ => None,
-    }
+    };
+    ir::fusions(ir_layers)
+        .iter()
+        .map(|f| match &layers[f.layer] {
+            Layer::Conv2d(conv) => Fused::ConvReLU2d(ConvReLU2d::new(conv, norm(f))),
+            Layer::Linear(linear) => Fused::Linear(FusedLinear::new(linear, norm(f), f.relu)),
+            Layer::MaxPool2d(pool) => Fused::MaxPool2d(*pool),
+            Layer::BatchNorm(_) | Layer::ReLU(_) => {
+                unreachable!("ir::fusions folds BatchNorm and ReLU into the layer before them")
+            }
+        })
+        .collect()
 }
 
 impl Fused {
@@ -349,7 +320,7 @@ impl Fused {
 #[derive(Debug)]
 pub struct Inference {
     features: Vec<Fused>,
-    head: ir::Head,
+    head: AvgPool2d,
     classifier: Vec<Fused>,
 }
 
@@ -361,7 +332,7 @@ impl Inference {
         for layer in &self.features {
             xs = layer.forward(&xs);
         }
-        let mut xs = inference::leave(head(&xs, &self.head)).flatten(1, -1);
+        let mut xs = inference::leave(self.head.forward(&xs)).flatten(1, -1);
         for layer in &self.classifier {
             xs = layer.forward(&xs);
         }

@@ -7,7 +7,7 @@ use vggdsl_runtime::data::{DataError, Dataset, ImageSet, Split};
 use vggdsl_runtime::tch;
 use vggdsl_runtime::LoadError;
 
-use crate::failure::{Failure, FAILED, UNREADABLE};
+use crate::failure::{Failure, FAILED, UNREADABLE, USAGE};
 use crate::{input, FileArg};
 
 /// The exit codes of `train` and `eval`, which README.md and TRAINING.md repeat.
@@ -67,7 +67,7 @@ impl ModelArgs {
             (None, [only]) => only.clone(),
             (None, _) => {
                 return Err(Failure::new(
-                    UNREADABLE,
+                    USAGE,
                     format_args!(
                         "{} declares several models ({}); choose one with --model NAME",
                         source.name,
@@ -81,7 +81,7 @@ impl ModelArgs {
                 .cloned()
                 .ok_or_else(|| {
                     Failure::new(
-                        UNREADABLE,
+                        USAGE,
                         format_args!("{} has no model `{name}`; it has {}", source.name, names()),
                     )
                 })?,
@@ -91,7 +91,7 @@ impl ModelArgs {
             Some(dataset) => dataset,
             None => infer_dataset(spec.input, spec.num_classes).ok_or_else(|| {
                 Failure::new(
-                    UNREADABLE,
+                    USAGE,
                     format_args!(
                         "no dataset vggdsl knows has {}×{}×{} images in {} classes, as model {} \
                          takes; name one with --dataset",
@@ -127,7 +127,7 @@ impl ModelArgs {
                 _ => "vggdsl knows no place where it is installed",
             };
                 Failure::new(
-                    UNREADABLE,
+                    USAGE,
                     format_args!("--data DIR is needed for {dataset}: {why}"),
                 )
             })

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use vggdsl::analysis::thousands;
 use vggdsl::spec::{Recipe, Schedule};
 use vggdsl_runtime::data::Split;
 use vggdsl_runtime::tch::nn::VarStore;
@@ -18,7 +19,7 @@ use vggdsl_runtime::train::{
 use vggdsl_runtime::Network;
 
 use super::setup::{load_failure, load_split, ModelArgs};
-use crate::failure::{Failure, FAILED, INTERRUPTED, UNREADABLE};
+use crate::failure::{Failure, FAILED, INTERRUPTED, USAGE};
 use crate::output;
 
 #[derive(clap::Args)]
@@ -101,7 +102,7 @@ impl RecipeArgs {
             Some(name) => Recipe::named(name).expect("clap accepts only the named recipes"),
             None => base,
         };
-        let usage = |sentence: String| Failure::new(UNREADABLE, sentence);
+        let usage = |sentence: String| Failure::new(USAGE, sentence);
         r.epochs = self.epochs.unwrap_or(r.epochs);
         r.batch_size = self.batch_size.unwrap_or(r.batch_size);
         r.lr = self.lr.unwrap_or(r.lr);
@@ -148,7 +149,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let recipe = match (&saved, args.resume) {
         (Some(_), false) => {
             return Err(Failure::new(
-                UNREADABLE,
+                USAGE,
                 format_args!(
                     "{} already holds a training run; continue it with --resume, or choose \
                      another --out",
@@ -158,7 +159,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }
         (None, true) => {
             return Err(Failure::new(
-                UNREADABLE,
+                USAGE,
                 format_args!(
                     "{} holds no training run to resume (no {STATE})",
                     dir.path().display()
@@ -168,7 +169,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         (Some(state), true) => {
             if let Some(flag) = args.recipe.changes().first() {
                 return Err(Failure::new(
-                    UNREADABLE,
+                    USAGE,
                     format_args!(
                         "{flag} cannot change when resuming: the run keeps the recipe in {} \
                          (only --epochs can change)",
@@ -229,10 +230,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
         dir.display()
     ));
     let mut report = Report::new(&recipe);
-    match trainer
-        .run(&STOP, &mut report)
-        .map_err(|e| train_failure(e, name))?
-    {
+    let outcome = trainer.run(&STOP, &mut report);
+    // The bar goes before anything else is said.
+    drop(report);
+    match outcome.map_err(|e| train_failure(e, name))? {
         Outcome::Finished => {
             let best = trainer
                 .state()
@@ -252,19 +253,32 @@ pub fn run(args: Args) -> Result<(), Failure> {
             batch,
             batches,
         } => {
-            drop(report);
             output::stderr(&format!(
                 "interrupted: checkpoint saved in {} at epoch {}/{}, batch {batch}/{batches}; \
-                 continue with `vggdsl train {} --out {} --resume`\n",
+                 continue with `{}`\n",
                 dir.display(),
                 epoch + 1,
                 recipe.epochs,
-                model.file_name,
-                dir.display()
+                resume_command(&args.model, &model.file_name, &dir)
             ));
             Err(Failure::exit(INTERRUPTED))
         }
     }
+}
+
+/// The command that continues this run.
+fn resume_command(m: &ModelArgs, file: &str, dir: &Path) -> String {
+    let mut command = format!("vggdsl train {file}");
+    if let Some(name) = &m.model {
+        command += &format!(" --model {name}");
+    }
+    if let Some(dataset) = m.dataset {
+        command += &format!(" --dataset {dataset}");
+    }
+    if let Some(data) = &m.data {
+        command += &format!(" --data {}", data.display());
+    }
+    command + &format!(" --out {} --resume", dir.display())
 }
 
 /// A trainer's error as one sentence; weights of another model name their first difference.
@@ -272,7 +286,7 @@ fn train_failure(error: TrainError, model: &str) -> Failure {
     match error {
         TrainError::Load(e) => load_failure(&e, model),
         TrainError::RunExists { .. } | TrainError::NoRun { .. } | TrainError::EpochsDone { .. } => {
-            Failure::new(UNREADABLE, error)
+            Failure::new(USAGE, error)
         }
         e => Failure::new(FAILED, e),
     }
@@ -280,19 +294,6 @@ fn train_failure(error: TrainError, model: &str) -> Failure {
 
 fn percent(fraction: f64) -> String {
     format!("{:.2}%", 100.0 * fraction)
-}
-
-/// 60000 → "60,000".
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Progress on stderr: a bar per epoch on a terminal, one line per finished epoch always.
@@ -305,7 +306,10 @@ struct Report {
 impl Report {
     fn new(recipe: &Recipe) -> Report {
         let bar = if std::io::stderr().is_terminal() {
-            ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            // Redraws the ETA between batches, which take seconds on large models.
+            bar.enable_steady_tick(Duration::from_millis(500));
+            bar
         } else {
             ProgressBar::hidden()
         };
@@ -314,7 +318,6 @@ impl Report {
                 .expect("a valid template")
                 .progress_chars("=> "),
         );
-        bar.enable_steady_tick(Duration::from_millis(500));
         Report {
             bar,
             epochs: recipe.epochs,

@@ -246,8 +246,8 @@ impl RunDir {
         best: bool,
         metrics: Option<&[String]>,
     ) -> Result<(), TrainError> {
-        fs::create_dir_all(&self.path).map_err(|source| TrainError::Io {
-            path: self.path.clone(),
+        fs::create_dir_all(&self.path).map_err(|source| TrainError::CreateDir {
+            dir: self.path.clone(),
             source,
         })?;
         let mut saved = state.clone();

@@ -93,10 +93,15 @@ pub enum TrainError {
     #[error("cannot save the checkpoint: {0}")]
     Serialize(#[from] SaveError),
     #[error(
-        "the loss became {loss} in epoch {epoch}, batch {batch}; the learning rate is probably \
-         too high (the last checkpoint is from before this epoch)"
+        "the loss became {loss} in epoch {epoch}, batch {batch}: training diverged, probably \
+         from too high a learning rate (nothing after the last checkpoint was saved)"
     )]
     Diverged { epoch: u32, batch: usize, loss: f64 },
+    #[error("cannot create the run folder {}: {source}", dir.display())]
+    CreateDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot read {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -512,10 +517,10 @@ impl<'a> Trainer<'a> {
                 lr,
                 seconds: sums.seconds + started.elapsed().as_secs_f64(),
             };
-            let best = self
-                .state
-                .best
-                .map_or(true, |b| metrics.test_accuracy > b.test_accuracy);
+            let best = match self.state.best {
+                Some(b) => metrics.test_accuracy > b.test_accuracy,
+                None => true,
+            };
             if best {
                 self.state.best = Some(Best {
                     epoch: epoch + 1,

@@ -15,6 +15,7 @@ use crate::state_dict::Mismatch;
 extern "C" {
     fn vggdsl_add(this: *const C_tensor, other: *const C_tensor, alpha: f64) -> *mut C_tensor;
     fn vggdsl_add_(this: *mut C_tensor, other: *const C_tensor, alpha: f64) -> bool;
+    fn vggdsl_grad_to_none(this: *mut C_tensor);
     fn vggdsl_last_error() -> *const c_char;
 }
 
@@ -85,11 +86,13 @@ impl Sgd {
         self.config
     }
 
-    /// Zeroes the gradients before a backward pass (PyTorch sets them to `None`; adding the new
-    /// gradient to zeros gives the same values).
+    /// Drops the gradients before a backward pass, as PyTorch's `zero_grad()` does (it sets them
+    /// to `None`): backward then stores each new gradient rather than adding it to zeros, which
+    /// saves two passes over the parameters' memory per step.
     pub fn zero_grad(&mut self) {
         for (_, p) in &mut self.params {
-            p.zero_grad();
+            // SAFETY: a live tensor; only its gradient field is reset.
+            unsafe { vggdsl_grad_to_none(p.as_mut_ptr()) };
         }
     }
 
