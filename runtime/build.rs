@@ -1,6 +1,31 @@
-//! Lets this crate's tests and examples find libtorch at run time without LD_LIBRARY_PATH.
+//! Builds the optimiser's two-function C++ shim over libtorch (`src/train/add.cpp`) with the
+//! headers of the libtorch torch-sys links, and lets this crate's tests and examples find libtorch
+//! at run time without LD_LIBRARY_PATH.
+use std::path::PathBuf;
+
 fn main() {
-    if let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
-        println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
-    }
+    println!("cargo:rerun-if-changed=src/train/add.cpp");
+    println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
+    let lib = PathBuf::from(
+        std::env::var("DEP_TCH_LIBTORCH_LIB").expect("torch-sys reports its libtorch lib folder"),
+    );
+    // libtorch folders (and the PyPI wheel's torch/) hold lib/ and include/ side by side.
+    let include = lib.parent().expect("lib/ has a parent").join("include");
+    cc::Build::new()
+        .cpp(true)
+        .pic(true)
+        .std("c++20")
+        .warnings(false)
+        .include(&include)
+        // The ABI torch-sys builds its own C++ with (its default, as here, is the new one).
+        .define(
+            "_GLIBCXX_USE_CXX11_ABI",
+            std::env::var("LIBTORCH_CXX11_ABI")
+                .unwrap_or_else(|_| "1".into())
+                .as_str(),
+        )
+        .define("GLOG_USE_GLOG_EXPORT", None)
+        .file("src/train/add.cpp")
+        .compile("vggdsl_add");
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
 }

@@ -10,6 +10,9 @@ pub const FAILED: u8 = 1;
 pub const UNREADABLE: u8 = 2;
 /// The command line is wrong (clap's own usage errors exit with it too).
 pub const USAGE: u8 = 2;
+/// Stopped by Ctrl-C (128 + SIGINT, as shells report it).
+#[cfg(feature = "torch")]
+pub const INTERRUPTED: u8 = 130;
 
 /// Why a command stopped, with the exit code `vggdsl --help` documents for it.
 pub struct Failure {

@@ -7,6 +7,8 @@ mod failure;
 mod input;
 mod output;
 mod plot;
+#[cfg(feature = "torch")]
+mod staged;
 
 use clap::builder::{MapValueParser, PathBufValueParser, TypedValueParser};
 use clap::{Parser, Subcommand};
@@ -50,6 +52,24 @@ enum Command {
     /// cut, `training` curves of runs.
     #[command(after_help = EXIT_CODES)]
     Plot(commands::plot::Args),
+    /// Train a model with SGD on CIFAR-10/100 or (Fashion-)MNIST; checkpoints, resume, Ctrl-C.
+    #[cfg(feature = "torch")]
+    #[command(after_help = commands::setup::EXIT_CODES)]
+    Train(commands::train::Args),
+    /// Evaluate weights on a test set: accuracy, per-class accuracy, loss.
+    #[cfg(feature = "torch")]
+    #[command(after_help = commands::setup::EXIT_CODES)]
+    Eval(commands::eval::Args),
+    /// Rank every conv's filters by the mean matrix rank of their feature maps (HRank), over the
+    /// first batches of the training set; writes RANKS_DIR/ranks.json.
+    #[cfg(feature = "torch")]
+    #[command(after_help = commands::rank::EXIT_CODES)]
+    Rank(commands::rank::Args),
+    /// Prune a model to compress rates, keeping the filters of highest rank (or L1 norm, or at
+    /// random); writes DIR/model.vgg, DIR/model.safetensors and DIR/kept.json.
+    #[cfg(feature = "torch")]
+    #[command(after_help = commands::prune::EXIT_CODES)]
+    Prune(commands::prune::Args),
 }
 
 /// A FILE or OUT argument: a path, or `-` for standard input or output (`./-` is a file named
@@ -80,6 +100,14 @@ fn main() -> ExitCode {
         Command::Summary(args) => commands::summary::run(args),
         Command::Compile(args) => commands::compile::run(args),
         Command::Plot(args) => commands::plot::run(args),
+        #[cfg(feature = "torch")]
+        Command::Train(args) => commands::train::run(args),
+        #[cfg(feature = "torch")]
+        Command::Eval(args) => commands::eval::run(args),
+        #[cfg(feature = "torch")]
+        Command::Rank(args) => commands::rank::run(args),
+        #[cfg(feature = "torch")]
+        Command::Prune(args) => commands::prune::run(args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,16 +2,21 @@
 //!
 //! Generated code names its layers and tensors as PyTorch does, so this crate holds only the
 //! layer types with PyTorch's field names (`weight`, `bias`, `running_mean`, …), PyTorch's default
-//! initialisation, the in-place init functions that rules compile to, and weight import/export.
-//! Decisions about a network (names, shapes, init order, repr) are made by the compiler.
+//! initialisation, the in-place init functions that rules compile to, weight import/export, and
+//! [`Network`], the same model built at run time from a `.vgg` file. Decisions about a network
+//! (names, shapes, init order, repr) are made by the compiler.
 
 pub mod data;
+pub mod hrank;
 pub mod inference;
 pub mod init;
+pub mod network;
 pub mod nn;
 mod pickle;
 pub mod state_dict;
+pub mod train;
 
+pub use network::{load_models, Inference, Layer, ModelError, Network};
 pub use state_dict::{
     load_state_dict, load_state_dict_with, read_state_dict, save_state_dict, LoadError, LoadMode,
     LoadReport, Mismatch, SaveError,

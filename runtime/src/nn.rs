@@ -174,6 +174,24 @@ impl MaxPool2d {
     }
 }
 
+/// `nn.AvgPool2d(kernel_size, stride)` without padding: the seed's head between the Sequentials.
+#[derive(Debug, Clone, Copy)]
+pub struct AvgPool2d {
+    pub kernel: i64,
+    pub stride: i64,
+}
+
+impl AvgPool2d {
+    pub fn new(kernel: i64, stride: i64) -> Self {
+        Self { kernel, stride }
+    }
+
+    pub fn forward(&self, xs: &Tensor) -> Tensor {
+        let (k, s) = (self.kernel, self.stride);
+        xs.avg_pool2d([k, k], [s, s], [0, 0], false, true, None::<i64>)
+    }
+}
+
 impl Module for MaxPool2d {
     fn forward(&self, xs: &Tensor) -> Tensor {
         MaxPool2d::forward(self, xs)

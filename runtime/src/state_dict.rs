@@ -172,6 +172,9 @@ pub enum SaveError {
     Tensor { key: String, source: TchError },
     #[error("cannot write {}: {source}", .path.display())]
     Io { path: PathBuf, source: io::Error },
+    /// safetensors refused the tensors (a bug: they are checked before).
+    #[error("cannot serialize the tensors: {0}")]
+    Serialize(String),
 }
 
 /// Loads `path` into `vs` strictly: see [`load_state_dict_with`] and [`LoadMode::Strict`].
@@ -504,8 +507,44 @@ fn tensor_from_bytes(bytes: &[u8], shape: &[i64], kind: Kind) -> Option<Tensor> 
 /// beside `path` and renamed over it, so a failed save never leaves half a file.
 pub fn save_state_dict(vs: &VarStore, path: impl AsRef<Path>) -> Result<(), SaveError> {
     let path = path.as_ref();
-    let tensors = vs
-        .variables()
+    let tensors = cpu_views(vs.variables())?;
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    safetensors::tensor::serialize_to_file(tensors, &pt_metadata(), &partial)
+        .map_err(|e| match e {
+            SafeTensorError::IoError(e) => e,
+            e => io::Error::other(format!("{e:?}")),
+        })
+        .and_then(|()| fs::rename(&partial, path))
+        .map_err(|source| {
+            let _ = fs::remove_file(&partial);
+            SaveError::Io {
+                path: path.into(),
+                source,
+            }
+        })
+}
+
+/// The bytes of a `.safetensors` file holding `tensors`, as [`save_state_dict`] writes them, for
+/// callers that write several files together (the trainer's checkpoints).
+pub fn safetensors_bytes(
+    tensors: impl IntoIterator<Item = (String, Tensor)>,
+) -> Result<Vec<u8>, SaveError> {
+    safetensors::tensor::serialize(cpu_views(tensors)?, &pt_metadata())
+        .map_err(|e| SaveError::Serialize(format!("{e:?}")))
+}
+
+/// `format: pt` is what safetensors.torch writes; Hugging Face loaders look for it.
+fn pt_metadata() -> Option<HashMap<String, String>> {
+    Some(HashMap::from([("format".to_string(), "pt".to_string())]))
+}
+
+/// Each tensor detached, on the CPU and contiguous, for safetensors to read in place.
+fn cpu_views(
+    tensors: impl IntoIterator<Item = (String, Tensor)>,
+) -> Result<Vec<(String, CpuTensor)>, SaveError> {
+    tensors
         .into_iter()
         .map(|(key, var)| {
             let Some(&(_, dtype)) = DTYPES.iter().find(|(k, _)| *k == var.kind()) else {
@@ -532,25 +571,7 @@ pub fn save_state_dict(vs: &VarStore, path: impl AsRef<Path>) -> Result<(), Save
                 },
             ))
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    // `format: pt` is what safetensors.torch writes; Hugging Face loaders look for it.
-    let metadata = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
-    safetensors::tensor::serialize_to_file(tensors, &metadata, &partial)
-        .map_err(|e| match e {
-            SafeTensorError::IoError(e) => e,
-            e => io::Error::other(format!("{e:?}")),
-        })
-        .and_then(|()| fs::rename(&partial, path))
-        .map_err(|source| {
-            let _ = fs::remove_file(&partial);
-            SaveError::Io {
-                path: path.into(),
-                source,
-            }
-        })
+        .collect()
 }
 
 /// A contiguous CPU tensor that safetensors reads in place.

@@ -168,8 +168,10 @@ pub struct Network {
     pub features: Vec<Layer>,
     pub head: Head,
     pub classifier: Vec<Layer>,
-    /// Positions in the flattened features where HRank reads each conv block's output (all but
-    /// the last conv): the ReLU, or the pool that directly follows it.
+    /// Positions in the flattened features of each conv block's output, for every conv: its
+    /// ReLU, or the pool that directly follows it. Where filters are ranked.
+    pub block_outputs: Vec<usize>,
+    /// HRank's `relucfg`: `block_outputs` without the last conv's, which HRank never ranks.
     pub relu_cfg: Vec<usize>,
     /// Positions of every conv but the last in the flattened features.
     pub conv_cfg: Vec<usize>,
@@ -181,6 +183,37 @@ impl Network {
         let f = self.features.iter().map(|l| (names::FEATURES, l));
         f.chain(self.classifier.iter().map(|l| (names::CLASSIFIER, l)))
     }
+}
+
+/// One layer of the inference model: a Conv2d or Linear at `layer` with the BatchNorm (`norm`)
+/// and ReLU right after it folded in, or any other layer as it is. Positions index the
+/// Sequential that [`fusions`] was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fusion {
+    pub layer: usize,
+    pub norm: Option<usize>,
+    pub relu: bool,
+}
+
+/// How the inference model groups a Sequential's layers (BatchNorm folded, ReLU fused).
+pub fn fusions(layers: &[Layer]) -> Vec<Fusion> {
+    let mut out = Vec::new();
+    let mut rest = layers.iter().enumerate().peekable();
+    while let Some((layer, l)) = rest.next() {
+        let weighted = matches!(l.kind, LayerKind::Conv2d { .. } | LayerKind::Linear { .. });
+        let is_norm = |k: &LayerKind| {
+            matches!(
+                k,
+                LayerKind::BatchNorm2d { .. } | LayerKind::BatchNorm1d { .. }
+            )
+        };
+        let norm = weighted
+            .then(|| rest.next_if(|(_, n)| is_norm(&n.kind)).map(|(i, _)| i))
+            .flatten();
+        let relu = weighted && rest.next_if(|(_, n)| n.kind == LayerKind::ReLU).is_some();
+        out.push(Fusion { layer, norm, relu });
+    }
+    out
 }
 
 /// Why a spec has no valid network; the checker points these at the text.
@@ -213,7 +246,7 @@ fn pooled(size: i64, kernel: i64, stride: i64) -> i64 {
 
 pub fn lower(spec: &ModelSpec) -> Result<Network, LowerError> {
     let mut features = Vec::new();
-    let mut relu_cfg = Vec::new();
+    let mut block_outputs = Vec::new();
     let mut conv_cfg = Vec::new();
     let [mut c, mut h, mut w] = spec.input;
     let mut conv_count = 0;
@@ -222,7 +255,7 @@ pub fn lower(spec: &ModelSpec) -> Result<Network, LowerError> {
         .iter()
         .filter(|i| matches!(i, CfgItem::Conv(_)))
         .count();
-    // Where the last conv block's output sits, until we know whether a pool follows it.
+    // Where the latest conv block's output sits, until we know whether a pool follows it.
     let mut pending_block_end: Option<usize> = None;
     for (i, item) in spec.features().iter().enumerate() {
         let in_shape = vec![c, h, w];
@@ -235,8 +268,8 @@ pub fn lower(spec: &ModelSpec) -> Result<Network, LowerError> {
                         shape: in_shape,
                     });
                 }
-                if let Some(_relu) = pending_block_end.take() {
-                    relu_cfg.push(features.len());
+                if pending_block_end.take().is_some() {
+                    block_outputs.push(features.len());
                 }
                 h = oh;
                 w = ow;
@@ -248,7 +281,7 @@ pub fn lower(spec: &ModelSpec) -> Result<Network, LowerError> {
             }
             CfgItem::Conv(v) => {
                 if let Some(relu) = pending_block_end.take() {
-                    relu_cfg.push(relu);
+                    block_outputs.push(relu);
                 }
                 let rate = spec.compress_rate.as_ref().map_or(0.0, |r| r[conv_count]);
                 let out = pruned_width(v, rate);
@@ -278,9 +311,7 @@ pub fn lower(spec: &ModelSpec) -> Result<Network, LowerError> {
                     let norm = LayerKind::BatchNorm2d { features: c };
                     features.push(layer(names::norm(i), norm, shape.clone(), shape.clone(), i));
                 }
-                if !is_last {
-                    pending_block_end = Some(features.len());
-                }
+                pending_block_end = Some(features.len());
                 features.push(layer(
                     names::relu(i),
                     LayerKind::ReLU,
@@ -292,8 +323,10 @@ pub fn lower(spec: &ModelSpec) -> Result<Network, LowerError> {
         }
     }
     if let Some(relu) = pending_block_end {
-        relu_cfg.push(relu);
+        block_outputs.push(relu);
     }
+    // HRank ranks every conv but the last.
+    let relu_cfg = block_outputs[..block_outputs.len() - 1].to_vec();
     // The seed's forward: AvgPool2d(2), then flatten.
     let (kernel, stride) = (2, 2);
     let (ph, pw) = (pooled(h, kernel, stride), pooled(w, kernel, stride));
@@ -341,6 +374,7 @@ pub fn lower(spec: &ModelSpec) -> Result<Network, LowerError> {
         features,
         head,
         classifier,
+        block_outputs,
         relu_cfg,
         conv_cfg,
     };

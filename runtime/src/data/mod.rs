@@ -453,7 +453,23 @@ impl ImageSet {
         seed: u64,
         epoch: u64,
     ) -> Batches {
-        let (order, crops) = augment::plan(self.len(), augment, seed, epoch);
+        self.epoch_from(batch_size, augment, seed, epoch, 0)
+    }
+
+    /// The batches of [`ImageSet::epoch`] after the first `skip`, which are never rendered: a
+    /// run resumed in the middle of an epoch sees exactly the batches it had not trained on.
+    pub fn epoch_from(
+        &self,
+        batch_size: NonZeroUsize,
+        augment: Augment,
+        seed: u64,
+        epoch: u64,
+        skip: usize,
+    ) -> Batches {
+        let (mut order, mut crops) = augment::plan(self.len(), augment, seed, epoch);
+        let skipped = skip.saturating_mul(batch_size.get()).min(order.len());
+        order.drain(..skipped);
+        crops.drain(..skipped);
         Batches::spawn(self.clone(), order, crops, batch_size)
     }
 

@@ -4,7 +4,7 @@
 use super::{model_doc, shape_text, Origin};
 use crate::analysis::{self, thousands};
 use crate::init::{self, Op};
-use crate::ir::{Layer, LayerKind, Network};
+use crate::ir::{self, Layer, LayerKind, Network};
 use crate::names;
 use crate::spec::CfgItem;
 use proc_macro2::{Ident, Literal, Span, TokenStream};
@@ -170,12 +170,55 @@ pub fn tokens(net: &Network, origin: &Origin) -> TokenStream {
     }
 }
 
-/// One layer of the inference model: what it is built from and how it runs.
+/// One layer of the inference model: its field, type, how it is built and how it runs.
 struct Fused {
     name: Ident,
     ty: TokenStream,
     build: TokenStream,
     call: TokenStream,
+}
+
+/// The inference layers of one Sequential (`section` is the local that holds it), grouped by
+/// [`ir::fusions`].
+fn fused(layers: &[Layer], section: &Ident) -> Vec<Fused> {
+    ir::fusions(layers)
+        .into_iter()
+        .map(|f| {
+            let l = &layers[f.layer];
+            let name = ident(&l.name);
+            let norm = match f.norm {
+                Some(n) => {
+                    let n = ident(&layers[n].name);
+                    quote!(Some(&#section.#n))
+                }
+                None => quote!(None),
+            };
+            let (ty, build) = match l.kind {
+                LayerKind::Conv2d { .. } => (
+                    quote!(::vggdsl_runtime::inference::ConvReLU2d),
+                    quote!(ConvReLU2d::new(&#section.#name, #norm)),
+                ),
+                LayerKind::Linear { .. } => {
+                    let relu = f.relu;
+                    (
+                        quote!(::vggdsl_runtime::inference::FusedLinear),
+                        quote!(FusedLinear::new(&#section.#name, #norm, #relu)),
+                    )
+                }
+                _ => {
+                    let ty = ident(layer_type(&l.kind));
+                    (quote!(::vggdsl_runtime::nn::#ty), quote!(#section.#name))
+                }
+            };
+            let call = quote!(self.#name.forward(&xs));
+            Fused {
+                name,
+                ty,
+                build,
+                call,
+            }
+        })
+        .collect()
 }
 
 /// The inference model: BatchNorm folded, ReLU fused, oneDNN weights and layout throughout.
@@ -184,45 +227,20 @@ fn inference(net: &Network) -> TokenStream {
     let name = ident(&spec.name);
     let vis = visibility(net);
     let ty = ident(&names::inference_type(&spec.name));
-    let mut layers = Vec::new();
-    let mut rest = net.features.iter().peekable();
-    while let Some(l) = rest.next() {
-        let name = ident(&l.name);
-        match l.kind {
-            LayerKind::Conv2d { .. } => {
-                let norm = match rest.next_if(|n| matches!(n.kind, LayerKind::BatchNorm2d { .. })) {
-                    Some(n) => {
-                        let n = ident(&n.name);
-                        quote!(Some(&f.#n))
-                    }
-                    None => quote!(None),
-                };
-                rest.next_if(|n| n.kind == LayerKind::ReLU);
-                layers.push(Fused {
-                    name: name.clone(),
-                    ty: quote!(::vggdsl_runtime::inference::ConvReLU2d),
-                    build: quote!(ConvReLU2d::new(&f.#name, #norm)),
-                    call: quote!(self.#name.forward(&xs)),
-                });
-            }
-            _ => layers.push(Fused {
-                name: name.clone(),
-                ty: quote!(::vggdsl_runtime::nn::MaxPool2d),
-                build: quote!(f.#name),
-                call: quote!(self.#name.forward(&xs)),
-            }),
-        }
-    }
-    let (linear1, norm1, linear2) = (
-        ident(names::LINEAR1),
-        ident(names::CLASSIFIER_NORM),
-        ident(names::LINEAR2),
-    );
-    let feature_names: Vec<&Ident> = layers.iter().map(|l| &l.name).collect();
-    let feature_types = layers.iter().map(|l| &l.ty);
-    let builds = layers.iter().map(|l| &l.build);
-    let calls = layers.iter().map(|l| &l.call);
-    let head = head(net, quote!(xs));
+    let (f, c) = (ident("f"), ident("c"));
+    let features = fused(&net.features, &f);
+    let classifier = fused(&net.classifier, &c);
+    let fields: Vec<&Ident> = features
+        .iter()
+        .chain(&classifier)
+        .map(|l| &l.name)
+        .collect();
+    let types = features.iter().chain(&classifier).map(|l| &l.ty);
+    let builds = features.iter().chain(&classifier).map(|l| &l.build);
+    let feature_calls = features.iter().map(|l| &l.call);
+    let mut classifier_calls: Vec<&TokenStream> = classifier.iter().map(|l| &l.call).collect();
+    let last = classifier_calls.pop().expect("the classifier has layers");
+    let head = head(net);
     let (f_field, c_field) = (ident(names::FEATURES), ident(names::CLASSIFIER));
     let doc = format!(
         " [`{}`] for inference: each BatchNorm folded into the layer before it, ReLU fused, conv \
@@ -234,9 +252,7 @@ fn inference(net: &Network) -> TokenStream {
         #[doc = #doc]
         #[derive(Debug)]
         #vis struct #ty {
-            #(#vis #feature_names: #feature_types,)*
-            #vis #linear1: ::vggdsl_runtime::inference::FusedLinear,
-            #vis #linear2: ::vggdsl_runtime::inference::FusedLinear,
+            #(#vis #fields: #types,)*
         }
 
         impl #name {
@@ -244,11 +260,9 @@ fn inference(net: &Network) -> TokenStream {
             /// outputs equal `forward_t(xs, false)` up to float rounding.
             pub fn to_inference(&self) -> #ty {
                 use ::vggdsl_runtime::inference::{ConvReLU2d, FusedLinear};
-                let (f, c) = (&self.#f_field, &self.#c_field);
+                let (#f, #c) = (&self.#f_field, &self.#c_field);
                 #ty {
-                    #(#feature_names: #builds,)*
-                    #linear1: FusedLinear::new(&c.#linear1, Some(&c.#norm1), true),
-                    #linear2: FusedLinear::new(&c.#linear2, None, false),
+                    #(#fields: #builds,)*
                 }
             }
         }
@@ -258,11 +272,11 @@ fn inference(net: &Network) -> TokenStream {
             pub fn forward(&self, xs: &::vggdsl_runtime::tch::Tensor) -> ::vggdsl_runtime::tch::Tensor {
                 let _guard = ::vggdsl_runtime::tch::no_grad_guard();
                 let xs = ::vggdsl_runtime::inference::enter(xs);
-                #(let xs = #calls;)*
-                let xs = #head;
+                #(let xs = #feature_calls;)*
+                let xs = #head.forward(&xs);
                 let xs = ::vggdsl_runtime::inference::leave(xs).flatten(1, -1);
-                let xs = self.#linear1.forward(&xs);
-                self.#linear2.forward(&xs)
+                #(let xs = #classifier_calls;)*
+                #last
             }
         }
 
@@ -274,11 +288,10 @@ fn inference(net: &Network) -> TokenStream {
     }
 }
 
-/// The head between the Sequentials applied to `xs`: the seed's `nn.AvgPool2d` (flattening
-/// follows).
-fn head(net: &Network, xs: TokenStream) -> TokenStream {
+/// The head between the Sequentials: the seed's `nn.AvgPool2d` (flattening follows).
+fn head(net: &Network) -> TokenStream {
     let (k, s) = (int(net.head.kernel), int(net.head.stride));
-    quote!(#xs.avg_pool2d([#k, #k], [#s, #s], [0, 0], false, true, None::<i64>))
+    quote!(::vggdsl_runtime::nn::AvgPool2d::new(#k, #s))
 }
 
 /// The model's visibility as written (`pub`, `pub(crate)`, …), for every generated item.
@@ -499,8 +512,8 @@ fn forward_body(net: &Network) -> TokenStream {
             stmts.push(quote! { tap(&xs); });
         }
     }
-    let head = head(net, quote!(xs));
-    stmts.push(quote! { let xs = #head.flatten(1, -1); });
+    let head = head(net);
+    stmts.push(quote! { let xs = #head.forward(&xs).flatten(1, -1); });
     let mut calls: Vec<TokenStream> = net
         .classifier
         .iter()

@@ -1,0 +1,190 @@
+//! Stochastic gradient descent as PyTorch's `torch.optim.SGD` computes it on CPU tensors (the
+//! single-tensor path, which CPU parameters take), step for step and bit for bit, with momentum
+//! buffers that can be saved and restored, which tch's own optimiser keeps out of reach.
+
+use std::collections::HashMap;
+use std::ffi::CStr;
+use std::os::raw::c_char;
+
+use tch::nn::VarStore;
+use tch::{TchError, Tensor};
+use torch_sys::C_tensor;
+
+use crate::state_dict::Mismatch;
+
+extern "C" {
+    fn vggdsl_add(this: *const C_tensor, other: *const C_tensor, alpha: f64) -> *mut C_tensor;
+    fn vggdsl_add_(this: *mut C_tensor, other: *const C_tensor, alpha: f64) -> bool;
+    fn vggdsl_last_error() -> *const c_char;
+}
+
+fn last_error() -> TchError {
+    // SAFETY: the shim's buffer always holds a NUL-terminated string.
+    let message = unsafe { CStr::from_ptr(vggdsl_last_error()) };
+    TchError::Torch(message.to_string_lossy().into_owned())
+}
+
+/// `a.add(b, alpha=alpha)`: one fused kernel, unlike `a + b * alpha`, which rounds twice.
+fn add(a: &Tensor, b: &Tensor, alpha: f64) -> Result<Tensor, TchError> {
+    // SAFETY: both pointers are live tensors; the result is a new tensor the caller owns.
+    let result = unsafe { vggdsl_add(a.as_ptr(), b.as_ptr(), alpha) };
+    if result.is_null() {
+        Err(last_error())
+    } else {
+        // SAFETY: a tensor allocated by the shim with `new`, as tch's own are.
+        Ok(unsafe { Tensor::from_ptr(result) })
+    }
+}
+
+/// `a.add_(b, alpha=alpha)`.
+fn add_(a: &mut Tensor, b: &Tensor, alpha: f64) -> Result<(), TchError> {
+    // SAFETY: both pointers are live tensors.
+    if unsafe { vggdsl_add_(a.as_mut_ptr(), b.as_ptr(), alpha) } {
+        Ok(())
+    } else {
+        Err(last_error())
+    }
+}
+
+/// The hyper-parameters that stay fixed during a run (the learning rate follows a schedule and
+/// is passed to each [`Sgd::step`]). Dampening is PyTorch's default, 0.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SgdConfig {
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub nesterov: bool,
+}
+
+/// SGD over the trainable variables of a [`VarStore`], keyed by their state_dict names.
+#[derive(Debug)]
+pub struct Sgd {
+    config: SgdConfig,
+    /// Sorted by name: the order of the saved state (updates are independent of it).
+    params: Vec<(String, Tensor)>,
+    /// PyTorch's `momentum_buffer`: none until a parameter's first step.
+    buffers: Vec<Option<Tensor>>,
+}
+
+impl Sgd {
+    pub fn new(vs: &VarStore, config: SgdConfig) -> Sgd {
+        let mut params: Vec<_> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        let buffers = params.iter().map(|_| None).collect();
+        Sgd {
+            config,
+            params,
+            buffers,
+        }
+    }
+
+    pub fn config(&self) -> SgdConfig {
+        self.config
+    }
+
+    /// Zeroes the gradients before a backward pass (PyTorch sets them to `None`; adding the new
+    /// gradient to zeros gives the same values).
+    pub fn zero_grad(&mut self) {
+        for (_, p) in &mut self.params {
+            p.zero_grad();
+        }
+    }
+
+    /// One step with learning rate `lr`, PyTorch's `_single_tensor_sgd`:
+    /// `d_p = grad + wd·p`; `buf = d_p` on the first step, else `buf = m·buf + d_p`;
+    /// `d_p = d_p + m·buf` (nesterov) or `buf`; `p -= lr·d_p`. Parameters without a gradient are
+    /// skipped, as there.
+    pub fn step(&mut self, lr: f64) -> Result<(), TchError> {
+        let SgdConfig {
+            momentum,
+            weight_decay,
+            nesterov,
+        } = self.config;
+        tch::no_grad(|| {
+            for ((_, p), buffer) in self.params.iter_mut().zip(&mut self.buffers) {
+                let grad = p.grad();
+                if !grad.defined() {
+                    continue;
+                }
+                let mut d_p = if weight_decay != 0.0 {
+                    add(&grad, p, weight_decay)?
+                } else {
+                    grad
+                };
+                if momentum != 0.0 {
+                    let buf = match buffer {
+                        Some(buf) => {
+                            let _ = buf.f_mul_scalar_(momentum)?;
+                            add_(buf, &d_p, 1.0)?;
+                            buf
+                        }
+                        None => buffer.insert(d_p.f_detach_copy()?),
+                    };
+                    d_p = if nesterov {
+                        add(&d_p, buf, momentum)?
+                    } else {
+                        buf.shallow_clone()
+                    };
+                }
+                add_(p, &d_p, -lr)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The momentum buffers that exist, named by their parameter's key.
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        self.params
+            .iter()
+            .zip(&self.buffers)
+            .filter_map(|((key, _), buf)| Some((key.clone(), buf.as_ref()?.shallow_clone())))
+            .collect()
+    }
+
+    /// Restores buffers saved by [`Sgd::state`]; parameters not among them start without one.
+    /// Every tensor must name a parameter and match its shape and dtype, else nothing changes.
+    pub fn load_state(&mut self, tensors: Vec<(String, Tensor)>) -> Result<(), Vec<Mismatch>> {
+        let index: HashMap<&str, usize> = self
+            .params
+            .iter()
+            .enumerate()
+            .map(|(i, (key, _))| (key.as_str(), i))
+            .collect();
+        let mut buffers: Vec<Option<Tensor>> = self.params.iter().map(|_| None).collect();
+        let mut mismatches = Vec::new();
+        for (key, tensor) in tensors {
+            let Some(&i) = index.get(key.as_str()) else {
+                mismatches.push(Mismatch::Unexpected {
+                    kind: tensor.kind(),
+                    shape: tensor.size(),
+                    key,
+                });
+                continue;
+            };
+            let param = &self.params[i].1;
+            if param.size() != tensor.size() {
+                mismatches.push(Mismatch::Shape {
+                    key,
+                    model: param.size(),
+                    file: tensor.size(),
+                });
+            } else if param.kind() != tensor.kind() {
+                mismatches.push(Mismatch::Dtype {
+                    key,
+                    model: param.kind(),
+                    file: tensor.kind(),
+                });
+            } else {
+                buffers[i] = Some(tensor.to_device(param.device()));
+            }
+        }
+        if !mismatches.is_empty() {
+            return Err(mismatches);
+        }
+        self.buffers = buffers;
+        Ok(())
+    }
+}

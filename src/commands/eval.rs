@@ -1,0 +1,129 @@
+//! `vggdsl eval FILE --weights W`: a model's accuracy, per-class accuracy and loss on the test set.
+
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use serde::Serialize;
+use vggdsl_runtime::data::Split;
+use vggdsl_runtime::tch::nn::VarStore;
+use vggdsl_runtime::tch::Device;
+use vggdsl_runtime::train::{self, EVAL_BATCH};
+use vggdsl_runtime::Network;
+
+use super::setup::{load_failure, load_split, ModelArgs};
+use crate::failure::{Failure, FAILED};
+use crate::output;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The weights: a .safetensors file (e.g. a run's best.safetensors) or a torch.save archive.
+    #[arg(long, value_name = "W")]
+    weights: PathBuf,
+    /// Images per forward pass.
+    #[arg(long, value_name = "N", default_value_t = NonZeroUsize::new(EVAL_BATCH).expect("positive"))]
+    batch_size: NonZeroUsize,
+    /// Print one JSON object: accuracy (a fraction), loss, per_class.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Report {
+    model: String,
+    dataset: String,
+    images: u64,
+    accuracy: f64,
+    loss: f64,
+    per_class: Vec<Class>,
+}
+
+#[derive(Serialize)]
+struct Class {
+    class: String,
+    /// `null` for a class without test images.
+    accuracy: Option<f64>,
+    correct: u64,
+    images: u64,
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    let model = args.model.model()?;
+    let name = model.ir.spec.name.clone();
+    let mut vs = VarStore::new(Device::Cpu);
+    let net = Network::new(&vs.root(), &model.ir);
+    vggdsl_runtime::load_state_dict(&mut vs, &args.weights).map_err(|e| load_failure(&e, &name))?;
+    let test = load_split(
+        model.dataset,
+        Split::Test,
+        &args.model.data_dir(model.dataset)?,
+    )?;
+    let evaluation = train::evaluate(
+        &net,
+        &test,
+        args.batch_size,
+        &AtomicBool::new(false),
+        &mut |_, _| {},
+    )
+    .map_err(|e| Failure::new(FAILED, format_args!("libtorch failed: {e}")))?
+    .expect("never stopped");
+    let per_class = model
+        .dataset
+        .class_names()
+        .into_iter()
+        .enumerate()
+        .map(|(i, class)| Class {
+            class,
+            accuracy: evaluation.class_accuracy(i),
+            correct: evaluation.correct[i],
+            images: evaluation.images[i],
+        })
+        .collect();
+    let report = Report {
+        model: name,
+        dataset: model.dataset.name().into(),
+        images: evaluation.images.iter().sum(),
+        accuracy: evaluation.accuracy(),
+        loss: evaluation.loss,
+        per_class,
+    };
+    let text = if args.json {
+        serde_json::to_string(&report).expect("a report serializes") + "\n"
+    } else {
+        table(&report)
+    };
+    output::stdout(text.as_bytes())
+}
+
+fn table(r: &Report) -> String {
+    let correct: u64 = r.per_class.iter().map(|c| c.correct).sum();
+    let mut out = format!(
+        "{} on the {} test set ({} images)\naccuracy  {:.2}% ({correct}/{})\nloss      {:.4}\n\n",
+        r.model,
+        r.dataset,
+        r.images,
+        100.0 * r.accuracy,
+        r.images,
+        r.loss
+    );
+    let width = r
+        .per_class
+        .iter()
+        .map(|c| c.class.len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    out += &format!("{:<width$}  accuracy  correct/images\n", "class");
+    for c in &r.per_class {
+        let accuracy = c
+            .accuracy
+            .map_or("-".to_string(), |a| format!("{:.2}%", 100.0 * a));
+        out += &format!(
+            "{:<width$}  {accuracy:>8}  {}/{}\n",
+            c.class, c.correct, c.images
+        );
+    }
+    out
+}

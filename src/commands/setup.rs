@@ -1,0 +1,175 @@
+//! What `train` and `eval` share: the model of a FILE, the dataset and its folder, the thread
+//! count, and how their errors read.
+
+use std::path::PathBuf;
+
+use vggdsl_runtime::data::{DataError, Dataset, ImageSet, Split};
+use vggdsl_runtime::tch;
+use vggdsl_runtime::LoadError;
+
+use crate::failure::{Failure, FAILED, UNREADABLE, USAGE};
+use crate::{input, FileArg};
+
+/// The exit codes of `train` and `eval`, which README.md and TRAINING.md repeat.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0    success
+  1    FILE, the data or a weights file is invalid, or training failed (the last checkpoint stays)
+  2    a FILE cannot be read, or the command line is wrong
+  130  interrupted by Ctrl-C (train saves a checkpoint first)";
+
+/// The model, data and threads arguments of both commands.
+#[derive(clap::Args)]
+pub struct ModelArgs {
+    /// The .vgg file (`-` reads standard input).
+    #[arg(value_name = "FILE")]
+    pub file: FileArg,
+    /// The model to use when FILE declares several.
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// The dataset: cifar10, cifar100, fashion-mnist or mnist [default: the one whose images
+    /// and classes the model takes; fashion-mnist for 1×28×28]
+    #[arg(long, value_name = "NAME", value_parser = parse_dataset)]
+    pub dataset: Option<Dataset>,
+    /// The folder holding the dataset's files (or its usual subfolder, e.g.
+    /// cifar-10-batches-bin/) [default for fashion-mnist: /usr/share/datasets/fashion-mnist,
+    /// Debian's dataset-fashion-mnist]
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// libtorch's intra-op threads [default: libtorch's, one per core]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..=1024))]
+    pub threads: Option<i64>,
+}
+
+fn parse_dataset(name: &str) -> Result<Dataset, DataError> {
+    name.parse()
+}
+
+/// A checked model of FILE, the dataset it runs on and the name FILE goes by.
+pub struct Model {
+    pub ir: vggdsl::Network,
+    pub dataset: Dataset,
+    pub file_name: String,
+}
+
+impl ModelArgs {
+    /// Reads FILE, picks the model, settles the dataset and applies `--threads`.
+    pub fn model(&self) -> Result<Model, Failure> {
+        let source = input::read(&self.file)?;
+        let nets = vggdsl::load(&source.text, &source.name).map_err(|d| Failure::invalid(&d))?;
+        let names = || {
+            nets.iter()
+                .map(|n| n.spec.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let ir = match (&self.model, nets.as_slice()) {
+            (None, [only]) => only.clone(),
+            (None, _) => {
+                return Err(Failure::new(
+                    USAGE,
+                    format_args!(
+                        "{} declares several models ({}); choose one with --model NAME",
+                        source.name,
+                        names()
+                    ),
+                ))
+            }
+            (Some(name), _) => nets
+                .iter()
+                .find(|n| &n.spec.name == name)
+                .cloned()
+                .ok_or_else(|| {
+                    Failure::new(
+                        USAGE,
+                        format_args!("{} has no model `{name}`; it has {}", source.name, names()),
+                    )
+                })?,
+        };
+        let spec = &ir.spec;
+        let dataset = match self.dataset {
+            Some(dataset) => dataset,
+            None => infer_dataset(spec.input, spec.num_classes).ok_or_else(|| {
+                Failure::new(
+                    USAGE,
+                    format_args!(
+                        "no dataset vggdsl knows has {}×{}×{} images in {} classes, as model {} \
+                         takes; name one with --dataset",
+                        spec.input[0], spec.input[1], spec.input[2], spec.num_classes, spec.name
+                    ),
+                )
+            })?,
+        };
+        dataset
+            .check_model(&spec.name, spec.input, spec.num_classes)
+            .map_err(|e| Failure::new(FAILED, e))?;
+        if let Some(threads) = self.threads {
+            tch::set_num_threads(threads as i32);
+        }
+        Ok(Model {
+            ir,
+            dataset,
+            file_name: source.name,
+        })
+    }
+
+    /// The folder of the dataset's files: `--data`, else where a system package installed it.
+    pub fn data_dir(&self, dataset: Dataset) -> Result<PathBuf, Failure> {
+        self.data
+            .clone()
+            .or_else(|| dataset.default_dir())
+            .ok_or_else(|| {
+                let why = match dataset {
+                Dataset::FashionMnist => {
+                    "Fashion-MNIST is not installed where Debian's dataset-fashion-mnist puts it \
+                     (/usr/share/datasets/fashion-mnist)"
+                }
+                _ => "vggdsl knows no place where it is installed",
+            };
+                Failure::new(
+                    USAGE,
+                    format_args!("--data DIR is needed for {dataset}: {why}"),
+                )
+            })
+    }
+}
+
+/// The dataset whose images and classes a model takes; Fashion-MNIST before MNIST.
+fn infer_dataset(input: [i64; 3], num_classes: i64) -> Option<Dataset> {
+    Dataset::ALL
+        .into_iter()
+        .find(|d| d.image_shape() == input && d.num_classes() == num_classes)
+}
+
+/// One split of the dataset; a missing or malformed file is one sentence.
+pub fn load_split(
+    dataset: Dataset,
+    split: Split,
+    dir: &std::path::Path,
+) -> Result<ImageSet, Failure> {
+    ImageSet::load(dataset, split, dir).map_err(|e| Failure::new(FAILED, e))
+}
+
+/// A weights file that cannot be loaded into `model`: unreadable is exit 2, for another model
+/// (its first difference named) or not a weights file exit 1.
+pub fn load_failure(error: &LoadError, model: &str) -> Failure {
+    match error {
+        LoadError::Io { .. } => Failure::new(UNREADABLE, error),
+        LoadError::Mismatch { path, mismatches } => {
+            let more = match mismatches.len() - 1 {
+                0 => String::new(),
+                1 => " (and 1 more difference)".into(),
+                n => format!(" (and {n} more differences)"),
+            };
+            Failure::new(
+                FAILED,
+                format_args!(
+                    "{} holds weights of another model than {model}: {}{more}",
+                    path.display(),
+                    mismatches[0]
+                ),
+            )
+        }
+        _ => Failure::new(FAILED, error),
+    }
+}

@@ -1,0 +1,363 @@
+//! `vggdsl train FILE`: trains a model of FILE with SGD under the file's `train { … }` recipe (or
+//! the seed's), flags overriding it; checkpoints in `--out`; Ctrl-C saves one and stops.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use vggdsl::analysis::thousands;
+use vggdsl::spec::{Recipe, Schedule};
+use vggdsl_runtime::data::Split;
+use vggdsl_runtime::tch::nn::VarStore;
+use vggdsl_runtime::tch::{self, Device};
+use vggdsl_runtime::train::{
+    self, Data, EpochMetrics, Observer, Outcome, Progress, RunDir, TrainError, Trainer, BEST, LAST,
+    STATE,
+};
+use vggdsl_runtime::Network;
+
+use super::setup::{load_failure, load_split, ModelArgs};
+use crate::failure::{Failure, FAILED, INTERRUPTED, USAGE};
+use crate::output;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The run's folder: checkpoints, optimizer state, metrics.jsonl [default: runs/<model>]
+    #[arg(long, value_name = "RUN_DIR")]
+    out: Option<PathBuf>,
+    /// Continue the run in the --out folder exactly where its last checkpoint stopped.
+    #[arg(long)]
+    resume: bool,
+    /// Start from these weights (loaded strictly), e.g. a pruned model to fine-tune.
+    #[arg(long, value_name = "W.safetensors", conflicts_with = "resume")]
+    init: Option<PathBuf>,
+    #[command(flatten)]
+    recipe: RecipeArgs,
+}
+
+/// Flags over the recipe that FILE's `train { … }` block writes (or the seed's).
+#[derive(clap::Args)]
+#[command(next_help_heading = "Recipe (overrides FILE's train block; with --resume only --epochs)")]
+struct RecipeArgs {
+    /// Start from a named recipe instead of FILE's: seed (SGD lr 0.01, momentum 0.9, weight
+    /// decay 5e-4, batch 128, 150 epochs, ×0.1 at 50 and 100) or hrankplus (the same, batch 256)
+    #[arg(long, value_name = "NAME", value_parser = Recipe::NAMES)]
+    recipe: Option<String>,
+    /// Epochs to train in all (with --resume: the new total).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    epochs: Option<u32>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    batch_size: Option<u32>,
+    /// The initial learning rate.
+    #[arg(long, value_name = "LR")]
+    lr: Option<f64>,
+    #[arg(long, value_name = "M")]
+    momentum: Option<f64>,
+    #[arg(long, value_name = "WD")]
+    weight_decay: Option<f64>,
+    /// Nesterov momentum (`--nesterov false` turns off a file's).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    nesterov: Option<bool>,
+    /// The learning-rate schedule: multistep (×gamma at each milestone epoch) or cosine (to 0
+    /// over the epochs).
+    #[arg(long, value_name = "NAME", value_parser = ["multistep", "cosine"])]
+    schedule: Option<String>,
+    /// The epochs (from 0) at which multistep multiplies the learning rate by gamma.
+    #[arg(long, value_name = "E,E,…", value_delimiter = ',', num_args = 1)]
+    milestones: Option<Vec<u32>>,
+    #[arg(long, value_name = "G")]
+    gamma: Option<f64>,
+    /// Seeds the model's init draws, the shuffling and the augmentation.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+}
+
+impl RecipeArgs {
+    /// The flags given other than `--epochs`, by name, for refusing them with `--resume`.
+    fn changes(&self) -> Vec<&'static str> {
+        [
+            ("--recipe", self.recipe.is_some()),
+            ("--batch-size", self.batch_size.is_some()),
+            ("--lr", self.lr.is_some()),
+            ("--momentum", self.momentum.is_some()),
+            ("--weight-decay", self.weight_decay.is_some()),
+            ("--nesterov", self.nesterov.is_some()),
+            ("--schedule", self.schedule.is_some()),
+            ("--milestones", self.milestones.is_some()),
+            ("--gamma", self.gamma.is_some()),
+            ("--seed", self.seed.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, given)| given.then_some(flag))
+        .collect()
+    }
+
+    /// `base` with the flags applied, checked.
+    fn apply(&self, base: Recipe) -> Result<Recipe, Failure> {
+        let mut r = match &self.recipe {
+            Some(name) => Recipe::named(name).expect("clap accepts only the named recipes"),
+            None => base,
+        };
+        let usage = |sentence: String| Failure::new(USAGE, sentence);
+        r.epochs = self.epochs.unwrap_or(r.epochs);
+        r.batch_size = self.batch_size.unwrap_or(r.batch_size);
+        r.lr = self.lr.unwrap_or(r.lr);
+        r.momentum = self.momentum.unwrap_or(r.momentum);
+        r.weight_decay = self.weight_decay.unwrap_or(r.weight_decay);
+        r.nesterov = self.nesterov.unwrap_or(r.nesterov);
+        r.seed = self.seed.unwrap_or(r.seed);
+        match (self.schedule.as_deref(), &r.schedule) {
+            (Some("cosine"), _) => r.schedule = Schedule::Cosine,
+            (Some(_), Schedule::Cosine) => r.schedule = Recipe::default().schedule,
+            _ => {}
+        }
+        match &mut r.schedule {
+            Schedule::MultiStep { milestones, gamma } => {
+                *milestones = self.milestones.clone().unwrap_or(milestones.clone());
+                *gamma = self.gamma.unwrap_or(*gamma);
+            }
+            Schedule::Cosine if self.milestones.is_some() || self.gamma.is_some() => {
+                return Err(usage(
+                    "--milestones and --gamma belong to the multistep schedule, but the \
+                     recipe's schedule is cosine"
+                        .into(),
+                ))
+            }
+            Schedule::Cosine => {}
+        }
+        train::check_recipe(&r).map_err(|e| usage(format!("the recipe is not valid: {e}")))?;
+        Ok(r)
+    }
+}
+
+/// Raised by Ctrl-C: the trainer finishes its batch, saves a checkpoint and stops.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    let model = args.model.model()?;
+    let spec = &model.ir.spec;
+    let dir = RunDir::new(
+        args.out
+            .clone()
+            .unwrap_or_else(|| Path::new("runs").join(&spec.name)),
+    );
+    let saved = dir.state().map_err(|e| Failure::new(FAILED, e))?;
+    let recipe = match (&saved, args.resume) {
+        (Some(_), false) => {
+            return Err(Failure::new(
+                USAGE,
+                format_args!(
+                    "{} already holds a training run; continue it with --resume, or choose \
+                     another --out",
+                    dir.path().display()
+                ),
+            ))
+        }
+        (None, true) => {
+            return Err(Failure::new(
+                USAGE,
+                format_args!(
+                    "{} holds no training run to resume (no {STATE})",
+                    dir.path().display()
+                ),
+            ))
+        }
+        (Some(state), true) => {
+            if let Some(flag) = args.recipe.changes().first() {
+                return Err(Failure::new(
+                    USAGE,
+                    format_args!(
+                        "{flag} cannot change when resuming: the run keeps the recipe in {} \
+                         (only --epochs can change)",
+                        dir.file(STATE).display()
+                    ),
+                ));
+            }
+            state.recipe.clone()
+        }
+        (None, false) => args.recipe.apply(spec.train.clone().unwrap_or_default())?,
+    };
+    let data_dir = args.model.data_dir(model.dataset)?;
+    let data = Data {
+        train: load_split(model.dataset, Split::Train, &data_dir)?,
+        test: load_split(model.dataset, Split::Test, &data_dir)?,
+    };
+    let images = (data.train.len() as u64, data.test.len() as u64);
+
+    tch::manual_seed(recipe.seed as i64);
+    let mut vs = VarStore::new(Device::Cpu);
+    let net = Network::new(&vs.root(), &model.ir);
+    let name = spec.name.as_str();
+    if let Some(init) = &args.init {
+        vggdsl_runtime::load_state_dict(&mut vs, init).map_err(|e| load_failure(&e, name))?;
+    }
+    let trainer = if args.resume {
+        Trainer::resume(&net, &mut vs, name, data, dir, args.recipe.epochs)
+    } else {
+        Trainer::new(&net, &vs, name, data, recipe, dir)
+    };
+    let mut trainer = trainer.map_err(|e| train_failure(e, name))?;
+
+    ctrlc::set_handler(|| {
+        if !STOP.swap(true, Ordering::Relaxed) {
+            output::stderr("\nCtrl-C: saving a checkpoint after this batch\n");
+        }
+    })
+    .map_err(|e| Failure::new(FAILED, format_args!("cannot catch Ctrl-C: {e}")))?;
+
+    let state = trainer.state();
+    let (dir, recipe) = (trainer.dir().path().to_owned(), state.recipe.clone());
+    let done = state.epoch;
+    if done >= recipe.epochs {
+        output::stderr(&format!(
+            "the run in {} has trained all {} epochs; pass --epochs with more to continue it\n",
+            dir.display(),
+            recipe.epochs
+        ));
+        return Ok(());
+    }
+    output::stderr(&format!(
+        "{} {name} on {} ({} training, {} test images): {}; checkpoints in {}\n",
+        if args.resume { "resuming" } else { "training" },
+        model.dataset,
+        thousands(images.0),
+        thousands(images.1),
+        recipe,
+        dir.display()
+    ));
+    let mut report = Report::new(&recipe);
+    let outcome = trainer.run(&STOP, &mut report);
+    // The bar goes before anything else is said.
+    drop(report);
+    match outcome.map_err(|e| train_failure(e, name))? {
+        Outcome::Finished => {
+            let best = trainer
+                .state()
+                .best
+                .expect("a finished run has a best epoch");
+            output::stderr(&format!(
+                "done: best test accuracy {} at epoch {} ({}); the last epoch's weights in {}\n",
+                percent(best.test_accuracy),
+                best.epoch,
+                dir.join(BEST).display(),
+                dir.join(LAST).display()
+            ));
+            Ok(())
+        }
+        Outcome::Stopped {
+            epoch,
+            batch,
+            batches,
+        } => {
+            output::stderr(&format!(
+                "interrupted: checkpoint saved in {} at epoch {}/{}, batch {batch}/{batches}; \
+                 continue with `vggdsl train {} --out {} --resume`\n",
+                dir.display(),
+                epoch + 1,
+                recipe.epochs,
+                model.file_name,
+                dir.display()
+            ));
+            Err(Failure::exit(INTERRUPTED))
+        }
+    }
+}
+
+/// A trainer's error as one sentence; weights of another model name their first difference.
+fn train_failure(error: TrainError, model: &str) -> Failure {
+    match error {
+        TrainError::Load(e) => load_failure(&e, model),
+        TrainError::RunExists { .. } | TrainError::NoRun { .. } | TrainError::EpochsDone { .. } => {
+            Failure::new(USAGE, error)
+        }
+        e => Failure::new(FAILED, e),
+    }
+}
+
+fn percent(fraction: f64) -> String {
+    format!("{:.2}%", 100.0 * fraction)
+}
+
+/// Progress on stderr: a bar per epoch on a terminal, one line per finished epoch always.
+struct Report {
+    /// Hidden when stderr is not a terminal.
+    bar: ProgressBar,
+    epochs: u32,
+}
+
+impl Report {
+    fn new(recipe: &Recipe) -> Report {
+        let bar = if std::io::stderr().is_terminal() {
+            ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>11} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(Duration::from_millis(500));
+        Report {
+            bar,
+            epochs: recipe.epochs,
+        }
+    }
+}
+
+impl Observer for Report {
+    fn epoch_start(&mut self, p: &Progress) {
+        self.bar
+            .set_prefix(format!("epoch {}/{}", p.epoch + 1, p.epochs));
+        self.bar.set_length(p.batches as u64);
+        self.bar.set_position(p.batch as u64);
+        self.bar.set_message("");
+        self.bar.reset_eta();
+    }
+
+    fn batch(&mut self, p: &Progress) {
+        self.bar.set_position(p.batch as u64);
+        self.bar.set_message(format!(
+            "loss {:.4}  acc {}  {:.0} img/s",
+            p.loss,
+            percent(p.accuracy),
+            p.images as f64 / p.seconds.max(1e-9)
+        ));
+    }
+
+    fn evaluating(&mut self, done: usize, total: usize) {
+        if done == 0 {
+            self.bar.set_prefix("testing");
+            self.bar.set_length(total as u64);
+            self.bar.set_message("");
+            self.bar.reset_eta();
+        }
+        self.bar.set_position(done as u64);
+    }
+
+    fn epoch_end(&mut self, m: &EpochMetrics, best: bool) {
+        self.bar.suspend(|| {
+            output::stderr(&format!(
+                "epoch {}/{}  loss {:.4}  train {}  test {}{}  lr {:.3e}  {:.1} s\n",
+                m.epoch,
+                self.epochs,
+                m.loss,
+                percent(m.train_accuracy),
+                percent(m.test_accuracy),
+                if best { " (best)" } else { "" },
+                m.lr,
+                m.seconds
+            ))
+        });
+    }
+}
+
+impl Drop for Report {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}

@@ -1,0 +1,570 @@
+//! `vggdsl train` and `vggdsl eval` through the binary, on a tiny model and small CIFAR-10 files
+//! in the real binary format: the run folder, PyTorch loading the checkpoint strictly and getting
+//! the same test accuracy, exact resume (also after Ctrl-C), and bad input as one sentence.
+
+#[path = "support/cifar.rs"]
+mod cifar;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+use vggdsl_runtime::read_state_dict;
+use vggdsl_runtime::tch::Tensor;
+
+const VGGDSL: &str = env!("CARGO_BIN_EXE_vggdsl");
+
+/// A tiny model and its `reference.py` config, trained 2 epochs by default.
+const TINY: &str = "model Tiny {
+    cfg = [8, M, 16, M, 32]
+    train { epochs = 2  batch_size = 16  lr = 0.05  milestones = [1]  gamma = 0.5  seed = 3 }
+}
+";
+const TINY_CONFIG: &str = r#"{"cfg": [8, "M", 16, "M", 32]}"#;
+
+/// A data folder (5 × 14 training images, 30 test images) and a file `tiny.vgg` in a temporary
+/// folder; runs go in it too.
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        cifar::write_cifar10(&dir.path().join("data"), 14, 30);
+        std::fs::write(dir.path().join("tiny.vgg"), TINY).unwrap();
+        Setup { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `vggdsl <args>` with `--data` pointing at the data folder, in the temporary folder.
+    fn vggdsl(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(VGGDSL);
+        cmd.args(args)
+            .arg("--data")
+            .arg(self.path("data"))
+            .current_dir(self.dir.path());
+        cmd
+    }
+
+    /// Trains `tiny.vgg` into `run` with `extra` flags; panics unless it succeeds.
+    fn train(&self, run: &str, extra: &[&str]) -> Output {
+        let mut args = vec!["train", "tiny.vgg", "--out", run];
+        args.extend(extra);
+        let out = self.vggdsl(&args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        out
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The command failed with `code` and said one sentence: `error: …` on one line.
+fn assert_one_sentence(out: &Output, code: i32) -> String {
+    let text = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "stderr: {text}");
+    assert!(
+        text.starts_with("error: ") && text.ends_with('\n') && text.lines().count() == 1,
+        "not one sentence: {text:?}"
+    );
+    assert!(!text.contains("panicked"), "{text}");
+    text
+}
+
+fn tensors(path: &Path) -> BTreeMap<String, Tensor> {
+    read_state_dict(path).unwrap().into_iter().collect()
+}
+
+fn assert_same_tensors(a: &Path, b: &Path) {
+    let (a_tensors, b_tensors) = (tensors(a), tensors(b));
+    assert_eq!(
+        a_tensors.keys().collect::<Vec<_>>(),
+        b_tensors.keys().collect::<Vec<_>>()
+    );
+    for (key, t) in &a_tensors {
+        assert!(
+            t.equal(&b_tensors[key]),
+            "{key} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
+    }
+}
+
+fn metrics(run: &Path) -> Vec<Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The weights, momentum buffers and figures of two runs are the same (wall times aside).
+fn assert_same_run(a: &Path, b: &Path) {
+    assert_same_tensors(&a.join("last.safetensors"), &b.join("last.safetensors"));
+    assert_same_tensors(&a.join("best.safetensors"), &b.join("best.safetensors"));
+    assert_same_tensors(
+        &a.join("optimizer.safetensors"),
+        &b.join("optimizer.safetensors"),
+    );
+    let without_seconds = |run: &Path| {
+        let mut lines = metrics(run);
+        for l in &mut lines {
+            l.as_object_mut().unwrap().remove("seconds");
+        }
+        lines
+    };
+    assert_eq!(without_seconds(a), without_seconds(b));
+}
+
+fn python(args: &[&str]) -> Value {
+    let python = std::env::var("VGGDSL_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/train_reference.py"
+    );
+    let out = Command::new(&python)
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    assert!(out.status.success(), "train_reference.py: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_run_folder_that_pytorch_loads_strictly_with_the_same_accuracy() {
+    let s = Setup::new();
+    let out = s.train("run", &[]);
+    let run = s.path("run");
+    let mut names: Vec<String> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "best.safetensors",
+            "last.safetensors",
+            "metrics.jsonl",
+            "optimizer.safetensors",
+            "state.json"
+        ]
+    );
+    // Not a terminal: one line per epoch, no progress bar.
+    let text = stderr(&out);
+    assert!(text.contains("epoch 1/2  loss "), "{text}");
+    assert!(text.contains("epoch 2/2  loss "), "{text}");
+    assert!(!text.contains("ETA"), "{text}");
+
+    let lines = metrics(&run);
+    assert_eq!(lines.len(), 2);
+    for (i, line) in lines.iter().enumerate() {
+        for key in ["loss", "train_accuracy", "test_accuracy", "lr", "seconds"] {
+            assert!(line[key].is_f64(), "{key} in {line}");
+        }
+        assert_eq!(line["epoch"], i + 1);
+    }
+    // The multistep schedule of the file: ×0.5 from epoch 1 (from 0).
+    assert_eq!(
+        (lines[0]["lr"].as_f64(), lines[1]["lr"].as_f64()),
+        (Some(0.05), Some(0.025))
+    );
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    assert_eq!(
+        (&state["epoch"], &state["batch"], &state["step"]),
+        (&Value::from(2), &Value::from(0), &Value::from(10))
+    );
+    assert_eq!(state["recipe"]["seed"], 3);
+
+    // vggdsl eval on the last weights gives the last epoch's figures.
+    let last = run.join("last.safetensors");
+    let out = s.vggdsl(&[
+        "eval",
+        "tiny.vgg",
+        "--weights",
+        last.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ours: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(ours["accuracy"], lines[1]["test_accuracy"]);
+    assert_eq!(ours["per_class"][0]["class"], "airplane");
+    let per_class: Vec<u64> = (0..10)
+        .map(|i| ours["per_class"][i]["correct"].as_u64().unwrap())
+        .collect();
+
+    // PyTorch: the seed's model, load_state_dict(strict=True), the same test file.
+    let torch = python(&[
+        "evaluate",
+        "--config",
+        TINY_CONFIG,
+        "--weights",
+        last.to_str().unwrap(),
+        "--data",
+        s.path("data").to_str().unwrap(),
+    ]);
+    assert_eq!(torch["accuracy"], ours["accuracy"]);
+    assert_eq!(
+        torch["per_class_correct"],
+        serde_json::to_value(&per_class).unwrap()
+    );
+    let (a, b) = (
+        torch["loss"].as_f64().unwrap(),
+        ours["loss"].as_f64().unwrap(),
+    );
+    assert!((a - b).abs() <= 1e-5 * a.abs(), "loss {a} vs {b}");
+    println!(
+        "PyTorch loads last.safetensors strictly: accuracy {} in both, loss {a} vs {b}",
+        ours["accuracy"]
+    );
+
+    // The human-readable report names the classes.
+    let out = s.vggdsl(&["eval", "tiny.vgg", "--weights", last.to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("accuracy ") && text.contains("truck"),
+        "{text}"
+    );
+}
+
+#[test]
+fn two_epochs_equal_one_and_a_resumed_one_bit_for_bit() {
+    let s = Setup::new();
+    s.train("whole", &[]);
+    s.train("halves", &["--epochs", "1"]);
+    assert_eq!(metrics(&s.path("halves")).len(), 1);
+    let out = s.train("halves", &["--resume", "--epochs", "2"]);
+    assert!(
+        stderr(&out).starts_with("resuming Tiny"),
+        "{}",
+        stderr(&out)
+    );
+    assert_same_run(&s.path("whole"), &s.path("halves"));
+
+    // A finished run has nothing left to do.
+    let out = s.train("halves", &["--resume"]);
+    assert!(stderr(&out).contains("has trained all 2 epochs"));
+}
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_that_resumes_exactly() {
+    let s = Setup::new();
+    // Long enough that Ctrl-C, sent when the first epoch is reported, lands during training.
+    let epochs = ["--epochs", "12"];
+    s.train("whole", &epochs);
+
+    let mut child = s
+        .command(&["train", "tiny.vgg", "--out", "stopped", "--epochs", "12"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("epoch 1/12") {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "no epoch line: {seen}"
+        );
+        seen += &line;
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    err.read_to_string(&mut seen).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}");
+    let run = s.path("stopped");
+    assert!(
+        seen.contains("interrupted: checkpoint saved in stopped at epoch")
+            && seen.contains("--out stopped --resume"),
+        "{seen}"
+    );
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    println!(
+        "stopped at epoch {} (from 0), batch {}",
+        state["epoch"], state["batch"]
+    );
+    s.train("stopped", &["--resume"]);
+    assert_same_run(&s.path("whole"), &run);
+}
+
+#[test]
+fn bad_data_is_one_sentence() {
+    let s = Setup::new();
+    let data = s.path("data");
+    let train = |s: &Setup| s.vggdsl(&["train", "tiny.vgg", "--out", "run"]);
+
+    let test_file = std::fs::read(data.join("test_batch.bin")).unwrap();
+    std::fs::remove_file(data.join("test_batch.bin")).unwrap();
+    let text = assert_one_sentence(&train(&s), 1);
+    assert!(
+        text.contains("cannot find test_batch.bin (cifar10)"),
+        "{text}"
+    );
+    std::fs::write(data.join("test_batch.bin"), &test_file).unwrap();
+
+    let batch = data.join("data_batch_3.bin");
+    let good = std::fs::read(&batch).unwrap();
+    std::fs::write(&batch, &good[..good.len() - 5]).unwrap();
+    let text = assert_one_sentence(&train(&s), 1);
+    assert!(
+        text.contains("it is truncated or from another dataset"),
+        "{text}"
+    );
+
+    let mut bad_label = good.clone();
+    bad_label[3073] = 10; // the label byte of record 1
+    std::fs::write(&batch, &bad_label).unwrap();
+    let text = assert_one_sentence(&train(&s), 1);
+    assert!(
+        text.contains("has label 10, but cifar10 labels are 0 to 9"),
+        "{text}"
+    );
+    std::fs::write(&batch, &good).unwrap();
+
+    // Nothing of a run is left behind by a run that could not start.
+    assert!(!s.path("run").exists());
+
+    let text = assert_one_sentence(
+        &s.vggdsl(&["train", "tiny.vgg", "--dataset", "fashion-mnist"]),
+        1,
+    );
+    assert!(
+        text.contains("fashion-mnist images are 1×28×28 but model Tiny takes 3×32×32"),
+        "{text}"
+    );
+    std::fs::write(s.path("c100.vgg"), "model Wide { num_classes = 100 }").unwrap();
+    let text = assert_one_sentence(&s.vggdsl(&["train", "c100.vgg", "--dataset", "cifar10"]), 1);
+    assert!(
+        text.contains("cifar10 has 10 classes but model Wide has 100 outputs"),
+        "{text}"
+    );
+}
+
+#[test]
+fn weights_of_another_model_are_one_sentence() {
+    let s = Setup::new();
+    std::fs::write(
+        s.path("other.vgg"),
+        "model Other { cfg = [8, M, 24, M, 32]  train { epochs = 1  batch_size = 16 } }",
+    )
+    .unwrap();
+    let out = s.vggdsl(&["train", "other.vgg", "--out", "other"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let other = s.path("other/last.safetensors");
+    let other = other.to_str().unwrap();
+
+    let text = assert_one_sentence(&s.vggdsl(&["train", "tiny.vgg", "--init", other]), 1);
+    assert!(
+        text.contains("holds weights of another model than Tiny: shape mismatch for"),
+        "{text}"
+    );
+    let text = assert_one_sentence(&s.vggdsl(&["eval", "tiny.vgg", "--weights", other]), 1);
+    assert!(
+        text.contains("holds weights of another model than Tiny"),
+        "{text}"
+    );
+    let text = assert_one_sentence(
+        &s.vggdsl(&["eval", "tiny.vgg", "--weights", "missing.safetensors"]),
+        2,
+    );
+    assert!(text.contains("cannot read missing.safetensors"), "{text}");
+
+    // --init with the right model's weights starts from them: an epoch more of training.
+    s.train("first", &["--epochs", "1"]);
+    s.train(
+        "second",
+        &["--epochs", "1", "--init", "first/last.safetensors"],
+    );
+    assert!(
+        !tensors(&s.path("first/last.safetensors"))["features.conv0.weight"]
+            .equal(&tensors(&s.path("second/last.safetensors"))["features.conv0.weight"])
+    );
+
+    // A run whose weights were replaced by another model's does not resume.
+    std::fs::copy(other, s.path("first/last.safetensors")).unwrap();
+    let text = assert_one_sentence(
+        &s.vggdsl(&[
+            "train", "tiny.vgg", "--out", "first", "--resume", "--epochs", "2",
+        ]),
+        1,
+    );
+    assert!(text.contains("does not belong to the checkpoint"), "{text}");
+}
+
+#[test]
+fn command_line_mistakes_are_one_sentence() {
+    let s = Setup::new();
+    std::fs::write(
+        s.path("two.vgg"),
+        "model A { cfg = vgg11 }\nmodel B { cfg = vgg13 }",
+    )
+    .unwrap();
+    let text = assert_one_sentence(&s.vggdsl(&["train", "two.vgg"]), 2);
+    assert!(
+        text.contains("two.vgg declares several models (A, B); choose one with --model NAME"),
+        "{text}"
+    );
+    let text = assert_one_sentence(
+        &s.vggdsl(&["eval", "two.vgg", "--model", "C", "--weights", "w"]),
+        2,
+    );
+    assert!(
+        text.contains("two.vgg has no model `C`; it has A, B"),
+        "{text}"
+    );
+
+    s.train("run", &["--epochs", "1"]);
+    let text = assert_one_sentence(&s.vggdsl(&["train", "tiny.vgg", "--out", "run"]), 2);
+    assert!(
+        text.contains("run already holds a training run; continue it with --resume"),
+        "{text}"
+    );
+    let text = assert_one_sentence(
+        &s.vggdsl(&[
+            "train", "tiny.vgg", "--out", "run", "--resume", "--lr", "0.1",
+        ]),
+        2,
+    );
+    assert!(text.contains("--lr cannot change when resuming"), "{text}");
+    let text = assert_one_sentence(
+        &s.vggdsl(&["train", "tiny.vgg", "--out", "none", "--resume"]),
+        2,
+    );
+    assert!(
+        text.contains("none holds no training run to resume"),
+        "{text}"
+    );
+    let text = assert_one_sentence(
+        &s.vggdsl(&[
+            "train",
+            "tiny.vgg",
+            "--schedule",
+            "cosine",
+            "--gamma",
+            "0.2",
+        ]),
+        2,
+    );
+    assert!(
+        text.contains("--milestones and --gamma belong to the multistep schedule"),
+        "{text}"
+    );
+    let text = assert_one_sentence(&s.vggdsl(&["train", "tiny.vgg", "--momentum", "1.5"]), 2);
+    assert!(
+        text.contains("momentum must be a number in [0, 1), not 1.5"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_full_disk_leaves_the_previous_checkpoint_intact() {
+    let s = Setup::new();
+    s.train("run", &["--epochs", "1"]);
+    // A 1 MiB tmpfs, mounted in a private mount namespace: the run is copied in, the disk filled,
+    // the resumed run fails to save, and what is left is copied out for inspection.
+    let script = r#"set -e
+mount -t tmpfs -o size=1m tmpfs "$DISK"
+cp -r run "$DISK/run"
+dd if=/dev/zero of="$DISK/fill" bs=4k 2>/dev/null || true
+set +e
+"$VGGDSL" train tiny.vgg --data data --out "$DISK/run" --resume --epochs 2 2>resume.err
+echo $? > resume.code
+cp -r "$DISK/run" after
+"#;
+    std::fs::create_dir(s.path("disk")).unwrap();
+    let out = Command::new("unshare")
+        .args(["-rm", "sh", "-c", script])
+        .env("DISK", s.path("disk"))
+        .env("VGGDSL", VGGDSL)
+        .current_dir(s.dir.path())
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        let why = format!("cannot mount a small tmpfs with unshare: {}", stderr(&out));
+        assert!(std::env::var_os("CI").is_none(), "CI is set but {why}");
+        println!("skipped: {why}");
+        return;
+    }
+    let code = std::fs::read_to_string(s.path("resume.code")).unwrap();
+    let text = std::fs::read_to_string(s.path("resume.err")).unwrap();
+    assert_eq!(code.trim(), "1", "{text}");
+    let error = text.lines().last().unwrap();
+    assert!(
+        error.starts_with("error: cannot save the checkpoint in")
+            && error.contains("No space left on device")
+            && error.ends_with("the previous checkpoint there is intact"),
+        "{text}"
+    );
+    // Every file as it was, and no temporary file left.
+    let listing = |dir: &Path| {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(listing(&s.path("run")), listing(&s.path("after")));
+    for name in listing(&s.path("run")) {
+        assert_eq!(
+            std::fs::read(s.path("run").join(&name)).unwrap(),
+            std::fs::read(s.path("after").join(&name)).unwrap(),
+            "{name:?} changed"
+        );
+    }
+    // And the run still resumes from it.
+    s.train("after", &["--resume", "--epochs", "2"]);
+}
+
+#[test]
+fn trains_on_the_real_fashion_mnist() {
+    let Some(dir) = vggdsl_runtime::data::Dataset::FashionMnist.default_dir() else {
+        let why =
+            "Debian's dataset-fashion-mnist is not installed (/usr/share/datasets/fashion-mnist)";
+        assert!(std::env::var_os("CI").is_none(), "CI is set but {why}");
+        println!("skipped: {why}");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("small.vgg"),
+        "model Small { input = [1, 28, 28]  cfg = [8, M, 16, M, 32] \
+         train { epochs = 1  batch_size = 256  lr = 0.05 } }",
+    )
+    .unwrap();
+    // No --data: the Debian package's folder is the default.
+    let out = Command::new(VGGDSL)
+        .args(["train", "small.vgg"])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Small on fashion-mnist (60,000 training, 10,000 test images)"));
+    let line = &metrics(&tmp.path().join("runs/Small"))[0];
+    let accuracy = line["test_accuracy"].as_f64().unwrap();
+    println!(
+        "{}: one epoch of a tiny model: test accuracy {accuracy}",
+        dir.display()
+    );
+    assert!(accuracy > 0.6, "{line}");
+}
