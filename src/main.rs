@@ -7,6 +7,8 @@ mod failure;
 mod input;
 mod output;
 mod plot;
+mod ranks_file;
+mod rates;
 #[cfg(feature = "torch")]
 mod staged;
 

@@ -171,7 +171,7 @@ fn ranks_with_the_cut_of_the_models_compress_rate() {
     // int(16 × 0.75) = 12, 16.
     for want in [
         "Filter ranks of TinyDdp (64 images)",
-        "cut by compress_rate [0.5] + [0.25] + [0]: each conv keeps its int(c·(1 − r)) \
+        "cut by compress_rate [0.5, 0.25, 0]: each conv keeps its int(c·(1 − r)) \
          highest-ranked filters",
         "conv0: 4 of 8",
         "conv2: 12 of 16",
@@ -323,76 +323,97 @@ fn a_ranks_file_for_another_model_names_the_conv() {
         // A width differs.
         (
             "model Wide { input = [3, 16, 16] cfg = [8, M, 32, 16, 32] }",
-            "conv2 has 16 ranks, but model Wide's conv2 has 32 filters",
+            "it ranks model TinyDdp, whose conv2 has 16 filters, but Wide's conv2 has 32",
         ),
         // The convs sit elsewhere in the cfg, so their names differ.
         (
             "model Moved { input = [3, 16, 16] cfg = [8, 16, M, 16, 32] }",
-            "its conv number 2 is conv2, but model Moved's is conv1",
+            "it ranks model TinyDdp, whose conv number 2 is conv2, but Moved's is conv1",
         ),
         // More convs in the file than in the model.
         (
             "model Short { input = [3, 16, 16] cfg = [8, M, 16, 32] }",
-            "it ranks conv3, but model Short has only 2 convs",
+            "it ranks model TinyDdp, whose conv3 model Short does not have",
         ),
-        // The model has convs the file does not rank (more than the last).
+        // The model has a conv the file does not rank.
         (
-            "model Long { input = [3, 16, 16] cfg = [8, M, 16, 16, 16, 16, 32] }",
-            "it has no ranks for conv4, a conv of model Long",
+            "model Long { input = [3, 16, 16] cfg = [8, M, 16, 16, 16, 32] }",
+            "it ranks model TinyDdp, which has no ranks for Long's conv4",
         ),
     ];
     for (source, why) in cases {
-        let (code, err) = failure(&["ranks", &ranks, "--model", &model(source), "-o", path(&out)]);
+        let file = model(source);
+        let (code, err) = failure(&["ranks", &ranks, "--model", &file, "-o", path(&out)]);
         assert_eq!(code, 1, "{source}");
-        assert_eq!(err, format!("error: {ranks}: {why}\n"), "{source}");
+        assert_eq!(
+            err,
+            format!("error: {ranks} does not fit {file}: {why}\n"),
+            "{source}"
+        );
     }
     assert!(!out.exists());
 }
 
 #[test]
-fn bad_ranks_files_and_rates_are_one_sentence() {
+fn bad_ranks_files_and_rates() {
     let dir = scratch("bad-ranks");
     let out = dir.join("r.svg");
     let file = dir.join("ranks.json");
     let cases = [
-        ("[1, 2]", "it is not a ranks file: invalid type"),
+        ("[1, 2]", "invalid type"),
         (
             r#"{"model": "A", "images": 1, "ranks": {"conv0": [1], "conv0": [2]}}"#,
-            "it is not a ranks file: `conv0` appears twice",
+            "`conv0` appears twice",
         ),
         (
             r#"{"model": "A", "images": 1, "ranks": {"conv0": []}}"#,
-            "it is not a ranks file: conv0 has no ranks",
+            "conv0 has no ranks",
+        ),
+        (
+            r#"{"model": "A", "images": 1, "ranks": {}}"#,
+            "it ranks no conv",
         ),
         (
             r#"{"model": "A", "images": 1, "ranks": {"conv0": [1]}, "extra": 1}"#,
-            "it is not a ranks file: unknown field `extra`",
+            "unknown field `extra`",
         ),
     ];
     for (content, why) in cases {
         std::fs::write(&file, content).unwrap();
         let (code, err) = failure(&["ranks", path(&file), "-o", path(&out)]);
         assert_eq!(code, 1, "{content}");
-        assert!(
-            err.starts_with(&format!("error: {}: {why}", file.display())),
-            "{content}: {err}"
+        let want = format!(
+            "error: {} is not a ranks file of `vggdsl rank`: {why}",
+            file.display()
         );
+        assert!(err.starts_with(&want), "{content}: {err}");
     }
+    // --compress-rate is read as the compiler reads compress_rate (a wrong one is a usage error,
+    // shown under the flag's text), here against the file's three convs.
     let ranks = repo("tests/data/plot/ranks_tiny.json");
     for (rates, why) in [
         (
             "[0.5] * 5",
-            "compress_rate has 5 rates but the model has 3 convs",
+            "error: compress_rate has 5 rates but the model has 3 convs",
         ),
-        ("[1.5] * 3", "1.5"),
-        ("[0.5] } model B {", "`}` cannot be part of a list of rates"),
+        ("[1.5] * 3", "error: rate 1.5 is outside [0, 1)"),
+        (
+            "[0.5] } model B {",
+            "error: --compress-rate `[0.5] } model B {` is not one list of rates",
+        ),
     ] {
-        let (code, err) = failure(&["ranks", &ranks, "--compress-rate", rates, "-o", path(&out)]);
-        assert_eq!(code, 1, "{rates}");
-        assert!(
-            err.starts_with(&format!("error: --compress-rate {rates}: ")) && err.contains(why),
-            "{rates}: {err}"
-        );
+        let run = vggdsl(&[
+            "plot",
+            "ranks",
+            &ranks,
+            "--compress-rate",
+            rates,
+            "-o",
+            path(&out),
+        ]);
+        assert_eq!(run.status.code(), Some(2), "{rates}");
+        let err = text(&run.stderr);
+        assert!(err.starts_with(why), "{rates}: {err}");
     }
     assert!(!out.exists());
 }

@@ -14,7 +14,7 @@
 //! Python and torch the tests say why and pass, unless `CI` is set.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -23,7 +23,7 @@ use vggdsl_runtime::tch::{self, Device, Tensor};
 use vggdsl_runtime::{load_state_dict, read_state_dict, save_state_dict};
 mod common;
 use common::models::*;
-use common::repo;
+use common::{repo, rng, TempDir};
 
 vggdsl_runtime::vgg!("tests/models/tiny.vgg");
 
@@ -62,59 +62,41 @@ fn models() -> Vec<Model> {
     ]
 }
 
-/// libtorch's generator is global and tests run on threads: whatever builds a model holds this.
-static RNG: Mutex<()> = Mutex::new(());
-
+/// `tch::manual_seed(seed)`, then `f`, holding libtorch's generator.
 fn seeded<T>(seed: i64, f: impl FnOnce() -> T) -> T {
-    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _rng = rng();
     tch::manual_seed(seed);
     f()
 }
 
-/// The Python with torch the tests use, or `None` (with the reason printed) outside CI.
+/// The Python with torch the tests use, or `None` (with the reason printed) outside CI. Probed
+/// once per test binary.
 fn python() -> Option<String> {
-    let python = std::env::var("VGGDSL_PYTHON").unwrap_or_else(|_| "python3".into());
-    let probe = Command::new(&python)
-        .args(["-c", "import torch, safetensors"])
-        .output();
-    let reason = match probe {
-        Ok(out) if out.status.success() => return Some(python),
-        Ok(out) => format!(
-            "{python} cannot import torch and safetensors: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-        Err(e) => format!("cannot run {python}: {e}"),
-    };
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{reason} (set VGGDSL_PYTHON; see scripts/setup-libtorch.sh)"
-    );
-    println!("skipped: {reason}");
-    None
-}
-
-/// A fresh directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "vggdsl-pytorch-target-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+    static PYTHON: OnceLock<Result<String, String>> = OnceLock::new();
+    let probed = PYTHON.get_or_init(|| {
+        let python = std::env::var("VGGDSL_PYTHON").unwrap_or_else(|_| "python3".into());
+        let probe = Command::new(&python)
+            .args(["-c", "import torch, safetensors"])
+            .output();
+        match probe {
+            Ok(out) if out.status.success() => Ok(python),
+            Ok(out) => Err(format!(
+                "{python} cannot import torch and safetensors: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+            Err(e) => Err(format!("cannot run {python}: {e}")),
+        }
+    });
+    match probed {
+        Ok(python) => Some(python.clone()),
+        Err(reason) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{reason} (set VGGDSL_PYTHON; see scripts/setup-libtorch.sh)"
+            );
+            println!("skipped: {reason}");
+            None
+        }
     }
 }
 
@@ -151,7 +133,7 @@ fn compile_to_python(file: &str, out: &Path) {
 /// The Python module a `.vgg` file compiles to, in `dir`.
 fn module_path(dir: &TempDir, file: &str) -> PathBuf {
     let stem = Path::new(file).file_stem().unwrap().to_str().unwrap();
-    dir.path(&format!("{stem}.py"))
+    dir.0.join(format!("{stem}.py"))
 }
 
 fn tensors(path: &Path) -> Vec<(String, Tensor)> {
@@ -175,7 +157,7 @@ fn generated_modules_match_the_rust_models() {
     for (i, m) in models.iter().enumerate() {
         let vs = VarStore::new(Device::Cpu);
         let display = seeded(seed_of(i), || (m.display)(&vs.root()));
-        let init = dir.path(&format!("{}.rust.safetensors", m.name));
+        let init = dir.0.join(format!("{}.rust.safetensors", m.name));
         save_state_dict(&vs, &init).unwrap();
         jobs.push(serde_json::json!({
             "module": text(&module_path(&dir, m.file)),
@@ -183,10 +165,10 @@ fn generated_modules_match_the_rust_models() {
             "seed": seed_of(i),
             "rust_init": text(&init),
             "rust_repr": display,
-            "out": text(&dir.path(m.name)),
+            "out": dir.path(m.name),
         }));
     }
-    let jobs_file = dir.path("jobs.json");
+    let jobs_file = dir.0.join("jobs.json");
     std::fs::write(&jobs_file, serde_json::to_string(&jobs).unwrap()).unwrap();
     let out = Command::new(&python)
         .args([&repo("tests/python/pytorch_target.py"), &text(&jobs_file)])
@@ -213,8 +195,8 @@ fn generated_modules_match_the_rust_models() {
         );
 
         // PyTorch's trained weights, both formats, loaded strictly; then the same outputs.
-        let pt = dir.path(&format!("{}.pt", m.name));
-        let safetensors = dir.path(&format!("{}.safetensors", m.name));
+        let pt = dir.0.join(format!("{}.pt", m.name));
+        let safetensors = dir.0.join(format!("{}.safetensors", m.name));
         let mut vs = VarStore::new(Device::Cpu);
         let net = seeded(0, || (m.build)(&vs.root()));
         load_state_dict(&mut vs, &safetensors).unwrap_or_else(|e| panic!("{}: {e}", m.name));
@@ -240,7 +222,7 @@ fn generated_modules_match_the_rust_models() {
         );
 
         let outputs: std::collections::HashMap<String, Tensor> =
-            tensors(&dir.path(&format!("{}.outputs.safetensors", m.name)))
+            tensors(&dir.0.join(format!("{}.outputs.safetensors", m.name)))
                 .into_iter()
                 .collect();
         let x = &outputs["x"];
@@ -266,9 +248,9 @@ fn generated_modules_match_the_rust_models() {
 fn ddp_training_writes_a_state_dict_the_rust_model_loads() {
     let Some(python) = python() else { return };
     let dir = TempDir::new("ddp");
-    let module = dir.path("tiny.py");
+    let module = dir.0.join("tiny.py");
     compile_to_python("tests/models/tiny.vgg", &module);
-    let run = dir.path("run");
+    let run = dir.0.join("run");
     let budget = Duration::from_secs(120);
     let started = Instant::now();
     let mut child = Command::new(&python)

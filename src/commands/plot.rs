@@ -3,7 +3,8 @@
 
 use crate::failure::{Failure, FAILED, USAGE};
 use crate::plot::{self, ranks, training, widths};
-use crate::{input, output, FileArg};
+use crate::ranks_file::RanksFile;
+use crate::{input, output, rates, FileArg};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -30,15 +31,15 @@ enum Kind {
     },
     /// Per conv, the distribution of filter ranks, and the cut a compress_rate makes.
     Ranks {
-        /// A ranks file: JSON {"model": NAME, "images": N, "ranks": {"conv0": [...], ...}}
-        /// (docs/language.md, "Ranks files").
+        /// A ranks file, as `vggdsl rank` writes it: JSON {"model": NAME, "images": N,
+        /// "ranks": {"conv0": [...], ...}} (docs/language.md, "Ranks files").
         #[arg(value_name = "RANKS")]
-        ranks: FileArg,
-        /// The model the ranks belong to: its convs' names and widths must match the file's,
+        ranks: PathBuf,
+        /// The model the ranks belong to: its convs' names and cfg widths must be the file's,
         /// and its compress_rate gives the cut.
         #[arg(long, value_name = "MODEL.vgg")]
         model: Option<FileArg>,
-        /// The cut, as in a .vgg file: "[0.95] + [0.5] * 6 + ..." (overrides the model's).
+        /// The cut, as in a .vgg file: "[0.95] + [0.5] * 6 + ..." (instead of the model's).
         #[arg(long, value_name = "RATES")]
         compress_rate: Option<String>,
         #[command(flatten)]
@@ -76,28 +77,33 @@ pub fn run(args: Args) -> Result<(), Failure> {
             (plot::svg(w, h, |root| widths::draw(root, &models)), out)
         }
         Kind::Ranks {
-            ranks: file,
+            ranks: path,
             model,
             compress_rate,
             out,
         } => {
-            let source = input::read_up_to(&file, input::MAX_DATA_BYTES)?;
-            let mut figure = ranks::Ranks::parse(&source.text)
-                .map_err(|e| Failure::new(FAILED, format_args!("{}: {e}", source.name)))?;
+            let mut figure = ranks::Ranks::new(RanksFile::read(&path)?);
             let model = match &model {
                 Some(file) => Some(single_model(file)?),
                 None => None,
             };
-            if let Some(net) = &model {
-                figure
-                    .check_against(net)
-                    .map_err(|e| Failure::new(FAILED, format_args!("{}: {e}", source.name)))?;
+            if let Some((source, net)) = &model {
+                figure.check_against(net).map_err(|e| {
+                    let (path, file) = (path.display(), &source.name);
+                    Failure::new(FAILED, format_args!("{path} does not fit {file}: {e}"))
+                })?;
             }
-            let rates = match compress_rate {
-                Some(text) => Some(figure.rates_from(&text, model.as_ref()).map_err(|e| {
-                    Failure::new(FAILED, format_args!("--compress-rate {text}: {e}"))
-                })?),
-                None => model.as_ref().and_then(|m| m.spec.compress_rate.clone()),
+            let rates = match (&compress_rate, &model) {
+                (Some(flag), Some((source, net))) => {
+                    Some(rates::from_flag(&source.text, &net.spec.name, flag)?)
+                }
+                (Some(flag), None) => {
+                    let (source, name) = figure.as_model();
+                    Some(rates::from_flag(&source, name, flag)?)
+                }
+                (None, model) => model
+                    .as_ref()
+                    .and_then(|(_, m)| m.spec.compress_rate.clone()),
             };
             figure.cut(rates.as_deref());
             let (w, h) = ranks::size(&figure);
@@ -125,9 +131,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
     write(&out.output, svg)
 }
 
-/// The one model of a `--model` file.
-fn single_model(file: &FileArg) -> Result<vggdsl::Network, Failure> {
-    let mut nets = input::load(file)?;
+/// The one model of a `--model` file, and the file.
+fn single_model(file: &FileArg) -> Result<(input::Source, vggdsl::Network), Failure> {
+    let source = input::read(file)?;
+    let mut nets = vggdsl::load(&source.text, &source.name).map_err(|d| Failure::invalid(&d))?;
     if nets.len() != 1 {
         let names: Vec<&str> = nets.iter().map(|n| n.spec.name.as_str()).collect();
         return Err(Failure::new(
@@ -138,7 +145,7 @@ fn single_model(file: &FileArg) -> Result<vggdsl::Network, Failure> {
             ),
         ));
     }
-    Ok(nets.remove(0))
+    Ok((source, nets.remove(0)))
 }
 
 /// The figure to `target`: SVG, PNG for a `.png` path; a path ending otherwise is refused, so

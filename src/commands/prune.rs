@@ -10,7 +10,7 @@ use clap::ValueEnum;
 use serde::Serialize;
 use vggdsl::analysis::{self, thousands};
 use vggdsl::ir::LayerKind;
-use vggdsl::{Diagnostic, Diagnostics, Network as Ir};
+use vggdsl::Network as Ir;
 use vggdsl_runtime::hrank::select::{self, Criterion, WidthRule};
 use vggdsl_runtime::hrank::{surgery, Copy};
 use vggdsl_runtime::tch::{self, nn::VarStore, Device};
@@ -131,7 +131,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
 
     // The rates, checked by the compiler in the model itself.
     let (rates, rates_text) = match &args.compress_rate {
-        Some(text) => (flag_rates(&source.text, &name, text)?, text.clone()),
+        Some(text) => (
+            crate::rates::from_flag(&source.text, &name, text)?,
+            text.clone(),
+        ),
         None => match &model.spec.compress_rate {
             Some(rates) => (rates.clone(), String::new()),
             None => {
@@ -158,7 +161,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         Rule::Hrankplus => vggdsl::rewrite::compress_rate(&source.text, &name)
             .expect("the model has a compress_rate")
             .to_owned(),
-        Rule::Hrank => rate_list(
+        Rule::Hrank => crate::rates::list(
             &widths
                 .iter()
                 .zip(&keep)
@@ -219,7 +222,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         args.rule.describe(),
         match (args.rule, args.compress_rate.as_ref()) {
             (Rule::Hrank, Some(text)) => format!(" for the rates {text}"),
-            (Rule::Hrank, None) => format!(" for the rates {}", rate_list(&rates)),
+            (Rule::Hrank, None) => format!(" for the rates {}", crate::rates::list(&rates)),
             (Rule::Hrankplus, _) => String::new(),
         },
         match copy {
@@ -321,96 +324,6 @@ fn pick<'a>(nets: &'a [Ir], name: Option<&str>, file: &str) -> Result<&'a Ir, Fa
         },
     };
     Err(Failure::new(UNREADABLE, error))
-}
-
-/// The rates of `--compress-rate`, checked as the `compress_rate` of model `name`, with errors
-/// pointing at the flag's text.
-fn flag_rates(source: &str, name: &str, flag: &str) -> Result<Vec<f64>, Failure> {
-    let flag = flag.trim();
-    let (text, span) = vggdsl::rewrite::with_compress_rate(source, name, flag, "")
-        .expect("FILE parsed and has the model");
-    let inside = |d: &Diagnostic| d.span.start >= span.start && d.span.end <= span.end;
-    // The flag must be one value, not text that ends the model and starts another.
-    let one_value = match vggdsl::parse::parse(&text) {
-        Ok(file) => {
-            vggdsl::rewrite::compress_rate(&text, name).map(str::len) == Some(flag.len())
-                && file.models.len() == 1
-        }
-        Err(d) => inside(&d),
-    };
-    let not_a_list = || {
-        Failure::new(
-            USAGE,
-            format_args!(
-                "--compress-rate `{flag}` is not one list of rates, such as \
-                 [0.95] + [0.5] * 6 + [0.9] * 4 + [0.8] * 2"
-            ),
-        )
-    };
-    if !one_value {
-        return Err(not_a_list());
-    }
-    let nets = match vggdsl::check_source(&text) {
-        Ok(nets) => nets,
-        Err(items) => {
-            if !items.iter().all(inside) {
-                return Err(not_a_list());
-            }
-            let shift = |s: &std::ops::Range<usize>| s.start - span.start..s.end - span.start;
-            let items = items
-                .into_iter()
-                .map(|d| Diagnostic {
-                    span: shift(&d.span),
-                    labels: d
-                        .labels
-                        .iter()
-                        .filter(|l| l.span.start >= span.start && l.span.end <= span.end)
-                        .map(|l| vggdsl::diagnostic::Label {
-                            span: shift(&l.span),
-                            text: l.text.clone(),
-                        })
-                        .collect(),
-                    ..d
-                })
-                .collect();
-            let mut failure = Failure::invalid(&Diagnostics {
-                file_name: "--compress-rate".to_owned(),
-                source: flag.to_owned(),
-                items,
-            });
-            failure.code = USAGE;
-            return Err(failure);
-        }
-    };
-    Ok(nets[0]
-        .spec
-        .compress_rate
-        .clone()
-        .expect("the model has the flag's rates"))
-}
-
-/// Rates in the language's list syntax, runs of equal rates as `[r] * n`.
-fn rate_list(rates: &[f64]) -> String {
-    let mut terms: Vec<String> = Vec::new();
-    let mut singles: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < rates.len() {
-        let n = rates[i..].iter().take_while(|&&r| r == rates[i]).count();
-        if n > 1 {
-            if !singles.is_empty() {
-                terms.push(format!("[{}]", singles.join(", ")));
-                singles.clear();
-            }
-            terms.push(format!("[{}] * {n}", rates[i]));
-        } else {
-            singles.push(rates[i].to_string());
-        }
-        i += n;
-    }
-    if !singles.is_empty() {
-        terms.push(format!("[{}]", singles.join(", ")));
-    }
-    terms.join(" + ")
 }
 
 /// `{"conv0": [kept indices], …}`, convs in order.

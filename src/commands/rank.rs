@@ -1,14 +1,12 @@
 //! `vggdsl rank FILE --weights W --out RANKS_DIR`: HRank's filter scores, the mean matrix rank
 //! of each filter's feature map over the first `--limit` batches of the training set, written to
-//! `RANKS_DIR/ranks.json` for `vggdsl prune --ranks`, and the file format's one home.
+//! `RANKS_DIR/ranks.json` for `vggdsl prune --ranks` (the format's home: [`crate::ranks_file`]).
 
 use std::io::IsTerminal;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::de::{MapAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use vggdsl_runtime::data::Split;
 use vggdsl_runtime::hrank::{RankSums, Ranks};
 use vggdsl_runtime::tch::nn::VarStore;
@@ -16,8 +14,9 @@ use vggdsl_runtime::tch::Device;
 use vggdsl_runtime::Network;
 
 use super::setup::{load_failure, load_split, ModelArgs};
-use crate::failure::{Failure, FAILED, UNREADABLE};
+use crate::failure::Failure;
 use crate::output;
+use crate::ranks_file::RanksFile;
 use crate::staged::Staged;
 
 /// The exit codes of `rank`.
@@ -113,75 +112,22 @@ fn report(ranks: &Ranks, dataset: vggdsl_runtime::data::Dataset, path: &Path) ->
     out + &format!("wrote {}\n", path.display())
 }
 
-/// `{"model": …, "images": N, "ranks": {"conv0": [mean rank per filter, …], …}}`, convs in order.
+/// The ranks file of `ranks` ([`crate::ranks_file`], the format's home).
 pub fn to_json(ranks: &Ranks) -> String {
-    #[derive(Serialize)]
-    struct File<'a> {
-        model: &'a str,
-        images: i64,
-        ranks: InOrder<'a>,
-    }
-    struct InOrder<'a>(&'a [(String, Vec<f64>)]);
-    impl Serialize for InOrder<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
-        }
-    }
-    let file = File {
-        model: &ranks.model,
+    RanksFile {
+        model: ranks.model.clone(),
         images: ranks.images,
-        ranks: InOrder(&ranks.convs),
-    };
-    serde_json::to_string_pretty(&file).expect("ranks serialize") + "\n"
+        convs: ranks.convs.clone(),
+    }
+    .to_json()
 }
 
 /// Reads a ranks file that `vggdsl rank` wrote; anything else is one sentence.
 pub fn read(path: &Path) -> Result<Ranks, Failure> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct File {
-        model: String,
-        images: i64,
-        ranks: InOrder,
-    }
-    struct InOrder(Vec<(String, Vec<f64>)>);
-    impl<'de> Deserialize<'de> for InOrder {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct Entries;
-            impl<'de> Visitor<'de> for Entries {
-                type Value = InOrder;
-                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str("a map from conv names to lists of mean ranks")
-                }
-                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<InOrder, A::Error> {
-                    let mut entries = Vec::new();
-                    while let Some(entry) = map.next_entry()? {
-                        entries.push(entry);
-                    }
-                    Ok(InOrder(entries))
-                }
-            }
-            d.deserialize_map(Entries)
-        }
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Failure::new(
-            UNREADABLE,
-            format_args!("cannot read {}: {e}", path.display()),
-        )
-    })?;
-    let file: File = serde_json::from_str(&text).map_err(|e| {
-        Failure::new(
-            FAILED,
-            format_args!(
-                "{} is not a ranks file of `vggdsl rank`: {e}",
-                path.display()
-            ),
-        )
-    })?;
+    let file = RanksFile::read(path)?;
     Ok(Ranks {
         model: file.model,
         images: file.images,
-        convs: file.ranks.0,
+        convs: file.convs,
     })
 }

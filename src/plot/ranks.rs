@@ -3,18 +3,14 @@
 //! filters (HRankPlus's rule, [`vggdsl::ir::pruned_width`]), the lower index first among equal
 //! ranks.
 //!
-//! The ranks file (written by `vggdsl rank`, documented in docs/language.md):
-//! `{"model": NAME, "images": N, "ranks": {"conv0": [f64 per filter, …], …}}`, the convs in
-//! order, named as in the model (`conv0`, `conv1`, `conv3`, …).
+//! The ranks come from the file `vggdsl rank` writes ([`crate::ranks_file`]).
 
 use super::{
     category_label_area, category_labels, colour, legend, titled, Area, Categories, Drawn, FONT,
     LABEL, LIGHT, TICK,
 };
+use crate::ranks_file::RanksFile;
 use plotters::prelude::*;
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
-use std::fmt;
 use vggdsl::ir::{pruned_width, LayerKind, Network};
 use vggdsl::spec::CfgItem;
 
@@ -27,63 +23,19 @@ struct Conv {
 
 pub struct Ranks {
     model: String,
-    images: u64,
+    images: i64,
     convs: Vec<Conv>,
     /// The rates of the cut, as given.
     rates: Option<Vec<f64>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct File {
-    model: String,
-    images: u64,
-    ranks: InOrder,
-}
-
-/// The `ranks` object with its keys in the file's order (a map would sort them).
-struct InOrder(Vec<(String, Vec<f64>)>);
-
-impl<'de> Deserialize<'de> for InOrder {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Entries;
-        impl<'de> Visitor<'de> for Entries {
-            type Value = InOrder;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an object of conv names and rank lists")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<InOrder, A::Error> {
-                let mut entries: Vec<(String, Vec<f64>)> = Vec::new();
-                while let Some((name, ranks)) = map.next_entry::<String, Vec<f64>>()? {
-                    if entries.iter().any(|(n, _)| *n == name) {
-                        return Err(serde::de::Error::custom(format!("`{name}` appears twice")));
-                    }
-                    entries.push((name, ranks));
-                }
-                Ok(InOrder(entries))
-            }
-        }
-        d.deserialize_map(Entries)
-    }
-}
-
 impl Ranks {
-    /// A ranks file's text, or why it is not one.
-    pub fn parse(text: &str) -> Result<Ranks, String> {
-        let file: File =
-            serde_json::from_str(text).map_err(|e| format!("it is not a ranks file: {e}"))?;
-        if file.ranks.0.is_empty() {
-            return Err("it is not a ranks file: `ranks` holds no conv".into());
-        }
-        if let Some((name, _)) = file.ranks.0.iter().find(|(_, r)| r.is_empty()) {
-            return Err(format!("it is not a ranks file: {name} has no ranks"));
-        }
-        Ok(Ranks {
+    pub fn new(file: RanksFile) -> Ranks {
+        Ranks {
             model: file.model,
             images: file.images,
             convs: file
-                .ranks
-                .0
+                .convs
                 .into_iter()
                 .map(|(name, ranks)| Conv {
                     name,
@@ -92,92 +44,69 @@ impl Ranks {
                 })
                 .collect(),
             rates: None,
-        })
+        }
     }
 
-    /// Whether the file ranks `net`'s filters: its convs in order (every one, or every one but
-    /// the last, which HRank never ranks), each with one rank per filter of its cfg width.
+    /// Whether the file ranks `net`'s filters: all its convs in order, each with one rank per
+    /// filter of its cfg width; else the sentence that names the first conv that differs.
     pub fn check_against(&self, net: &Network) -> Result<(), String> {
-        let model = &net.spec.name;
-        let widths = cfg_widths(net);
-        let convs = net.features.iter().filter_map(|l| match l.kind {
+        let (ranked, model) = (&self.model, &net.spec.name);
+        let widths = net.spec.features().iter().filter_map(|item| match item {
+            CfgItem::Conv(w) => Some(*w),
+            CfgItem::Pool => None,
+        });
+        let names = net.features.iter().filter_map(|l| match l.kind {
             LayerKind::Conv2d { .. } => Some(&l.name),
             _ => None,
         });
-        let convs: Vec<(&String, i64)> = convs.zip(widths).collect();
+        let convs: Vec<(&String, i64)> = names.zip(widths).collect();
         for (i, conv) in self.convs.iter().enumerate() {
             let Some(&(name, width)) = convs.get(i) else {
                 return Err(format!(
-                    "it ranks {}, but model {model} has only {} convs",
-                    conv.name,
-                    convs.len()
+                    "it ranks model {ranked}, whose {} model {model} does not have",
+                    conv.name
                 ));
             };
             if conv.name != *name {
                 return Err(format!(
-                    "its conv number {} is {}, but model {model}'s is {name}",
+                    "it ranks model {ranked}, whose conv number {} is {}, but {model}'s is {name}",
                     i + 1,
                     conv.name
                 ));
             }
             if conv.ranks.len() as i64 != width {
                 return Err(format!(
-                    "{name} has {} ranks, but model {model}'s {name} has {width} filters",
+                    "it ranks model {ranked}, whose {name} has {} filters, but {model}'s {name} \
+                     has {width}",
                     conv.ranks.len()
                 ));
             }
         }
-        if self.convs.len() + 1 < convs.len() {
-            return Err(format!(
-                "it has no ranks for {}, a conv of model {model}",
-                convs[self.convs.len()].0
-            ));
-        }
-        Ok(())
-    }
-
-    /// The rates `text` gives, read as the `compress_rate` of `model` (or, without one, of a
-    /// network with the file's convs), with the language's checks: one rate per conv (or one
-    /// fewer), each in [0, 1), leaving a filter in every conv.
-    pub fn rates_from(&self, text: &str, model: Option<&Network>) -> Result<Vec<f64>, String> {
-        // The text goes inside a model's source: only a list sum may be written.
-        if let Some(c) = text
-            .chars()
-            .find(|c| !(c.is_ascii_digit() || c.is_whitespace() || "[],+*.-eE".contains(*c)))
-        {
-            return Err(format!(
-                "`{c}` cannot be part of a list of rates such as \"[0.95] + [0.5] * 6\""
-            ));
-        }
-        let (cfg, input) = match model {
-            Some(net) => (vggdsl::codegen::cfg_text(&net.spec.cfg), net.spec.input),
-            None => {
-                let widths: Vec<String> = self
-                    .convs
-                    .iter()
-                    .map(|c| c.ranks.len().to_string())
-                    .collect();
-                (format!("[{}, 1]", widths.join(", ")), [1, 2, 2])
-            }
-        };
-        let [c, h, w] = input;
-        let source =
-            format!("model Cut {{ input = [{c}, {h}, {w}] cfg = {cfg} compress_rate = {text} }}");
-        match vggdsl::check_source(&source) {
-            Ok(nets) => Ok(nets[0].spec.compress_rate.clone().unwrap_or_default()),
-            Err(diagnostics) => {
-                let d = &diagnostics[0];
-                Err(match d.labels.first() {
-                    Some(label) if !label.text.is_empty() => {
-                        format!("{}: {}", d.message, label.text)
-                    }
-                    _ => d.message.clone(),
-                })
-            }
+        match convs.get(self.convs.len()) {
+            Some((name, _)) => Err(format!(
+                "it ranks model {ranked}, which has no ranks for {model}'s {name}"
+            )),
+            None => Ok(()),
         }
     }
 
-    /// Marks the filters each conv keeps under `rates` (one per conv of the file, or more).
+    /// A model with the file's convs and its name, to read `--compress-rate` against when no
+    /// model is given.
+    pub fn as_model(&self) -> (String, &'static str) {
+        let widths: Vec<String> = self
+            .convs
+            .iter()
+            .map(|c| c.ranks.len().to_string())
+            .collect();
+        let name = "Ranked";
+        let source = format!(
+            "model {name} {{ input = [1, 2, 2] cfg = [{}, 1] }}",
+            widths.join(", ")
+        );
+        (source, name)
+    }
+
+    /// Marks the filters each conv keeps under `rates` (one per conv of the file).
     pub fn cut(&mut self, rates: Option<&[f64]>) {
         let Some(rates) = rates else { return };
         for (conv, &rate) in self.convs.iter_mut().zip(rates) {
@@ -193,36 +122,6 @@ impl Ranks {
         }
         self.rates = Some(rates[..rates.len().min(self.convs.len())].to_vec());
     }
-}
-
-/// The cfg widths of `net`'s convs, before pruning.
-fn cfg_widths(net: &Network) -> impl Iterator<Item = i64> + '_ {
-    net.spec.features().iter().filter_map(|item| match item {
-        CfgItem::Conv(w) => Some(*w),
-        CfgItem::Pool => None,
-    })
-}
-
-/// `[0.95] + [0.5] * 6`: rates in HRank's notation, runs of one rate folded.
-fn rates_text(rates: &[f64]) -> String {
-    let mut terms: Vec<(f64, usize)> = Vec::new();
-    for &r in rates {
-        match terms.last_mut() {
-            Some((last, n)) if *last == r => *n += 1,
-            _ => terms.push((r, 1)),
-        }
-    }
-    let terms: Vec<String> = terms
-        .iter()
-        .map(|&(r, n)| {
-            if n == 1 {
-                format!("[{r}]")
-            } else {
-                format!("[{r}] * {n}")
-            }
-        })
-        .collect();
-    terms.join(" + ")
 }
 
 pub fn size(ranks: &Ranks) -> (u32, u32) {
@@ -247,7 +146,7 @@ pub fn draw(root: &Area, figure: &Ranks) -> Drawn {
     let caption = match &figure.rates {
         Some(rates) => format!(
             "cut by compress_rate {}: each conv keeps its int(c·(1 − r)) highest-ranked filters",
-            rates_text(rates)
+            crate::rates::list(rates)
         ),
         None => "no cut: give --compress-rate, or a --model with a compress_rate".to_owned(),
     };
@@ -340,31 +239,24 @@ pub fn draw(root: &Area, figure: &Ranks) -> Drawn {
 
 #[cfg(test)]
 mod tests {
-    use super::Ranks;
-
-    fn kept(text: &str, rates: &[f64]) -> Vec<Vec<bool>> {
-        let mut ranks = Ranks::parse(text).unwrap();
-        ranks.cut(Some(rates));
-        ranks.convs.into_iter().map(|c| c.kept.unwrap()).collect()
-    }
+    use super::{Ranks, RanksFile};
 
     #[test]
     fn the_cut_keeps_the_highest_ranks_and_the_lower_index_among_ties() {
+        let kept = |rate: f64| {
+            let mut r = Ranks::new(RanksFile {
+                model: "A".into(),
+                images: 1,
+                convs: vec![("conv0".into(), vec![3.0, 5.0, 4.0, 4.0, 1.0, 0.0, 4.0, 4.0])],
+            });
+            r.cut(Some(&[rate]));
+            r.convs.remove(0).kept.unwrap()
+        };
         // int(8 × 0.5) = 4 kept: 5.0 (filter 1), then three of the four 4.0s: filters 2, 3, 6.
-        let text = r#"{"model": "A", "images": 1, "ranks": {"conv0": [3, 5, 4, 4, 1, 0, 4, 4]}}"#;
         let want = [false, true, true, true, false, false, true, false];
-        assert_eq!(kept(text, &[0.5]), [want]);
+        assert_eq!(kept(0.5), want);
         // int(8 × (1 − 0.95)) = 0: nothing survives; rate 0 keeps everything.
-        assert_eq!(kept(text, &[0.95]), [[false; 8]]);
-        assert_eq!(kept(text, &[0.0]), [[true; 8]]);
-    }
-
-    #[test]
-    fn rates_fold_into_hranks_notation() {
-        let rates = [0.95, 0.5, 0.5, 0.5, 0.9, 0.8, 0.8];
-        assert_eq!(
-            super::rates_text(&rates),
-            "[0.95] + [0.5] * 3 + [0.9] + [0.8] * 2"
-        );
+        assert_eq!(kept(0.95), [false; 8]);
+        assert_eq!(kept(0.0), [true; 8]);
     }
 }
