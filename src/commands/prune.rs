@@ -252,7 +252,6 @@ pub fn run(args: Args) -> Result<(), Failure> {
     surgery::transplant(&full_ir, &full_vs, &kept, &pruned_vs, copy);
 
     let figures = Figures::new(&full_ir, &pruned_ir);
-    let mut staged = Staged::new(&args.out)?;
     for (file, input, what) in [
         (
             MODEL_FILE,
@@ -269,6 +268,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             refuse_overwrite(&args.out.join(file), input, what)?;
         }
     }
+    let mut staged = Staged::new(&args.out)?;
     staged.write(MODEL_FILE, text.as_bytes())?;
     let weights = staged.path(WEIGHTS_FILE);
     vggdsl_runtime::save_state_dict(&pruned_vs, &weights).map_err(|e| Failure::new(FAILED, e))?;
@@ -326,22 +326,15 @@ fn pick<'a>(nets: &'a [Ir], name: Option<&str>, file: &str) -> Result<&'a Ir, Fa
     Err(Failure::new(UNREADABLE, error))
 }
 
-/// `{"conv0": [kept indices], …}`, convs in order.
+/// `{"conv0": [kept indices], …}`, convs in order (serde_json's map would sort conv10 first).
 fn kept_json(full: &Ir, kept: &[Vec<i64>]) -> String {
     let names = full.features.iter().filter_map(|l| match l.kind {
-        LayerKind::Conv2d { .. } => Some(l.name.clone()),
+        LayerKind::Conv2d { .. } => Some(&l.name),
         _ => None,
     });
-    let map: serde_json::Map<String, serde_json::Value> = names
+    let entries: Vec<String> = names
         .zip(kept)
-        .map(|(n, k)| (n, serde_json::json!(k)))
-        .collect();
-    // serde_json's map sorts its keys (conv10 before conv2): write the entries in conv order.
-    let entries: Vec<String> = full
-        .features
-        .iter()
-        .filter(|l| map.contains_key(&l.name))
-        .map(|l| format!("  {:?}: {}", l.name, map[&l.name]))
+        .map(|(name, k)| format!("  {}: {}", serde_json::json!(name), serde_json::json!(k)))
         .collect();
     format!("{{\n{}\n}}\n", entries.join(",\n"))
 }
