@@ -3,6 +3,7 @@
 #   ./dev.sh seed   compile examples/vgg16_bn.vgg, build the generated code, run it on a random batch
 #   ./dev.sh test   every test of the workspace (Rust and the PyTorch reference checks)
 #   ./dev.sh bench  the benchmark against PyTorch (see BENCHMARKS.md)
+#   ./dev.sh pictures  the README's pictures (docs/img/*.svg), DDP training runs included
 # libtorch: $LIBTORCH if set, else torch==2.13.0 from PyPI in a cache outside the checkout.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -23,8 +24,25 @@ case "${1:-}" in
     cargo build --quiet --release --bin vggdsl
     cargo run --quiet --release --example bench -- --vggdsl target/release/vggdsl "${@:2}"
     ;;
+  pictures)
+    # The widths of the seed and its HRank pruning; then both trained for 10 epochs by
+    # examples/ddp_train.py with 2 CPU processes on generated data, and their curves.
+    vggdsl() { cargo run --quiet --no-default-features --bin vggdsl -- "$@"; }
+    runs=target/pictures
+    mkdir -p docs/img "$runs"
+    vggdsl plot widths examples/vgg16_bn.vgg examples/hrank_vgg16_pruned.vgg -o docs/img/widths.svg
+    for model in vgg16_bn hrank_vgg16_pruned; do
+      vggdsl compile --target pytorch "examples/$model.vgg" -o "$runs/$model.py"
+    done
+    for run in vgg16_bn:Vgg16Bn hrank_vgg16_pruned:Vgg16BnHrank; do
+      "$VGGDSL_PYTHON" -m torch.distributed.run --standalone --nproc_per_node=2 examples/ddp_train.py \
+        "$runs/${run%%:*}.py" --out-dir "$runs/${run##*:}" --epochs 10
+    done
+    vggdsl plot training "$runs/Vgg16Bn" "$runs/Vgg16BnHrank" -o docs/img/training.svg
+    echo "wrote docs/img/widths.svg and docs/img/training.svg"
+    ;;
   *)
-    echo "usage: ./dev.sh seed | test | bench" >&2
+    echo "usage: ./dev.sh seed | test | bench | pictures" >&2
     exit 2
     ;;
 esac

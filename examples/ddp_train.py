@@ -4,8 +4,8 @@ PyTorch's DistributedDataParallel: one process per CPU core or GPU, on one machi
     vggdsl compile --target pytorch net.vgg -o net.py
     torchrun --standalone --nproc_per_node=2 examples/ddp_train.py net.py --out-dir runs/ddp
 
-The data are generated: random images of the model's INPUT_SHAPE, labelled by a fixed random
-linear "teacher" so that there is something to learn. Replace `make_data` with your dataset.
+The data are generated: noisy images of the model's INPUT_SHAPE around one random pattern per
+class, so that there is something to learn. Replace `make_data` with your dataset.
 
 The run folder gets what `vggdsl train` writes there: `metrics.jsonl` (one JSON object per epoch:
 epoch from 1, loss, train_accuracy, test_accuracy, test_loss, lr, seconds) and `last.safetensors`,
@@ -66,13 +66,17 @@ def load_model_class(path, name):
 
 
 def make_data(cls, size, seed):
-    """Random images and the labels a fixed random linear map gives them (the same on every
-    process, as `seed` fixes both)."""
+    """Random images around one fixed random pattern per class (the same patterns on every
+    process and for every split), so that what is learnt carries over to the test split.
+    """
+    patterns = torch.randn(
+        cls.NUM_CLASSES,
+        *cls.INPUT_SHAPE,
+        generator=torch.Generator().manual_seed(12345),
+    )
     generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(size, *cls.INPUT_SHAPE, generator=generator)
-    teacher_gen = torch.Generator().manual_seed(12345)
-    teacher = torch.randn(x[0].numel(), cls.NUM_CLASSES, generator=teacher_gen)
-    y = (x.flatten(1) @ teacher).argmax(1)
+    y = torch.randint(cls.NUM_CLASSES, (size,), generator=generator)
+    x = 0.5 * patterns[y] + torch.randn(size, *cls.INPUT_SHAPE, generator=generator)
     return TensorDataset(x, y)
 
 

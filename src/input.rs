@@ -8,6 +8,9 @@ use std::io::Read;
 /// as `/dev/zero` from being read until memory runs out.
 const MAX_BYTES: u64 = 1 << 20;
 
+/// The most a data file (ranks, metrics) may hold: a rank per filter of the widest networks.
+pub const MAX_DATA_BYTES: u64 = 256 << 20;
+
 /// A FILE's text and the name its diagnostics show.
 pub struct Source {
     pub name: String,
@@ -15,6 +18,11 @@ pub struct Source {
 }
 
 pub fn read(file: &FileArg) -> Result<Source, Failure> {
+    read_up_to(file, MAX_BYTES)
+}
+
+/// A file's text, refused when it holds more than `max_bytes`.
+pub fn read_up_to(file: &FileArg, max_bytes: u64) -> Result<Source, Failure> {
     let name = match file {
         FileArg::Std => "<stdin>".to_owned(),
         FileArg::Path(path) => path.display().to_string(),
@@ -26,17 +34,17 @@ pub fn read(file: &FileArg) -> Result<Source, Failure> {
     match file {
         FileArg::Std => std::io::stdin()
             .lock()
-            .take(MAX_BYTES + 1)
+            .take(max_bytes + 1)
             .read_to_end(&mut bytes),
         FileArg::Path(path) => {
-            std::fs::File::open(path).and_then(|f| f.take(MAX_BYTES + 1).read_to_end(&mut bytes))
+            std::fs::File::open(path).and_then(|f| f.take(max_bytes + 1).read_to_end(&mut bytes))
         }
     }
     .map_err(|e| cannot(&e))?;
-    if bytes.len() as u64 > MAX_BYTES {
+    if bytes.len() as u64 > max_bytes {
         return Err(cannot(&format_args!(
             "it is larger than {} MiB",
-            MAX_BYTES >> 20
+            max_bytes >> 20
         )));
     }
     let text = String::from_utf8(bytes).map_err(|e| {

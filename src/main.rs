@@ -6,6 +6,9 @@ mod commands;
 mod failure;
 mod input;
 mod output;
+mod plot;
+#[cfg(feature = "torch")]
+mod staged;
 
 use clap::builder::{MapValueParser, PathBufValueParser, TypedValueParser};
 use clap::{Parser, Subcommand};
@@ -45,6 +48,10 @@ enum Command {
     /// module (stdout, or OUT written only if changed).
     #[command(after_help = EXIT_CODES)]
     Compile(commands::compile::Args),
+    /// Draw a picture (SVG, or PNG for OUT.png): `widths` of models, filter `ranks` with their
+    /// cut, `training` curves of runs.
+    #[command(after_help = EXIT_CODES)]
+    Plot(commands::plot::Args),
     /// Train a model with SGD on CIFAR-10/100 or (Fashion-)MNIST; checkpoints, resume, Ctrl-C.
     #[cfg(feature = "torch")]
     #[command(after_help = commands::setup::EXIT_CODES)]
@@ -53,6 +60,16 @@ enum Command {
     #[cfg(feature = "torch")]
     #[command(after_help = commands::setup::EXIT_CODES)]
     Eval(commands::eval::Args),
+    /// Rank every conv's filters by the mean matrix rank of their feature maps (HRank), over the
+    /// first batches of the training set; writes RANKS_DIR/ranks.json.
+    #[cfg(feature = "torch")]
+    #[command(after_help = commands::rank::EXIT_CODES)]
+    Rank(commands::rank::Args),
+    /// Prune a model to compress rates, keeping the filters of highest rank (or L1 norm, or at
+    /// random); writes DIR/model.vgg, DIR/model.safetensors and DIR/kept.json.
+    #[cfg(feature = "torch")]
+    #[command(after_help = commands::prune::EXIT_CODES)]
+    Prune(commands::prune::Args),
 }
 
 /// A FILE or OUT argument: a path, or `-` for standard input or output (`./-` is a file named
@@ -82,10 +99,15 @@ fn main() -> ExitCode {
         Command::Check(args) => commands::check::run(args),
         Command::Summary(args) => commands::summary::run(args),
         Command::Compile(args) => commands::compile::run(args),
+        Command::Plot(args) => commands::plot::run(args),
         #[cfg(feature = "torch")]
         Command::Train(args) => commands::train::run(args),
         #[cfg(feature = "torch")]
         Command::Eval(args) => commands::eval::run(args),
+        #[cfg(feature = "torch")]
+        Command::Rank(args) => commands::rank::run(args),
+        #[cfg(feature = "torch")]
+        Command::Prune(args) => commands::prune::run(args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! The generated models are the seed's PyTorch network, checked number by number against
-//! `tests/python/reference.py` (the seed's code, parameterised) on the same libtorch:
+//! `tests/python/reference.py` (the seed's code, parameterised) on the same libtorch, for every
+//! generated model of the package (`common::models::all`):
 //!
 //! - the printed network equals the seed's and PyTorch's own `print(net)`;
 //! - after the same `manual_seed`, construction gives bit-identical tensors;
@@ -8,32 +9,25 @@
 //! - `torch.save` / safetensors checkpoints load, `save_state_dict` files load in PyTorch, partial
 //!   loads keep a backbone, wrong checkpoints are refused, pruned checkpoints load.
 //!
-//! Every test makes one `reference.py batch` call (importing torch takes seconds) in its own
-//! temporary directory. Run with `--nocapture` to see the measured differences.
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+//! tch and PyTorch run the same ATen operations on the same libtorch, with the same thread count
+//! (the Python process inherits this one's environment), so every number is compared for
+//! equality, bit for bit: no tolerance. Run with `--nocapture` to see what was compared.
+mod common;
 
-use serde_json::Value;
-use vggdsl_runtime::tch::nn::{self, ModuleT, OptimizerConfig, VarStore};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::mpsc;
+
+use common::models::Vgg16Bn;
+use common::models::{self, build, Model};
+use common::{cmd, reference, rng, TempDir};
+use vggdsl_runtime::tch::nn::{self, OptimizerConfig, VarStore};
 use vggdsl_runtime::tch::{self, Device, Kind, Tensor};
 use vggdsl_runtime::{
     load_state_dict, load_state_dict_with, read_state_dict, save_state_dict, LoadError, LoadMode,
     Mismatch,
 };
-mod common;
-use common::models::*;
 
-/// Eval-mode outputs.
-const EVAL_TOL: f64 = 1e-5;
-/// Train-mode outputs (batch statistics).
-const TRAIN_TOL: f64 = 1e-4;
-/// Running statistics after a train-mode forward.
-const STATS_TOL: f64 = 1e-6;
-/// Parameters (and the loss) after one SGD step.
-const SGD_TOL: f64 = 1e-5;
 /// HRank's CIFAR fine-tuning optimiser, as `reference.py` (`SGD_ARGS`) uses it.
 const LR: f64 = 0.1;
 const SGD: nn::Sgd = nn::Sgd {
@@ -44,161 +38,18 @@ const SGD: nn::Sgd = nn::Sgd {
 };
 /// The batch of the forward and SGD comparisons (> 1: BatchNorm1d trains on it).
 const BATCH: i64 = 8;
+/// SGD steps on one batch: from the second on, the momentum buffers take part.
+const SGD_STEPS: usize = 3;
 
-const HRANK_RATES: &str = "[0.95, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.9, 0.9, 0.9, 0.9, 0.8, 0.8]";
-const HRANK_PLUS_RATES: &str = "[0.95, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.9, 0.9, 0.9, 0.9, 0.8]";
-
-// ---- the models and their PyTorch configurations -------------------------------------------
-
-/// A generated model with the `reference.py --config` that builds the same network in PyTorch.
-struct Model {
-    name: &'static str,
-    config: String,
-    input: [i64; 3],
-    classes: i64,
-    build: fn(&nn::Path) -> Box<dyn ModuleT>,
-    repr: fn(&nn::Path) -> String,
-}
-
-macro_rules! model {
-    ($ty:ident, $config:expr) => {
-        Model {
-            name: stringify!($ty),
-            config: String::from($config),
-            input: $ty::INPUT_SHAPE,
-            classes: $ty::NUM_CLASSES,
-            build: |p| Box::new($ty::new(p)),
-            repr: |p| $ty::new(p).to_string(),
-        }
-    };
-}
-
-fn seed() -> Model {
-    model!(Vgg16Bn, r#"{"cfg": "default"}"#)
-}
-fn hrank() -> Model {
-    model!(
-        Vgg16BnHrank,
-        format!(r#"{{"compress_rate": {HRANK_RATES}}}"#)
-    )
-}
-fn hrank_plus() -> Model {
-    model!(
-        Vgg16HrankPlus,
-        format!(r#"{{"compress_rate": {HRANK_PLUS_RATES}}}"#)
-    )
-}
-fn no_bn() -> Model {
-    model!(Vgg16NoBn, r#"{"cfg": "vgg16", "bn": false}"#)
-}
-fn vgg19() -> Model {
-    model!(Vgg19, r#"{"cfg": "vgg19"}"#)
-}
-fn vgg13() -> Model {
-    model!(Vgg13, r#"{"cfg": "vgg13"}"#)
-}
-fn vgg11_cifar100() -> Model {
-    model!(Vgg11Cifar100, r#"{"cfg": "vgg11", "num_classes": 100}"#)
-}
-fn input64() -> Model {
-    model!(Vgg16Input64, r#"{"input": [3, 64, 64]}"#)
-}
-fn torch_init() -> Model {
-    model!(Vgg16TorchInit, r#"{"init": "pytorch"}"#)
-}
-
-// ---- libtorch's global generator -------------------------------------------------------------
-
-/// libtorch's random generator is global and the tests run on parallel threads: whatever draws
-/// random numbers (building a model, `randn`) holds this lock, so that a seeded construction
-/// sees no foreign draws between `manual_seed` and its last tensor.
-static RNG: Mutex<()> = Mutex::new(());
-
-fn rng() -> MutexGuard<'static, ()> {
-    RNG.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// `tch::manual_seed(seed)`, then the model, as `torch.manual_seed(seed)` before `VGG(...)`.
-fn build(model: &Model, seed: i64) -> (VarStore, Box<dyn ModuleT>) {
-    let _rng = rng();
-    tch::manual_seed(seed);
-    let vs = VarStore::new(Device::Cpu);
-    let net = (model.build)(&vs.root());
-    (vs, net)
-}
-
-/// A seeded input batch for `model` and labels in `0..classes`.
 fn batch(model: &Model, seed: i64) -> (Tensor, Tensor) {
-    let _rng = rng();
-    tch::manual_seed(seed);
-    let [c, h, w] = model.input;
-    let x = Tensor::randn([BATCH, c, h, w], (Kind::Float, Device::Cpu));
-    let y = Tensor::randint(model.classes, [BATCH], (Kind::Int64, Device::Cpu));
-    (x, y)
-}
-
-// ---- PyTorch ---------------------------------------------------------------------------------
-
-/// One `reference.py` command line.
-fn cmd(args: &[&str]) -> Vec<String> {
-    args.iter().map(|a| a.to_string()).collect()
-}
-
-/// Runs the command lines in one `reference.py batch` process and returns each one's JSON.
-fn reference(commands: &[Vec<String>]) -> Vec<Value> {
-    let python = std::env::var("VGGDSL_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/reference.py");
-    let commands = serde_json::to_string(commands).unwrap();
-    let out = Command::new(&python)
-        .args([script, "batch", "--commands", &commands])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
-    assert!(
-        out.status.success(),
-        "reference.py batch failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: Value = serde_json::from_slice(&out.stdout).expect("reference.py prints JSON");
-    let results = json["results"].as_array().expect("a results list").clone();
-    assert_eq!(
-        results.len(),
-        serde_json::from_str::<Vec<Value>>(&commands).unwrap().len()
-    );
-    results
-}
-
-/// A fresh directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNT.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("vggdsl-fidelity-{name}-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    /// The path of `name` in the directory, as a string for `reference.py`.
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_str().unwrap().to_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    models::batch(model, BATCH, seed)
 }
 
 // ---- comparisons -----------------------------------------------------------------------------
 
 /// Every tensor of a file, by name.
-fn read(path: impl AsRef<Path>) -> BTreeMap<String, Tensor> {
-    let path = path.as_ref();
-    read_state_dict(path)
+fn tensors(path: impl AsRef<Path>) -> BTreeMap<String, Tensor> {
+    read_state_dict(path.as_ref())
         .unwrap_or_else(|e| panic!("{e}"))
         .into_iter()
         .collect()
@@ -223,41 +74,43 @@ fn max_diff(a: &Tensor, b: &Tensor, what: &str) -> f64 {
     (a - b).abs().max().double_value(&[])
 }
 
+/// `ours` equals `theirs`: the same shape, dtype and every element.
+fn assert_identical(ours: &Tensor, theirs: &Tensor, what: &str) {
+    let d = max_diff(ours, theirs, what);
+    assert!(ours.equal(theirs), "{what}: differs, max |diff| = {d:e}");
+}
+
 fn is_buffer(key: &str) -> bool {
     key.ends_with(".running_mean")
         || key.ends_with(".running_var")
         || key.ends_with(".num_batches_tracked")
 }
 
-/// Largest differences of a store from PyTorch's tensors, split into parameters and running
-/// statistics; checks that the two hold the same keys and that `num_batches_tracked` is equal.
-#[derive(Debug, Default)]
-struct Diffs {
-    params: f64,
-    stats: f64,
-}
-
-fn compare(got: &BTreeMap<String, Tensor>, want: &BTreeMap<String, Tensor>, what: &str) -> Diffs {
+/// The same keys, and every tensor identical.
+fn assert_all_identical(
+    ours: &BTreeMap<String, Tensor>,
+    theirs: &BTreeMap<String, Tensor>,
+    what: &str,
+) {
     let keys = |m: &BTreeMap<String, Tensor>| m.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(keys(got), keys(want), "{what}: the keys differ");
-    let mut diffs = Diffs::default();
-    for (key, want) in want {
-        let got = &got[key];
-        let d = max_diff(got, want, &format!("{what}: {key}"));
-        if key.ends_with(".num_batches_tracked") {
-            assert_eq!(d, 0.0, "{what}: {key} is {got}, PyTorch's is {want}");
-        } else if is_buffer(key) {
-            diffs.stats = diffs.stats.max(d);
-        } else {
-            diffs.params = diffs.params.max(d);
-        }
+    assert_eq!(keys(ours), keys(theirs), "{what}: the keys differ");
+    for (key, theirs) in theirs {
+        assert_identical(&ours[key], theirs, &format!("{what}: {key}"));
     }
-    diffs
+    println!("{what}: {} tensors identical", theirs.len());
 }
 
-fn assert_within(d: f64, tol: f64, what: &str) {
-    println!("{what}: max |diff| = {d:e}");
-    assert!(d <= tol, "{what}: max |diff| = {d:e} > {tol:e}");
+/// The largest change of the tensors `keep` selects from `before` to `after`.
+fn moved(
+    before: &BTreeMap<String, Tensor>,
+    after: &BTreeMap<String, Tensor>,
+    keep: impl Fn(&str) -> bool,
+) -> f64 {
+    before
+        .iter()
+        .filter(|(k, _)| keep(k) && !k.ends_with(".num_batches_tracked"))
+        .map(|(k, t)| max_diff(&after[k], t, k))
+        .fold(0.0, f64::max)
 }
 
 /// The state a train-mode forward leaves in the BatchNorm buffers, as PyTorch's `forward`
@@ -290,8 +143,7 @@ fn collapse(s: &str) -> String {
 #[test]
 fn printed_network_equals_the_seed_and_pytorch() {
     // The seed document's print(net), collapsed to one line by whoever copied it.
-    let seed_txt = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/seed_repr.txt");
-    let seed_txt = std::fs::read_to_string(seed_txt).unwrap();
+    let seed_txt = common::read("tests/python/seed_repr.txt");
     let vs = VarStore::new(Device::Cpu);
     let net = {
         let _rng = rng();
@@ -306,18 +158,8 @@ fn printed_network_equals_the_seed_and_pytorch() {
     );
     println!("seed repr: {} characters equal", ours.len());
 
-    // Every other configuration against PyTorch's own repr of it, exactly (not only collapsed).
-    let models = [
-        seed(),
-        hrank(),
-        hrank_plus(),
-        no_bn(),
-        vgg19(),
-        vgg13(),
-        vgg11_cifar100(),
-        input64(),
-        torch_init(),
-    ];
+    // Every configuration against PyTorch's own repr of it, exactly (not only collapsed).
+    let models = models::all();
     let commands: Vec<_> = models
         .iter()
         .map(|m| cmd(&["repr", "--config", &m.config]))
@@ -326,7 +168,7 @@ fn printed_network_equals_the_seed_and_pytorch() {
         let vs = VarStore::new(Device::Cpu);
         let ours = {
             let _rng = rng();
-            (m.repr)(&vs.root())
+            (m.build)(&vs.root()).to_string()
         };
         let theirs = json["repr"].as_str().unwrap();
         assert_eq!(ours, theirs, "{}: repr differs from PyTorch's", m.name);
@@ -340,18 +182,7 @@ fn printed_network_equals_the_seed_and_pytorch() {
 
 #[test]
 fn seeded_construction_is_bit_identical_to_pytorch() {
-    // The issue's four (seed init, init = pytorch, pruned, no bn), then every other model.
-    let models = [
-        seed(),
-        torch_init(),
-        hrank(),
-        no_bn(),
-        hrank_plus(),
-        vgg19(),
-        vgg13(),
-        vgg11_cifar100(),
-        input64(),
-    ];
+    let models = models::all();
     let dir = TempDir::new("init");
     let seed_of = |i: usize| 100 + i as i64;
     let commands: Vec<_> = models
@@ -373,45 +204,26 @@ fn seeded_construction_is_bit_identical_to_pytorch() {
     reference(&commands);
     for (i, m) in models.iter().enumerate() {
         let (vs, _net) = build(m, seed_of(i));
-        let ours = snapshot(&vs);
-        let theirs = read(dir.path(&format!("{}.safetensors", m.name)));
-        let diffs = compare(&ours, &theirs, m.name);
-        let differing: Vec<_> = theirs
-            .iter()
-            .filter(|(k, t)| !ours[*k].equal(t))
-            .map(|(k, _)| k.as_str())
-            .collect();
-        println!(
-            "{}: {} tensors, max |diff| params {:e}, buffers {:e}",
-            m.name,
-            theirs.len(),
-            diffs.params,
-            diffs.stats
-        );
-        assert!(
-            differing.is_empty(),
-            "{}: after manual_seed({}) these tensors differ from PyTorch's: {differing:?}",
-            m.name,
-            seed_of(i)
-        );
+        let theirs = tensors(dir.path(&format!("{}.safetensors", m.name)));
+        let what = format!("{}: after manual_seed({})", m.name, seed_of(i));
+        assert_all_identical(&snapshot(&vs), &theirs, &what);
     }
+    // The seed's state_dict: 13 convs and norms (5 tensors each), 2 linears, 1 BatchNorm1d.
+    assert_eq!(snapshot(&build(&models::seed(), 0).0).len(), 100);
 }
 
-/// PyTorch trains each model for 3 steps (BatchNorm statistics become non-trivial); from those
-/// weights, eval and train-mode outputs, running statistics after the train forward, and the
-/// weights after `sgd_steps` SGD steps on one batch (more than one exercises the momentum
-/// buffers) must match PyTorch's.
-fn check_trained(models: &[Model], name: &str, sgd_steps: usize) {
-    let dir = TempDir::new(name);
-    let mut commands = Vec::new();
-    for (i, m) in models.iter().enumerate() {
-        let (x, y) = batch(m, 1000 + i as i64);
-        let xy = dir.path(&format!("{}_xy.safetensors", m.name));
-        Tensor::write_safetensors(&[("x", &x), ("y", &y)], &xy).unwrap();
-        let prefix = dir.path(m.name);
-        let weights = format!("{prefix}.safetensors");
-        let config = m.config.as_str();
-        commands.push(cmd(&[
+/// The `reference.py` commands for [`check_trained`]: PyTorch trains the model for 3 steps from
+/// `manual_seed(7)` (BatchNorm statistics become non-trivial), then from those weights gives
+/// the eval and train-mode outputs on `xy`, the running statistics after the train forward, and
+/// the weights after [`SGD_STEPS`] SGD steps on `xy`.
+fn trained_commands(m: &Model, dir: &TempDir) -> Vec<Vec<String>> {
+    let config = m.config.as_str();
+    let (weights, xy) = (
+        trained_file(m, dir),
+        dir.path(&format!("{}_xy.safetensors", m.name)),
+    );
+    vec![
+        cmd(&[
             "train",
             "--config",
             config,
@@ -420,10 +232,9 @@ fn check_trained(models: &[Model], name: &str, sgd_steps: usize) {
             "--steps",
             "3",
             "--out-prefix",
-            &prefix,
-        ]));
-        let fwd = dir.path(&format!("{}_forward.safetensors", m.name));
-        commands.push(cmd(&[
+            &dir.path(m.name),
+        ]),
+        cmd(&[
             "forward",
             "--config",
             config,
@@ -432,10 +243,9 @@ fn check_trained(models: &[Model], name: &str, sgd_steps: usize) {
             "--input",
             &xy,
             "--out",
-            &fwd,
-        ]));
-        let step = dir.path(&format!("{}_step.safetensors", m.name));
-        commands.push(cmd(&[
+            &dir.path(&format!("{}_forward.safetensors", m.name)),
+        ]),
+        cmd(&[
             "sgd-step",
             "--config",
             config,
@@ -444,126 +254,130 @@ fn check_trained(models: &[Model], name: &str, sgd_steps: usize) {
             "--input",
             &xy,
             "--out",
-            &step,
+            &dir.path(&format!("{}_step.safetensors", m.name)),
             "--steps",
-            &sgd_steps.to_string(),
-        ]));
-    }
-    reference(&commands);
-
-    for m in models {
-        let weights = dir.path(&format!("{}.safetensors", m.name));
-        let xy = read(dir.path(&format!("{}_xy.safetensors", m.name)));
-        let (x, y) = (&xy["x"], &xy["y"]);
-        let pytorch = read(dir.path(&format!("{}_forward.safetensors", m.name)));
-        let loaded = |seed| {
-            let (mut vs, net) = build(m, seed);
-            load_state_dict(&mut vs, &weights).unwrap_or_else(|e| panic!("{e}"));
-            (vs, net)
-        };
-        let trained = read(&weights);
-        assert!(
-            trained
-                .iter()
-                .any(|(k, t)| k.ends_with(".num_batches_tracked") && t.int64_value(&[]) == 3),
-            "{}: PyTorch's checkpoint has the statistics of 3 steps",
-            m.name
-        );
-
-        // Eval mode: the running statistics of the file.
-        let (vs, net) = loaded(1);
-        let out = tch::no_grad(|| net.forward_t(x, false));
-        let what = format!("{}: eval output", m.name);
-        assert_within(max_diff(&out, &pytorch["eval"], &what), EVAL_TOL, &what);
-        assert!(
-            !pytorch["eval"].equal(&pytorch["train"]),
-            "{}: train mode should differ from eval mode",
-            m.name
-        );
-        // The eval forward left the running statistics alone.
-        let d = compare(&buffers(&vs), &buffers_of(&trained), m.name);
-        assert_eq!(d.stats, 0.0, "{}: eval mode changed running stats", m.name);
-
-        // Train mode: batch statistics, and the running statistics they update.
-        let (vs, net) = loaded(2);
-        let out = tch::no_grad(|| net.forward_t(x, true));
-        let what = format!("{}: train output", m.name);
-        assert_within(max_diff(&out, &pytorch["train"], &what), TRAIN_TOL, &what);
-        let what = format!("{}: running stats after a train forward", m.name);
-        let d = compare(&buffers(&vs), &after_train(&pytorch), &what);
-        assert_within(d.stats, STATS_TOL, &what);
-        // ... which moved away from the file's: the comparison above is not of unchanged values.
-        let moved = buffers_of(&trained)
-            .iter()
-            .filter(|(k, _)| !k.ends_with(".num_batches_tracked"))
-            .map(|(k, t)| max_diff(&after_train(&pytorch)[k], t, k))
-            .fold(0.0, f64::max);
-        assert!(
-            moved > 1e-3,
-            "{}: the train forward left the stats alone",
-            m.name
-        );
-
-        // SGD steps on (x, y): the loss of each, then every tensor.
-        let (vs, net) = loaded(3);
-        let mut opt = SGD.build(&vs, LR).unwrap();
-        let mut losses = Vec::new();
-        for _ in 0..sgd_steps {
-            let loss = net.forward_t(x, true).cross_entropy_for_logits(y);
-            opt.backward_step(&loss);
-            losses.push(loss.detach());
-        }
-        let mut pytorch = read(dir.path(&format!("{}_step.safetensors", m.name)));
-        let what = format!("{}: loss of the last SGD step", m.name);
-        let torch_loss = pytorch.remove("loss").unwrap();
-        assert_within(
-            max_diff(&losses[sgd_steps - 1], &torch_loss, &what),
-            SGD_TOL,
-            &what,
-        );
-        if let Some(torch_losses) = pytorch.remove("losses") {
-            let what = format!("{}: losses of {sgd_steps} SGD steps", m.name);
-            let d = max_diff(&Tensor::stack(&losses, 0), &torch_losses, &what);
-            assert_within(d, SGD_TOL, &what);
-        }
-        let what = format!("{}: after {sgd_steps} SGD step(s)", m.name);
-        let d = compare(&snapshot(&vs), &pytorch, &what);
-        assert_within(d.params, SGD_TOL, &format!("{what}, parameters"));
-        assert_within(d.stats, STATS_TOL, &format!("{what}, running stats"));
-        // The step did something: it moved the weights away from the file's.
-        let after = snapshot(&vs);
-        let moved = trained
-            .iter()
-            .filter(|(k, _)| !is_buffer(k))
-            .map(|(k, t)| max_diff(&after[k], t, k))
-            .fold(0.0, f64::max);
-        assert!(
-            moved > 100.0 * SGD_TOL,
-            "{}: the SGD step moved nothing",
-            m.name
-        );
-    }
+            &SGD_STEPS.to_string(),
+        ]),
+    ]
 }
 
-#[test]
-fn trained_weights_forward_and_sgd_step_match_pytorch() {
-    check_trained(
-        &[seed(), no_bn(), hrank(), vgg11_cifar100(), input64()],
-        "trained",
-        1,
+fn trained_file(m: &Model, dir: &TempDir) -> String {
+    dir.path(&format!("{}.safetensors", m.name))
+}
+
+/// From PyTorch's trained weights (see [`trained_commands`]), the generated model gives
+/// PyTorch's eval and train-mode outputs, running statistics, losses and weights after SGD steps.
+fn check_trained(m: &Model, dir: &TempDir, x: &Tensor, y: &Tensor) {
+    let weights = trained_file(m, dir);
+    let pytorch = tensors(dir.path(&format!("{}_forward.safetensors", m.name)));
+    let loaded = |seed| {
+        let (mut vs, net) = build(m, seed);
+        load_state_dict(&mut vs, &weights).unwrap_or_else(|e| panic!("{e}"));
+        (vs, net)
+    };
+    let trained = tensors(&weights);
+    assert!(
+        trained
+            .iter()
+            .any(|(k, t)| k.ends_with(".num_batches_tracked") && t.int64_value(&[]) == 3),
+        "{}: PyTorch's checkpoint has the statistics of 3 steps",
+        m.name
+    );
+
+    // Eval mode: the running statistics of the file.
+    let (vs, net) = loaded(1);
+    let out = tch::no_grad(|| net.forward_t(x, false));
+    assert_identical(&out, &pytorch["eval"], &format!("{}: eval output", m.name));
+    assert!(
+        !pytorch["eval"].equal(&pytorch["train"]),
+        "{}: train mode should differ from eval mode",
+        m.name
+    );
+    // The eval forward left the running statistics alone.
+    let what = format!("{}: running stats after an eval forward", m.name);
+    assert_all_identical(&buffers(&vs), &buffers_of(&trained), &what);
+
+    // Train mode: batch statistics, and the running statistics they update.
+    let (vs, net) = loaded(2);
+    let out = tch::no_grad(|| net.forward_t(x, true));
+    assert_identical(
+        &out,
+        &pytorch["train"],
+        &format!("{}: train output", m.name),
+    );
+    let what = format!("{}: running stats after a train forward", m.name);
+    assert_all_identical(&buffers(&vs), &after_train(&pytorch), &what);
+    // ... which moved away from the file's: the comparison above is not of unchanged values.
+    let stats_moved = moved(&buffers_of(&trained), &after_train(&pytorch), |_| true);
+    assert!(
+        stats_moved > 1e-3,
+        "{}: the train forward left the stats alone",
+        m.name
+    );
+
+    // SGD steps on (x, y): the loss of each, then every tensor.
+    let (vs, net) = loaded(3);
+    let mut opt = SGD.build(&vs, LR).unwrap();
+    let mut losses = Vec::new();
+    for _ in 0..SGD_STEPS {
+        let loss = net.forward_t(x, true).cross_entropy_for_logits(y);
+        opt.backward_step(&loss);
+        losses.push(loss.detach());
+    }
+    let mut pytorch = tensors(dir.path(&format!("{}_step.safetensors", m.name)));
+    let what = format!("{}: losses of {SGD_STEPS} SGD steps", m.name);
+    let torch_losses = pytorch.remove("losses").expect("the loss of each step");
+    assert_identical(&Tensor::stack(&losses, 0), &torch_losses, &what);
+    let last = pytorch.remove("loss").unwrap();
+    assert_identical(&losses[SGD_STEPS - 1], &last, &what);
+    let what = format!("{}: after {SGD_STEPS} SGD steps", m.name);
+    let after = snapshot(&vs);
+    assert_all_identical(&after, &pytorch, &what);
+    // The steps did something: they moved the weights away from the file's.
+    assert!(
+        moved(&trained, &after, |k| !is_buffer(k)) > 1e-3,
+        "{}: the SGD steps moved nothing",
+        m.name
     );
 }
 
 #[test]
-fn hrank_plus_pruned_checkpoint_matches_pytorch() {
-    // HRankPlus's 12 rates: PyTorch trains the pruned VGG, Vgg16HrankPlus loads its checkpoint.
-    // Three SGD steps on one batch also compare what the momentum buffers do.
-    check_trained(&[hrank_plus()], "hrankplus", 3);
+fn trained_weights_forward_and_sgd_steps_match_pytorch() {
+    // PyTorch works on the next model while this thread checks the last one.
+    let models = models::all();
+    let dir = TempDir::new("trained");
+    let inputs: Vec<_> = models
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let (x, y) = batch(m, 1000 + i as i64);
+            let xy = dir.path(&format!("{}_xy.safetensors", m.name));
+            Tensor::write_safetensors(&[("x", &x), ("y", &y)], &xy).unwrap();
+            (x, y)
+        })
+        .collect();
+    let (done, ready) = mpsc::channel();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let done = done; // dropped if PyTorch fails, which ends the checks' wait
+            for m in &models {
+                reference(&trained_commands(m, &dir));
+                if done.send(()).is_err() {
+                    break; // the checks below failed
+                }
+            }
+        });
+        let ready = ready; // dropped if a check fails, which stops PyTorch
+        for (m, (x, y)) in models.iter().zip(&inputs) {
+            ready.recv().expect("PyTorch's results");
+            check_trained(m, &dir, x, y);
+        }
+    });
 }
 
 #[test]
 fn checkpoints_move_between_pytorch_and_the_generated_model() {
-    let m = seed();
+    let m = models::seed();
     let dir = TempDir::new("io");
     let (x, _) = batch(&m, 2000);
     let xy = dir.path("xy.safetensors");
@@ -611,29 +425,24 @@ fn checkpoints_move_between_pytorch_and_the_generated_model() {
     // PyTorch loads our file with load_state_dict(strict=True), no dtype cast needed, and
     // computes our outputs from it.
     assert_eq!(results[2], serde_json::json!({"ok": true}), "check-load");
-    let pytorch = read(dir.path("ours_forward.safetensors"));
+    let pytorch = tensors(dir.path("ours_forward.safetensors"));
     let out = tch::no_grad(|| net.forward_t(&x, false));
     let what = "save_state_dict file in PyTorch: eval output";
-    assert_within(max_diff(&out, &pytorch["eval"], what), EVAL_TOL, what);
+    assert_identical(&out, &pytorch["eval"], what);
 
     // PyTorch's three files: torch.save(state_dict) (an OrderedDict), a plain dict, safetensors.
-    let pytorch = read(dir.path("torch_forward.safetensors"));
-    let file = read(format!("{prefix}.safetensors"));
+    let pytorch = tensors(dir.path("torch_forward.safetensors"));
+    let file = tensors(format!("{prefix}.safetensors"));
     for suffix in [".pt", "_plain.pt", ".safetensors"] {
         let path = format!("{prefix}{suffix}");
         let (mut vs, net) = build(&m, 2003);
         let report = load_state_dict(&mut vs, &path).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(report.loaded.len(), file.len(), "{suffix}");
         assert!(report.skipped.is_empty(), "{suffix}");
-        let d = compare(&snapshot(&vs), &file, suffix);
-        assert_eq!(
-            (d.params, d.stats),
-            (0.0, 0.0),
-            "{suffix}: loaded values differ"
-        );
+        assert_all_identical(&snapshot(&vs), &file, &format!("torch{suffix} loaded"));
         let out = tch::no_grad(|| net.forward_t(&x, false));
         let what = format!("torch{suffix} loaded: eval output");
-        assert_within(max_diff(&out, &pytorch["eval"], &what), EVAL_TOL, &what);
+        assert_identical(&out, &pytorch["eval"], &what);
     }
 }
 
@@ -655,7 +464,7 @@ fn checkpoints_of_other_models_load_partially_or_are_refused() {
         cmd(&[
             "init",
             "--config",
-            &self::vgg19().config,
+            &models::vgg19().config,
             "--seed",
             "6",
             "--out",
@@ -664,9 +473,9 @@ fn checkpoints_of_other_models_load_partially_or_are_refused() {
     ]);
 
     // A 10-class VGG-11 backbone into the 100-class VGG-11: all but linear2 is taken.
-    let (mut vs, _net) = build(&vgg11_cifar100(), 3000);
+    let (mut vs, _net) = build(&models::vgg11_cifar100(), 3000);
     let before = snapshot(&vs);
-    let file = read(&vgg11_10);
+    let file = tensors(&vgg11_10);
     let report = load_state_dict_with(&mut vs, &vgg11_10, LoadMode::Partial)
         .unwrap_or_else(|e| panic!("{e}"));
     println!("partial load: {report}");
@@ -703,9 +512,9 @@ fn checkpoints_of_other_models_load_partially_or_are_refused() {
     }
 
     // A VGG-19 checkpoint into VGG-16: refused, every difference named, nothing changed.
-    let (mut vs, _net) = build(&seed(), 3001);
+    let (mut vs, _net) = build(&models::seed(), 3001);
     let before = snapshot(&vs);
-    let file = read(&vgg19);
+    let file = tensors(&vgg19);
     let err = load_state_dict(&mut vs, &vgg19).expect_err("a VGG-19 checkpoint loads into VGG-16");
     let message = err.to_string();
     println!("wrong model: {message}");
@@ -737,10 +546,5 @@ fn checkpoints_of_other_models_load_partially_or_are_refused() {
             "the message lacks `{phrase}`:\n{message}"
         );
     }
-    let d = compare(&snapshot(&vs), &before, "after the refused load");
-    assert_eq!(
-        (d.params, d.stats),
-        (0.0, 0.0),
-        "the refused load changed the model"
-    );
+    assert_all_identical(&snapshot(&vs), &before, "after the refused load");
 }

@@ -7,7 +7,8 @@
 //!   strictly into the Rust struct, which then gives exactly PyTorch's outputs in eval and in
 //!   train mode (the same libtorch runs the same ops);
 //! - `examples/ddp_train.py` trains a generated module with 2 processes under torchrun (gloo, on
-//!   the CPU) and writes a state_dict that loads strictly into the Rust struct.
+//!   the CPU) and writes a state_dict that loads strictly into the Rust struct, and metrics that
+//!   `vggdsl plot training` draws.
 //!
 //! All checks of the first kind run in one Python process (tests/python/pytorch_target.py). Without
 //! Python and torch the tests say why and pass, unless `CI` is set.
@@ -310,6 +311,17 @@ fn ddp_training_writes_a_state_dict_the_rust_model_loads() {
     let x = Tensor::ones([2, c, h, w], (tch::Kind::Float, Device::Cpu));
     let y = tch::no_grad(|| net.forward_t(&x, false));
     assert_eq!(y.size(), [2, TinyDdp::NUM_CLASSES]);
+
+    // The run folder is what `vggdsl plot training` reads.
+    let picture = run.join("training.svg");
+    let plot = Command::new(env!("CARGO_BIN_EXE_vggdsl"))
+        .args(["plot", "training", &text(&run), "-o", &text(&picture)])
+        .output()
+        .unwrap();
+    check(&plot, "vggdsl plot training");
+    assert!(std::fs::read_to_string(&picture)
+        .unwrap()
+        .contains("Training: run"));
 
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     let epochs: Vec<Value> = metrics

@@ -7,6 +7,7 @@
 //! (names, shapes, init order, repr) are made by the compiler.
 
 pub mod data;
+pub mod hrank;
 pub mod inference;
 pub mod init;
 pub mod network;

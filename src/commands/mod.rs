@@ -4,6 +4,11 @@ pub mod check;
 pub mod compile;
 #[cfg(feature = "torch")]
 pub mod eval;
+pub mod plot;
+#[cfg(feature = "torch")]
+pub mod prune;
+#[cfg(feature = "torch")]
+pub mod rank;
 #[cfg(feature = "torch")]
 pub mod setup;
 pub mod summary;

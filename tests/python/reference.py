@@ -13,6 +13,10 @@ Subcommands print one JSON object on stdout. A bad config or a failing command p
 [["init", "--seed", "1", "--out", "a.safetensors"], ["repr"]]) in order in one process, to pay for
 importing torch once, and prints {"results": [...]} with each command's JSON object; the first
 failing command stops the batch with {"error": "command N (name): ..."} and exit code 1.
+
+`serve` reads one such JSON list per line on stdin and answers each with one line on stdout, the
+batch's JSON ({"results": [...]} or {"error": ...}), until stdin closes: a test binary keeps one
+process (one `import torch`) for all its tests.
 CPU only; deterministic algorithms are enforced, thread settings are PyTorch's defaults.
 """
 
@@ -152,11 +156,44 @@ def cmd_train(args, config):
         loss.backward()
         opt.step()
         losses.append(loss.item())
+    if args.randomize_bn is not None:
+        randomize_bn(model, args.randomize_bn, config['input'])
     p = args.out_prefix
     save_file(contiguous_state_dict(model), p + '.safetensors')
     torch.save(model.state_dict(), p + '.pt')  # an OrderedDict, with `_metadata`, as usual
     torch.save(dict(model.state_dict()), p + '_plain.pt')
     return {'losses': losses, 'files': [p + '.safetensors', p + '.pt', p + '_plain.pt']}
+
+
+def randomize_bn(model, seed, input_size):
+    """Redraws every BatchNorm's affine parameters and running statistics, per channel, from a
+    generator of its own (the global one is left alone), the way training leaves them: scales
+    around 1 (a fifth of them negative) and shifts around 0; statistics measured on a batch of
+    that generator (what each layer really sees, so eval-mode outputs keep depending on the
+    input through all the layers), then moved per channel (means by up to a few tenths of a
+    standard deviation, variances by factors in [0.5, 2)). `num_batches_tracked` stays."""
+    g = torch.Generator().manual_seed(seed)
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    training = model.training
+    with torch.no_grad():
+        for m in norms:
+            n = m.num_features
+            sign = torch.where(torch.rand(n, generator=g) < 0.2, -1.0, 1.0)
+            m.weight.copy_(sign * (torch.rand(n, generator=g) * 0.75 + 0.75))
+            m.bias.copy_(torch.randn(n, generator=g) * 0.2)
+        kept = [(m.momentum, m.num_batches_tracked.clone()) for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average: one batch gives that batch's statistics
+        model.train()
+        model(torch.randn(32, *input_size, generator=g))
+        for m, (momentum, tracked) in zip(norms, kept):
+            n = m.num_features
+            m.momentum = momentum
+            m.num_batches_tracked.copy_(tracked)
+            m.running_mean.add_(torch.randn(n, generator=g) * 0.2 * m.running_var.sqrt())
+            m.running_var.mul_(torch.rand(n, generator=g) * 1.5 + 0.5)
+    model.train(training)
 
 
 def cmd_forward(args, config):
@@ -238,6 +275,8 @@ def build_parser():
     p.add_argument('--seed', type=int, required=True)
     p.add_argument('--steps', type=int, required=True)
     p.add_argument('--out-prefix', required=True)
+    p.add_argument('--randomize-bn', type=int, metavar='SEED',
+                   help='after training, redraw BatchNorm statistics and affine (see randomize_bn)')
     p = add('forward', cmd_forward, 'eval and train-mode outputs, running stats after the train forward')
     p.add_argument('--weights', required=True)
     p.add_argument('--input', required=True)
@@ -253,6 +292,8 @@ def build_parser():
     p = sub.add_parser('batch', help='several command lines in one process (see above)')
     p.add_argument('--commands', required=True, help='JSON list of command lines (lists of strings)')
     p.set_defaults(fn=None)
+    p = sub.add_parser('serve', help='one batch per stdin line, one JSON answer per line (see above)')
+    p.set_defaults(fn=None)
     return ap
 
 
@@ -264,7 +305,7 @@ def run_batch(ap, text):
     results = []
     for i, argv in enumerate(commands):
         where = 'command %d (%s)' % (i, argv[0])
-        if argv[0] == 'batch':
+        if argv[0] in ('batch', 'serve'):
             raise ValueError('%s: batches do not nest' % where)
         try:
             args = ap.parse_args(argv)
@@ -277,11 +318,27 @@ def run_batch(ap, text):
     return {'results': results}
 
 
+def serve(ap, lines, out):
+    """`serve`: answers each line of `lines` (a batch's --commands) with one line on `out`."""
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            result = run_batch(ap, line)
+        except Exception as e:  # noqa: BLE001 -- reported to the caller, the server stays up
+            result = {'error': '%s: %s' % (type(e).__name__, e)}
+        out.write(json.dumps(result) + '\n')
+        out.flush()
+
+
 def main(argv=None):
     ap = build_parser()
     args = ap.parse_args(argv)
 
     torch.use_deterministic_algorithms(True)
+    if args.command == 'serve':
+        serve(ap, sys.stdin, sys.stdout)
+        return 0
     try:
         if args.command == 'batch':
             result = run_batch(ap, args.commands)

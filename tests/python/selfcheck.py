@@ -3,6 +3,8 @@
     $VGGDSL_PYTHON tests/python/selfcheck.py        # exits non-zero on the first failed check
 """
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -98,10 +100,24 @@ def collapse(s):
     return re.sub(r'\s+', ' ', s).strip()
 
 
-def run_cli(*args):
+def run_process(*args, stdin=None):
+    """reference.py in a process of its own: `(exit code, stdout, stderr)`."""
     out = subprocess.run([sys.executable, os.path.join(HERE, 'reference.py'), *args],
-                         capture_output=True, text=True)
-    return out.returncode, (json.loads(out.stdout) if out.stdout.strip() else None), out.stderr
+                         input=stdin, capture_output=True, text=True)
+    return out.returncode, out.stdout, out.stderr
+
+
+def run_cli(*args):
+    """reference.py's command line, run in this process (importing torch again per call would
+    take seconds): `main(argv)` with stdout and stderr captured. `real process` below checks that
+    a process of its own gives the same."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = reference.main(list(args))
+        except SystemExit as e:  # argparse's usage errors
+            rc = e.code
+    return rc, (json.loads(out.getvalue()) if out.getvalue().strip() else None), err.getvalue()
 
 
 def params_of(config):
@@ -247,6 +263,45 @@ def main():
         rc, out, err = run_cli('params', '--config', json.dumps({'compress_rate': [2.0] + [0.0] * 12}))
         check('cli bad config -> exit 1 with error', rc == 1 and 'features.conv0' in out['error'],
               out and out['error'])
+
+        # A process of its own: the exit codes and stdout of `python reference.py ...` are main's.
+        bad = json.dumps({'compress_rate': [2.0] + [0.0] * 12})
+        batch = json.dumps([['repr', '--config', small], ['params', '--config', bad]])
+        in_process = run_cli('batch', '--commands', batch)
+        rc, out, err = run_process('batch', '--commands', batch)
+        check('real process: failing batch = in-process run', (rc, json.loads(out)) == in_process[:2]
+              and rc == 1 and 'features.conv0' in in_process[1]['error'], err)
+
+        # serve: one answer line per batch line, failures answered without stopping, exit 0 at EOF.
+        good = json.dumps([['repr', '--config', small], ['state-dict', '--config', small]])
+        rc, out, err = run_process('serve', stdin='%s\n%s\n\n%s\n' % (good, batch, good))
+        answers = [json.loads(l) for l in out.splitlines()]
+        want_good = run_cli('batch', '--commands', good)[1]
+        check('serve answers each batch line', rc == 0 and answers == [want_good, in_process[1], want_good],
+              err or '%d answers' % len(answers))
+
+        # train --randomize-bn: the statistics and affine are redrawn per channel, seeded, and
+        # eval-mode outputs still depend on the input (the statistics are the layers' own).
+        for name, extra in (('plain', []), ('r1', ['--randomize-bn', '5']), ('r2', ['--randomize-bn', '5'])):
+            rc, out, err = run_cli('train', '--config', small, '--seed', '1', '--steps', '1',
+                                   *extra, '--out-prefix', f(name))
+            check('cli train %s' % ' '.join(extra), rc == 0, err)
+        plain, r1, r2 = (load_file(f(n + '.safetensors')) for n in ('plain', 'r1', 'r2'))
+        check('randomize-bn: seeded', all(torch.equal(r1[k], r2[k]) for k in r1))
+        bn = [k for k in r1 if k.rsplit('.', 1)[-1] in ('weight', 'bias', 'running_mean', 'running_var')
+              and 'norm' in k]
+        check('randomize-bn: every BatchNorm tensor redrawn', len(bn) == 4 * 4
+              and all(not torch.equal(r1[k], plain[k]) for k in bn), str(len(bn)))
+        check('randomize-bn: some scales negative', all(
+            r1[k].min() < 0 < r1[k].max() for k in bn if k.endswith('.weight') and r1[k].numel() > 16))
+        check('randomize-bn: num_batches_tracked kept', all(
+            torch.equal(r1[k], plain[k]) for k in r1 if k.endswith('num_batches_tracked')))
+        m = reference.build_model(reference.parse_config(small))
+        m.load_state_dict(r1)
+        with torch.no_grad():
+            y = m.eval()(torch.randn(16, 3, 16, 16))
+        spread = (y.std(0).max() / y.abs().max()).item()
+        check('randomize-bn: eval outputs depend on the input', spread > 0.1, 'std/max %.3f' % spread)
 
     print('selfcheck: %s' % ('all passed' if not failures else '%d FAILED' % len(failures)))
     return 1 if failures else 0

@@ -16,6 +16,7 @@ pub mod names;
 pub mod parse;
 pub mod presets;
 pub mod repr;
+pub mod rewrite;
 pub mod spec;
 mod write;
 

@@ -1,7 +1,9 @@
 //! Every example of the language reference (docs/language.md) is checked: ```vgg blocks must be
 //! valid, ```vgg,error blocks must be refused.
 
-use std::path::Path;
+mod common;
+
+use common::read;
 
 struct Block {
     line: usize,
@@ -60,8 +62,7 @@ fn blocks(doc: &str) -> Vec<Block> {
 
 #[test]
 fn every_example_checks_as_marked() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/language.md");
-    let doc = std::fs::read_to_string(&path).expect("docs/language.md");
+    let doc = read("docs/language.md");
     let blocks = blocks(&doc);
     let (good, bad) = (
         blocks.iter().filter(|b| !b.expect_error).count(),
@@ -92,8 +93,7 @@ fn every_example_checks_as_marked() {
 
 #[test]
 fn refused_examples_fail_for_the_reason_they_show() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/language.md");
-    let doc = std::fs::read_to_string(&path).unwrap();
+    let doc = read("docs/language.md");
     // The first error of each refused example, so a block cannot fail for a typo instead.
     let firsts: Vec<String> = blocks(&doc)
         .iter()
@@ -109,9 +109,8 @@ fn refused_examples_fail_for_the_reason_they_show() {
 
 #[test]
 fn the_seed_in_the_reference_is_the_example_file() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let doc = std::fs::read_to_string(root.join("docs/language.md")).unwrap();
-    let example = std::fs::read_to_string(root.join("examples/vgg16_bn.vgg")).unwrap();
+    let doc = read("docs/language.md");
+    let example = read("examples/vgg16_bn.vgg");
     let first = &blocks(&doc)[0];
     assert_eq!(
         vggdsl::check_source(&first.text).unwrap(),

@@ -15,8 +15,11 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
 use std::time::{Duration, Instant};
+
+mod common;
+
+use common::read;
 
 /// xorshift64*: small, fast and deterministic.
 struct Rng(u64);
@@ -281,16 +284,15 @@ const SNIPPETS: &[&str] = &[
 
 /// The inputs the mutations start from: examples, test models, the reference's snippets.
 fn corpus() -> Vec<String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut out: Vec<String> = SNIPPETS.iter().map(|s| s.to_string()).collect();
     for file in [
         "examples/vgg16_bn.vgg",
         "examples/hrank_vgg16_pruned.vgg",
         "tests/models/variants.vgg",
     ] {
-        out.push(std::fs::read_to_string(root.join(file)).expect(file));
+        out.push(read(file));
     }
-    let doc = std::fs::read_to_string(root.join("docs/language.md")).expect("docs/language.md");
+    let doc = read("docs/language.md");
     let mut block: Option<String> = None;
     for line in doc.lines() {
         match &mut block {

@@ -1,14 +1,14 @@
 //! Snapshots of the summary table (`vggdsl summary`), reviewed by hand: layer names, shapes,
-//! per-layer parameters and MACs, totals, HRank's relu_cfg / conv_cfg and the pruning figures.
+//! per-layer parameters and MACs, totals, HRank's relu_cfg / conv_cfg.
+//!
+//! The HRank example's table, with the pruning figures, is the README recipe's snapshot,
+//! `tests/architecture.rs` in the root package (`tests/snapshots/architecture__Vgg16BnHrank.snap`),
+//! not taken twice.
 
+mod common;
+
+use common::read;
 use vggdsl::analysis::summarize;
-
-fn repo(path: &str) -> String {
-    let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(path);
-    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
-}
 
 /// The tables of every model in `src`.
 fn tables(src: &str) -> String {
@@ -21,12 +21,7 @@ fn tables(src: &str) -> String {
 
 #[test]
 fn seed() {
-    insta::assert_snapshot!(tables(&repo("examples/vgg16_bn.vgg")));
-}
-
-#[test]
-fn hrank_pruned() {
-    insta::assert_snapshot!(tables(&repo("examples/hrank_vgg16_pruned.vgg")));
+    insta::assert_snapshot!(tables(&read("examples/vgg16_bn.vgg")));
 }
 
 #[test]

@@ -32,7 +32,7 @@ fn shape_text(shape: &[i64]) -> String {
 }
 
 /// The cfg as the language writes it: `[64, 64, M, …]`.
-fn cfg_text(cfg: &[CfgItem]) -> String {
+pub fn cfg_text(cfg: &[CfgItem]) -> String {
     let items: Vec<String> = cfg
         .iter()
         .map(|c| match c {

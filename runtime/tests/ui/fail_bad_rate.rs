@@ -1,5 +1,0 @@
-// A pruning rate outside [0, 1) is underlined alone.
-
-vggdsl_runtime::vgg!(pub Net<cfg = [64, M, 128, 512], compress_rate = [0.5, 1.2]>);
-
-fn main() {}

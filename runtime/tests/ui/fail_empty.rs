@@ -1,5 +1,0 @@
-// A call without a model.
-
-vggdsl_runtime::vgg!();
-
-fn main() {}

@@ -1,9 +1,0 @@
-// An init rule for a tensor that does not exist.
-
-vggdsl_runtime::vgg! {
-    pub model Net {
-        init = { conv.weights = normal(0, 0.01) }
-    }
-}
-
-fn main() {}

@@ -1,5 +1,0 @@
-// The file form with a file that does not exist: the error names the resolved path.
-
-vggdsl_runtime::vgg!("models/missing.vgg");
-
-fn main() {}

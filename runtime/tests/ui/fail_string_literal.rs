@@ -1,5 +1,0 @@
-// The language has no strings: a string literal after the start is a syntax error.
-
-vggdsl_runtime::vgg!(pub Net<cfg = "default">);
-
-fn main() {}

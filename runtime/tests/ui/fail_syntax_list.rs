@@ -1,5 +1,0 @@
-// Two list items without a comma between them.
-
-vggdsl_runtime::vgg!(pub Net<cfg = [64, M 128, 512]>);
-
-fn main() {}

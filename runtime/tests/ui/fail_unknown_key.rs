@@ -1,5 +1,0 @@
-// An unknown key is underlined, with the closest known one.
-
-vggdsl_runtime::vgg!(pub Net<cfg = default, bnn = true>);
-
-fn main() {}

@@ -1,5 +1,0 @@
-// A conv width that is not a whole number.
-
-vggdsl_runtime::vgg!(pub Net<cfg = [64, M, 64.5, 512]>);
-
-fn main() {}

@@ -1,5 +1,0 @@
-// A conv width of 0.
-
-vggdsl_runtime::vgg!(pub Net<cfg = [0, M, 128, 512]>);
-
-fn main() {}

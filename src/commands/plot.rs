@@ -1,0 +1,169 @@
+//! `vggdsl plot KIND … -o OUT.svg`: the pictures pruning work is read in: channel widths, filter
+//! ranks with their cut, and training curves. SVG, or PNG when OUT ends in `.png`.
+
+use crate::failure::{Failure, FAILED, USAGE};
+use crate::plot::{self, ranks, training, widths};
+use crate::{input, output, FileArg};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+#[command(allow_external_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    kind: Kind,
+}
+
+/// The kinds of picture, as `vggdsl plot --help` lists them.
+const KINDS: &str = "widths, ranks and training";
+
+#[derive(clap::Subcommand)]
+enum Kind {
+    /// Per-layer channel widths, unpruned vs pruned, and per-layer params and MACs; several
+    /// models side by side.
+    Widths {
+        /// The .vgg files; every model of each is drawn, in order (`-` reads standard input).
+        #[arg(required = true, value_name = "MODEL.vgg")]
+        files: Vec<FileArg>,
+        #[command(flatten)]
+        out: Out,
+    },
+    /// Per conv, the distribution of filter ranks, and the cut a compress_rate makes.
+    Ranks {
+        /// A ranks file: JSON {"model": NAME, "images": N, "ranks": {"conv0": [...], ...}}
+        /// (docs/language.md, "Ranks files").
+        #[arg(value_name = "RANKS")]
+        ranks: FileArg,
+        /// The model the ranks belong to: its convs' names and widths must match the file's,
+        /// and its compress_rate gives the cut.
+        #[arg(long, value_name = "MODEL.vgg")]
+        model: Option<FileArg>,
+        /// The cut, as in a .vgg file: "[0.95] + [0.5] * 6 + ..." (overrides the model's).
+        #[arg(long, value_name = "RATES")]
+        compress_rate: Option<String>,
+        #[command(flatten)]
+        out: Out,
+    },
+    /// Loss and accuracy per epoch of runs (the metrics.jsonl of each run folder), to compare a
+    /// baseline with its fine-tuned pruned model.
+    Training {
+        /// Run folders holding metrics.jsonl (or metrics files themselves); the legend names
+        /// each run by its folder.
+        #[arg(required = true, value_name = "RUN_DIR")]
+        runs: Vec<PathBuf>,
+        #[command(flatten)]
+        out: Out,
+    },
+    #[command(external_subcommand)]
+    Unknown(Vec<OsString>),
+}
+
+#[derive(clap::Args)]
+struct Out {
+    /// The picture to write: SVG, or PNG when it ends in .png (`-` writes SVG to standard output).
+    #[arg(short, long, value_name = "OUT.svg")]
+    output: FileArg,
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    let (svg, out) = match args.kind {
+        Kind::Widths { files, out } => {
+            let mut models = Vec::new();
+            for file in &files {
+                models.extend(input::load(file)?.iter().map(widths::Model::new));
+            }
+            let (w, h) = widths::size(models.len());
+            (plot::svg(w, h, |root| widths::draw(root, &models)), out)
+        }
+        Kind::Ranks {
+            ranks: file,
+            model,
+            compress_rate,
+            out,
+        } => {
+            let source = input::read_up_to(&file, input::MAX_DATA_BYTES)?;
+            let mut figure = ranks::Ranks::parse(&source.text)
+                .map_err(|e| Failure::new(FAILED, format_args!("{}: {e}", source.name)))?;
+            let model = match &model {
+                Some(file) => Some(single_model(file)?),
+                None => None,
+            };
+            if let Some(net) = &model {
+                figure
+                    .check_against(net)
+                    .map_err(|e| Failure::new(FAILED, format_args!("{}: {e}", source.name)))?;
+            }
+            let rates = match compress_rate {
+                Some(text) => Some(figure.rates_from(&text, model.as_ref()).map_err(|e| {
+                    Failure::new(FAILED, format_args!("--compress-rate {text}: {e}"))
+                })?),
+                None => model.as_ref().and_then(|m| m.spec.compress_rate.clone()),
+            };
+            figure.cut(rates.as_deref());
+            let (w, h) = ranks::size(&figure);
+            (plot::svg(w, h, |root| ranks::draw(root, &figure)), out)
+        }
+        Kind::Training { runs, out } => {
+            let runs = runs
+                .iter()
+                .map(|path| training::Run::read(path))
+                .collect::<Result<Vec<_>, _>>()?;
+            let (w, h) = training::SIZE;
+            (plot::svg(w, h, |root| training::draw(root, &runs)), out)
+        }
+        Kind::Unknown(words) => {
+            let kind = words
+                .first()
+                .map_or_else(String::new, |w| w.to_string_lossy().into_owned());
+            return Err(Failure::new(
+                FAILED,
+                format_args!("unknown plot kind `{kind}`; the kinds are {KINDS}"),
+            ));
+        }
+    };
+    let svg = svg.map_err(|e| Failure::new(FAILED, e))?;
+    write(&out.output, svg)
+}
+
+/// The one model of a `--model` file.
+fn single_model(file: &FileArg) -> Result<vggdsl::Network, Failure> {
+    let mut nets = input::load(file)?;
+    if nets.len() != 1 {
+        let names: Vec<&str> = nets.iter().map(|n| n.spec.name.as_str()).collect();
+        return Err(Failure::new(
+            FAILED,
+            format_args!(
+                "--model needs a file with one model; it has {}",
+                names.join(", ")
+            ),
+        ));
+    }
+    Ok(nets.remove(0))
+}
+
+/// The figure to `target`: SVG, PNG for a `.png` path; a path ending otherwise is refused, so
+/// that a mistyped `-o` never overwrites a model or a data file.
+fn write(target: &FileArg, svg: String) -> Result<(), Failure> {
+    let path = match target {
+        FileArg::Std => return output::stdout(svg.as_bytes()),
+        FileArg::Path(path) => path,
+    };
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let bytes = match extension.as_deref() {
+        Some("svg") => svg.into_bytes(),
+        Some("png") => plot::png(&svg).map_err(|e| Failure::new(FAILED, e))?,
+        _ => {
+            return Err(Failure::new(
+                USAGE,
+                format_args!(
+                    "cannot write {}: a picture's name ends in .svg or .png",
+                    path.display()
+                ),
+            ))
+        }
+    };
+    std::fs::write(path, bytes).map_err(|e| Failure::write(path.display(), e))
+}

@@ -1,0 +1,238 @@
+//! `vggdsl plot training`: loss and accuracy per epoch of one or more runs, read from the
+//! `metrics.jsonl` that `vggdsl train` (and `examples/ddp_train.py`) write in a run folder: one
+//! JSON object per line with `epoch` (from 1), `loss`, `train_accuracy`, `test_accuracy`
+//! (fractions), `lr` and `seconds`, and `test_loss` when there is one. Each run has a colour;
+//! training curves are solid, test curves dashed, in both panels.
+
+use super::{colour, legend, titled, Area, Chart, Drawn, FONT, LABEL, LIGHT, TICK};
+use crate::failure::{Failure, FAILED};
+use crate::{input, FileArg};
+use plotters::coord::types::RangedCoordf64;
+use plotters::element::DashedPathElement;
+use plotters::prelude::*;
+use serde::Deserialize;
+use std::path::Path;
+
+/// The metrics file inside a run folder.
+pub const METRICS: &str = "metrics.jsonl";
+
+/// The fields the figure draws; the others (`lr`, `seconds`, …) are read past.
+#[derive(Deserialize)]
+struct Epoch {
+    epoch: u32,
+    loss: f64,
+    train_accuracy: Option<f64>,
+    test_accuracy: Option<f64>,
+    test_loss: Option<f64>,
+}
+
+/// One run: its folder's name and its epochs, in order.
+pub struct Run {
+    name: String,
+    epochs: Vec<Epoch>,
+}
+
+impl Run {
+    /// The run in folder `path` (or the metrics file `path`), named after the folder.
+    pub fn read(path: &Path) -> Result<Run, Failure> {
+        let file = if path.is_dir() {
+            path.join(METRICS)
+        } else {
+            path.to_owned()
+        };
+        let folder = if path.is_dir() {
+            Some(path)
+        } else {
+            path.parent()
+        };
+        let name = folder
+            .and_then(|f| f.canonicalize().ok())
+            .and_then(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| path.display().to_string());
+        let source = input::read_up_to(&FileArg::Path(file.clone()), input::MAX_DATA_BYTES)?;
+        let mut epochs = Vec::new();
+        for (i, line) in source.text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let epoch: Epoch = serde_json::from_str(line).map_err(|e| {
+                Failure::new(
+                    FAILED,
+                    format_args!(
+                        "{} line {} is not a metrics line (a JSON object with epoch and loss): {}",
+                        file.display(),
+                        i + 1,
+                        without_position(&e)
+                    ),
+                )
+            })?;
+            epochs.push(epoch);
+        }
+        if epochs.is_empty() {
+            return Err(Failure::new(
+                FAILED,
+                format_args!("{} holds no epoch", file.display()),
+            ));
+        }
+        epochs.sort_by_key(|e| e.epoch);
+        Ok(Run { name, epochs })
+    }
+}
+
+/// serde_json's message without its ` at line 1 column 9`, which counts within one line.
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let text = match text.rfind(" at line ") {
+        Some(at) => &text[..at],
+        None => &text,
+    };
+    format!("{text} (column {})", e.column())
+}
+
+pub const SIZE: (u32, u32) = (1400, 640);
+
+/// Runs up to this many epochs show a marker at every epoch (so that a lone epoch shows).
+const MARKED_EPOCHS: usize = 40;
+
+/// A curve: points (epoch, value), drawn solid or dashed, with a marker at every epoch of short
+/// runs.
+fn curve(
+    chart: &mut Chart<'_, '_, RangedCoordf64, RangedCoordf64>,
+    points: Vec<(f64, f64)>,
+    style: ShapeStyle,
+    dashed: bool,
+    label: String,
+) -> Drawn {
+    if points.is_empty() {
+        return Ok(());
+    }
+    // Dashes of 8 pixels 5 apart; the legend's sample is drawn the same way (a gap of 0: solid).
+    let (dash, gap) = if dashed { (8, 5) } else { (21, 0) };
+    let series = if dashed {
+        chart.draw_series(DashedLineSeries::new(points.clone(), dash, gap, style))?
+    } else {
+        chart.draw_series(LineSeries::new(points.clone(), style))?
+    };
+    series
+        .label(label)
+        .legend(move |(x, y)| DashedPathElement::new([(x, y), (x + 21, y)], dash, gap, style));
+    if points.len() <= MARKED_EPOCHS {
+        chart.draw_series(
+            points
+                .into_iter()
+                .map(|p| Circle::new(p, 3, style.filled())),
+        )?;
+    }
+    Ok(())
+}
+
+pub fn draw(root: &Area, runs: &[Run]) -> Drawn {
+    let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+    let area = titled(root, &format!("Training: {}", names.join(" vs ")))?;
+    let last = runs
+        .iter()
+        .filter_map(|r| r.epochs.last())
+        .map(|e| e.epoch)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let first = runs
+        .iter()
+        .filter_map(|r| r.epochs.first())
+        .map(|e| e.epoch)
+        .min()
+        .unwrap_or(1)
+        .min(last);
+    let max_loss = runs
+        .iter()
+        .flat_map(|r| &r.epochs)
+        .flat_map(|e| [Some(e.loss), e.test_loss])
+        .flatten()
+        .filter(|l| l.is_finite())
+        .fold(0.0_f64, f64::max);
+    let (left, right) = area.split_horizontally(area.dim_in_pixel().0 / 2);
+
+    let x = Epochs { first, last };
+    let loss_range = 0.0..max_loss * 1.1 + 1e-9;
+    let mut loss = panel(&left, "Loss", x, loss_range, "cross-entropy loss")?;
+    let mut accuracy = panel(&right, "Accuracy", x, 0.0..100.0, "accuracy (%)")?;
+    for (i, run) in runs.iter().enumerate() {
+        let style = colour(i).stroke_width(2);
+        let series = |f: fn(&Epoch) -> Option<f64>, scale: f64| -> Vec<(f64, f64)> {
+            run.epochs
+                .iter()
+                .filter_map(|e| Some((e.epoch as f64, f(e)? * scale)))
+                .filter(|(_, v)| v.is_finite())
+                .collect()
+        };
+        let name = &run.name;
+        curve(
+            &mut loss,
+            series(|e| Some(e.loss), 1.0),
+            style,
+            false,
+            format!("{name}: train"),
+        )?;
+        curve(
+            &mut loss,
+            series(|e| e.test_loss, 1.0),
+            style,
+            true,
+            format!("{name}: test"),
+        )?;
+        curve(
+            &mut accuracy,
+            series(|e| e.train_accuracy, 100.0),
+            style,
+            false,
+            format!("{name}: train"),
+        )?;
+        curve(
+            &mut accuracy,
+            series(|e| e.test_accuracy, 100.0),
+            style,
+            true,
+            format!("{name}: test"),
+        )?;
+    }
+    legend(&mut loss, SeriesLabelPosition::UpperRight)?;
+    legend(&mut accuracy, SeriesLabelPosition::LowerRight)
+}
+
+/// The epochs the x axes span.
+#[derive(Clone, Copy)]
+struct Epochs {
+    first: u32,
+    last: u32,
+}
+
+/// One panel's chart: the epochs across, `y` up.
+fn panel<'a, 'b>(
+    area: &'a Area<'b>,
+    caption: &str,
+    x: Epochs,
+    y: std::ops::Range<f64>,
+    y_desc: &str,
+) -> Result<Chart<'a, 'b, RangedCoordf64, RangedCoordf64>, Box<dyn std::error::Error>> {
+    let epochs = f64::from(x.first) - 0.5..f64::from(x.last) + 0.5;
+    let digits = if y.end - y.start >= 20.0 { 0 } else { 1 };
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, (FONT, super::CAPTION))
+        .margin(14)
+        .x_label_area_size(60)
+        .y_label_area_size(80)
+        .build_cartesian_2d(epochs, y)?;
+    chart
+        .configure_mesh()
+        .x_labels(((x.last - x.first) as usize + 1).min(15))
+        .x_label_formatter(&|e| format!("{}", e.round()))
+        .y_label_formatter(&|v| format!("{v:.digits$}"))
+        .light_line_style(LIGHT)
+        .max_light_lines(4)
+        .label_style((FONT, TICK))
+        .x_desc("epoch")
+        .y_desc(y_desc)
+        .axis_desc_style((FONT, LABEL))
+        .draw()?;
+    Ok(chart)
+}

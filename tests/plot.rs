@@ -1,0 +1,418 @@
+//! `vggdsl plot`: every picture is valid SVG (parsed with roxmltree), the same on every run
+//! (snapshots of the SVG text, reviewed by hand), says what it shows (title with the model, axis
+//! descriptions with units, legend) and keeps the labels of a 19-layer network apart; PNG output
+//! is a PNG of twice the SVG's size; bad input is one sentence and exit 1.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+mod common;
+use common::repo;
+
+fn vggdsl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vggdsl"))
+        .args(args)
+        .output()
+        .expect("the vggdsl binary runs")
+}
+
+/// A fresh folder for one test's outputs.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vggdsl-plot-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `vggdsl plot ARGS -o -`: the SVG on standard output, after checking that it succeeded.
+fn svg(args: &[&str]) -> String {
+    let mut all = vec!["plot"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-o", "-"]);
+    let out = vggdsl(&all);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// The failure of `vggdsl plot ARGS`: its exit code and its one line on stderr.
+fn failure(args: &[&str]) -> (i32, String) {
+    let mut all = vec!["plot"];
+    all.extend_from_slice(args);
+    let out = vggdsl(&all);
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "one sentence: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    (out.status.code().unwrap(), err)
+}
+
+/// Every `<text>` of a figure, parsed: its content, x, y and rotation.
+struct Label {
+    text: String,
+    x: f64,
+    y: f64,
+    size: f64,
+    turned: bool,
+}
+
+/// Parses the SVG (panicking if it is not well-formed XML with an `<svg>` root of the size
+/// asked) and returns its text elements.
+fn parse(svg: &str, size: (u32, u32)) -> Vec<Label> {
+    let doc = roxmltree::Document::parse(svg).expect("the figure is well-formed XML");
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "svg");
+    assert_eq!(root.attribute("width"), Some(size.0.to_string().as_str()));
+    assert_eq!(root.attribute("height"), Some(size.1.to_string().as_str()));
+    let number = |n: roxmltree::Node, a: &str| n.attribute(a).unwrap().parse::<f64>().unwrap();
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .map(|n| Label {
+            text: n.text().unwrap_or("").trim().to_owned(),
+            x: number(n, "x"),
+            y: number(n, "y"),
+            size: number(n, "font-size"),
+            turned: n
+                .attribute("transform")
+                .is_some_and(|t| t.starts_with("rotate(270")),
+        })
+        .collect()
+}
+
+fn has(labels: &[Label], text: &str) -> bool {
+    labels.iter().any(|l| l.text == text)
+}
+
+/// The labels turned to read upwards (the x-axis labels): those of one axis (one y) left to
+/// right, never closer than their height.
+fn turned_labels_apart(labels: &[Label]) -> Vec<String> {
+    let mut turned: Vec<&Label> = labels.iter().filter(|l| l.turned).collect();
+    turned.sort_by(|a, b| a.y.total_cmp(&b.y).then(a.x.total_cmp(&b.x)));
+    for pair in turned.windows(2).filter(|p| p[0].y == p[1].y) {
+        let gap = pair[1].x - pair[0].x;
+        assert!(
+            gap >= pair[0].size,
+            "`{}` and `{}` overlap: {gap} px apart at font size {}",
+            pair[0].text,
+            pair[1].text,
+            pair[0].size
+        );
+    }
+    // The y-axis descriptions read upwards too.
+    let layer = |t: &str| t.starts_with("conv") || t.starts_with("linear");
+    turned
+        .iter()
+        .filter(|l| layer(&l.text))
+        .map(|l| l.text.clone())
+        .collect()
+}
+
+#[test]
+fn widths_of_the_seed_and_its_hrank_pruning() {
+    let figure = svg(&[
+        "widths",
+        &repo("examples/vgg16_bn.vgg"),
+        &repo("examples/hrank_vgg16_pruned.vgg"),
+    ]);
+    let labels = parse(&figure, (1320, 960));
+    for want in [
+        "Widths, params and MACs per layer: Vgg16Bn, Vgg16BnHrank",
+        "Vgg16Bn: channel widths",
+        "Vgg16BnHrank: channel widths, cfg vs compress_rate",
+        "Vgg16BnHrank: params 753.1K (95.0% pruned), MACs 41.1M (86.9% pruned)",
+        "output channels",
+        "per image (log scale)",
+        "conv layer",
+        "cfg width (unpruned)",
+        "width after compress_rate",
+        "parameters",
+        "MACs",
+        "unpruned (outline)",
+    ] {
+        assert!(has(&labels, want), "no label `{want}`");
+    }
+    let turned = turned_labels_apart(&labels);
+    // conv0 … conv16 in both panels of both models, linear1 and linear2 in the lower ones.
+    assert_eq!(turned.iter().filter(|t| *t == "conv16").count(), 4);
+    assert_eq!(turned.iter().filter(|t| *t == "linear2").count(), 2);
+    assert_eq!(turned.len(), 2 * (13 + 15));
+    insta::assert_snapshot!(figure);
+}
+
+#[test]
+fn widths_of_vgg19_keep_their_labels_apart() {
+    let dir = scratch("vgg19");
+    let file = dir.join("vgg19.vgg");
+    std::fs::write(
+        &file,
+        "model Vgg19Pruned { cfg = vgg19  compress_rate = [0.5] * 15 }",
+    )
+    .unwrap();
+    let figure = svg(&["widths", file.to_str().unwrap()]);
+    let labels = parse(&figure, (700, 960));
+    let turned = turned_labels_apart(&labels);
+    assert_eq!(turned.len(), 16 + 18);
+    assert!(has(
+        &labels,
+        "Vgg19Pruned: channel widths, cfg vs compress_rate"
+    ));
+}
+
+#[test]
+fn ranks_with_the_cut_of_the_models_compress_rate() {
+    let ranks = repo("tests/data/plot/ranks_tiny.json");
+    let model = repo("tests/models/tiny.vgg");
+    let figure = svg(&["ranks", &ranks, "--model", &model]);
+    let labels = parse(&figure, (960, 720));
+    // compress_rate = [0.5, 0.25] (HRankPlus's form: conv3 keeps all): int(8 × 0.5) = 4,
+    // int(16 × 0.75) = 12, 16.
+    for want in [
+        "Filter ranks of TinyDdp (64 images)",
+        "cut by compress_rate [0.5] + [0.25] + [0]: each conv keeps its int(c·(1 − r)) \
+         highest-ranked filters",
+        "conv0: 4 of 8",
+        "conv2: 12 of 16",
+        "conv3: 16 of 16",
+        "kept filter (32)",
+        "pruned filter (8)",
+        "cut: the lowest rank kept",
+        "average rank of the filter's feature map",
+    ] {
+        assert!(has(&labels, want), "no label `{want}`");
+    }
+    insta::assert_snapshot!(figure);
+
+    // --compress-rate overrides the model's; without a model the file's convs set the count.
+    let other = parse(
+        &svg(&["ranks", &ranks, "--compress-rate", "[0.75] * 2 + [0.5]"]),
+        (960, 720),
+    );
+    for want in ["conv0: 2 of 8", "conv2: 4 of 16", "conv3: 8 of 16"] {
+        assert!(has(&other, want), "no label `{want}`");
+    }
+    // No cut at all: the distributions alone.
+    let plain = parse(&svg(&["ranks", &ranks]), (960, 720));
+    assert!(has(&plain, "filter (40)"));
+    assert!(has(&plain, "conv2"));
+}
+
+#[test]
+fn training_of_a_baseline_and_its_pruned_fine_tuning() {
+    let figure = svg(&[
+        "training",
+        &repo("tests/data/plot/runs/baseline"),
+        &repo("tests/data/plot/runs/pruned/metrics.jsonl"),
+    ]);
+    let labels = parse(&figure, (1400, 640));
+    for want in [
+        "Training: baseline vs pruned",
+        "Loss",
+        "Accuracy",
+        "epoch",
+        "cross-entropy loss",
+        "accuracy (%)",
+        "baseline: train",
+        "baseline: test",
+        "pruned: train",
+        "pruned: test",
+    ] {
+        assert!(has(&labels, want), "no label `{want}`");
+    }
+    insta::assert_snapshot!(figure);
+}
+
+#[test]
+fn the_same_figure_every_run() {
+    let args = ["widths", &repo("tests/models/variants.vgg")];
+    assert_eq!(svg(&args), svg(&args));
+}
+
+#[test]
+fn png_when_the_name_ends_in_png() {
+    let dir = scratch("png");
+    let out = dir.join("widths.PNG");
+    let run = vggdsl(&[
+        "plot",
+        "widths",
+        &repo("examples/vgg16_bn.vgg"),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let png = std::fs::read(&out).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    // IHDR: width and height, big-endian, at twice the SVG's 700 × 960.
+    let dim = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    assert_eq!((dim(16), dim(20)), (1400, 1920));
+}
+
+#[test]
+fn an_unknown_kind_is_one_sentence() {
+    let (code, err) = failure(&["histogram", "x.vgg", "-o", "x.svg"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "error: unknown plot kind `histogram`; the kinds are widths, ranks and training\n"
+    );
+}
+
+#[test]
+fn a_metrics_file_that_is_not_json_lines_names_its_line() {
+    let dir = scratch("metrics");
+    let run = dir.join("broken");
+    std::fs::create_dir(&run).unwrap();
+    let metrics = run.join("metrics.jsonl");
+    std::fs::write(
+        &metrics,
+        "{\"epoch\": 1, \"loss\": 2.0}\n\n{\"epoch\": 2, \"loss\": 1.5}\nepoch 3: loss 1.2\n",
+    )
+    .unwrap();
+    let out = dir.join("t.svg");
+    let (code, err) = failure(&["training", path(&run), "-o", path(&out)]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with(&format!(
+            "error: {} line 4 is not a metrics line (a JSON object with epoch and loss): ",
+            metrics.display()
+        )),
+        "{err}"
+    );
+    assert!(!out.exists());
+
+    std::fs::write(&metrics, "{\"epoch\": 1}\n").unwrap();
+    let (code, err) = failure(&["training", path(&run), "-o", path(&out)]);
+    assert_eq!(code, 1);
+    assert!(err.contains("line 1 is not a metrics line"), "{err}");
+    assert!(err.contains("missing field `loss`"), "{err}");
+
+    std::fs::write(&metrics, "\n").unwrap();
+    let (code, err) = failure(&["training", path(&run), "-o", path(&out)]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        format!("error: {} holds no epoch\n", metrics.display())
+    );
+
+    let missing = dir.join("missing");
+    let (code, err) = failure(&["training", path(&missing), "-o", path(&out)]);
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with(&format!("error: cannot read {}", missing.display())),
+        "{err}"
+    );
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn a_ranks_file_for_another_model_names_the_conv() {
+    let ranks = repo("tests/data/plot/ranks_tiny.json");
+    let dir = scratch("ranks");
+    let out = dir.join("r.svg");
+    let model = |source: &str| {
+        let file = dir.join(format!("m{}.vgg", source.len()));
+        std::fs::write(&file, source).unwrap();
+        file.to_str().unwrap().to_owned()
+    };
+    let cases = [
+        // A width differs.
+        (
+            "model Wide { input = [3, 16, 16] cfg = [8, M, 32, 16, 32] }",
+            "conv2 has 16 ranks, but model Wide's conv2 has 32 filters",
+        ),
+        // The convs sit elsewhere in the cfg, so their names differ.
+        (
+            "model Moved { input = [3, 16, 16] cfg = [8, 16, M, 16, 32] }",
+            "its conv number 2 is conv2, but model Moved's is conv1",
+        ),
+        // More convs in the file than in the model.
+        (
+            "model Short { input = [3, 16, 16] cfg = [8, M, 16, 32] }",
+            "it ranks conv3, but model Short has only 2 convs",
+        ),
+        // The model has convs the file does not rank (more than the last).
+        (
+            "model Long { input = [3, 16, 16] cfg = [8, M, 16, 16, 16, 16, 32] }",
+            "it has no ranks for conv4, a conv of model Long",
+        ),
+    ];
+    for (source, why) in cases {
+        let (code, err) = failure(&["ranks", &ranks, "--model", &model(source), "-o", path(&out)]);
+        assert_eq!(code, 1, "{source}");
+        assert_eq!(err, format!("error: {ranks}: {why}\n"), "{source}");
+    }
+    assert!(!out.exists());
+}
+
+#[test]
+fn bad_ranks_files_and_rates_are_one_sentence() {
+    let dir = scratch("bad-ranks");
+    let out = dir.join("r.svg");
+    let file = dir.join("ranks.json");
+    let cases = [
+        ("[1, 2]", "it is not a ranks file: invalid type"),
+        (
+            r#"{"model": "A", "images": 1, "ranks": {"conv0": [1], "conv0": [2]}}"#,
+            "it is not a ranks file: `conv0` appears twice",
+        ),
+        (
+            r#"{"model": "A", "images": 1, "ranks": {"conv0": []}}"#,
+            "it is not a ranks file: conv0 has no ranks",
+        ),
+        (
+            r#"{"model": "A", "images": 1, "ranks": {"conv0": [1]}, "extra": 1}"#,
+            "it is not a ranks file: unknown field `extra`",
+        ),
+    ];
+    for (content, why) in cases {
+        std::fs::write(&file, content).unwrap();
+        let (code, err) = failure(&["ranks", path(&file), "-o", path(&out)]);
+        assert_eq!(code, 1, "{content}");
+        assert!(
+            err.starts_with(&format!("error: {}: {why}", file.display())),
+            "{content}: {err}"
+        );
+    }
+    let ranks = repo("tests/data/plot/ranks_tiny.json");
+    for (rates, why) in [
+        (
+            "[0.5] * 5",
+            "compress_rate has 5 rates but the model has 3 convs",
+        ),
+        ("[1.5] * 3", "1.5"),
+        ("[0.5] } model B {", "`}` cannot be part of a list of rates"),
+    ] {
+        let (code, err) = failure(&["ranks", &ranks, "--compress-rate", rates, "-o", path(&out)]);
+        assert_eq!(code, 1, "{rates}");
+        assert!(
+            err.starts_with(&format!("error: --compress-rate {rates}: ")) && err.contains(why),
+            "{rates}: {err}"
+        );
+    }
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_picture_is_named_svg_or_png() {
+    let dir = scratch("names");
+    let model = dir.join("model.vgg");
+    std::fs::write(&model, "model A { cfg = vgg11 }").unwrap();
+    let (code, err) = failure(&["widths", path(&model), "-o", path(&model)]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        err,
+        format!(
+            "error: cannot write {}: a picture's name ends in .svg or .png\n",
+            model.display()
+        )
+    );
+    assert_eq!(
+        std::fs::read_to_string(&model).unwrap(),
+        "model A { cfg = vgg11 }"
+    );
+}

@@ -1,0 +1,562 @@
+//! `vggdsl rank` and `vggdsl prune` through the binary, on a small CIFAR-shaped model and small
+//! CIFAR-10 files in the real format: pruned models against the same surgery done in PyTorch
+//! (`tests/python/hrank.py`, one process for this file), rates of 0 giving back the model, the
+//! files written and their formats, and bad input as one sentence with nothing written.
+
+#[path = "support/cifar.rs"]
+mod cifar;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use vggdsl_runtime::tch::nn::{ModuleT, VarStore};
+use vggdsl_runtime::tch::{self, Device, Kind, Tensor};
+use vggdsl_runtime::{read_state_dict, Network};
+
+const VGGDSL: &str = env!("CARGO_BIN_EXE_vggdsl");
+
+/// Four convs (conv0 8, conv2 16, conv3 16, conv5 24), a pool after the last one, so its block
+/// output is a pool; 2×2 per channel after the head.
+const SMALL: &str = "// A small CIFAR model.
+model Small {
+    cfg = [8, M, 16, 16, M, 24, M, 32]
+}
+";
+const SMALL_CONFIG: &str = r#"{"cfg": [8, "M", 16, 16, "M", 24, "M", 32]}"#;
+const CONVS: [&str; 4] = ["conv0", "conv2", "conv3", "conv5"];
+
+/// A temporary folder with `small.vgg`, weights `w.safetensors` (seeded, BatchNorm statistics
+/// and biases drawn at random so that surgery that forgets them shows) and CIFAR-10 files.
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        cifar::write_cifar10(&dir.path().join("data"), 30, 10);
+        std::fs::write(dir.path().join("small.vgg"), SMALL).unwrap();
+        let setup = Setup { dir };
+        let ir = vggdsl::check_source(SMALL).unwrap().remove(0);
+        tch::manual_seed(1);
+        let vs = VarStore::new(Device::Cpu);
+        let _net = Network::new(&vs.root(), &ir);
+        tch::no_grad(|| {
+            for (key, mut t) in vs.variables() {
+                match key.rsplit('.').next().unwrap() {
+                    "running_var" => {
+                        let _ = t.uniform_(0.5, 2.0);
+                    }
+                    "num_batches_tracked" => {
+                        let _ = t.fill_(7);
+                    }
+                    "bias" | "running_mean" => {
+                        let _ = t.normal_(0.0, 0.1);
+                    }
+                    "weight" if key.contains("norm") => {
+                        let _ = t.uniform_(0.5, 1.5);
+                    }
+                    _ => {}
+                }
+            }
+        });
+        vggdsl_runtime::save_state_dict(&vs, setup.path("w.safetensors")).unwrap();
+        setup
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn vggdsl(&self, args: &[&str]) -> Output {
+        Command::new(VGGDSL)
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+
+    /// `vggdsl rank small.vgg` over 2 batches of 32 into `ranks/`.
+    fn rank(&self) {
+        let out = self.vggdsl(&[
+            "rank",
+            "small.vgg",
+            "--weights",
+            "w.safetensors",
+            "--data",
+            "data",
+            "--limit",
+            "2",
+            "--batch-size",
+            "32",
+            "--out",
+            "ranks",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+
+    /// `vggdsl prune small.vgg` with `args`, into `out`; panics unless it succeeds.
+    fn prune(&self, out: &str, args: &[&str]) -> Output {
+        let mut all = vec![
+            "prune",
+            "small.vgg",
+            "--weights",
+            "w.safetensors",
+            "--out",
+            out,
+        ];
+        all.extend(args);
+        let output = self.vggdsl(&all);
+        assert!(output.status.success(), "{all:?}: {}", stderr(&output));
+        output
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn tensors(path: impl AsRef<Path>) -> BTreeMap<String, Tensor> {
+    read_state_dict(path).unwrap().into_iter().collect()
+}
+
+/// The eval-mode outputs of the model in `dir/model.vgg` with `dir/model.safetensors`, loaded
+/// strictly into the run-time network.
+fn outputs(dir: &Path, xs: &Tensor) -> Tensor {
+    let mut vs = VarStore::new(Device::Cpu);
+    let net = Network::from_file(&vs.root(), dir.join("model.vgg"), None).unwrap();
+    vggdsl_runtime::load_state_dict(&mut vs, dir.join("model.safetensors")).unwrap();
+    tch::no_grad(|| net.forward_t(xs, false))
+}
+
+fn input() -> Tensor {
+    tch::manual_seed(9);
+    Tensor::randn([6, 3, 32, 32], (Kind::Float, Device::Cpu))
+}
+
+/// The per-conv rates of the model `dir/model.vgg`, as a reference.py config key.
+fn pruned_config(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("model.vgg")).unwrap();
+    let net = vggdsl::check_source(&text).unwrap().remove(0);
+    serde_json::json!({ "compress_rate": net.spec.compress_rate.unwrap() }).to_string()
+}
+
+/// Runs `hrank.py batch` on the command lines in one process.
+fn pytorch(commands: &[Vec<String>]) {
+    let python = std::env::var("VGGDSL_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/hrank.py");
+    let out = Command::new(&python)
+        .args([
+            script,
+            "batch",
+            "--commands",
+            &serde_json::to_string(commands).unwrap(),
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    assert!(
+        out.status.success(),
+        "hrank.py failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn pruned_models_equal_the_same_surgery_in_pytorch() {
+    let s = Setup::new();
+    s.rank();
+    let xs = input();
+    Tensor::write_safetensors(&[("x", &xs)], s.path("x.safetensors")).unwrap();
+    // (out folder, flags, PyTorch copies only conv kernels, seed)
+    let cases: [(&str, &[&str], bool, u64); 3] = [
+        (
+            "by-rank",
+            &[
+                "--ranks",
+                "ranks/ranks.json",
+                "--compress-rate",
+                "[0.5] * 2 + [0.25, 0.75]",
+            ],
+            false,
+            0,
+        ),
+        (
+            "l1-hrank",
+            &[
+                "--by",
+                "l1",
+                "--rule",
+                "hrank",
+                "--compress-rate",
+                "[0.5, 0.3, 0.3, 0.9]",
+            ],
+            false,
+            0,
+        ),
+        (
+            "random-conv-only",
+            &[
+                "--by",
+                "random",
+                "--seed",
+                "3",
+                "--copy",
+                "conv-only",
+                "--compress-rate",
+                "[0.5, 0.5, 0.25]",
+            ],
+            true,
+            3,
+        ),
+    ];
+    let mut commands = Vec::new();
+    for (dir, flags, conv_only, seed) in &cases {
+        s.prune(dir, flags);
+        let mut command = vec![
+            "prune".to_owned(),
+            "--config".into(),
+            SMALL_CONFIG.into(),
+            "--pruned-config".into(),
+            pruned_config(&s.path(dir)),
+            "--weights".into(),
+            s.path("w.safetensors").display().to_string(),
+            "--kept".into(),
+            s.path(dir).join("kept.json").display().to_string(),
+            "--input".into(),
+            s.path("x.safetensors").display().to_string(),
+            "--out".into(),
+            s.path(&format!("{dir}.torch.safetensors"))
+                .display()
+                .to_string(),
+            "--seed".into(),
+            seed.to_string(),
+        ];
+        if *conv_only {
+            command.push("--conv-only".into());
+        }
+        commands.push(command);
+    }
+    pytorch(&commands);
+
+    for (dir, ..) in &cases {
+        let mut torch = tensors(s.path(&format!("{dir}.torch.safetensors")));
+        let output = torch.remove("output").unwrap();
+        let ours = tensors(s.path(dir).join("model.safetensors"));
+        assert_eq!(
+            ours.keys().collect::<Vec<_>>(),
+            torch.keys().collect::<Vec<_>>(),
+            "{dir}"
+        );
+        for (key, t) in &ours {
+            assert!(t.equal(&torch[key]), "{dir}: {key} differs from PyTorch's");
+        }
+        // Same ops on the same tensors: bit for bit.
+        assert!(
+            outputs(&s.path(dir), &xs).equal(&output),
+            "{dir}: outputs differ from PyTorch's"
+        );
+    }
+
+    // The widths each rule gave: HRankPlus's int(c·(1 − r)), HRank's c − int(r·c).
+    let widths = |dir: &str| -> Vec<usize> {
+        let kept: serde_json::Map<String, Value> =
+            serde_json::from_str(&std::fs::read_to_string(s.path(dir).join("kept.json")).unwrap())
+                .unwrap();
+        CONVS
+            .iter()
+            .map(|c| kept[*c].as_array().unwrap().len())
+            .collect()
+    };
+    assert_eq!(widths("by-rank"), [4, 8, 12, 6]);
+    assert_eq!(widths("l1-hrank"), [4, 12, 12, 3]);
+    assert_eq!(widths("random-conv-only"), [4, 8, 12, 24]);
+}
+
+#[test]
+fn ranks_json_has_a_mean_per_filter_of_every_conv_in_order() {
+    let s = Setup::new();
+    s.rank();
+    let text = std::fs::read_to_string(s.path("ranks/ranks.json")).unwrap();
+    // Keys in conv order (a sorted map would put conv5 after conv3 anyway; check the text).
+    let at: Vec<usize> = CONVS
+        .iter()
+        .map(|c| text.find(&format!("\"{c}\"")).unwrap())
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
+    let json: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["model"], "Small");
+    assert_eq!(json["images"], 64);
+    let ranks = json["ranks"].as_object().unwrap();
+    assert_eq!(ranks.len(), 4);
+    // conv0's map is pooled to 16×16, conv5's to 4×4: mean ranks within [0, side].
+    for (conv, (width, side)) in CONVS
+        .iter()
+        .zip([(8, 16.0), (16, 16.0), (16, 8.0), (24, 4.0)])
+    {
+        let means = ranks[*conv].as_array().unwrap();
+        assert_eq!(means.len(), width, "{conv}");
+        assert!(
+            means
+                .iter()
+                .all(|m| (0.0..=side).contains(&m.as_f64().unwrap())),
+            "{conv}: {means:?}"
+        );
+    }
+}
+
+#[test]
+fn rates_of_zero_give_back_the_same_model_and_weights() {
+    let s = Setup::new();
+    s.prune("same", &["--by", "l1", "--compress-rate", "[0] * 4"]);
+    let before = tensors(s.path("w.safetensors"));
+    let after = tensors(s.path("same/model.safetensors"));
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
+    for (key, t) in &before {
+        assert!(t.equal(&after[key]), "{key}");
+    }
+    let xs = input();
+    let mut vs = VarStore::new(Device::Cpu);
+    let net = Network::from_file(&vs.root(), s.path("small.vgg"), None).unwrap();
+    vggdsl_runtime::load_state_dict(&mut vs, s.path("w.safetensors")).unwrap();
+    let original = tch::no_grad(|| net.forward_t(&xs, false));
+    assert!(outputs(&s.path("same"), &xs).equal(&original));
+}
+
+#[test]
+fn the_pruned_file_is_the_model_text_with_the_rates_and_compiles() {
+    let s = Setup::new();
+    s.rank();
+    let out = s.prune(
+        "p",
+        &[
+            "--ranks",
+            "ranks/ranks.json",
+            "--rule",
+            "hrank",
+            "--compress-rate",
+            "[0.8, 0.3, 0.3, 0.9]",
+            "--json",
+        ],
+    );
+    let text = std::fs::read_to_string(s.path("p/model.vgg")).unwrap();
+    // A comment saying where it came from, then the model's text with HRank's widths as rates:
+    // 8 − int(6.4) = 2 → 0.75, 16 − int(4.8) = 12 → 0.25, 24 − int(21.6) = 3 → 0.875.
+    let (comment, model) = text.split_at(text.find("\nmodel Small").unwrap() + 1);
+    assert!(comment.lines().all(|l| l.starts_with("// ")), "{comment}");
+    assert!(
+        comment.contains("small.vgg") && comment.contains("w.safetensors"),
+        "{comment}"
+    );
+    assert!(comment.contains("HRank's c − int(r·c)"), "{comment}");
+    assert_eq!(
+        model,
+        "model Small {\n    cfg = [8, M, 16, 16, M, 24, M, 32]\n    compress_rate = [0.75] + [0.25] * 2 + [0.875]\n}\n"
+    );
+    let compiled = s.vggdsl(&["compile", "p/model.vgg"]);
+    assert!(compiled.status.success(), "{}", stderr(&compiled));
+    assert!(String::from_utf8_lossy(&compiled.stdout).contains("struct Small {"));
+
+    // The figures: every conv and linear before and after, totals as `vggdsl summary` counts.
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["rule"], "hrank");
+    assert_eq!(json["by"], "rank");
+    let layers = json["layers"].as_array().unwrap();
+    let filters: Vec<Value> = layers.iter().map(|l| l["filters"].clone()).collect();
+    assert_eq!(
+        filters,
+        serde_json::json!([[8, 2], [16, 12], [16, 12], [24, 3], [32, 32], [10, 10]])
+            .as_array()
+            .unwrap()
+            .clone()
+    );
+    let summary = |file: &str| -> Value {
+        let out = s.vggdsl(&["summary", file, "--json"]);
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["models"][0].clone()
+    };
+    let (before, after) = (summary("small.vgg"), summary("p/model.vgg"));
+    assert_eq!(
+        json["total"]["macs"],
+        serde_json::json!([before["macs"], after["macs"]])
+    );
+    assert_eq!(
+        json["total"]["params"],
+        serde_json::json!([before["params_conv_linear"], after["params_conv_linear"]])
+    );
+}
+
+#[test]
+fn the_files_compress_rate_is_used_when_the_flag_is_omitted() {
+    let s = Setup::new();
+    std::fs::write(
+        s.path("pruned.vgg"),
+        "pub Small<cfg = [8, M, 16, 16, M, 24, M, 32], compress_rate = [0.5] * 3>\n",
+    )
+    .unwrap();
+    let out = s.vggdsl(&[
+        "prune",
+        "pruned.vgg",
+        "--weights",
+        "w.safetensors",
+        "--by",
+        "random",
+        "--out",
+        "p",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(s.path("p/model.vgg")).unwrap();
+    assert!(
+        text.ends_with(
+            "pub Small<cfg = [8, M, 16, 16, M, 24, M, 32], compress_rate = [0.5] * 3>\n"
+        ),
+        "{text}"
+    );
+    let xs = input();
+    assert_eq!(outputs(&s.path("p"), &xs).size(), [6, 10]);
+}
+
+/// The command failed with `code`, said `sentence` (and, for diagnostics, their lines), and
+/// wrote nothing: no `out` folder.
+fn refused(s: &Setup, args: &[&str], code: i32) -> String {
+    let mut all = vec![
+        "prune",
+        "small.vgg",
+        "--weights",
+        "w.safetensors",
+        "--out",
+        "out",
+    ];
+    all.extend(args);
+    let out = s.vggdsl(&all);
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(code), "{all:?}: {text}");
+    assert!(text.starts_with("error: "), "{text}");
+    assert!(out.stdout.is_empty());
+    assert!(!s.path("out").exists(), "{all:?} wrote something");
+    text
+}
+
+#[test]
+fn bad_input_is_one_sentence_and_nothing_is_written() {
+    let s = Setup::new();
+    s.rank();
+    let ranks = ["--ranks", "ranks/ranks.json"];
+
+    // Rates of the wrong length: the compiler's diagnostic, pointing at the flag's text.
+    let text = refused(
+        &s,
+        &[&ranks[..], &["--compress-rate", "[0.5] * 2"]].concat(),
+        2,
+    );
+    assert!(text.contains("--compress-rate:1:1"), "{text}");
+    assert!(text.contains("write 4 rates, or 3"), "{text}");
+    // Rates that leave no filter, and text that is not a list.
+    let text = refused(
+        &s,
+        &[&ranks[..], &["--compress-rate", "[0.95] * 4"]].concat(),
+        2,
+    );
+    assert!(text.contains("--compress-rate:1:2"), "{text}");
+    let text = refused(
+        &s,
+        &[&ranks[..], &["--compress-rate", "[0.5] } model X {"]].concat(),
+        2,
+    );
+    assert_eq!(text.lines().count(), 1, "{text}");
+    // No rates at all, no ranks with --by rank.
+    let text = refused(&s, &ranks, 2);
+    assert!(text.contains("has no compress_rate"), "{text}");
+    assert_eq!(text.lines().count(), 1);
+    let text = refused(&s, &["--compress-rate", "[0.5] * 4"], 2);
+    assert!(text.contains("--by rank needs --ranks"), "{text}");
+
+    // A ranks file of another model: which conv, which widths.
+    std::fs::write(
+        s.path("other.json"),
+        r#"{"model": "Other", "images": 640, "ranks": {"conv0": [1, 2, 3, 4, 5, 6, 7, 8],
+            "conv2": [1, 2], "conv3": [1], "conv5": [1]}}"#,
+    )
+    .unwrap();
+    let text = refused(
+        &s,
+        &["--ranks", "other.json", "--compress-rate", "[0.5] * 4"],
+        1,
+    );
+    assert_eq!(
+        text,
+        "error: other.json does not fit small.vgg: it ranks model Other, whose conv2 has 2 \
+         filters, but Small's conv2 has 16\n"
+    );
+    std::fs::write(s.path("bad.json"), "[1, 2]").unwrap();
+    let text = refused(
+        &s,
+        &["--ranks", "bad.json", "--compress-rate", "[0.5] * 4"],
+        1,
+    );
+    assert!(
+        text.starts_with("error: bad.json is not a ranks file of `vggdsl rank`"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 1);
+
+    // Weights of another model.
+    std::fs::write(
+        s.path("wide.vgg"),
+        "model Wide { cfg = [9, M, 16, 16, M, 24, M, 32] }",
+    )
+    .unwrap();
+    let out = s.vggdsl(&[
+        "prune",
+        "wide.vgg",
+        "--weights",
+        "w.safetensors",
+        "--by",
+        "l1",
+        "--compress-rate",
+        "[0.5] * 4",
+        "--out",
+        "out",
+    ]);
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.starts_with("error: w.safetensors holds weights of another model than Wide"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 1);
+    assert!(!s.path("out").exists());
+
+    // Never over its own inputs.
+    std::fs::create_dir(s.path("in")).unwrap();
+    std::fs::copy(s.path("small.vgg"), s.path("in/model.vgg")).unwrap();
+    let out = s.vggdsl(&[
+        "prune",
+        "in/model.vgg",
+        "--weights",
+        "w.safetensors",
+        "--by",
+        "l1",
+        "--compress-rate",
+        "[0.5] * 4",
+        "--out",
+        "in",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("it is the model being pruned"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.path("in/model.vgg")).unwrap(),
+        SMALL
+    );
+    assert_eq!(std::fs::read_dir(s.path("in")).unwrap().count(), 1);
+}

@@ -1,0 +1,5 @@
+// A call without a model.
+
+vggdsl_macros::vgg!();
+
+fn main() {}

@@ -1,0 +1,5 @@
+// The file form takes nothing after the path.
+
+vggdsl_macros::vgg!("models/net.vgg" bn = true);
+
+fn main() {}
