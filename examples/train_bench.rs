@@ -11,7 +11,8 @@
 //! Then the cost of a CIFAR-10 epoch (391 steps of 128 and the 10,000-image test pass),
 //! extrapolated from the measured step and test-pass times.
 //!
-//! Options: `--threads N` (2), `--rounds N` (8), `--steps N` per burst (5), `--batch N` (128).
+//! Options: `--threads N` (2), `--rounds N` (8), `--steps N` per burst (5), `--batch N` (128),
+//! `--script PATH` (a copy of `bench/train_bench.py`, with `../tests/python/seed_vgg.py` beside it).
 
 #[path = "../tests/support/cifar.rs"]
 mod cifar;
@@ -83,9 +84,12 @@ fn main() {
     };
 
     let python = std::env::var("VGGDSL_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/train_bench.py");
+    let script = std::env::args()
+        .skip_while(|a| a != "--script")
+        .nth(1)
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/bench/train_bench.py").into());
     let mut child = Command::new(python)
-        .args([script, &threads.to_string(), &batch.to_string()])
+        .args([script.as_str(), &threads.to_string(), &batch.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

@@ -568,3 +568,20 @@ fn trains_on_the_real_fashion_mnist() {
     );
     assert!(accuracy > 0.6, "{line}");
 }
+
+#[test]
+fn training_md_repeats_the_exit_codes() {
+    let out = Command::new(VGGDSL)
+        .args(["train", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    let block = &help[help
+        .find("Exit codes:")
+        .expect("the help lists the exit codes")..];
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/TRAINING.md")).unwrap();
+    assert!(
+        doc.contains(block.trim_end()),
+        "TRAINING.md lacks:\n{block}"
+    );
+}

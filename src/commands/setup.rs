@@ -16,7 +16,7 @@ Exit codes:
   0    success
   1    FILE, the data or a weights file is invalid, or training failed (the last checkpoint stays)
   2    a FILE cannot be read, or the command line is wrong
-  130  interrupted by Ctrl-C (train saves a checkpoint first)";
+  130  interrupted by Ctrl-C or SIGTERM (train saves a checkpoint first)";
 
 /// The model, data and threads arguments of both commands.
 #[derive(clap::Args)]

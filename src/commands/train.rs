@@ -134,7 +134,8 @@ impl RecipeArgs {
     }
 }
 
-/// Raised by Ctrl-C: the trainer finishes its batch, saves a checkpoint and stops.
+/// Raised by Ctrl-C (SIGINT), SIGTERM or SIGHUP: the trainer finishes its batch, saves a
+/// checkpoint and stops.
 static STOP: AtomicBool = AtomicBool::new(false);
 
 pub fn run(args: Args) -> Result<(), Failure> {
@@ -202,9 +203,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
     };
     let mut trainer = trainer.map_err(|e| train_failure(e, name))?;
 
+    // Also SIGTERM and SIGHUP: a job scheduler's or a closed terminal's stop keeps the work too.
     ctrlc::set_handler(|| {
         if !STOP.swap(true, Ordering::Relaxed) {
-            output::stderr("\nCtrl-C: saving a checkpoint after this batch\n");
+            output::stderr("\nstopping: saving a checkpoint after this batch\n");
         }
     })
     .map_err(|e| Failure::new(FAILED, format_args!("cannot catch Ctrl-C: {e}")))?;
