@@ -51,7 +51,7 @@ enum Command {
     #[command(after_help = EXIT_CODES)]
     Compile(commands::compile::Args),
     /// Draw a picture (SVG, or PNG for OUT.png): `widths` of models, filter `ranks` with their
-    /// cut, `training` curves of runs.
+    /// cut, `training` curves of runs, `bench` throughput against batch size.
     #[command(after_help = EXIT_CODES)]
     Plot(commands::plot::Args),
     /// Train a model with SGD on CIFAR-10/100 or (Fashion-)MNIST; checkpoints, resume, Ctrl-C.

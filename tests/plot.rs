@@ -225,6 +225,168 @@ fn training_of_a_baseline_and_its_pruned_fine_tuning() {
 }
 
 #[test]
+fn bench_throughput_per_thread_count() {
+    let results = repo("tests/data/plot/bench.json");
+    let figure = svg(&["bench", &results]);
+    let labels = parse(&figure, (1220, 680));
+    for want in [
+        "Inference throughput of Vgg16Bn",
+        "made-up figures for tests/plot.rs, not a measurement",
+        "1 thread",
+        "2 threads",
+        "batch size (images, log2 scale)",
+        "throughput (images/s, log scale)",
+    ] {
+        assert!(has(&labels, want), "no label `{want}`");
+    }
+    // The x axes are ticked at the measured batch sizes, in both panels.
+    for batch in ["1", "4", "16", "64", "256"] {
+        let ticks = labels.iter().filter(|l| l.text == batch).count();
+        assert_eq!(ticks, 2, "batch {batch}");
+    }
+    // One legend, naming every variant once, in the order of their first row.
+    let variants = [
+        "PyTorch eager",
+        "TorchScript frozen",
+        "vggdsl to_inference()",
+    ];
+    let legend: Vec<&Label> = variants
+        .iter()
+        .map(|v| {
+            let named: Vec<&Label> = labels.iter().filter(|l| l.text == *v).collect();
+            assert_eq!(named.len(), 1, "{v} in the legend");
+            named[0]
+        })
+        .collect();
+    assert!(legend.windows(2).all(|p| p[0].y < p[1].y));
+    // A marker per measurement (3 variants × 2 thread counts × 5 batch sizes), and one per
+    // legend entry.
+    assert_eq!(figure.matches("<circle").count(), 30 + 3);
+    insta::assert_snapshot!(figure);
+
+    let dir = scratch("bench-png");
+    let out = dir.join("bench.png");
+    let run = vggdsl(&["plot", "bench", &results, "-o", path(&out)]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let png = std::fs::read(&out).unwrap();
+    let dim = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    assert_eq!((dim(16), dim(20)), (2440, 1360));
+}
+
+#[test]
+fn bench_with_a_missing_measurement_and_one_thread_count() {
+    let dir = scratch("bench-gap");
+    let file = dir.join("results.json");
+    // No `machine`, no `ratio`; B was not measured at batch 4.
+    std::fs::write(
+        &file,
+        r#"{"model": "Tiny", "rows": [
+            {"variant": "B", "threads": 4, "batch": 1, "images_per_second": 10},
+            {"variant": "A", "threads": 4, "batch": 1, "images_per_second": 12.5},
+            {"variant": "A", "threads": 4, "batch": 4, "images_per_second": 30},
+            {"variant": "B", "threads": 4, "batch": 16, "images_per_second": 41},
+            {"variant": "A", "threads": 4, "batch": 16, "images_per_second": 40}
+        ]}"#,
+    )
+    .unwrap();
+    let figure = svg(&["bench", path(&file)]);
+    let labels = parse(&figure, (660, 680));
+    assert!(has(&labels, "Inference throughput of Tiny"));
+    assert!(has(&labels, "4 threads"));
+    assert_eq!(figure.matches("<circle").count(), 5 + 2);
+    // B came first, so it has the first colour.
+    let b = labels.iter().find(|l| l.text == "B").unwrap();
+    let a = labels.iter().find(|l| l.text == "A").unwrap();
+    assert!(b.y < a.y);
+    assert_eq!(svg(&["bench", path(&file)]), figure);
+}
+
+#[test]
+fn bad_benchmark_results_are_one_sentence() {
+    let dir = scratch("bad-bench");
+    let out = dir.join("b.svg");
+    let file = dir.join("results.json");
+    let row = |fields: &str| format!(r#"{{"model": "A", "rows": [{fields}]}}"#);
+    let good = r#"{"variant": "V", "threads": 2, "batch": 4, "images_per_second": 100}"#;
+    let not_results = "is not a benchmark results file (a JSON object with model and rows): ";
+    let cases = [
+        ("model: A".to_owned(), not_results),
+        ("[1, 2]".to_owned(), not_results),
+        (
+            r#"{"model": "A"}"#.to_owned(),
+            "is not a benchmark results file (a JSON object with model and rows): missing field \
+             `rows`",
+        ),
+        (row(""), "holds no benchmark row"),
+        (
+            row(r#"{"variant": "V", "threads": 2, "batch": 4, "images_per_second": NaN}"#),
+            not_results,
+        ),
+        (
+            row(r#"{"variant": "V", "threads": 2, "batch": 4, "images_per_second": 1e999}"#),
+            not_results,
+        ),
+        (
+            row(r#"{"variant": "V", "threads": 2, "batch": 1.5, "images_per_second": 1}"#),
+            not_results,
+        ),
+        (
+            row(&format!(
+                r#"{good}, {{"variant": "V", "threads": 2, "batch": 0, "images_per_second": 1}}"#
+            )),
+            "row 2 has batch 0; a batch size is positive",
+        ),
+        (
+            row(r#"{"variant": "V", "threads": 2, "batch": -4, "images_per_second": 1}"#),
+            "row 1 has batch -4; a batch size is positive",
+        ),
+        (
+            row(r#"{"variant": "V", "threads": 0, "batch": 4, "images_per_second": 1}"#),
+            "row 1 has threads 0; a thread count is positive",
+        ),
+        (
+            row(r#"{"variant": "V", "threads": 2, "batch": 4, "images_per_second": 0}"#),
+            "row 1 has images_per_second 0; a throughput is a positive finite number",
+        ),
+        (
+            row(r#"{"variant": "V", "threads": 2, "batch": 4, "images_per_second": -1.5}"#),
+            "row 1 has images_per_second -1.5; a throughput is a positive finite number",
+        ),
+        (
+            // serde_json writes a NaN or an infinity as null.
+            row(r#"{"variant": "V", "threads": 2, "batch": 4, "images_per_second": null}"#),
+            "row 1 has images_per_second null; a throughput is a positive finite number",
+        ),
+        (
+            row(&format!("{good}, {good}")),
+            "row 2 measures V at 2 threads and batch 4 again (row 1 did)",
+        ),
+    ];
+    for (content, why) in cases {
+        std::fs::write(&file, &content).unwrap();
+        let (code, err) = failure(&["bench", path(&file), "-o", path(&out)]);
+        assert_eq!(code, 1, "{content}");
+        let want = format!("error: {} {why}", file.display());
+        if why.starts_with("is not") {
+            // serde_json's own words follow.
+            assert!(err.starts_with(&want), "{content}: {err}");
+        } else {
+            assert_eq!(err, format!("{want}\n"), "{content}");
+        }
+    }
+    assert!(!out.exists());
+
+    let missing = dir.join("missing.json");
+    let (code, err) = failure(&["bench", path(&missing), "-o", path(&out)]);
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with(&format!("error: cannot read {}", missing.display())),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
 fn the_same_figure_every_run() {
     let args = ["widths", &repo("tests/models/variants.vgg")];
     assert_eq!(svg(&args), svg(&args));
@@ -255,7 +417,7 @@ fn an_unknown_kind_is_one_sentence() {
     assert_eq!(code, 1);
     assert_eq!(
         err,
-        "error: unknown plot kind `histogram`; the kinds are widths, ranks and training\n"
+        "error: unknown plot kind `histogram`; the kinds are widths, ranks, training and bench\n"
     );
 }
 

@@ -1,8 +1,9 @@
 //! `vggdsl plot KIND … -o OUT.svg`: the pictures pruning work is read in: channel widths, filter
-//! ranks with their cut, and training curves. SVG, or PNG when OUT ends in `.png`.
+//! ranks with their cut, training curves, and inference throughput against batch size. SVG, or
+//! PNG when OUT ends in `.png`.
 
 use crate::failure::{Failure, FAILED, USAGE};
-use crate::plot::{self, ranks, training, widths};
+use crate::plot::{self, bench, ranks, training, widths};
 use crate::ranks_file::RanksFile;
 use crate::{input, output, rates, FileArg};
 use std::ffi::OsString;
@@ -16,7 +17,7 @@ pub struct Args {
 }
 
 /// The kinds of picture, as `vggdsl plot --help` lists them.
-const KINDS: &str = "widths, ranks and training";
+const KINDS: &str = "widths, ranks, training and bench";
 
 #[derive(clap::Subcommand)]
 enum Kind {
@@ -52,6 +53,17 @@ enum Kind {
         /// each run by its folder.
         #[arg(required = true, value_name = "RUN_DIR")]
         runs: Vec<PathBuf>,
+        #[command(flatten)]
+        out: Out,
+    },
+    /// Inference throughput (images/s) against batch size of every variant of a benchmark run,
+    /// one panel per thread count; both axes on a log scale.
+    Bench {
+        /// A benchmark results file: JSON {"model": NAME, "rows": [{"variant": NAME, "threads":
+        /// N, "batch": N, "images_per_second": X}, ...]} (docs/language.md, "Benchmark results
+        /// files"; `-` reads standard input).
+        #[arg(value_name = "RESULTS.json")]
+        results: FileArg,
         #[command(flatten)]
         out: Out,
     },
@@ -116,6 +128,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 .collect::<Result<Vec<_>, _>>()?;
             let (w, h) = training::SIZE;
             (plot::svg(w, h, |root| training::draw(root, &runs)), out)
+        }
+        Kind::Bench { results, out } => {
+            let results = bench::Results::read(&results)?;
+            let (w, h) = bench::size(&results);
+            (plot::svg(w, h, |root| bench::draw(root, &results)), out)
         }
         Kind::Unknown(words) => {
             let kind = words

@@ -6,6 +6,7 @@
 //! DejaVu Sans font the `dejavu` crate embeds, never a system font, so PNGs are the same
 //! everywhere too.
 
+pub mod bench;
 pub mod ranks;
 pub mod training;
 pub mod widths;
