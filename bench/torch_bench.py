@@ -1,63 +1,82 @@
-"""PyTorch side of `./dev.sh bench`: the seed's code in eager mode, TorchScript frozen, and
-torch.compile, on the same machine and thread count as the tch side. Prints JSON of medians (s)."""
+"""PyTorch side of `./dev.sh bench`: the seed's own code in eager mode, frozen TorchScript, frozen
+TorchScript with optimize_for_inference, and torch.compile (inductor, freezing), interleaved
+iteration by iteration in this one process, for each batch size.
+
+    torch_bench.py THREADS ITERS SCRIPT_OUT BATCH...
+
+Writes the frozen TorchScript module to SCRIPT_OUT (the Rust side loads that very file with
+tch::CModule: it is the bridge between the two processes) and prints one JSON object: for every
+batch size and variant, the median time and the median, first and third quartile of the
+per-iteration ratio eager time / variant time.
+"""
 import json
 import os
 import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "python"))
 import seed_vgg  # noqa: E402
 
 
-def median(f, x, iters, warmup=3):
-    for _ in range(warmup):
-        f(x)
-    times = []
-    for _ in range(iters):
-        t = time.perf_counter()
-        f(x)
-        times.append(time.perf_counter() - t)
-    times.sort()
-    return times[len(times) // 2]
+def quartiles(values):
+    v = sorted(values)
+    n = len(v)
+    return v[n // 4], v[n // 2], v[(3 * n) // 4]
 
 
 def main():
-    threads, iters64, iters1, iters_train = (int(a) for a in sys.argv[1:5])
-    skip_compile = os.environ.get("VGGDSL_BENCH_SKIP_COMPILE") == "1"
+    threads, iters, script_out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    batches = [int(b) for b in sys.argv[4:]]
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     net = seed_vgg.VGG().eval()
-    out = {"threads": torch.get_num_threads(), "torch": torch.__version__}
+    out = {"threads": torch.get_num_threads(), "torch": torch.__version__, "batches": {}}
     with torch.no_grad():
         # The seed's forward builds nn.AvgPool2d inline, which torch.jit.script refuses: trace it.
-        traced = torch.jit.trace(net, torch.randn(1, 3, 32, 32))
-        frozen = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
-        compiled = None if skip_compile else torch.compile(net)
-        for batch, iters in ((64, iters64), (1, iters1)):
+        frozen = torch.jit.freeze(torch.jit.trace(net, torch.randn(1, 3, 32, 32)))
+        frozen.save(script_out)
+        optimized = torch.jit.optimize_for_inference(
+            torch.jit.freeze(torch.jit.trace(net, torch.randn(1, 3, 32, 32)))
+        )
+        torch._inductor.config.freezing = True
+        compiled = torch.compile(net)
+        variants = {
+            "eager": net,
+            "torchscript": frozen,
+            "optimize_for_inference": optimized,
+            "compile": compiled,
+        }
+        for batch in batches:
             x = torch.randn(batch, 3, 32, 32)
-            out[f"eager_b{batch}"] = median(net, x, iters)
-            out[f"torchscript_b{batch}"] = median(frozen, x, iters)
-            if compiled is not None:
-                with torch._inductor.config.patch(freezing=True):
-                    out[f"compile_b{batch}"] = median(compiled, x, iters, warmup=5)
-
-    def train_step(model, opt, x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-
-    x = torch.randn(64, 3, 32, 32)
-    y = torch.randint(0, 10, (64,))
-    for name, model in (("eager", seed_vgg.VGG()), ("compile", None if skip_compile else torch.compile(seed_vgg.VGG()))):
-        if model is None:
-            continue
-        model.train()
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-        out[f"{name}_train_b64"] = median(lambda x: train_step(model, opt, x, y), x, iters_train)
+            reference = net(x)
+            for name, f in variants.items():
+                for _ in range(3):  # warm-up; compiles torch.compile's graph for this shape
+                    y = f(x)
+                if not torch.allclose(y, reference, rtol=1e-4, atol=1e-6 * reference.abs().max()):
+                    raise SystemExit(f"{name} disagrees with eager at batch {batch}")
+            names = list(variants)
+            times = {name: [] for name in names}
+            n = iters if batch <= 64 else max(8, iters // 4)
+            for it in range(n):
+                for k in range(len(names)):
+                    name = names[(k + it) % len(names)]
+                    t = time.perf_counter()
+                    variants[name](x)
+                    times[name].append(time.perf_counter() - t)
+            result = {}
+            for name in names:
+                ratios = [e / t for e, t in zip(times["eager"], times[name])]
+                q1, med, q3 = quartiles(ratios)
+                result[name] = {
+                    "seconds": quartiles(times[name])[1],
+                    "ratio": med,
+                    "ratio_q1": q1,
+                    "ratio_q3": q3,
+                }
+            out["batches"][str(batch)] = result
+            print(f"python: batch {batch} done", file=sys.stderr)
     print(json.dumps(out))
 
 

@@ -1,28 +1,30 @@
-//! `./dev.sh bench`: the generated seed model in tch against the seed's PyTorch code (eager,
-//! TorchScript frozen, torch.compile) in one run, same machine, same thread count. Prints
-//! medians and ratios against eager PyTorch; BENCHMARKS.md keeps the table.
+//! `./dev.sh bench`: inference speed of the seed network (VGG-16-BN, 3×32×32) in vggdsl and in
+//! PyTorch, on a host whose speed drifts by ±30 % between minutes.
 //!
-//! Options: `--threads N` (2), `--rounds N` (3), `--quick` (fewer iterations), `--skip-compile`.
+//! Every figure is a median of per-iteration ratios between variants run back to back, in turn,
+//! in one process: the drift hits both sides of a ratio alike. Two processes take part. The
+//! PyTorch one (`bench/torch_bench.py`) interleaves eager, frozen TorchScript,
+//! `optimize_for_inference` and torch.compile; this one interleaves tch's `forward_t(eval)`, the
+//! generated `to_inference()`, the run-time `Network`'s, the HRank-pruned example's, and the very
+//! frozen TorchScript file the PyTorch process wrote, loaded with `tch::CModule`. That module runs
+//! the same libtorch code in both processes, so it bridges them:
+//! `eager / vggdsl = (eager / torchscript)[PyTorch process] × (torchscript / vggdsl)[this one]`.
+//!
+//! Then, per layer of the generated inference model at batch 1 and 64, the time and GFLOP/s
+//! against this machine's measured f32 GEMM peak; and, with `--vggdsl PATH`, `vggdsl compile`'s
+//! whole-process time.
+//!
+//! Options: `--threads 1,2`, `--batches 1,4,16,64,256`, `--iters 40` (a quarter of it above
+//! batch 64), `--json PATH` (the rows for `vggdsl plot bench`), `--vggdsl PATH`.
 use std::process::Command;
-use std::time::{Duration, Instant};
-use vggdsl_runtime::tch::{self, nn, nn::ModuleT, nn::OptimizerConfig, Device, Kind, Tensor};
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use vggdsl_runtime::tch::{self, nn, nn::ModuleT, CModule, Device, Kind, Tensor};
+use vggdsl_runtime::Network;
 
 vggdsl_runtime::include_vgg!("vgg16_bn");
-
-fn median(mut f: impl FnMut(), iters: usize, warmup: usize) -> f64 {
-    for _ in 0..warmup {
-        f();
-    }
-    let mut times: Vec<Duration> = (0..iters)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[iters / 2].as_secs_f64()
-}
+vggdsl_runtime::include_vgg!("hrank_vgg16_pruned");
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -31,227 +33,327 @@ fn arg(name: &str) -> Option<String> {
         .and_then(|i| args.get(i + 1).cloned())
 }
 
-fn flag(name: &str) -> bool {
-    std::env::args().any(|a| a == name)
+fn list(name: &str, default: &str) -> Vec<i64> {
+    arg(name)
+        .unwrap_or_else(|| default.to_owned())
+        .split(',')
+        .map(|n| n.trim().parse().expect("a list of numbers such as 1,2"))
+        .collect()
 }
 
-/// Whole-process wall time of `vggdsl compile FILE` (median), in seconds.
-fn compile_time(vggdsl: &str, file: &str, iters: usize) -> f64 {
-    median(
-        || {
-            let out = Command::new(vggdsl)
-                .args(["compile", file])
-                .output()
-                .expect("vggdsl runs");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        },
-        iters,
-        2,
-    )
+/// First quartile, median and third quartile.
+fn quartiles(mut v: Vec<f64>) -> [f64; 3] {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    [v[n / 4], v[n / 2], v[(3 * n) / 4]]
 }
 
-/// One round of the tch side: medians in seconds, keyed like torch_bench.py's figures.
-fn rust_round(
-    net: &Vgg16Bn,
-    vs: &nn::VarStore,
-    (it64, it1, it_train): (usize, usize, usize),
-) -> Vec<(String, f64)> {
-    let fast = net.to_inference();
-    let mut out = Vec::new();
-    for (batch, iters) in [(64, it64), (1, it1)] {
-        let xs = Tensor::randn([batch, 3, 32, 32], (Kind::Float, Device::Cpu));
-        let eager = median(
-            || drop(tch::no_grad(|| net.forward_t(&xs, false))),
-            iters,
-            3,
-        );
-        let inference = median(|| drop(fast.forward(&xs)), iters, 3);
-        out.push((format!("vggdsl_b{batch}"), eager));
-        out.push((format!("vggdsl_inference_b{batch}"), inference));
-    }
-    let xs = Tensor::randn([64, 3, 32, 32], (Kind::Float, Device::Cpu));
-    let ys = Tensor::randint(10, [64], (Kind::Int64, Device::Cpu));
-    let sgd = nn::Sgd {
-        momentum: 0.9,
-        dampening: 0.0,
-        wd: 5e-4,
-        nesterov: false,
-    };
-    let mut opt = sgd.build(vs, 0.01).unwrap();
-    let train = median(
-        || {
-            let loss = net.forward_t(&xs, true).cross_entropy_for_logits(&ys);
-            opt.backward_step(&loss);
-        },
-        it_train,
-        2,
-    );
-    out.push(("vggdsl_train_b64".to_owned(), train));
-    out
+/// Seconds `f` takes, once.
+fn time(f: &dyn Fn() -> Tensor) -> f64 {
+    let start = Instant::now();
+    drop(f());
+    start.elapsed().as_secs_f64()
 }
 
-/// One round of the PyTorch side (bench/torch_bench.py), in a fresh process.
-fn torch_round(threads: i64, (it64, it1, it_train): (usize, usize, usize)) -> serde_json::Value {
+/// The PyTorch process's figures at `threads`, after it wrote its frozen TorchScript to `script`.
+fn python(threads: i64, iters: usize, script: &str, batches: &[i64]) -> Value {
     let python = std::env::var("VGGDSL_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/torch_bench.py");
-    let mut cmd = Command::new(python);
-    cmd.arg(script)
-        .args([threads, it64 as i64, it1 as i64, it_train as i64].map(|n| n.to_string()));
-    if flag("--skip-compile") {
-        cmd.env("VGGDSL_BENCH_SKIP_COMPILE", "1");
-    }
-    let out = cmd.output().expect("python runs");
-    assert!(
-        out.status.success(),
-        "torch_bench.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(python)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/torch_bench.py"))
+        .args([threads.to_string(), iters.to_string(), script.to_owned()])
+        .args(batches.iter().map(i64::to_string))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("python runs");
+    assert!(out.status.success(), "bench/torch_bench.py failed");
     serde_json::from_slice(&out.stdout).expect("torch_bench.py prints JSON")
 }
 
-fn main() {
-    let threads: i64 = arg("--threads").map_or(2, |t| t.parse().expect("--threads N"));
-    let rounds: usize = arg("--rounds").map_or(3, |t| t.parse().expect("--rounds N"));
-    let iters = if flag("--quick") {
-        (5, 20, 3)
-    } else {
-        (20, 200, 10)
+/// A variant of this process: its name and one forward pass on the batch.
+type Variant<'a> = (&'static str, Box<dyn Fn() -> Tensor + 'a>);
+
+/// Runs `variants` in turn, the order rotating each iteration, and returns each one's times.
+fn interleave(variants: &[Variant], iters: usize) -> Vec<Vec<f64>> {
+    for (_, f) in variants {
+        for _ in 0..3 {
+            drop(f());
+        }
+    }
+    let n = variants.len();
+    let mut times = vec![Vec::with_capacity(iters); n];
+    for it in 0..iters {
+        for k in 0..n {
+            let i = (k + it) % n;
+            times[i].push(time(&*variants[i].1));
+        }
+    }
+    times
+}
+
+/// The quartiles of the per-iteration ratio `base` time / `variant` time.
+fn ratio(base: &[f64], variant: &[f64]) -> [f64; 3] {
+    quartiles(base.iter().zip(variant).map(|(b, v)| b / v).collect())
+}
+
+/// The largest relative difference of `ys` from `reference`, against its largest magnitude.
+fn relative_error(ys: &Tensor, reference: &Tensor) -> f64 {
+    let scale = reference.abs().max().double_value(&[]);
+    (ys - reference).abs().max().double_value(&[]) / scale
+}
+
+/// Per layer of the generated inference model: time, MACs and GFLOP/s at `batch`.
+fn profile(fast: &Vgg16BnInference, batch: i64, iters: usize, peak: f64) {
+    type Step<'a> = (&'a str, Box<dyn Fn(&Tensor) -> Tensor + 'a>);
+    let f = fast;
+    let steps: Vec<Step> = vec![
+        ("enter", Box::new(vggdsl_runtime::inference::enter)),
+        ("conv0", Box::new(|x| f.conv0.forward(x))),
+        ("conv1", Box::new(|x| f.conv1.forward(x))),
+        ("pool2", Box::new(|x| f.pool2.forward(x))),
+        ("conv3", Box::new(|x| f.conv3.forward(x))),
+        ("conv4", Box::new(|x| f.conv4.forward(x))),
+        ("pool5", Box::new(|x| f.pool5.forward(x))),
+        ("conv6", Box::new(|x| f.conv6.forward(x))),
+        ("conv7", Box::new(|x| f.conv7.forward(x))),
+        ("conv8", Box::new(|x| f.conv8.forward(x))),
+        ("pool9", Box::new(|x| f.pool9.forward(x))),
+        ("conv10", Box::new(|x| f.conv10.forward(x))),
+        ("conv11", Box::new(|x| f.conv11.forward(x))),
+        ("conv12", Box::new(|x| f.conv12.forward(x))),
+        ("pool13", Box::new(|x| f.pool13.forward(x))),
+        ("conv14", Box::new(|x| f.conv14.forward(x))),
+        ("conv15", Box::new(|x| f.conv15.forward(x))),
+        ("conv16", Box::new(|x| f.conv16.forward(x))),
+        (
+            "head + leave",
+            Box::new(|x| {
+                let xs = vggdsl_runtime::nn::AvgPool2d::new(2, 2).forward(x);
+                vggdsl_runtime::inference::leave(xs).flatten(1, -1)
+            }),
+        ),
+        ("linear1", Box::new(|x| f.linear1.forward(x))),
+        ("linear2", Box::new(|x| f.linear2.forward(x))),
+    ];
+    let _guard = tch::no_grad_guard();
+    // Each layer's input, from one pass.
+    let mut inputs = vec![Tensor::randn(
+        [batch, 3, 32, 32],
+        (Kind::Float, Device::Cpu),
+    )];
+    for (_, step) in &steps {
+        let next = step(inputs.last().unwrap());
+        inputs.push(next);
+    }
+    let mut times = vec![Vec::new(); steps.len()];
+    for _ in 0..iters {
+        for (i, (_, step)) in steps.iter().enumerate() {
+            times[i].push(time(&|| step(&inputs[i])));
+        }
+    }
+    let medians: Vec<f64> = times.into_iter().map(|t| quartiles(t)[1]).collect();
+    let total: f64 = medians.iter().sum();
+    println!(
+        "\nper layer, batch {batch} (median of {iters}; sum {:.2} ms):",
+        total * 1e3
+    );
+    println!("| layer | output | MACs | time | share | GFLOP/s | of peak |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    for (i, (name, _)) in steps.iter().enumerate() {
+        let out = inputs[i + 1].size();
+        let weight = match *name {
+            n if n.starts_with("conv") => Some(9 * inputs[i].size()[1]),
+            "linear1" | "linear2" => Some(inputs[i].size()[1]),
+            _ => None,
+        };
+        let macs = weight.map(|k| k * out.iter().product::<i64>());
+        let (macs_text, gflops, of_peak) = match macs {
+            Some(m) => {
+                let g = 2.0 * m as f64 / medians[i] / 1e9;
+                (
+                    format!("{:.1} M", m as f64 / 1e6),
+                    format!("{g:.1}"),
+                    format!("{:.0} %", 100.0 * g / peak),
+                )
+            }
+            None => ("".into(), "".into(), "".into()),
+        };
+        println!(
+            "| {name} | {out:?} | {macs_text} | {:.3} ms | {:.1} % | {gflops} | {of_peak} |",
+            medians[i] * 1e3,
+            100.0 * medians[i] / total
+        );
+    }
+}
+
+/// This machine's f32 GEMM rate (GFLOP/s): the best of 20 products of 1024×1024 matrices.
+fn gemm_peak() -> f64 {
+    let a = Tensor::randn([1024, 1024], (Kind::Float, Device::Cpu));
+    let b = Tensor::randn([1024, 1024], (Kind::Float, Device::Cpu));
+    let best = (0..20)
+        .map(|_| time(&|| a.mm(&b)))
+        .fold(f64::INFINITY, f64::min);
+    2.0 * 1024f64.powi(3) / best / 1e9
+}
+
+/// Whole-process wall time of `vggdsl compile FILE` (median of 20), in seconds.
+fn compile_time(vggdsl: &str, file: &str) -> f64 {
+    let run = || {
+        let start = Instant::now();
+        let out = Command::new(vggdsl)
+            .args(["compile", file])
+            .output()
+            .expect("vggdsl runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        start.elapsed().as_secs_f64()
     };
-    tch::set_num_threads(threads as i32);
+    run();
+    quartiles((0..20).map(|_| run()).collect())[1]
+}
+
+fn main() {
+    let threads = list("--threads", "1,2");
+    let batches = list("--batches", "1,4,16,64,256");
+    let iters: usize = arg("--iters").map_or(40, |n| n.parse().expect("--iters N"));
+    let dir = std::env::temp_dir().join(format!("vggdsl-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+
     tch::manual_seed(0);
     let vs = nn::VarStore::new(Device::Cpu);
     let net = Vgg16Bn::new(&vs.root());
-    // This machine's speed drifts (shared host): rounds alternate tch and PyTorch, and each
-    // figure is the median over rounds, so both sides see the same conditions.
-    let mut figures: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
-    let mut version = String::new();
-    for _ in 0..rounds {
-        for (k, v) in rust_round(&net, &vs, iters) {
-            figures.entry(k).or_default().push(v);
-        }
-        let torch = torch_round(threads, iters);
-        version = torch["torch"].as_str().unwrap_or("?").to_owned();
-        for (k, v) in torch.as_object().expect("an object") {
-            if let Some(v) = v.as_f64().filter(|_| k != "threads") {
-                figures.entry(k.clone()).or_default().push(v);
+    let fast = net.to_inference();
+    let seed_file = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/vgg16_bn.vgg");
+    let rvs = nn::VarStore::new(Device::Cpu);
+    let network = Network::from_file(&rvs.root(), seed_file, None).expect("the seed loads");
+    let mut rvs = rvs;
+    rvs.copy(&vs).expect("same names and shapes");
+    let network_fast = network.to_inference();
+    let pvs = nn::VarStore::new(Device::Cpu);
+    let pruned = Vgg16BnHrank::new(&pvs.root());
+    let pruned_fast = pruned.to_inference();
+
+    let mut rows = Vec::new();
+    for &t in &threads {
+        let script = dir.join(format!("seed-{t}.pt"));
+        let py = python(t, iters, script.to_str().unwrap(), &batches);
+        tch::set_num_threads(t as i32);
+        let torchscript = CModule::load(&script).expect("the frozen TorchScript loads");
+        println!(
+            "\n{t} thread(s), libtorch {}",
+            py["torch"].as_str().unwrap_or("?")
+        );
+        println!("| batch | variant | time | images/s | vs eager PyTorch | spread (quartiles) |");
+        println!("|---:|---|---:|---:|---:|---|");
+        for &b in &batches {
+            let xs = Tensor::randn([b, 3, 32, 32], (Kind::Float, Device::Cpu));
+            let _guard = tch::no_grad_guard();
+            let reference = net.forward_t(&xs, false);
+            for (name, ys) in [
+                ("to_inference()", fast.forward(&xs)),
+                ("run-time Network", network_fast.forward(&xs)),
+            ] {
+                let e = relative_error(&ys, &reference);
+                assert!(
+                    e < 1e-4,
+                    "{name} differs from forward_t by {e:e} at batch {b}"
+                );
+            }
+            let variants: Vec<Variant> = vec![
+                (
+                    "tch forward_t(eval)",
+                    Box::new(|| net.forward_t(&xs, false)),
+                ),
+                ("vggdsl to_inference()", Box::new(|| fast.forward(&xs))),
+                (
+                    "vggdsl run-time Network to_inference()",
+                    Box::new(|| network_fast.forward(&xs)),
+                ),
+                (
+                    "PyTorch TorchScript frozen (tch::CModule)",
+                    Box::new(|| torchscript.forward_ts(&[&xs]).expect("TorchScript runs")),
+                ),
+                (
+                    "HRank-pruned forward_t(eval)",
+                    Box::new(|| pruned.forward_t(&xs, false)),
+                ),
+                (
+                    "HRank-pruned to_inference()",
+                    Box::new(|| pruned_fast.forward(&xs)),
+                ),
+            ];
+            let n = if b <= 64 { iters } else { (iters / 4).max(8) };
+            let times = interleave(&variants, n);
+            let median = |i: usize| quartiles(times[i].clone())[1];
+            let theirs = &py["batches"][b.to_string()];
+            let f = |v: &str, k: &str| theirs[v][k].as_f64().expect("a figure");
+            // eager / torchscript, measured in the PyTorch process.
+            let bridge = f("torchscript", "ratio");
+            let mut row = |variant: &str, seconds: f64, ratio: [f64; 3]| {
+                println!(
+                    "| {b} | {variant} | {:.2} ms | {:.0} | **{:.2}×** | {:.2}–{:.2} |",
+                    seconds * 1e3,
+                    b as f64 / seconds,
+                    ratio[1],
+                    ratio[0],
+                    ratio[2]
+                );
+                rows.push(json!({
+                    "variant": variant, "threads": t, "batch": b,
+                    "images_per_second": b as f64 / seconds, "ratio": ratio[1],
+                    "ratio_q1": ratio[0], "ratio_q3": ratio[2],
+                }));
+            };
+            for (name, label) in [
+                ("eager", "PyTorch eager"),
+                ("torchscript", "PyTorch TorchScript frozen"),
+                (
+                    "optimize_for_inference",
+                    "PyTorch frozen + optimize_for_inference",
+                ),
+                ("compile", "PyTorch torch.compile (freezing)"),
+            ] {
+                let q = [f(name, "ratio_q1"), f(name, "ratio"), f(name, "ratio_q3")];
+                row(label, f(name, "seconds"), q);
+            }
+            // Through the bridge (variant 3, the frozen TorchScript) to PyTorch's eager.
+            for i in [0, 1, 2, 5] {
+                row(
+                    variants[i].0,
+                    median(i),
+                    ratio(&times[3], &times[i]).map(|x| x * bridge),
+                );
+            }
+            // Within this process: the fused paths against tch's eager op sequence.
+            for (fused, eager) in [(1, 0), (2, 0), (5, 4)] {
+                let r = ratio(&times[eager], &times[fused]);
+                println!(
+                    "| {b} | {} over {} | | | {:.2}× | {:.2}–{:.2} |",
+                    variants[fused].0, variants[eager].0, r[1], r[0], r[2]
+                );
             }
         }
     }
-    let t = |k: &str| {
-        figures.get(k).map(|v| {
-            let mut v = v.clone();
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        })
-    };
-
-    println!("seed VGG-16-BN, CIFAR input, {threads} threads, libtorch {version}; medians of {rounds} rounds");
-    println!("| case | variant | time | images/s | vs eager PyTorch |");
-    println!("|---|---|---:|---:|---:|");
-    let row = |case: &str, variant: &str, secs: Option<f64>, batch: f64, base: f64| {
-        if let Some(s) = secs {
-            println!(
-                "| {case} | {variant} | {:.2} ms | {:.0} | {:.2}x |",
-                s * 1e3,
-                batch / s,
-                base / s
-            );
-        }
-    };
-    for batch in [64, 1] {
-        let case = format!("inference B={batch}");
-        let base = t(&format!("eager_b{batch}")).expect("eager figure");
-        let b = batch as f64;
-        row(&case, "PyTorch eager (seed code)", Some(base), b, base);
-        row(
-            &case,
-            "PyTorch TorchScript frozen",
-            t(&format!("torchscript_b{batch}")),
-            b,
-            base,
-        );
-        row(
-            &case,
-            "PyTorch torch.compile (freezing)",
-            t(&format!("compile_b{batch}")),
-            b,
-            base,
-        );
-        row(
-            &case,
-            "vggdsl forward_t(eval)",
-            t(&format!("vggdsl_b{batch}")),
-            b,
-            base,
-        );
-        row(
-            &case,
-            "vggdsl to_inference()",
-            t(&format!("vggdsl_inference_b{batch}")),
-            b,
-            base,
-        );
+    let last_threads = *threads.last().unwrap();
+    tch::set_num_threads(last_threads as i32);
+    let peak = gemm_peak();
+    println!("\nf32 GEMM (1024³, {last_threads} thread(s)): {peak:.1} GFLOP/s");
+    for b in [1, 64] {
+        profile(&fast, b, iters, peak);
     }
-    let base = t("eager_train_b64").expect("eager training figure");
-    row(
-        "train step B=64",
-        "PyTorch eager (seed code)",
-        Some(base),
-        64.0,
-        base,
-    );
-    row(
-        "train step B=64",
-        "PyTorch torch.compile",
-        t("compile_train_b64"),
-        64.0,
-        base,
-    );
-    row(
-        "train step B=64",
-        "vggdsl forward_t(train) + tch SGD",
-        t("vggdsl_train_b64"),
-        64.0,
-        base,
-    );
-
+    if let Some(path) = arg("--json") {
+        let results = json!({"model": "Vgg16Bn", "rows": rows});
+        std::fs::write(&path, serde_json::to_string_pretty(&results).unwrap())
+            .expect("the results file is written");
+        println!("\nwrote {path}");
+    }
     if let Some(vggdsl) = arg("--vggdsl") {
-        let dir = std::env::temp_dir().join(format!("vggdsl-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        // A 2,000-layer model: 500 conv blocks (conv, norm, relu) and pools, on a large input.
-        let mut cfg = Vec::new();
-        for i in 0..500 {
-            cfg.push("8".to_owned());
-            if i % 100 == 99 {
-                cfg.push("M".to_owned());
-            }
-        }
-        cfg.push("8".to_owned());
-        let big = dir.join("big.vgg");
-        std::fs::write(
-            &big,
-            format!(
-                "pub model Big {{ input = [3, 256, 256]  cfg = [{}] }}",
-                cfg.join(", ")
-            ),
-        )
-        .unwrap();
-        let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/vgg16_bn.vgg");
-        println!();
-        println!("| compiler | whole-process time (median of 20) |");
-        println!("|---|---:|");
         println!(
-            "| `vggdsl compile` seed | {:.2} ms |",
-            compile_time(&vggdsl, seed, 20) * 1e3
+            "\n| `vggdsl compile` seed, whole process (median of 20) | {:.2} ms |",
+            compile_time(&vggdsl, seed_file) * 1e3
         );
-        println!(
-            "| `vggdsl compile` 2,000-layer model | {:.2} ms |",
-            compile_time(&vggdsl, big.to_str().unwrap(), 20) * 1e3
-        );
-        std::fs::remove_dir_all(&dir).ok();
     }
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -1,10 +1,10 @@
-//! Builds the optimiser's small C++ shim over libtorch (`src/train/shim.cpp`) with the
+//! Builds the small C++ shim of libtorch operators that tch lacks (`src/ops.cpp`) with the
 //! headers of the libtorch torch-sys links, and lets this crate's tests and examples find libtorch
 //! at run time without LD_LIBRARY_PATH.
 use std::path::PathBuf;
 
 fn main() {
-    println!("cargo:rerun-if-changed=src/train/shim.cpp");
+    println!("cargo:rerun-if-changed=src/ops.cpp");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     let lib = PathBuf::from(
         std::env::var("DEP_TCH_LIBTORCH_LIB").expect("torch-sys reports its libtorch lib folder"),
@@ -25,7 +25,7 @@ fn main() {
                 .as_str(),
         )
         .define("GLOG_USE_GLOG_EXPORT", None)
-        .file("src/train/shim.cpp")
-        .compile("vggdsl_train_shim");
+        .file("src/ops.cpp")
+        .compile("vggdsl_ops");
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
 }

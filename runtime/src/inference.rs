@@ -1,13 +1,16 @@
 //! Layers of the inference models that generated `to_inference()` returns.
 //!
 //! A compiler that sees the whole network can do what eager PyTorch does not: fold each BatchNorm
-//! into the conv or linear before it, fuse the ReLU that follows, prepack conv weights for oneDNN
-//! once, and keep activations in oneDNN's blocked layout from the first conv to the head, so no
-//! layer converts its input. Small batches gain nothing from the blocked layout (measured in
-//! BENCHMARKS.md), so they run the folded weights on plain tensors instead, as do models the
-//! layout can't run: f64, f16 or bf16 weights, a GPU, or a libtorch without oneDNN.
+//! into the conv or linear before it, fuse the ReLU that follows, and prepack conv weights for
+//! oneDNN once. Activations then take the layout that measured fastest for their batch size
+//! (BENCHMARKS.md): small batches run in channels-last dense tensors through oneDNN's fused
+//! conv + ReLU kernel (`mkldnn::_convolution_pointwise`, what torch.compile emits, reached
+//! through [`crate::ops`]); large batches stay in oneDNN's blocked layout from the first conv to
+//! the head, so no layer converts its input. Models that oneDNN can't run (f64, f16 or bf16
+//! weights, a GPU, a libtorch without oneDNN) run the folded weights on plain tensors.
 
 use crate::nn::{BatchNorm, Conv2d, Linear};
+use crate::ops;
 use tch::{Device, Kind, Tensor};
 
 /// Per-channel `(scale, shift)` of an eval-mode BatchNorm: `y = x * scale + shift`.
@@ -17,32 +20,36 @@ fn affine(norm: &BatchNorm) -> (Tensor, Tensor) {
     (scale, shift)
 }
 
-/// From this batch size on, activations travel in oneDNN's blocked layout.
+/// From this batch size on, activations travel in oneDNN's blocked layout; below it, in
+/// channels-last dense tensors.
 pub const BLOCKED_FROM_BATCH: i64 = 16;
 
-/// Whether tensors like `t` can run in oneDNN's blocked layout: f32 on the CPU, with a libtorch
-/// built with oneDNN (f64 has no oneDNN format; f16 and bf16 need CPU extensions to prepack).
-/// Conv layers prepack their weights exactly when their weights pass, so a batch that passes
-/// meets prepacked weights of its own kind.
-fn blocked_layout_runs(t: &Tensor) -> bool {
+/// Whether tensors like `t` can run on oneDNN: f32 on the CPU, with a libtorch built with oneDNN
+/// (f64 has no oneDNN format; f16 and bf16 need CPU extensions to prepack). Conv layers prepack
+/// their weights exactly when their weights pass, so a batch that passes meets prepacked weights
+/// of its own kind.
+fn onednn_runs(t: &Tensor) -> bool {
     t.kind() == Kind::Float && t.device() == Device::Cpu && tch::utils::has_mkldnn()
 }
 
 /// Puts a batch in the layout the inference layers run it in.
 pub fn enter(xs: &Tensor) -> Tensor {
-    if xs.size().first().is_some_and(|&n| n >= BLOCKED_FROM_BATCH) && blocked_layout_runs(xs) {
-        xs.g_to_mkldnn(None)
-    } else {
+    if !onednn_runs(xs) || xs.dim() != 4 {
         xs.shallow_clone()
+    } else if xs.size()[0] >= BLOCKED_FROM_BATCH {
+        xs.to_mkldnn()
+    } else {
+        // NCHW sizes over NHWC memory: PyTorch's channels_last format.
+        xs.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
     }
 }
 
-/// Back to a plain tensor, whichever layout `enter` chose.
+/// Back to a plain, contiguous NCHW tensor (what flattening needs), whichever layout `enter` chose.
 pub fn leave(xs: Tensor) -> Tensor {
     if xs.is_mkldnn() {
         xs.to_dense(None, false)
     } else {
-        xs
+        xs.contiguous()
     }
 }
 
@@ -54,8 +61,8 @@ pub struct ConvReLU2d {
     pub weight: Tensor,
     /// The folded bias.
     pub bias: Tensor,
-    /// `weight` in oneDNN's blocked format and `bias` as a oneDNN tensor, for blocked-layout
-    /// inputs; `None` where [`enter`] never blocks a batch of the weights' kind and device.
+    /// `weight` prepacked in oneDNN's format and `bias` as a oneDNN tensor; `None` where oneDNN
+    /// can't run the weights' kind and device.
     pub packed: Option<(Tensor, Tensor)>,
     pub stride: i64,
     pub padding: i64,
@@ -77,15 +84,15 @@ impl ConvReLU2d {
             };
             let (s, p) = (conv.stride, conv.padding);
             let (weight, bias) = (weight.contiguous(), bias.contiguous());
-            let packed = blocked_layout_runs(&weight).then(|| {
-                let packed_weight = weight.g_to_mkldnn(None).mkldnn_reorder_conv2d_weight(
+            let packed = onednn_runs(&weight).then(|| {
+                let packed_weight = weight.to_mkldnn().mkldnn_reorder_conv2d_weight(
                     [p, p],
                     [s, s],
                     [1, 1],
                     1,
                     None::<i64>,
                 );
-                (packed_weight, bias.g_to_mkldnn(None))
+                (packed_weight, bias.to_mkldnn())
             });
             Self {
                 weight,
@@ -97,16 +104,20 @@ impl ConvReLU2d {
         })
     }
 
-    /// Runs in the layout of `xs` (see [`enter`]).
+    /// Runs in the layout of `xs` (see [`enter`]). Like tch's own layers, panics where libtorch
+    /// refuses the input (a batch of the wrong shape or kind).
     pub fn forward(&self, xs: &Tensor) -> Tensor {
         let (s, p) = (self.stride, self.padding);
-        let mut ys = match &self.packed {
-            Some((w, b)) if xs.is_mkldnn() => {
-                xs.mkldnn_convolution(w, Some(b), [p, p], [s, s], [1, 1], 1)
-            }
-            _ => xs.conv2d(&self.weight, Some(&self.bias), [s, s], [p, p], [1, 1], 1),
-        };
-        ys.relu_()
+        match &self.packed {
+            Some((w, b)) if xs.is_mkldnn() => xs
+                .mkldnn_convolution(w, Some(b), [p, p], [s, s], [1, 1], 1)
+                .relu_(),
+            Some((w, _)) if ops::has_conv2d_relu() => ops::conv2d_relu(xs, w, &self.bias, s, p)
+                .unwrap_or_else(|e| panic!("oneDNN conv2d + ReLU failed: {e}")),
+            _ => xs
+                .conv2d(&self.weight, Some(&self.bias), [s, s], [p, p], [1, 1], 1)
+                .relu_(),
+        }
     }
 }
 

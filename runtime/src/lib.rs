@@ -12,6 +12,7 @@ pub mod inference;
 pub mod init;
 pub mod network;
 pub mod nn;
+pub mod ops;
 mod pickle;
 pub mod state_dict;
 pub mod train;

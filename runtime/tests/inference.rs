@@ -1,4 +1,4 @@
-//! `to_inference()` works on every store the model itself runs on: where oneDNN's blocked layout
+//! `to_inference()` works on every store the model itself runs on: where oneDNN
 //! can't be used (a kind other than f32, a device other than the CPU, a libtorch without oneDNN)
 //! the folded weights run on plain tensors and give the eval-mode outputs.
 use vggdsl_runtime::inference::BLOCKED_FROM_BATCH;
@@ -74,4 +74,47 @@ fn f16_and_bf16_models_match_eval_mode() {
         let diff = relative_difference(kind);
         assert!(diff < tolerance, "{kind:?}: relative difference {diff}");
     }
+}
+
+/// The fused kernel that small batches run: present in this libtorch (built with oneDNN), and
+/// equal to `relu(conv2d(…))` for dense and prepacked weights, plain and channels-last inputs,
+/// strides 1 and 2.
+#[test]
+fn fused_conv_relu_matches_conv2d_then_relu() {
+    use vggdsl_runtime::ops;
+    assert_eq!(ops::has_conv2d_relu(), tch::utils::has_mkldnn());
+    if !ops::has_conv2d_relu() {
+        return;
+    }
+    tch::manual_seed(1);
+    let opts = (Kind::Float, Device::Cpu);
+    let xs = Tensor::randn([3, 5, 9, 9], opts);
+    let weight = Tensor::randn([7, 5, 3, 3], opts);
+    let bias = Tensor::randn([7], opts);
+    for (stride, padding) in [(1, 1), (2, 0)] {
+        let want = xs
+            .conv2d(&weight, Some(&bias), [stride; 2], [padding; 2], [1, 1], 1)
+            .relu();
+        let packed = weight.to_mkldnn().mkldnn_reorder_conv2d_weight(
+            [padding; 2],
+            [stride; 2],
+            [1, 1],
+            1,
+            None::<i64>,
+        );
+        let channels_last = xs.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
+        for (input, w) in [(&xs, &weight), (&xs, &packed), (&channels_last, &packed)] {
+            let got = ops::conv2d_relu(input, w, &bias, stride, padding).unwrap();
+            assert_eq!(got.size(), want.size());
+            // With prepacked weights the kernel writes channels-last, the layout `enter` gives
+            // small batches; with dense ones, the layout of the input.
+            assert_eq!(got.stride()[1] == 1, w.is_mkldnn());
+            let diff = (&got - &want).abs().max().double_value(&[]);
+            assert!(diff < 1e-5, "stride {stride}: difference {diff}");
+            assert!(got.min().double_value(&[]) >= 0.0);
+        }
+    }
+    // A refused input is an error, not a crash.
+    let wrong = Tensor::randn([3, 4, 9, 9], opts);
+    assert!(ops::conv2d_relu(&wrong, &weight, &bias, 1, 1).is_err());
 }

@@ -3,49 +3,12 @@
 //! buffers that can be saved and restored, which tch's own optimiser keeps out of reach.
 
 use std::collections::HashMap;
-use std::ffi::CStr;
-use std::os::raw::c_char;
 
 use tch::nn::VarStore;
 use tch::{TchError, Tensor};
-use torch_sys::C_tensor;
 
+use crate::ops::{add, add_, grad_to_none};
 use crate::state_dict::Mismatch;
-
-extern "C" {
-    fn vggdsl_add(this: *const C_tensor, other: *const C_tensor, alpha: f64) -> *mut C_tensor;
-    fn vggdsl_add_(this: *mut C_tensor, other: *const C_tensor, alpha: f64) -> bool;
-    fn vggdsl_grad_to_none(this: *mut C_tensor);
-    fn vggdsl_last_error() -> *const c_char;
-}
-
-fn last_error() -> TchError {
-    // SAFETY: the shim's buffer always holds a NUL-terminated string.
-    let message = unsafe { CStr::from_ptr(vggdsl_last_error()) };
-    TchError::Torch(message.to_string_lossy().into_owned())
-}
-
-/// `a.add(b, alpha=alpha)`: one fused kernel, unlike `a + b * alpha`, which rounds twice.
-fn add(a: &Tensor, b: &Tensor, alpha: f64) -> Result<Tensor, TchError> {
-    // SAFETY: both pointers are live tensors; the result is a new tensor the caller owns.
-    let result = unsafe { vggdsl_add(a.as_ptr(), b.as_ptr(), alpha) };
-    if result.is_null() {
-        Err(last_error())
-    } else {
-        // SAFETY: a tensor allocated by the shim with `new`, as tch's own are.
-        Ok(unsafe { Tensor::from_ptr(result) })
-    }
-}
-
-/// `a.add_(b, alpha=alpha)`.
-fn add_(a: &mut Tensor, b: &Tensor, alpha: f64) -> Result<(), TchError> {
-    // SAFETY: both pointers are live tensors.
-    if unsafe { vggdsl_add_(a.as_mut_ptr(), b.as_ptr(), alpha) } {
-        Ok(())
-    } else {
-        Err(last_error())
-    }
-}
 
 /// The hyper-parameters that stay fixed during a run (the learning rate follows a schedule and
 /// is passed to each [`Sgd::step`]). Dampening is PyTorch's default, 0.
@@ -91,8 +54,7 @@ impl Sgd {
     /// saves two passes over the parameters' memory per step.
     pub fn zero_grad(&mut self) {
         for (_, p) in &mut self.params {
-            // SAFETY: a live tensor; only its gradient field is reset.
-            unsafe { vggdsl_grad_to_none(p.as_mut_ptr()) };
+            grad_to_none(p);
         }
     }
 

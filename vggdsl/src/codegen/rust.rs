@@ -221,7 +221,7 @@ fn fused(layers: &[Layer], section: &Ident) -> Vec<Fused> {
         .collect()
 }
 
-/// The inference model: BatchNorm folded, ReLU fused, oneDNN weights and layout throughout.
+/// The inference model: BatchNorm folded, ReLU fused, conv weights prepacked for oneDNN.
 fn inference(net: &Network) -> TokenStream {
     let spec = &net.spec;
     let name = ident(&spec.name);
@@ -244,8 +244,10 @@ fn inference(net: &Network) -> TokenStream {
     let (f_field, c_field) = (ident(names::FEATURES), ident(names::CLASSIFIER));
     let doc = format!(
         " [`{}`] for inference: each BatchNorm folded into the layer before it, ReLU fused, conv \
-         weights prepacked for oneDNN and, from batch 16, activations kept in oneDNN's layout \
-         from the first conv to the head. Built by [`{}::to_inference`] from the model's current weights.",
+         weights prepacked for oneDNN; small batches run channels-last through oneDNN's fused \
+         conv + ReLU kernel, large ones in oneDNN's blocked layout from the first conv to the \
+         head ([`vggdsl_runtime::inference`]). Built by [`{}::to_inference`] from the model's \
+         current weights.",
         spec.name, spec.name
     );
     quote! {

@@ -1,0 +1,85 @@
+//! libtorch operators that tch's bindings lack, through a few lines of C++ (`ops.cpp`, built by
+//! `build.rs` against the headers of the libtorch that torch-sys links).
+
+use std::ffi::CStr;
+use std::os::raw::c_char;
+use std::sync::OnceLock;
+
+use tch::{TchError, Tensor};
+use torch_sys::C_tensor;
+
+extern "C" {
+    fn vggdsl_add(this: *const C_tensor, other: *const C_tensor, alpha: f64) -> *mut C_tensor;
+    fn vggdsl_add_(this: *mut C_tensor, other: *const C_tensor, alpha: f64) -> bool;
+    fn vggdsl_grad_to_none(this: *mut C_tensor);
+    fn vggdsl_conv2d_relu(
+        xs: *const C_tensor,
+        weight: *const C_tensor,
+        bias: *const C_tensor,
+        stride: i64,
+        padding: i64,
+    ) -> *mut C_tensor;
+    fn vggdsl_has_conv2d_relu() -> bool;
+    fn vggdsl_last_error() -> *const c_char;
+}
+
+fn last_error() -> TchError {
+    // SAFETY: the shim's buffer always holds a NUL-terminated string.
+    let message = unsafe { CStr::from_ptr(vggdsl_last_error()) };
+    TchError::Torch(message.to_string_lossy().into_owned())
+}
+
+/// A tensor the shim allocated, or its error.
+fn owned(result: *mut C_tensor) -> Result<Tensor, TchError> {
+    if result.is_null() {
+        Err(last_error())
+    } else {
+        // SAFETY: a tensor allocated by the shim with `new`, as tch's own are.
+        Ok(unsafe { Tensor::from_ptr(result) })
+    }
+}
+
+/// `a.add(b, alpha=alpha)`: one fused kernel, unlike `a + b * alpha`, which rounds twice.
+pub fn add(a: &Tensor, b: &Tensor, alpha: f64) -> Result<Tensor, TchError> {
+    // SAFETY: both pointers are live tensors; the result is a new tensor the caller owns.
+    owned(unsafe { vggdsl_add(a.as_ptr(), b.as_ptr(), alpha) })
+}
+
+/// `a.add_(b, alpha=alpha)`.
+pub fn add_(a: &mut Tensor, b: &Tensor, alpha: f64) -> Result<(), TchError> {
+    // SAFETY: both pointers are live tensors.
+    if unsafe { vggdsl_add_(a.as_mut_ptr(), b.as_ptr(), alpha) } {
+        Ok(())
+    } else {
+        Err(last_error())
+    }
+}
+
+/// `p.grad = None`, as PyTorch's `zero_grad()` leaves it.
+pub fn grad_to_none(p: &mut Tensor) {
+    // SAFETY: a live tensor; only its gradient field is reset.
+    unsafe { vggdsl_grad_to_none(p.as_mut_ptr()) }
+}
+
+/// `relu(conv2d(xs, weight, bias))` as one oneDNN kernel (`mkldnn::_convolution_pointwise`, what
+/// torch.compile runs for conv + ReLU): 3×3-style square `stride` and `padding`, `weight` dense
+/// or prepacked by `mkldnn_reorder_conv2d_weight`; the output keeps the memory format of `xs`.
+pub fn conv2d_relu(
+    xs: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    stride: i64,
+    padding: i64,
+) -> Result<Tensor, TchError> {
+    // SAFETY: live tensors; the result is a new tensor the caller owns.
+    owned(unsafe {
+        vggdsl_conv2d_relu(xs.as_ptr(), weight.as_ptr(), bias.as_ptr(), stride, padding)
+    })
+}
+
+/// Whether [`conv2d_relu`] runs here: libtorch was built with oneDNN and registers its operator.
+pub fn has_conv2d_relu() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    // SAFETY: no arguments; the shim catches every C++ exception.
+    *HAS.get_or_init(|| unsafe { vggdsl_has_conv2d_relu() })
+}
