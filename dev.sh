@@ -2,7 +2,7 @@
 # The two commands of the README, with all set-up included:
 #   ./dev.sh seed   compile examples/vgg16_bn.vgg, build the generated code, run it on a random batch
 #   ./dev.sh test   every test of the workspace (Rust and the PyTorch reference checks)
-#   ./dev.sh bench  the benchmark against PyTorch (see BENCHMARKS.md)
+#   ./dev.sh bench  the benchmark against PyTorch: BENCHMARKS.md's tables and docs/img/bench.svg
 #   ./dev.sh pictures  the README's pictures (docs/img/*.svg), DDP training runs included
 # libtorch: $LIBTORCH if set, else torch==2.13.0 from PyPI in a cache outside the checkout.
 set -euo pipefail
@@ -21,8 +21,12 @@ case "${1:-}" in
     cargo test --workspace --no-fail-fast
     ;;
   bench)
+    # BENCHMARKS.md's tables (printed) and its picture (docs/img/bench.svg).
     cargo build --quiet --release --bin vggdsl
-    cargo run --quiet --release --example bench -- --vggdsl target/release/vggdsl "${@:2}"
+    mkdir -p target/bench
+    cargo run --quiet --release --example bench -- --vggdsl target/release/vggdsl \
+      --json target/bench/results.json "${@:2}"
+    target/release/vggdsl plot bench target/bench/results.json -o docs/img/bench.svg
     ;;
   pictures)
     # The widths of the seed and its HRank pruning; then both trained for 10 epochs by

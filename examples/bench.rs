@@ -236,15 +236,14 @@ fn main() {
     let pruned_fast = pruned.to_inference();
 
     let mut rows = Vec::new();
+    let mut torch_version = String::new();
     for &t in &threads {
         let script = dir.join(format!("seed-{t}.pt"));
         let py = python(t, iters, script.to_str().unwrap(), &batches);
         tch::set_num_threads(t as i32);
         let torchscript = CModule::load(&script).expect("the frozen TorchScript loads");
-        println!(
-            "\n{t} thread(s), libtorch {}",
-            py["torch"].as_str().unwrap_or("?")
-        );
+        torch_version = py["torch"].as_str().unwrap_or("?").to_owned();
+        println!("\n{t} thread(s), libtorch {torch_version}");
         println!("| batch | variant | time | images/s | vs eager PyTorch | spread (quartiles) |");
         println!("|---:|---|---:|---:|---:|---|");
         for &b in &batches {
@@ -344,7 +343,12 @@ fn main() {
         profile(&fast, b, iters, peak);
     }
     if let Some(path) = arg("--json") {
-        let results = json!({"model": "Vgg16Bn", "rows": rows});
+        let machine = format!(
+            "{} CPUs, libtorch {}; median of per-iteration ratios, interleaved",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            torch_version
+        );
+        let results = json!({"model": "Vgg16Bn (the seed)", "machine": machine, "rows": rows});
         std::fs::write(&path, serde_json::to_string_pretty(&results).unwrap())
             .expect("the results file is written");
         println!("\nwrote {path}");

@@ -24,8 +24,9 @@ pub type Drawn = Result<(), Box<dyn Error>>;
 /// A figure's drawing area.
 pub type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
-/// The colour-blind-safe palette of Okabe and Ito, in the order series take it.
-pub const PALETTE: [RGBColor; 7] = [
+/// The colour-blind-safe palette of Okabe and Ito, in the order series take it, with grey in
+/// place of its yellow, which is too faint on white (the benchmark draws eight series).
+pub const PALETTE: [RGBColor; 8] = [
     RGBColor(0, 114, 178),
     RGBColor(230, 159, 0),
     RGBColor(0, 158, 115),
@@ -33,6 +34,7 @@ pub const PALETTE: [RGBColor; 7] = [
     RGBColor(86, 180, 233),
     RGBColor(204, 121, 167),
     RGBColor(0, 0, 0),
+    RGBColor(136, 136, 136),
 ];
 
 /// The colour of series `i`.
