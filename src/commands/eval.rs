@@ -6,12 +6,9 @@ use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
 use vggdsl_runtime::data::Split;
-use vggdsl_runtime::tch::nn::VarStore;
-use vggdsl_runtime::tch::Device;
 use vggdsl_runtime::train::{self, EVAL_BATCH};
-use vggdsl_runtime::Network;
 
-use super::setup::{load_failure, load_split, ModelArgs};
+use super::setup::{ModelArgs, Trained};
 use crate::failure::{Failure, FAILED};
 use crate::output;
 
@@ -50,16 +47,12 @@ struct Class {
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    let model = args.model.model()?;
+    let Trained {
+        model,
+        net,
+        data: test,
+    } = args.model.trained(&args.weights, Split::Test)?;
     let name = model.ir.spec.name.clone();
-    let mut vs = VarStore::new(Device::Cpu);
-    let net = Network::new(&vs.root(), &model.ir);
-    vggdsl_runtime::load_state_dict(&mut vs, &args.weights).map_err(|e| load_failure(&e, &name))?;
-    let test = load_split(
-        model.dataset,
-        Split::Test,
-        &args.model.data_dir(model.dataset)?,
-    )?;
     let evaluation = train::evaluate(
         &net,
         &test,

@@ -9,11 +9,8 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use vggdsl_runtime::data::Split;
 use vggdsl_runtime::hrank::{RankSums, Ranks};
-use vggdsl_runtime::tch::nn::VarStore;
-use vggdsl_runtime::tch::Device;
-use vggdsl_runtime::Network;
 
-use super::setup::{load_failure, load_split, ModelArgs};
+use super::setup::{ModelArgs, Trained};
 use crate::failure::Failure;
 use crate::output;
 use crate::ranks_file::RanksFile;
@@ -50,16 +47,11 @@ pub struct Args {
 /// Ranks the training set's first `limit × batch_size` images in file order, unaugmented, so
 /// that the same weights always give the same ranks (HRank's loader shuffles and augments).
 pub fn run(args: Args) -> Result<(), Failure> {
-    let model = args.model.model()?;
-    let name = model.ir.spec.name.clone();
-    let mut vs = VarStore::new(Device::Cpu);
-    let net = Network::new(&vs.root(), &model.ir);
-    vggdsl_runtime::load_state_dict(&mut vs, &args.weights).map_err(|e| load_failure(&e, &name))?;
-    let train = load_split(
-        model.dataset,
-        Split::Train,
-        &args.model.data_dir(model.dataset)?,
-    )?;
+    let Trained {
+        model,
+        net,
+        data: train,
+    } = args.model.trained(&args.weights, Split::Train)?;
     let images = args
         .limit
         .get()

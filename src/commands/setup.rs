@@ -1,11 +1,11 @@
-//! What `train` and `eval` share: the model of a FILE, the dataset and its folder, the thread
-//! count, and how their errors read.
+//! What `train`, `eval` and `rank` share: the model of a FILE, the dataset and its folder, the
+//! thread count, loading trained weights, and how their errors read.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use vggdsl_runtime::data::{DataError, Dataset, ImageSet, Split};
-use vggdsl_runtime::tch;
-use vggdsl_runtime::LoadError;
+use vggdsl_runtime::tch::{self, nn::VarStore, Device};
+use vggdsl_runtime::{LoadError, Network};
 
 use crate::failure::{Failure, FAILED, UNREADABLE, USAGE};
 use crate::{input, FileArg};
@@ -139,6 +139,26 @@ fn infer_dataset(input: [i64; 3], num_classes: i64) -> Option<Dataset> {
     Dataset::ALL
         .into_iter()
         .find(|d| d.image_shape() == input && d.num_classes() == num_classes)
+}
+
+/// A model with its trained weights, and one split of its dataset: where `eval` and `rank` start.
+pub struct Trained {
+    pub model: Model,
+    pub net: Network,
+    pub data: ImageSet,
+}
+
+impl ModelArgs {
+    /// The model, its weights loaded strictly from `weights`, and `split` of its dataset.
+    pub fn trained(&self, weights: &Path, split: Split) -> Result<Trained, Failure> {
+        let model = self.model()?;
+        let mut vs = VarStore::new(Device::Cpu);
+        let net = Network::new(&vs.root(), &model.ir);
+        vggdsl_runtime::load_state_dict(&mut vs, weights)
+            .map_err(|e| load_failure(&e, &model.ir.spec.name))?;
+        let data = load_split(model.dataset, split, &self.data_dir(model.dataset)?)?;
+        Ok(Trained { model, net, data })
+    }
 }
 
 /// One split of the dataset; a missing or malformed file is one sentence.
