@@ -325,6 +325,11 @@ fn main() {
                     ratio(&times[3], &times[i]).map(|x| x * bridge),
                 );
             }
+            println!(
+                "| {b} | (bridge: TorchScript frozen took {:.2} ms in PyTorch's process, {:.2} ms in this one) | | | | |",
+                f("torchscript", "seconds") * 1e3,
+                median(3) * 1e3
+            );
             // Within this process: the fused paths against tch's eager op sequence.
             for (fused, eager) in [(1, 0), (2, 0), (5, 4)] {
                 let r = ratio(&times[eager], &times[fused]);
