@@ -1,6 +1,6 @@
 """PyTorch side of `./dev.sh bench`: the seed's own code in eager mode, frozen TorchScript, frozen
 TorchScript with optimize_for_inference, and torch.compile (inductor, freezing), interleaved
-iteration by iteration in this one process, for each batch size.
+iteration by iteration (in a new, seeded order each time) in this one process, per batch size.
 
     torch_bench.py THREADS ITERS SCRIPT_OUT BATCH...
 
@@ -11,6 +11,7 @@ per-iteration ratio eager time / variant time.
 """
 import json
 import os
+import random
 import sys
 import time
 
@@ -59,9 +60,11 @@ def main():
             names = list(variants)
             times = {name: [] for name in names}
             n = iters if batch <= 64 else max(8, iters // 4)
-            for it in range(n):
-                for k in range(len(names)):
-                    name = names[(k + it) % len(names)]
+            order = list(names)
+            shuffle = random.Random(0).shuffle  # a new order each iteration, as the Rust side
+            for _ in range(n):
+                shuffle(order)
+                for name in order:
                     t = time.perf_counter()
                     variants[name](x)
                     times[name].append(time.perf_counter() - t)

@@ -1,8 +1,8 @@
 //! `./dev.sh bench`: inference speed of the seed network (VGG-16-BN, 3×32×32) in vggdsl and in
 //! PyTorch, on a host whose speed drifts by ±30 % between minutes.
 //!
-//! Every figure is a median of per-iteration ratios between variants run back to back, in turn,
-//! in one process: the drift hits both sides of a ratio alike. Two processes take part. The
+//! Every figure is a median of per-iteration ratios between variants run back to back, in a
+//! shuffled order, in one process: the drift hits both sides of a ratio alike. Two processes take part. The
 //! PyTorch one (`bench/torch_bench.py`) interleaves eager, frozen TorchScript,
 //! `optimize_for_inference` and torch.compile; this one interleaves tch's `forward_t(eval)`, the
 //! generated `to_inference()`, the run-time `Network`'s, the HRank-pruned example's, and the very
@@ -19,6 +19,9 @@
 use std::process::Command;
 use std::time::Instant;
 
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 use vggdsl_runtime::tch::{self, nn, nn::ModuleT, CModule, Device, Kind, Tensor};
 use vggdsl_runtime::Network;
@@ -72,18 +75,20 @@ fn python(threads: i64, iters: usize, script: &str, batches: &[i64]) -> Value {
 /// A variant of this process: its name and one forward pass on the batch.
 type Variant<'a> = (&'static str, Box<dyn Fn() -> Tensor + 'a>);
 
-/// Runs `variants` in turn, the order rotating each iteration, and returns each one's times.
+/// Runs `variants` in turn, in a new (seeded) order each iteration so that no variant always
+/// follows the same one, and returns each one's times.
 fn interleave(variants: &[Variant], iters: usize) -> Vec<Vec<f64>> {
     for (_, f) in variants {
         for _ in 0..3 {
             drop(f());
         }
     }
-    let n = variants.len();
-    let mut times = vec![Vec::with_capacity(iters); n];
-    for it in 0..iters {
-        for k in 0..n {
-            let i = (k + it) % n;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut order: Vec<usize> = (0..variants.len()).collect();
+    let mut times = vec![Vec::with_capacity(iters); variants.len()];
+    for _ in 0..iters {
+        order.shuffle(&mut rng);
+        for &i in &order {
             times[i].push(time(&*variants[i].1));
         }
     }
