@@ -64,8 +64,8 @@ bool vggdsl_add_(at::Tensor* self, const at::Tensor* other, double alpha) {
 void vggdsl_grad_to_none(at::Tensor* self) { self->mutable_grad() = at::Tensor(); }
 
 // `relu(conv2d(x, weight, bias))` in one oneDNN kernel, square stride and padding, no dilation or
-// groups. `weight` is dense or prepacked by `mkldnn_reorder_conv2d_weight`; the output takes the
-// memory format of `x`. A new tensor, or null on failure (see vggdsl_last_error).
+// groups. `weight` is dense or prepacked by `mkldnn_reorder_conv2d_weight` (then the output is
+// channels-last). A new tensor, or null on failure (see vggdsl_last_error).
 at::Tensor* vggdsl_conv2d_relu(const at::Tensor* x, const at::Tensor* weight,
                                const at::Tensor* bias, int64_t stride, int64_t padding) {
   try {

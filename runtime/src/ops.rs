@@ -62,8 +62,9 @@ pub fn grad_to_none(p: &mut Tensor) {
 }
 
 /// `relu(conv2d(xs, weight, bias))` as one oneDNN kernel (`mkldnn::_convolution_pointwise`, what
-/// torch.compile runs for conv + ReLU): 3×3-style square `stride` and `padding`, `weight` dense
-/// or prepacked by `mkldnn_reorder_conv2d_weight`; the output keeps the memory format of `xs`.
+/// torch.compile runs for conv + ReLU): square `stride` and `padding`, no dilation or groups.
+/// With `weight` prepacked by `mkldnn_reorder_conv2d_weight` the output is channels-last; with a
+/// dense `weight` it keeps the memory format of `xs`.
 pub fn conv2d_relu(
     xs: &Tensor,
     weight: &Tensor,
