@@ -1,24 +1,20 @@
 //! `vggdsl eval FILE --weights W`: a model's accuracy, per-class accuracy and loss on the test set.
 
 use std::num::NonZeroUsize;
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
 use vggdsl_runtime::data::Split;
 use vggdsl_runtime::train::{self, EVAL_BATCH};
 
-use super::setup::{ModelArgs, Trained};
+use super::setup::{Trained, TrainedArgs};
 use crate::failure::{Failure, FAILED};
 use crate::output;
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    model: ModelArgs,
-    /// The weights: a .safetensors file (e.g. a run's best.safetensors) or a torch.save archive.
-    #[arg(long, value_name = "W")]
-    weights: PathBuf,
+    trained: TrainedArgs,
     /// Images per forward pass.
     #[arg(long, value_name = "N", default_value_t = NonZeroUsize::new(EVAL_BATCH).expect("positive"))]
     batch_size: NonZeroUsize,
@@ -51,7 +47,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         model,
         net,
         data: test,
-    } = args.model.trained(&args.weights, Split::Test)?;
+    } = args.trained.load(Split::Test)?;
     let name = model.ir.spec.name.clone();
     let evaluation = train::evaluate(
         &net,

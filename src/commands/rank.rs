@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use vggdsl_runtime::data::Split;
 use vggdsl_runtime::hrank::{RankSums, Ranks};
 
-use super::setup::{ModelArgs, Trained};
+use super::setup::{Trained, TrainedArgs};
 use crate::failure::Failure;
 use crate::output;
 use crate::ranks_file::RanksFile;
@@ -29,10 +29,7 @@ pub const RANKS_FILE: &str = "ranks.json";
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    model: ModelArgs,
-    /// The model's weights (.safetensors or a torch.save archive), loaded strictly.
-    #[arg(long, value_name = "W")]
-    weights: PathBuf,
+    trained: TrainedArgs,
     /// How many batches of the training set to rank over (HRank: 5 of 128 images).
     #[arg(long, value_name = "N", default_value_t = NonZeroUsize::new(5).expect("positive"))]
     limit: NonZeroUsize,
@@ -51,7 +48,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         model,
         net,
         data: train,
-    } = args.model.trained(&args.weights, Split::Train)?;
+    } = args.trained.load(Split::Train)?;
     let images = args
         .limit
         .get()

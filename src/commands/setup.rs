@@ -1,7 +1,7 @@
 //! What `train`, `eval` and `rank` share: the model of a FILE, the dataset and its folder, the
 //! thread count, loading trained weights, and how their errors read.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use vggdsl_runtime::data::{DataError, Dataset, ImageSet, Split};
 use vggdsl_runtime::tch::{self, nn::VarStore, Device};
@@ -148,15 +148,26 @@ pub struct Trained {
     pub data: ImageSet,
 }
 
-impl ModelArgs {
-    /// The model, its weights loaded strictly from `weights`, and `split` of its dataset.
-    pub fn trained(&self, weights: &Path, split: Split) -> Result<Trained, Failure> {
-        let model = self.model()?;
+/// A model and its trained weights: the arguments of `eval` and `rank`.
+#[derive(clap::Args)]
+pub struct TrainedArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The weights: a .safetensors file (e.g. a run's best.safetensors) or a torch.save archive,
+    /// loaded strictly.
+    #[arg(long, value_name = "W")]
+    pub weights: PathBuf,
+}
+
+impl TrainedArgs {
+    /// The model, its weights loaded strictly, and `split` of its dataset.
+    pub fn load(&self, split: Split) -> Result<Trained, Failure> {
+        let model = self.model.model()?;
         let mut vs = VarStore::new(Device::Cpu);
         let net = Network::new(&vs.root(), &model.ir);
-        vggdsl_runtime::load_state_dict(&mut vs, weights)
+        vggdsl_runtime::load_state_dict(&mut vs, &self.weights)
             .map_err(|e| load_failure(&e, &model.ir.spec.name))?;
-        let data = load_split(model.dataset, split, &self.data_dir(model.dataset)?)?;
+        let data = load_split(model.dataset, split, &self.model.data_dir(model.dataset)?)?;
         Ok(Trained { model, net, data })
     }
 }
