@@ -173,6 +173,9 @@ def main():
     if rank == 0:
         metrics.close()
         save_state_dict(model.module, os.path.join(args.out_dir, "last.safetensors"))
+    # Every rank waits for rank 0's save before the group goes: a rank that tears gloo down while
+    # its peer is still connected can abort ("terminate called without an active exception").
+    dist.barrier()
     dist.destroy_process_group()
 
 
