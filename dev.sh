@@ -11,14 +11,20 @@ eval "$(bash scripts/setup-libtorch.sh)"
 
 case "${1:-}" in
   seed)
+    # The tests' profile: libtorch does the arithmetic, so an optimised build would change only
+    # the build time, and `./dev.sh test` then reuses this build.
     mkdir -p target/generated
-    cargo run --quiet --bin vggdsl -- compile examples/vgg16_bn.vgg -o target/generated/vgg16_bn.rs
+    cargo run --quiet --profile test --bin vggdsl -- \
+      compile examples/vgg16_bn.vgg -o target/generated/vgg16_bn.rs
     echo "compiled examples/vgg16_bn.vgg -> target/generated/vgg16_bn.rs"
-    cargo run --quiet --release --example seed
+    cargo run --quiet --profile test --example seed
     ;;
   test)
     "$VGGDSL_PYTHON" tests/python/selfcheck.py
-    cargo test --workspace --no-fail-fast
+    # Test threads and the PyTorch reference process run libtorch side by side on few cores:
+    # OpenMP's default of spinning while it waits for work made each starve the other (the
+    # fidelity tests took 3x as long).
+    OMP_WAIT_POLICY=PASSIVE cargo test --workspace --no-fail-fast
     ;;
   bench)
     # BENCHMARKS.md's tables (printed) and its picture (docs/img/bench.svg).

@@ -9,12 +9,14 @@
 //! checks it is deterministic) and dominates the run time, so a mutation that leaves the
 //! networks as they were (a changed comment, say) is not compiled again.
 //!
-//! `VGGDSL_FUZZ_CASES` (default 100,000) and `VGGDSL_FUZZ_SEED` change the run.
+//! `VGGDSL_FUZZ_CASES` (default 100,000) and `VGGDSL_FUZZ_SEED` change the run; the inputs are
+//! checked on every core.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 mod common;
@@ -536,7 +538,7 @@ enum Outcome {
 
 /// Everything a user can make the library do with a text. `front` gets the time of parse +
 /// check, the front end whose cost the 100 ms budget bounds (codegen scales with the network).
-fn run(src: &str, seen: &mut HashSet<u64>, front: &mut Duration) -> Outcome {
+fn run(src: &str, seen: &Mutex<HashSet<u64>>, front: &mut Duration) -> Outcome {
     let t = Instant::now();
     let loaded = vggdsl::load(src, "fuzz.vgg");
     *front = t.elapsed();
@@ -548,7 +550,11 @@ fn run(src: &str, seen: &mut HashSet<u64>, front: &mut Duration) -> Outcome {
             }
             let mut h = DefaultHasher::new();
             format!("{nets:?}").hash(&mut h);
-            if !seen.insert(h.finish()) {
+            let new = seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(h.finish());
+            if !new {
                 return Outcome::Seen;
             }
             let origin = vggdsl::codegen::Origin { file: None };
@@ -575,6 +581,57 @@ fn run(src: &str, seen: &mut HashSet<u64>, front: &mut Duration) -> Outcome {
     }
 }
 
+/// What one worker found: counts, its slowest input and the inputs that panicked.
+#[derive(Default)]
+struct Findings {
+    valid: usize,
+    compiled: usize,
+    slowest: Duration,
+    slowest_input: String,
+    failures: Vec<(String, String)>,
+}
+
+impl Findings {
+    fn merge(mut self, other: Findings) -> Findings {
+        self.valid += other.valid;
+        self.compiled += other.compiled;
+        if other.slowest > self.slowest {
+            (self.slowest, self.slowest_input) = (other.slowest, other.slowest_input);
+        }
+        self.failures.extend(other.failures);
+        self
+    }
+}
+
+/// The inputs `worker` of `workers` takes (every `workers`-th, from its index on).
+fn work(inputs: &[String], worker: usize, workers: usize, seen: &Mutex<HashSet<u64>>) -> Findings {
+    let mut found = Findings::default();
+    for input in inputs.iter().skip(worker).step_by(workers) {
+        let mut took = Duration::ZERO;
+        let result = catch_unwind(AssertUnwindSafe(|| run(input, seen, &mut took)));
+        if took > found.slowest {
+            (found.slowest, found.slowest_input) = (took, input.clone());
+        }
+        match result {
+            Ok(Outcome::Invalid) => {}
+            Ok(Outcome::Seen) => found.valid += 1,
+            Ok(Outcome::Compiled) => {
+                found.valid += 1;
+                found.compiled += 1;
+            }
+            Err(e) => {
+                let msg = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                found.failures.push((input.clone(), msg));
+            }
+        }
+    }
+    found
+}
+
 #[test]
 fn fuzz() {
     let cases: usize = std::env::var("VGGDSL_FUZZ_CASES")
@@ -588,17 +645,10 @@ fn fuzz() {
     let corpus = corpus();
     let mut rng = Rng(seed | 1);
 
-    // Panics are collected, not printed as they happen.
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-
-    let started = Instant::now();
-    let (mut valid, mut compiled) = (0usize, 0usize);
-    let (mut slowest, mut slowest_input) = (Duration::ZERO, String::new());
-    let mut seen = HashSet::new();
-    let mut failures: Vec<(String, String)> = Vec::new();
-    for i in 0..cases {
-        let input = match i % 10 {
+    // The inputs are drawn in one sequence (the same for a seed whatever the core count), then
+    // checked on every core.
+    let inputs: Vec<String> = (0..cases)
+        .map(|i| match i % 10 {
             0 => generate(&mut rng),
             1 => {
                 let g = generate(&mut rng);
@@ -616,52 +666,56 @@ fn fuzz() {
                 let base = rng.pick(&corpus).clone();
                 mutate(&mut rng, &base)
             }
-        };
-        let mut took = Duration::ZERO;
-        let result = catch_unwind(AssertUnwindSafe(|| run(&input, &mut seen, &mut took)));
-        if took > slowest {
-            slowest = took;
-            slowest_input = input.clone();
-        }
-        match result {
-            Ok(Outcome::Invalid) => {}
-            Ok(Outcome::Seen) => valid += 1,
-            Ok(Outcome::Compiled) => {
-                valid += 1;
-                compiled += 1;
-            }
-            Err(e) => {
-                let msg = e
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                failures.push((input, msg));
-            }
-        }
-    }
+        })
+        .collect();
+
+    // Panics are collected, not printed as they happen.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let started = Instant::now();
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let seen = Mutex::new(HashSet::new());
+    let found = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let (inputs, seen) = (&inputs, &seen);
+                s.spawn(move || work(inputs, w, workers, seen))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a fuzz worker"))
+            .fold(Findings::default(), Findings::merge)
+    });
     std::panic::set_hook(hook);
 
     let total = started.elapsed();
     println!(
-        "fuzz: {cases} inputs ({valid} valid, {compiled} distinct compiled) in {:.1} s; slowest {:.1} ms",
+        "fuzz: {cases} inputs ({} valid, {} distinct compiled) in {:.1} s on {workers} threads; slowest {:.1} ms",
+        found.valid,
+        found.compiled,
         total.as_secs_f64(),
-        slowest.as_secs_f64() * 1e3
+        found.slowest.as_secs_f64() * 1e3
     );
     println!(
         "slowest input ({} bytes):\n{}",
-        slowest_input.len(),
-        preview(&slowest_input)
+        found.slowest_input.len(),
+        preview(&found.slowest_input)
     );
-    for (input, msg) in failures.iter().take(5) {
+    for (input, msg) in found.failures.iter().take(5) {
         println!("--- panic: {msg}\n{}", preview(input));
     }
-    assert!(failures.is_empty(), "{} inputs panicked", failures.len());
+    assert!(
+        found.failures.is_empty(),
+        "{} inputs panicked",
+        found.failures.len()
+    );
     // The budget is 100 ms of parse + check per input: an input over it is a complexity bug
     // (the slowest one is printed above), not a slow machine: typical inputs take microseconds.
     assert!(
-        slowest < Duration::from_millis(100),
-        "slowest input took {slowest:?} in parse + check"
+        found.slowest < Duration::from_millis(100),
+        "slowest input took {:?} in parse + check",
+        found.slowest
     );
 }
 
