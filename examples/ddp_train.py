@@ -15,6 +15,7 @@ Backend: gloo on CPU, nccl when every process has a GPU (`--backend` overrides).
 """
 
 import argparse
+import gc
 import importlib.util
 import json
 import os
@@ -91,6 +92,17 @@ def main():
     args = parse_args()
     use_cuda = torch.cuda.is_available() and args.backend != "gloo"
     dist.init_process_group(args.backend or ("nccl" if use_cuda else "gloo"))
+    train_and_save(args, use_cuda)
+    # Tearing gloo down while a DDP model still holds the group, or while a peer is still
+    # connected, can abort ("terminate called without an active exception"). So the model goes
+    # first (it left with train_and_save's frame; collect() frees its hooks' reference cycles),
+    # then every rank waits for rank 0's save, then the group goes.
+    gc.collect()
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def train_and_save(args, use_cuda):
     rank, world = dist.get_rank(), dist.get_world_size()
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
@@ -173,10 +185,6 @@ def main():
     if rank == 0:
         metrics.close()
         save_state_dict(model.module, os.path.join(args.out_dir, "last.safetensors"))
-    # Every rank waits for rank 0's save before the group goes: a rank that tears gloo down while
-    # its peer is still connected can abort ("terminate called without an active exception").
-    dist.barrier()
-    dist.destroy_process_group()
 
 
 def save_state_dict(model, path):
