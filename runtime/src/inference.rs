@@ -5,13 +5,18 @@
 //! oneDNN once. Activations then take the layout that measured fastest for their batch size
 //! (BENCHMARKS.md): small batches run in channels-last dense tensors through oneDNN's fused
 //! conv + ReLU kernel (`mkldnn::_convolution_pointwise`, what torch.compile emits, reached
-//! through [`crate::ops`]); large batches stay in oneDNN's blocked layout from the first conv to
-//! the head, so no layer converts its input. Models that oneDNN can't run (f64, f16 or bf16
-//! weights, a GPU, a libtorch without oneDNN) run the folded weights on plain tensors.
+//! through [`crate::ops`]); large batches stay in oneDNN's blocked layout from the first conv on,
+//! so no conv converts its input. A conv on a map of a few positions (the seed's 2×2 maps) is,
+//! for a batch of [`DENSE_FROM_BATCH`] or more, one matrix product over the flattened maps (see
+//! [`ConvReLU2d::forward`]), which leaves a plain tensor for the layers after it. Models that
+//! oneDNN can't run (f64, f16 or bf16 weights, a GPU, a libtorch without oneDNN) run the folded
+//! weights on plain tensors.
+
+use std::cell::OnceCell;
 
 use crate::nn::{BatchNorm, Conv2d, Linear};
 use crate::ops;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, IndexOp, Kind, Tensor};
 
 /// Per-channel `(scale, shift)` of an eval-mode BatchNorm: `y = x * scale + shift`.
 fn affine(norm: &BatchNorm) -> (Tensor, Tensor) {
@@ -23,6 +28,13 @@ fn affine(norm: &BatchNorm) -> (Tensor, Tensor) {
 /// From this batch size on, activations travel in oneDNN's blocked layout; below it, in
 /// channels-last dense tensors.
 pub const BLOCKED_FROM_BATCH: i64 = 16;
+
+/// From this batch size on, a conv whose map has few positions runs as a matrix product (see
+/// [`ConvReLU2d::forward`]). Measured on the seed's three 512-channel convs on 2×2 maps, 2
+/// threads, against the kernels the batch would otherwise take: 0.9× at batch 1, 1.0× at 4 and
+/// 1.2× at 8 (the fused channels-last one), 1.6× at 16 and 2.0× at 64 (the blocked one); the
+/// whole seed 5 % faster from batch 8 on (BENCHMARKS.md).
+pub const DENSE_FROM_BATCH: i64 = 8;
 
 /// Whether tensors like `t` can run on oneDNN: f32 on the CPU, with a libtorch built with oneDNN
 /// (f64 has no oneDNN format; f16 and bf16 need CPU extensions to prepack). Conv layers prepack
@@ -66,6 +78,80 @@ pub struct ConvReLU2d {
     pub packed: Option<(Tensor, Tensor)>,
     pub stride: i64,
     pub padding: i64,
+    /// The conv as a matrix for the input map size it was first asked for (see
+    /// [`ConvReLU2d::forward`]); built on first use, as the size is known only then.
+    dense: OnceCell<Dense>,
+}
+
+/// A conv on an `h × w` map as the matrix product it is: `weight` is `(out channels × output
+/// positions) × (in channels × h × w)`, zero where a kernel tap falls in the padding.
+#[derive(Debug)]
+struct Dense {
+    map: (i64, i64),
+    out: [i64; 3],
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Dense {
+    /// Worth it when the matrix has at most twice the kernel's elements: then every output
+    /// position sees (nearly) the whole map, and the product wastes little on padding.
+    fn pays(kernel: (i64, i64), map: (i64, i64), out: (i64, i64)) -> bool {
+        out.0 >= 1 && out.1 >= 1 && map.0 * map.1 * out.0 * out.1 <= 2 * kernel.0 * kernel.1
+    }
+
+    /// Places each kernel tap where it meets the map: entry `(o, oy, ox; c, iy, ix)` is
+    /// `weight[o, c, iy - oy·stride + padding, ix - ox·stride + padding]` (a copy: exact).
+    fn new(conv: &ConvReLU2d, map: (i64, i64), out: (i64, i64)) -> Self {
+        let [o, c, kh, kw] = conv.weight.size()[..] else {
+            unreachable!("conv weights are 4-d")
+        };
+        let (s, p) = (conv.stride, conv.padding);
+        let opts = (conv.weight.kind(), conv.weight.device());
+        let weight = Tensor::zeros([o, out.0, out.1, c, map.0, map.1], opts);
+        for (oy, ox, iy, ix) in positions(out, map) {
+            let (ky, kx) = (iy - oy * s + p, ix - ox * s + p);
+            if (0..kh).contains(&ky) && (0..kw).contains(&kx) {
+                weight
+                    .i((.., oy, ox, .., iy, ix))
+                    .copy_(&conv.weight.i((.., .., ky, kx)));
+            }
+        }
+        let positions = out.0 * out.1;
+        Dense {
+            map,
+            out: [o, out.0, out.1],
+            weight: weight.reshape([o * positions, c * map.0 * map.1]),
+            bias: conv
+                .bias
+                .view([o, 1])
+                .expand([o, positions], false)
+                .reshape([-1]),
+        }
+    }
+
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let xs = if xs.is_mkldnn() {
+            xs.to_dense(None, false)
+        } else {
+            xs.contiguous()
+        };
+        let batch = xs.size()[0];
+        let [o, oh, ow] = self.out;
+        xs.view([batch, -1])
+            .linear(&self.weight, Some(&self.bias))
+            .relu_()
+            .view([batch, o, oh, ow])
+    }
+}
+
+/// Every `(oy, ox, iy, ix)` of an `out` map and an input `map`.
+fn positions(out: (i64, i64), map: (i64, i64)) -> impl Iterator<Item = (i64, i64, i64, i64)> {
+    (0..out.0).flat_map(move |oy| {
+        (0..out.1).flat_map(move |ox| {
+            (0..map.0).flat_map(move |iy| (0..map.1).map(move |ix| (oy, ox, iy, ix)))
+        })
+    })
 }
 
 impl ConvReLU2d {
@@ -100,13 +186,41 @@ impl ConvReLU2d {
                 packed,
                 stride: s,
                 padding: p,
+                dense: OnceCell::new(),
             }
         })
     }
 
-    /// Runs in the layout of `xs` (see [`enter`]). Like tch's own layers, panics where libtorch
-    /// refuses the input (a batch of the wrong shape or kind).
+    /// The matrix form of this conv for `xs`, where it pays: prepacked (f32) weights, a batch of
+    /// [`DENSE_FROM_BATCH`] or more, and a map small enough (see `Dense::pays`).
+    fn dense_for(&self, xs: &Tensor) -> Option<&Dense> {
+        let &[batch, _, h, w] = &xs.size()[..] else {
+            return None;
+        };
+        let [_, _, kh, kw] = self.weight.size()[..] else {
+            return None;
+        };
+        let (s, p) = (self.stride, self.padding);
+        let out = ((h + 2 * p - kh) / s + 1, (w + 2 * p - kw) / s + 1);
+        if self.packed.is_none() || batch < DENSE_FROM_BATCH || !Dense::pays((kh, kw), (h, w), out)
+        {
+            return None;
+        }
+        let dense = self
+            .dense
+            .get_or_init(|| tch::no_grad(|| Dense::new(self, (h, w), out)));
+        (dense.map == (h, w)).then_some(dense)
+    }
+
+    /// Runs in the layout of `xs` (see [`enter`]), or, on a map of a few positions and a batch
+    /// of [`DENSE_FROM_BATCH`] or more, as one matrix product over the flattened maps: there the
+    /// conv kernels run far below the machine's GEMM rate, and the matrix (at most twice the
+    /// kernel's size) costs little to keep. Its output is a plain tensor. Like tch's own layers,
+    /// panics where libtorch refuses the input (a batch of the wrong shape or kind).
     pub fn forward(&self, xs: &Tensor) -> Tensor {
+        if let Some(dense) = self.dense_for(xs) {
+            return dense.forward(xs);
+        }
         let (s, p) = (self.stride, self.padding);
         match &self.packed {
             Some((w, b)) if xs.is_mkldnn() => xs

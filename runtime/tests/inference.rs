@@ -118,3 +118,56 @@ fn fused_conv_relu_matches_conv2d_then_relu() {
     let wrong = Tensor::randn([3, 4, 9, 9], opts);
     assert!(ops::conv2d_relu(&wrong, &weight, &bias, 1, 1).is_err());
 }
+
+/// A conv on a map of a few positions runs, from `DENSE_FROM_BATCH` images on, as one matrix
+/// product; it equals `relu(conv2d(…))` for 2×2 and 1×1 maps (padding 1), a 3×3 map without
+/// padding, stride 2, plain, channels-last and blocked inputs, and leaves larger maps and
+/// smaller batches to the conv kernels (same results there too).
+#[test]
+fn convs_on_small_maps_as_a_matrix_product_match_conv2d() {
+    use vggdsl_runtime::inference::{self, ConvReLU2d, DENSE_FROM_BATCH};
+    use vggdsl_runtime::nn::Conv2d;
+    tch::manual_seed(2);
+    let opts = (Kind::Float, Device::Cpu);
+    let vs = VarStore::new(Device::Cpu);
+    // (map, stride, padding, whether the matrix pays)
+    let cases = [
+        (2, 1, 1, true),
+        (1, 1, 1, true),
+        (3, 1, 0, true),
+        (2, 2, 1, true),
+        (4, 1, 1, false),
+    ];
+    for (map, stride, padding, dense) in cases {
+        let path = vs.root() / format!("conv{map}_{stride}_{padding}");
+        let conv = Conv2d::new(path, 6, 5, 3, stride, padding);
+        let layer = ConvReLU2d::new(&conv, None);
+        for batch in [1, DENSE_FROM_BATCH, BLOCKED_FROM_BATCH + 1] {
+            let xs = Tensor::randn([batch, 6, map, map], opts);
+            let want = tch::no_grad(|| {
+                xs.conv2d(
+                    &conv.weight,
+                    Some(&conv.bias),
+                    [stride; 2],
+                    [padding; 2],
+                    [1, 1],
+                    1,
+                )
+                .relu()
+            });
+            let raw = layer.forward(&inference::enter(&xs));
+            if batch >= BLOCKED_FROM_BATCH && tch::utils::has_mkldnn() {
+                // The conv kernel keeps the blocked layout; the matrix product leaves it.
+                assert_eq!(raw.is_mkldnn(), !dense, "map {map}, stride {stride}");
+            }
+            let got = inference::leave(raw);
+            assert_eq!(got.size(), want.size(), "map {map}, batch {batch}");
+            let diff = (&got - &want).abs().max().double_value(&[]);
+            let scale = want.abs().max().double_value(&[]);
+            assert!(
+                diff <= 1e-6 * scale,
+                "map {map}, stride {stride}, padding {padding}, batch {batch}: difference {diff}"
+            );
+        }
+    }
+}

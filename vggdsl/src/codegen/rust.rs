@@ -245,9 +245,9 @@ fn inference(net: &Network) -> TokenStream {
     let doc = format!(
         " [`{}`] for inference: each BatchNorm folded into the layer before it, ReLU fused, conv \
          weights prepacked for oneDNN; small batches run channels-last through oneDNN's fused \
-         conv + ReLU kernel, large ones in oneDNN's blocked layout from the first conv to the \
-         head ([`vggdsl_runtime::inference`]). Built by [`{}::to_inference`] from the model's \
-         current weights.",
+         conv + ReLU kernel, large ones in oneDNN's blocked layout, and convs on maps of a few \
+         positions as one matrix product ([`vggdsl_runtime::inference`]). Built by \
+         [`{}::to_inference`] from the model's current weights.",
         spec.name, spec.name
     );
     quote! {
