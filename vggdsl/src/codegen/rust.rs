@@ -273,11 +273,11 @@ fn inference(net: &Network) -> TokenStream {
             /// Inference forward pass; no gradients are recorded.
             pub fn forward(&self, xs: &::vggdsl_runtime::tch::Tensor) -> ::vggdsl_runtime::tch::Tensor {
                 let _guard = ::vggdsl_runtime::tch::no_grad_guard();
-                let xs = ::vggdsl_runtime::inference::enter(xs);
-                #(let xs = #feature_calls;)*
-                let xs = #head.forward(&xs);
-                let xs = ::vggdsl_runtime::inference::leave(xs).flatten(1, -1);
-                #(let xs = #classifier_calls;)*
+                let mut xs = ::vggdsl_runtime::inference::enter(xs);
+                #(xs = #feature_calls;)*
+                xs = #head.forward(&xs);
+                xs = ::vggdsl_runtime::inference::leave(xs).flatten(1, -1);
+                #(xs = #classifier_calls;)*
                 #last
             }
         }
@@ -497,7 +497,9 @@ fn init_fn(net: &Network) -> Option<TokenStream> {
 
 /// The forward pass as straight-line code in layer order, calling `tap` with each conv block's
 /// output at the `relu_cfg` points. `forward_t` passes a closure that does nothing, which the
-/// compiler removes, so one body serves both passes at no cost.
+/// compiler removes, so one body serves both passes at no cost. One binding is reassigned, not
+/// shadowed, so that each activation is freed once the next exists (as in PyTorch's
+/// `Sequential`) unless autograd keeps it: shadowed bindings live to the end of the function.
 fn forward_body(net: &Network) -> TokenStream {
     let mut stmts = Vec::new();
     for (pos, l) in net.features.iter().enumerate() {
@@ -509,13 +511,17 @@ fn forward_body(net: &Network) -> TokenStream {
             LayerKind::ReLU => quote!(f.#name.forward(xs)),
             _ => quote!(f.#name.forward(#arg)),
         };
-        stmts.push(quote! { let xs = #call; });
+        stmts.push(if pos == 0 {
+            quote! { let mut xs = #call; }
+        } else {
+            quote! { xs = #call; }
+        });
         if net.relu_cfg.contains(&pos) {
             stmts.push(quote! { tap(&xs); });
         }
     }
     let head = head(net);
-    stmts.push(quote! { let xs = #head.forward(&xs).flatten(1, -1); });
+    stmts.push(quote! { xs = #head.forward(&xs).flatten(1, -1); });
     let mut calls: Vec<TokenStream> = net
         .classifier
         .iter()
@@ -529,7 +535,7 @@ fn forward_body(net: &Network) -> TokenStream {
         })
         .collect();
     let last = calls.pop().expect("the classifier has layers");
-    stmts.extend(calls.into_iter().map(|call| quote! { let xs = #call; }));
+    stmts.extend(calls.into_iter().map(|call| quote! { xs = #call; }));
     let (f_field, c_field) = (ident(names::FEATURES), ident(names::CLASSIFIER));
     quote! {
         let (f, c) = (&self.#f_field, &self.#c_field);
