@@ -11,13 +11,16 @@ eval "$(bash scripts/setup-libtorch.sh)"
 
 case "${1:-}" in
   seed)
-    # The tests' profile: libtorch does the arithmetic, so an optimised build would change only
-    # the build time, and `./dev.sh test` then reuses this build.
+    # The build `./dev.sh test` makes (and reuses): the tests' profile (libtorch does the
+    # arithmetic, so an optimised build would change only the build time) and the workspace's
+    # features with its examples (a lone `cargo run` resolves dependencies' features differently
+    # and would build them again).
+    cargo build --quiet --profile test --workspace --bins --examples
+    bin=${CARGO_TARGET_DIR:-target}/debug
     mkdir -p target/generated
-    cargo run --quiet --profile test --bin vggdsl -- \
-      compile examples/vgg16_bn.vgg -o target/generated/vgg16_bn.rs
+    "$bin/vggdsl" compile examples/vgg16_bn.vgg -o target/generated/vgg16_bn.rs
     echo "compiled examples/vgg16_bn.vgg -> target/generated/vgg16_bn.rs"
-    cargo run --quiet --profile test --example seed
+    "$bin/examples/seed"
     ;;
   test)
     "$VGGDSL_PYTHON" tests/python/selfcheck.py
