@@ -16,7 +16,8 @@ case "${1:-}" in
     # features with its examples (a lone `cargo run` resolves dependencies' features differently
     # and would build them again).
     cargo build --quiet --profile test --workspace --bins --examples
-    bin=${CARGO_TARGET_DIR:-target}/debug
+    bin=$(cargo metadata --format-version 1 --no-deps |
+      "$VGGDSL_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug
     mkdir -p target/generated
     "$bin/vggdsl" compile examples/vgg16_bn.vgg -o target/generated/vgg16_bn.rs
     echo "compiled examples/vgg16_bn.vgg -> target/generated/vgg16_bn.rs"

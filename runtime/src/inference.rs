@@ -78,8 +78,10 @@ pub struct ConvReLU2d {
     pub packed: Option<(Tensor, Tensor)>,
     pub stride: i64,
     pub padding: i64,
-    /// The conv as a matrix for the input map size it was first asked for (see
-    /// [`ConvReLU2d::forward`]); built on first use, as the size is known only then.
+    /// The conv as a matrix for the first map size that qualified (see
+    /// [`ConvReLU2d::forward`]); built on first use, as the size is known only then. Other map
+    /// sizes run the conv kernels. Built from `weight` and `bias` as they were then: replace
+    /// those (or `packed`) and build the layer anew.
     dense: OnceCell<Dense>,
 }
 
@@ -95,9 +97,13 @@ struct Dense {
 
 impl Dense {
     /// Worth it when the matrix has at most twice the kernel's elements: then every output
-    /// position sees (nearly) the whole map, and the product wastes little on padding.
+    /// position sees (nearly) the whole map, and the product wastes little on padding. `out` is
+    /// the output map; a kernel larger than the padded map has none (libtorch refuses it).
     fn pays(kernel: (i64, i64), map: (i64, i64), out: (i64, i64)) -> bool {
-        out.0 >= 1 && out.1 >= 1 && map.0 * map.1 * out.0 * out.1 <= 2 * kernel.0 * kernel.1
+        let budget = 2 * kernel.0 * kernel.1;
+        out.0 >= 1 && out.1 >= 1 && map.0 * map.1 <= budget && out.0 * out.1 <= budget && {
+            map.0 * map.1 * out.0 * out.1 <= budget
+        }
     }
 
     /// Places each kernel tap where it meets the map: entry `(o, oy, ox; c, iy, ix)` is
@@ -201,9 +207,11 @@ impl ConvReLU2d {
             return None;
         };
         let (s, p) = (self.stride, self.padding);
+        if self.packed.is_none() || batch < DENSE_FROM_BATCH || h + 2 * p < kh || w + 2 * p < kw {
+            return None;
+        }
         let out = ((h + 2 * p - kh) / s + 1, (w + 2 * p - kw) / s + 1);
-        if self.packed.is_none() || batch < DENSE_FROM_BATCH || !Dense::pays((kh, kw), (h, w), out)
-        {
+        if !Dense::pays((kh, kw), (h, w), out) {
             return None;
         }
         let dense = self
@@ -213,9 +221,10 @@ impl ConvReLU2d {
     }
 
     /// Runs in the layout of `xs` (see [`enter`]), or, on a map of a few positions and a batch
-    /// of [`DENSE_FROM_BATCH`] or more, as one matrix product over the flattened maps: there the
-    /// conv kernels run far below the machine's GEMM rate, and the matrix (at most twice the
-    /// kernel's size) costs little to keep. Its output is a plain tensor. Like tch's own layers,
+    /// of [`DENSE_FROM_BATCH`] or more, as one matrix product over the flattened maps: it skips
+    /// the kernel taps that fall in the padding (on a 2×2 map, 4 of 9 per output) and runs as one
+    /// GEMM, and the matrix (at most twice the kernel's size) costs little to keep. Its output is
+    /// a plain tensor. Like tch's own layers,
     /// panics where libtorch refuses the input (a batch of the wrong shape or kind).
     pub fn forward(&self, xs: &Tensor) -> Tensor {
         if let Some(dense) = self.dense_for(xs) {
