@@ -313,12 +313,7 @@ fn panel<'a, 'b>(
     x: LogAxis,
     y: LogAxis,
 ) -> Result<Chart<'a, 'b, LogAxis, LogAxis>, Box<dyn std::error::Error>> {
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, super::CAPTION))
-        .margin(14)
-        .x_label_area_size(60)
-        .y_label_area_size(80)
-        .build_cartesian_2d(x, y)?;
+    let mut chart = super::line_panel(area, caption).build_cartesian_2d(x, y)?;
     chart
         .configure_mesh()
         .x_label_formatter(&|b| format!("{b}"))

@@ -52,6 +52,21 @@ pub const CAPTION: u32 = 20;
 pub const LABEL: u32 = 17;
 pub const TICK: u32 = 15;
 
+/// The builder of a line-plot panel (`plot bench`, `plot training`): its caption and the margins
+/// those panels share; the caller gives the axes.
+pub fn line_panel<'a, 'b>(
+    area: &'a Area<'b>,
+    caption: &str,
+) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(caption, (FONT, CAPTION))
+        .margin(14)
+        .x_label_area_size(60)
+        .y_label_area_size(80);
+    builder
+}
+
 /// The SVG text of a `width` × `height` figure that `draw` paints on a white background.
 pub fn svg(width: u32, height: u32, draw: impl FnOnce(&Area) -> Drawn) -> Result<String, String> {
     let mut text = String::new();

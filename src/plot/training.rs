@@ -216,12 +216,7 @@ fn panel<'a, 'b>(
 ) -> Result<Chart<'a, 'b, RangedCoordf64, RangedCoordf64>, Box<dyn std::error::Error>> {
     let epochs = f64::from(x.first) - 0.5..f64::from(x.last) + 0.5;
     let digits = if y.end - y.start >= 20.0 { 0 } else { 1 };
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, super::CAPTION))
-        .margin(14)
-        .x_label_area_size(60)
-        .y_label_area_size(80)
-        .build_cartesian_2d(epochs, y)?;
+    let mut chart = super::line_panel(area, caption).build_cartesian_2d(epochs, y)?;
     chart
         .configure_mesh()
         .x_labels(((x.last - x.first) as usize + 1).min(15))
