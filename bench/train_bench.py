@@ -2,12 +2,17 @@
 loop (SGD lr 0.01, momentum 0.9, weight decay 5e-4; zero_grad, forward, F.cross_entropy, backward,
 step) in eager mode, driven through a pipe so that the Rust side can alternate with it.
 
-    python train_bench.py THREADS BATCH
+    python train_bench.py THREADS BATCH [--reuse-freed-memory]
+
+`--reuse-freed-memory` first applies the glibc setting that `vggdsl train` uses
+(vggdsl_runtime::memory: mallopt M_MMAP_THRESHOLD 1 GiB, M_TRIM_THRESHOLD 2^31 - 1), so that
+the two can be compared with and without it.
 
 Reads lines `steps N` on stdin and answers each with a JSON list of the N steps' wall times (s);
 `quit` or end of input stops. Batches are made once, before timing (normalised random images and
 labels), so the times hold no data loading: the comparison favours PyTorch there.
 """
+import ctypes
 import json
 import os
 import sys
@@ -22,13 +27,19 @@ import seed_vgg  # noqa: E402
 
 def main():
     threads, batch = int(sys.argv[1]), int(sys.argv[2])
+    if '--reuse-freed-memory' in sys.argv[3:]:
+        libc = ctypes.CDLL('libc.so.6')
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        assert libc.mallopt(m_mmap_threshold, 1 << 30) == 1
+        assert libc.mallopt(m_trim_threshold, 2**31 - 1) == 1
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = seed_vgg.VGG().train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     batches = [(torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))) for _ in range(8)]
     step = 0
-    print(json.dumps({"ready": True, "threads": torch.get_num_threads()}), flush=True)
+    print(json.dumps({"ready": True, "threads": torch.get_num_threads(),
+                      "reuse_freed_memory": '--reuse-freed-memory' in sys.argv[3:]}), flush=True)
     for line in sys.stdin:
         words = line.split()
         if not words or words[0] == 'quit':

@@ -4,10 +4,12 @@
 //! The vggdsl side is `vggdsl train`'s step: the run-time `Network` built from
 //! `examples/vgg16_bn.vgg`, fed by the data loader (CIFAR-10 binary files of synthetic images,
 //! HRank's crop and flip on a background thread) and stepped by `train::train_step` (forward,
-//! cross-entropy, backward, the PyTorch-exact SGD). The PyTorch side (`bench/train_bench.py`) is a
-//! long-lived process driven through a pipe. Each round runs a burst of steps on one side, then
-//! on the other (which side goes first alternates), so both see the same minute of a machine whose
-//! speed drifts; the result is the median over rounds of each round's ratio of median step times.
+//! cross-entropy, backward, the PyTorch-exact SGD), in a process with `vggdsl train`'s malloc
+//! setting (`vggdsl_runtime::memory`). Two long-lived PyTorch processes (`bench/train_bench.py`),
+//! driven through pipes, run the seed's eager loop: one as PyTorch runs by default, one with the
+//! same malloc setting. Each round runs a burst of steps on each of the three sides in turn (who
+//! goes first rotates), so all see the same minute of a machine whose speed drifts; a result is
+//! the median over rounds of each round's ratio of median step times.
 //! Then the cost of a CIFAR-10 epoch (391 steps of 128 and the 10,000-image test pass),
 //! extrapolated from the measured step and test-pass times.
 //!
@@ -19,7 +21,7 @@ mod cifar;
 
 use std::io::{BufRead, BufReader, Write};
 use std::num::NonZeroUsize;
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
@@ -47,6 +49,8 @@ fn main() {
     let steps = arg("--steps", 5);
     let batch = arg("--batch", 128);
     tch::set_num_threads(threads as i32);
+    // As `vggdsl train` does.
+    vggdsl_runtime::memory::reuse_freed_memory();
 
     let data = tempfile::tempdir().unwrap();
     // 5 × 1,024 training images, 2,560 test images.
@@ -83,77 +87,78 @@ fn main() {
         t.elapsed().as_secs_f64()
     };
 
-    let python = std::env::var("VGGDSL_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = std::env::args()
         .skip_while(|a| a != "--script")
         .nth(1)
         .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/bench/train_bench.py").into());
-    let mut child = Command::new(python)
-        .args([script.as_str(), &threads.to_string(), &batch.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python runs");
-    let mut to_py = child.stdin.take().unwrap();
-    let mut from_py = BufReader::new(child.stdout.take().unwrap());
-    let mut read_line = || {
-        let mut line = String::new();
-        from_py.read_line(&mut line).unwrap();
-        serde_json::from_str::<serde_json::Value>(&line).expect("train_bench.py answers JSON")
-    };
-    println!("PyTorch: {}", read_line());
-    let mut torch_steps = |n: usize| -> Vec<f64> {
-        writeln!(to_py, "steps {n}").unwrap();
-        to_py.flush().unwrap();
-        serde_json::from_value(read_line()).unwrap()
-    };
+    let mut torch = [false, true].map(|reuse| Torch::spawn(&script, threads, batch, reuse));
 
     // Warm-up: allocator, oneDNN primitives, the loader's first batches.
     for _ in 0..2 {
         rust_step();
     }
-    torch_steps(2);
+    for t in &mut torch {
+        t.steps(2);
+    }
 
     println!(
         "seed network, batch {batch}, {threads} threads, {rounds} rounds of {steps} steps per side"
     );
-    println!("round  vggdsl step  PyTorch step  ratio");
-    let (mut ratios, mut all_rust, mut all_torch) = (Vec::new(), Vec::new(), Vec::new());
+    println!("round  vggdsl step  PyTorch step  ratio   PyTorch, same malloc  ratio");
+    let mut ratios = [Vec::new(), Vec::new()];
+    let mut all = [Vec::new(), Vec::new(), Vec::new()];
     for round in 0..rounds {
-        let (rust, torch) = if round % 2 == 0 {
-            let rust: Vec<f64> = (0..steps).map(|_| rust_step()).collect();
-            (rust, torch_steps(steps))
-        } else {
-            let torch = torch_steps(steps);
-            ((0..steps).map(|_| rust_step()).collect(), torch)
-        };
-        let (r, t) = (median(rust.clone()), median(torch.clone()));
+        // The three sides take turns; who goes first rotates with the round.
+        let mut times: [Vec<f64>; 3] = Default::default();
+        for side in (0..3).map(|i| (i + round) % 3) {
+            times[side] = match side {
+                0 => (0..steps).map(|_| rust_step()).collect(),
+                s => torch[s - 1].steps(steps),
+            };
+        }
+        let [r, t, same] = times.each_ref().map(|v| median(v.clone()));
         println!(
-            "{round:>5}  {:>9.1} ms  {:>10.1} ms  {:.3}×",
+            "{round:>5}  {:>9.1} ms  {:>10.1} ms  {:.3}×  {:>18.1} ms  {:.3}×",
             r * 1e3,
             t * 1e3,
-            t / r
+            t / r,
+            same * 1e3,
+            same / r
         );
-        ratios.push(t / r);
-        all_rust.extend(rust);
-        all_torch.extend(torch);
+        ratios[0].push(t / r);
+        ratios[1].push(same / r);
+        for (a, v) in all.iter_mut().zip(times) {
+            a.extend(v);
+        }
     }
-    writeln!(to_py, "quit").unwrap();
-    child.wait().unwrap();
-    let (r, t) = (median(all_rust), median(all_torch));
+    for t in torch {
+        t.quit();
+    }
+    let [r, t, same] = all.map(median);
     println!(
-        "median step: vggdsl {:.1} ms ({:.1} images/s), PyTorch eager {:.1} ms ({:.1} images/s)",
+        "median step: vggdsl {:.1} ms ({:.1} images/s), PyTorch eager {:.1} ms ({:.1} images/s), \
+         PyTorch eager with vggdsl's malloc setting {:.1} ms ({:.1} images/s)",
         r * 1e3,
         batch as f64 / r,
         t * 1e3,
-        batch as f64 / t
+        batch as f64 / t,
+        same * 1e3,
+        batch as f64 / same
     );
-    println!(
-        "vggdsl vs eager PyTorch: {:.3}× (median of the rounds' ratios; min {:.3}×, max {:.3}×)",
-        median(ratios.clone()),
-        ratios.iter().copied().fold(f64::INFINITY, f64::min),
-        ratios.iter().copied().fold(0.0, f64::max)
-    );
+    for (against, ratios) in [
+        "eager PyTorch",
+        "eager PyTorch with the same malloc setting",
+    ]
+    .iter()
+    .zip(ratios)
+    {
+        println!(
+            "vggdsl vs {against}: {:.3}× (median of the rounds' ratios; min {:.3}×, max {:.3}×)",
+            median(ratios.clone()),
+            ratios.iter().copied().fold(f64::INFINITY, f64::min),
+            ratios.iter().copied().fold(0.0, f64::max)
+        );
+    }
 
     // The test pass of an epoch, on the synthetic test images, scaled to CIFAR-10's 10,000.
     let t = Instant::now();
@@ -171,4 +176,51 @@ fn main() {
         epoch_seconds / 60.0,
         150.0 * epoch_seconds / 3600.0
     );
+}
+
+/// A long-lived `bench/train_bench.py` process, driven through a pipe.
+struct Torch {
+    child: Child,
+    to_py: ChildStdin,
+    from_py: BufReader<ChildStdout>,
+}
+
+impl Torch {
+    /// Starts the PyTorch side; `reuse_freed_memory` gives it the malloc setting that
+    /// `vggdsl train` uses (`vggdsl_runtime::memory`).
+    fn spawn(script: &str, threads: usize, batch: usize, reuse_freed_memory: bool) -> Torch {
+        let python = std::env::var("VGGDSL_PYTHON").unwrap_or_else(|_| "python3".into());
+        let mut child = Command::new(python)
+            .args([script, &threads.to_string(), &batch.to_string()])
+            .args(reuse_freed_memory.then_some("--reuse-freed-memory"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python runs");
+        let mut torch = Torch {
+            to_py: child.stdin.take().unwrap(),
+            from_py: BufReader::new(child.stdout.take().unwrap()),
+            child,
+        };
+        println!("PyTorch: {}", torch.read_line());
+        torch
+    }
+
+    fn read_line(&mut self) -> serde_json::Value {
+        let mut line = String::new();
+        self.from_py.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).expect("train_bench.py answers JSON")
+    }
+
+    /// Runs `n` steps; their wall times in seconds.
+    fn steps(&mut self, n: usize) -> Vec<f64> {
+        writeln!(self.to_py, "steps {n}").unwrap();
+        self.to_py.flush().unwrap();
+        serde_json::from_value(self.read_line()).unwrap()
+    }
+
+    fn quit(mut self) {
+        writeln!(self.to_py, "quit").unwrap();
+        self.child.wait().unwrap();
+    }
 }

@@ -97,6 +97,10 @@ impl clap::builder::ValueParserFactory for FileArg {
 }
 
 fn main() -> ExitCode {
+    // The libtorch commands reuse freed tensor memory instead of faulting in fresh pages for each
+    // step's activations (vggdsl_runtime::memory; TRAINING.md measures it).
+    #[cfg(feature = "torch")]
+    vggdsl_runtime::memory::reuse_freed_memory();
     let result = parse().and_then(|command| match command {
         Command::Check(args) => commands::check::run(args),
         Command::Summary(args) => commands::summary::run(args),

@@ -10,6 +10,7 @@ pub mod data;
 pub mod hrank;
 pub mod inference;
 pub mod init;
+pub mod memory;
 pub mod network;
 pub mod nn;
 pub mod ops;

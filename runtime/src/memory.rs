@@ -1,0 +1,33 @@
+//! Where libtorch's large buffers come from: the process heap, reused, rather than fresh pages.
+//!
+//! libtorch allocates every tensor with `malloc`. glibc gives a block above its mmap threshold
+//! (128 KiB, raised as such blocks are freed but never past 32 MiB) a mapping of its own and
+//! unmaps it on `free`, so a block the next step allocates again comes back as fresh pages that
+//! the kernel faults in and zeroes one by one. A training step of the seed network at batch 128
+//! allocates activations and gradients of 32 MiB and more: eager PyTorch takes 100,000–170,000
+//! page faults and 0.2–0.3 s of kernel time per step for them (TRAINING.md). Served from the
+//! heap, and the heap not trimmed, the same blocks are reused warm. This holds for the main
+//! thread, whose arena is the heap (libtorch runs a CPU backward pass on the calling thread);
+//! other threads' arenas unmap a heap they no longer use whatever the setting.
+//!
+//! The setting is process-wide, so the library never applies it on its own: the `vggdsl`
+//! command does, and a program that trains or runs large batches may. The cost is that memory
+//! freed after a peak stays with the process for its next use instead of returning to the OS.
+
+/// Serves allocations below 1 GiB from the heap and keeps freed heap memory for reuse (glibc's
+/// `M_MMAP_THRESHOLD` and `M_TRIM_THRESHOLD`); returns whether glibc took both settings (always
+/// `false` off glibc, where nothing is changed).
+pub fn reuse_freed_memory() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallopt only adjusts the allocator's thresholds; any thread may call it.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30) == 1
+                && libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX) == 1
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}

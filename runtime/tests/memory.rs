@@ -1,0 +1,64 @@
+//! `memory::reuse_freed_memory` in a process of its own (the setting is process-wide), on the
+//! main thread (no test harness: the setting acts on glibc's main arena, which serves the main
+//! thread, where `vggdsl train` runs its steps): a tensor above glibc's largest dynamic mmap
+//! threshold (32 MiB), freed and allocated again, comes back without page faults; without the
+//! setting it is unmapped on free and every page faults again.
+
+use vggdsl_runtime::memory::reuse_freed_memory;
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn main() {
+    use glibc::{faults_of_one_fill, PAGES};
+    // Default malloc: the block is a mapping of its own, unmapped when the tensor drops.
+    for _ in 0..3 {
+        let faults = faults_of_one_fill();
+        assert!(
+            faults > PAGES / 2,
+            "{faults} faults for {PAGES} pages before the setting"
+        );
+    }
+    assert!(reuse_freed_memory());
+    faults_of_one_fill();
+    // The heap now holds the freed block; the next tensor reuses its pages.
+    for _ in 0..3 {
+        let faults = faults_of_one_fill();
+        assert!(
+            faults < PAGES / 100,
+            "{faults} faults for {PAGES} pages after the setting"
+        );
+    }
+    println!("memory: freed tensors come back without page faults ... ok");
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn main() {
+    assert!(!reuse_freed_memory(), "the setting is glibc's");
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod glibc {
+    use vggdsl_runtime::tch::{Device, Kind, Tensor};
+
+    /// 64 MiB of f32, in 4 KiB pages.
+    const ELEMENTS: i64 = 16 << 20;
+    pub const PAGES: i64 = ELEMENTS * 4 / 4096;
+
+    fn minor_faults() -> i64 {
+        // SAFETY: getrusage writes the struct it is given.
+        let usage = unsafe {
+            let mut usage = std::mem::zeroed::<libc::rusage>();
+            assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut usage), 0);
+            usage
+        };
+        usage.ru_minflt
+    }
+
+    /// The page faults of allocating and filling the tensor.
+    pub fn faults_of_one_fill() -> i64 {
+        let before = minor_faults();
+        let t = Tensor::ones([ELEMENTS], (Kind::Float, Device::Cpu));
+        let faults = minor_faults() - before;
+        assert_eq!(t.sum(Kind::Double).double_value(&[]), ELEMENTS as f64);
+        faults
+    }
+}
