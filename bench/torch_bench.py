@@ -2,12 +2,13 @@
 TorchScript with optimize_for_inference, and torch.compile (inductor, freezing), interleaved
 iteration by iteration (in a new, seeded order each time) in this one process, per batch size.
 
-    torch_bench.py THREADS ITERS SCRIPT_OUT BATCH...
+    torch_bench.py [--reuse-freed-memory] THREADS ITERS SCRIPT_OUT BATCH...
 
 Writes the frozen TorchScript module to SCRIPT_OUT (the Rust side loads that very file with
 tch::CModule: it is the bridge between the two processes) and prints one JSON object: for every
 batch size and variant, the median time and the median, first and third quartile of the
-per-iteration ratio eager time / variant time.
+per-iteration ratio eager time / variant time. `--reuse-freed-memory` first applies the glibc
+setting that the `vggdsl` command uses (malloc.py).
 """
 import json
 import os
@@ -16,6 +17,8 @@ import sys
 import time
 
 import torch
+
+import malloc  # bench/malloc.py, beside this script
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "python"))
 import seed_vgg  # noqa: E402
@@ -28,12 +31,14 @@ def quartiles(values):
 
 
 def main():
+    reuse_freed_memory = malloc.apply_if_asked()
     threads, iters, script_out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     batches = [int(b) for b in sys.argv[4:]]
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     net = seed_vgg.VGG().eval()
-    out = {"threads": torch.get_num_threads(), "torch": torch.__version__, "batches": {}}
+    out = {"threads": torch.get_num_threads(), "torch": torch.__version__,
+           "reuse_freed_memory": reuse_freed_memory, "batches": {}}
     with torch.no_grad():
         # The seed's forward builds nn.AvgPool2d inline, which torch.jit.script refuses: trace it.
         frozen = torch.jit.freeze(torch.jit.trace(net, torch.randn(1, 3, 32, 32)))

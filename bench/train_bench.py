@@ -4,15 +4,13 @@ step) in eager mode, driven through a pipe so that the Rust side can alternate w
 
     python train_bench.py THREADS BATCH [--reuse-freed-memory]
 
-`--reuse-freed-memory` first applies the glibc setting that `vggdsl train` uses
-(vggdsl_runtime::memory: mallopt M_MMAP_THRESHOLD 1 GiB, M_TRIM_THRESHOLD 2^31 - 1), so that
-the two can be compared with and without it.
+`--reuse-freed-memory` first applies the glibc setting that `vggdsl train` uses (malloc.py), so
+that the two can be compared with and without it.
 
 Reads lines `steps N` on stdin and answers each with a JSON list of the N steps' wall times (s);
 `quit` or end of input stops. Batches are made once, before timing (normalised random images and
 labels), so the times hold no data loading: the comparison favours PyTorch there.
 """
-import ctypes
 import json
 import os
 import sys
@@ -21,17 +19,15 @@ import time
 import torch
 import torch.nn.functional as F
 
+import malloc  # bench/malloc.py, beside this script
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "python"))
 import seed_vgg  # noqa: E402
 
 
 def main():
+    reuse_freed_memory = malloc.apply_if_asked()
     threads, batch = int(sys.argv[1]), int(sys.argv[2])
-    if '--reuse-freed-memory' in sys.argv[3:]:
-        libc = ctypes.CDLL('libc.so.6')
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        assert libc.mallopt(m_mmap_threshold, 1 << 30) == 1
-        assert libc.mallopt(m_trim_threshold, 2**31 - 1) == 1
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = seed_vgg.VGG().train()
@@ -39,7 +35,7 @@ def main():
     batches = [(torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))) for _ in range(8)]
     step = 0
     print(json.dumps({"ready": True, "threads": torch.get_num_threads(),
-                      "reuse_freed_memory": '--reuse-freed-memory' in sys.argv[3:]}), flush=True)
+                      "reuse_freed_memory": reuse_freed_memory}), flush=True)
     for line in sys.stdin:
         words = line.split()
         if not words or words[0] == 'quit':

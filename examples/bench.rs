@@ -15,7 +15,9 @@
 //! whole-process time.
 //!
 //! Options: `--threads 1,2`, `--batches 1,4,16,64,256`, `--iters 40` (a quarter of it above
-//! batch 64), `--json PATH` (the rows for `vggdsl plot bench`), `--vggdsl PATH`.
+//! batch 64), `--json PATH` (the rows for `vggdsl plot bench`), `--vggdsl PATH`, and
+//! `--reuse-freed-memory`: both processes under the malloc setting of the `vggdsl` command
+//! (`vggdsl_runtime::memory`; `bench/malloc.py`).
 use std::process::Command;
 use std::time::Instant;
 
@@ -28,6 +30,9 @@ use vggdsl_runtime::Network;
 
 vggdsl_runtime::include_vgg!("vgg16_bn");
 vggdsl_runtime::include_vgg!("hrank_vgg16_pruned");
+
+/// The flag that puts both processes under the `vggdsl` command's malloc setting.
+const REUSE_FREED_MEMORY: &str = "--reuse-freed-memory";
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -59,10 +64,11 @@ fn time(f: &dyn Fn() -> Tensor) -> f64 {
 }
 
 /// The PyTorch process's figures at `threads`, after it wrote its frozen TorchScript to `script`.
-fn python(threads: i64, iters: usize, script: &str, batches: &[i64]) -> Value {
+fn python(threads: i64, iters: usize, script: &str, batches: &[i64], reuse: bool) -> Value {
     let python = std::env::var("VGGDSL_PYTHON").unwrap_or_else(|_| "python3".into());
     let out = Command::new(python)
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/torch_bench.py"))
+        .args(reuse.then_some(REUSE_FREED_MEMORY))
         .args([threads.to_string(), iters.to_string(), script.to_owned()])
         .args(batches.iter().map(i64::to_string))
         .stderr(std::process::Stdio::inherit())
@@ -220,6 +226,13 @@ fn compile_time(vggdsl: &str, file: &str) -> f64 {
 }
 
 fn main() {
+    let reuse = std::env::args().any(|a| a == REUSE_FREED_MEMORY);
+    if reuse {
+        assert!(
+            vggdsl_runtime::memory::reuse_freed_memory(),
+            "glibc took the setting"
+        );
+    }
     let threads = list("--threads", "1,2");
     let batches = list("--batches", "1,4,16,64,256");
     let iters: usize = arg("--iters").map_or(40, |n| n.parse().expect("--iters N"));
@@ -244,11 +257,16 @@ fn main() {
     let mut torch_version = String::new();
     for &t in &threads {
         let script = dir.join(format!("seed-{t}.pt"));
-        let py = python(t, iters, script.to_str().unwrap(), &batches);
+        let py = python(t, iters, script.to_str().unwrap(), &batches, reuse);
         tch::set_num_threads(t as i32);
         let torchscript = CModule::load(&script).expect("the frozen TorchScript loads");
         torch_version = py["torch"].as_str().unwrap_or("?").to_owned();
-        println!("\n{t} thread(s), libtorch {torch_version}");
+        let malloc = if reuse {
+            ", both processes reusing freed memory"
+        } else {
+            ""
+        };
+        println!("\n{t} thread(s), libtorch {torch_version}{malloc}");
         println!("| batch | variant | time | images/s | vs eager PyTorch | spread (quartiles) |");
         println!("|---:|---|---:|---:|---:|---|");
         for &b in &batches {

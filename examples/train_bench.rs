@@ -14,7 +14,8 @@
 //! extrapolated from the measured step and test-pass times.
 //!
 //! Options: `--threads N` (2), `--rounds N` (8), `--steps N` per burst (5), `--batch N` (128),
-//! `--script PATH` (a copy of `bench/train_bench.py`, with `../tests/python/seed_vgg.py` beside it).
+//! `--script PATH` (a copy of `bench/train_bench.py`, with `malloc.py` beside it and
+//! `../tests/python/seed_vgg.py`).
 
 #[path = "../tests/support/cifar.rs"]
 mod cifar;
