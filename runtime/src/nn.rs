@@ -168,9 +168,14 @@ impl MaxPool2d {
         Self { kernel, stride }
     }
 
+    /// 2×2 with stride 2 (VGG's `M`) runs vggdsl's kernel (`ops::max_pool2x2`: aten's numbers,
+    /// faster). Like tch's own layers, panics where libtorch refuses the input.
     pub fn forward(&self, xs: &Tensor) -> Tensor {
-        let (k, s) = (self.kernel, self.stride);
-        xs.max_pool2d([k, k], [s, s], [0, 0], [1, 1], false)
+        match (self.kernel, self.stride) {
+            (2, 2) => crate::ops::max_pool2x2(xs)
+                .unwrap_or_else(|e| panic!("max_pool2d(2, 2) failed: {e}")),
+            (k, s) => xs.max_pool2d([k, k], [s, s], [0, 0], [1, 1], false),
+        }
     }
 }
 

@@ -20,6 +20,8 @@ extern "C" {
         padding: i64,
     ) -> *mut C_tensor;
     fn vggdsl_has_conv2d_relu() -> bool;
+    fn vggdsl_max_pool2x2(xs: *const C_tensor) -> *mut C_tensor;
+    fn vggdsl_max_pool2x2_takes(xs: *const C_tensor) -> bool;
     fn vggdsl_last_error() -> *const c_char;
 }
 
@@ -83,4 +85,18 @@ pub fn has_conv2d_relu() -> bool {
     static HAS: OnceLock<bool> = OnceLock::new();
     // SAFETY: no arguments; the shim catches every C++ exception.
     *HAS.get_or_init(|| unsafe { vggdsl_has_conv2d_relu() })
+}
+
+/// `max_pool2d(xs, kernel_size=2, stride=2)`: the same values, indices and gradient as aten's, from
+/// a kernel 5–6× faster on contiguous f32/f64 NCHW maps 16 or more wide (up to 8 threads; see
+/// [`max_pool2x2_takes`]), from aten's operator otherwise.
+pub fn max_pool2x2(xs: &Tensor) -> Result<Tensor, TchError> {
+    // SAFETY: a live tensor; the result is a new tensor the caller owns.
+    owned(unsafe { vggdsl_max_pool2x2(xs.as_ptr()) })
+}
+
+/// Whether [`max_pool2x2`] runs its own kernel on `xs` (`ops.cpp` says when and why).
+pub fn max_pool2x2_takes(xs: &Tensor) -> bool {
+    // SAFETY: a live tensor, only read.
+    unsafe { vggdsl_max_pool2x2_takes(xs.as_ptr()) }
 }
