@@ -1,6 +1,7 @@
 """The glibc setting that the `vggdsl` command applies (vggdsl_runtime::memory::reuse_freed_memory),
 for the PyTorch side of a benchmark to run under the same: allocations below 1 GiB served from the
-heap, and freed heap memory kept for reuse.
+heap (glibc >= 2.35; before it, 32 MiB, as the Rust side falls back to), and freed heap memory kept
+for reuse.
 """
 import ctypes
 import sys
@@ -16,6 +17,7 @@ def apply_if_asked():
         return False
     sys.argv.remove(FLAG)
     libc = ctypes.CDLL('libc.so.6')
-    assert libc.mallopt(M_MMAP_THRESHOLD, 1 << 30) == 1
-    assert libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1) == 1
+    libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
+    if libc.mallopt(M_MMAP_THRESHOLD, 1 << 30) != 1:
+        libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
     return True

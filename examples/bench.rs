@@ -227,11 +227,8 @@ fn compile_time(vggdsl: &str, file: &str) -> f64 {
 
 fn main() {
     let reuse = std::env::args().any(|a| a == REUSE_FREED_MEMORY);
-    if reuse {
-        assert!(
-            vggdsl_runtime::memory::reuse_freed_memory(),
-            "glibc took the setting"
-        );
+    if reuse && !vggdsl_runtime::memory::reuse_freed_memory() {
+        println!("(glibc refused the 1 GiB mmap threshold: blocks above 32 MiB keep mappings)");
     }
     let threads = list("--threads", "1,2");
     let batches = list("--batches", "1,4,16,64,256");

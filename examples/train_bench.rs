@@ -39,6 +39,7 @@ fn arg(name: &str, default: usize) -> usize {
         .map_or(default, |v| v.parse().expect("a number"))
 }
 
+/// The median (the upper one of an even count).
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -51,7 +52,9 @@ fn main() {
     let batch = arg("--batch", 128);
     tch::set_num_threads(threads as i32);
     // As `vggdsl train` does.
-    vggdsl_runtime::memory::reuse_freed_memory();
+    if !vggdsl_runtime::memory::reuse_freed_memory() {
+        println!("(glibc refused the 1 GiB mmap threshold: blocks above 32 MiB keep mappings)");
+    }
 
     let data = tempfile::tempdir().unwrap();
     // 5 × 1,024 training images, 2,560 test images.

@@ -98,7 +98,8 @@ impl clap::builder::ValueParserFactory for FileArg {
 
 fn main() -> ExitCode {
     // The libtorch commands reuse freed tensor memory instead of faulting in fresh pages for each
-    // step's activations (vggdsl_runtime::memory; TRAINING.md measures it).
+    // step's activations (vggdsl_runtime::memory; TRAINING.md measures it). Best effort: an older
+    // glibc takes a lower threshold, and nothing else depends on it.
     #[cfg(feature = "torch")]
     vggdsl_runtime::memory::reuse_freed_memory();
     let result = parse().and_then(|command| match command {

@@ -14,17 +14,30 @@
 //! command does, and a program that trains or runs large batches may. The cost is that memory
 //! freed after a peak stays with the process for its next use instead of returning to the OS.
 
-/// Serves allocations below 1 GiB from the heap and keeps freed heap memory for reuse (glibc's
-/// `M_MMAP_THRESHOLD` and `M_TRIM_THRESHOLD`); returns whether glibc took both settings (always
-/// `false` off glibc, where nothing is changed).
+/// The mmap threshold asked for: every tensor a VGG step allocates fits below it.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MMAP_THRESHOLD: i32 = 1 << 30;
+
+/// The largest mmap threshold glibc before 2.35 accepts.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MMAP_THRESHOLD_BEFORE_2_35: i32 = 32 << 20;
+
+/// Keeps freed heap memory for reuse and serves allocations below 1 GiB from the heap (glibc's
+/// `M_TRIM_THRESHOLD` and `M_MMAP_THRESHOLD`). Returns whether glibc took the 1 GiB threshold:
+/// glibc before 2.35 refuses more than 32 MiB, which is then set instead (blocks above it keep
+/// their own mappings); always `false` off glibc, where nothing is changed.
 pub fn reuse_freed_memory() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // SAFETY: mallopt only adjusts the allocator's thresholds; any thread may call it.
         unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30) == 1
-                && libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX) == 1
+            libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+            if libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 {
+                return true;
+            }
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BEFORE_2_35);
         }
+        false
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     {

@@ -16,7 +16,6 @@
 #include <ATen/ops/max_pool2d_with_indices_backward.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include <cmath>
 #include <cstring>
 #include <exception>
 #include <optional>
@@ -48,7 +47,7 @@ const c10::TypedOperatorHandle<ConvPointwise>& conv_pointwise() {
 // maximum within its plane in `indices`. A window is scanned row by row and a value replaces the
 // maximum if it is greater or NaN, as aten's kernel does: the same values, the same indices (the
 // first maximum; the last NaN), so the same gradient. Branch-free, so that the compiler
-// vectorises the inner loop (built for AVX-512, AVX2 and the baseline, chosen at load time).
+// vectorises the inner loop.
 template <typename T>
 [[gnu::always_inline]] inline void max_pool2x2(const T* x, T* y, int64_t* indices, int64_t planes,
                                                int64_t h, int64_t w) {
@@ -78,12 +77,20 @@ template <typename T>
   }
 }
 
-[[gnu::target_clones("avx512f", "avx2", "default")]] void max_pool2x2_f32(
+// One build per vector width, picked when the library loads (x86-64 with glibc's ifunc; elsewhere
+// the baseline build).
+#if defined(__x86_64__) && defined(__GLIBC__)
+#define VGGDSL_VECTOR_CLONES [[gnu::target_clones("avx512f", "avx2", "default")]]
+#else
+#define VGGDSL_VECTOR_CLONES
+#endif
+
+VGGDSL_VECTOR_CLONES void max_pool2x2_f32(
     const float* x, float* y, int64_t* indices, int64_t planes, int64_t h, int64_t w) {
   max_pool2x2(x, y, indices, planes, h, w);
 }
 
-[[gnu::target_clones("avx512f", "avx2", "default")]] void max_pool2x2_f64(
+VGGDSL_VECTOR_CLONES void max_pool2x2_f64(
     const double* x, double* y, int64_t* indices, int64_t planes, int64_t h, int64_t w) {
   max_pool2x2(x, y, indices, planes, h, w);
 }
@@ -118,10 +125,11 @@ struct MaxPool2x2 : torch::autograd::Function<MaxPool2x2> {
 // (this shim is not built against libtorch's OpenMP pool) and is measured against aten's on two
 // (batch 64, `runtime/tests/pool.rs` checks the results): 2.0 against 12.0 ms on 32×32 maps,
 // 1.2 against 6.2 ms on 16×16, a tie from 8×8 down, where its inner loop is too short to
-// vectorise. Hence maps 16 wide or more, and up to 8 threads, where aten's kernel would still
-// need more threads than it has to catch up on 16-wide maps.
+// vectorise. Hence maps 16 wide or more, and up to 8 threads: an extrapolation (aten's kernel
+// would need some 10 threads to catch up on 16×16 maps if it scaled perfectly; only 2 were
+// measured here).
 bool pools_2x2(const at::Tensor& x) {
-  return x.layout() == at::kStrided && x.device().is_cpu() && x.dim() == 4 &&
+  return x.defined() && x.layout() == at::kStrided && x.device().is_cpu() && x.dim() == 4 &&
          (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble) && x.size(2) >= 2 &&
          x.size(3) >= 16 && x.numel() > 0 && x.is_contiguous() && at::get_num_threads() <= 8;
 }
@@ -193,7 +201,13 @@ at::Tensor* vggdsl_max_pool2x2(const at::Tensor* x) {
 }
 
 // Whether `vggdsl_max_pool2x2` runs its own kernel on `x` (rather than aten's operator).
-bool vggdsl_max_pool2x2_takes(const at::Tensor* x) { return pools_2x2(*x); }
+bool vggdsl_max_pool2x2_takes(const at::Tensor* x) {
+  try {
+    return pools_2x2(*x);
+  } catch (const std::exception&) {
+    return false;
+  }
+}
 
 const char* vggdsl_last_error() { return last_error; }
 }

@@ -2,7 +2,7 @@
 //! `max_pool2d_with_indices`: bit-identical outputs and gradients, ties and NaNs included, and
 //! aten's operator for what the kernel does not take.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use vggdsl_runtime::nn::MaxPool2d;
 use vggdsl_runtime::ops;
@@ -11,6 +11,29 @@ use vggdsl_runtime::tch::{self, Device, Kind, Tensor};
 /// libtorch's thread count, which decides what the kernel takes, is global; one test changes it,
 /// so the tests take turns.
 static TURN: Mutex<()> = Mutex::new(());
+
+/// A test's turn, at 2 threads (libtorch's default on a larger machine may be more than the
+/// kernel takes); the thread count comes back when the turn ends.
+struct Turn {
+    _lock: MutexGuard<'static, ()>,
+    threads: i32,
+}
+
+fn turn() -> Turn {
+    let lock = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let threads = tch::get_num_threads();
+    tch::set_num_threads(2);
+    Turn {
+        _lock: lock,
+        threads,
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        tch::set_num_threads(self.threads);
+    }
+}
 
 /// Equal elementwise, NaN equal to NaN, -0.0 and 0.0 told apart (bit patterns).
 fn assert_bits_equal(a: &Tensor, b: &Tensor, what: &str) {
@@ -67,7 +90,7 @@ fn compare(xs: &Tensor, what: &str) {
 
 #[test]
 fn matches_aten_bit_for_bit() {
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = turn();
     tch::manual_seed(0);
     for kind in [Kind::Float, Kind::Double] {
         // Odd sizes too: the last row or column is dropped, as aten does.
@@ -93,7 +116,7 @@ fn matches_aten_bit_for_bit() {
 
 #[test]
 fn nan_infinity_and_signed_zero_as_aten() {
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = turn();
     let (nan, inf) = (f64::NAN, f64::INFINITY);
     // One 2×2 window per case, in reading order (top left, top right, bottom left, bottom right).
     let windows: [[f64; 4]; 8] = [
@@ -118,7 +141,7 @@ fn nan_infinity_and_signed_zero_as_aten() {
 
 #[test]
 fn what_the_kernel_does_not_take_goes_to_aten() {
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = turn();
     tch::manual_seed(1);
     let xs = Tensor::randn([2, 4, 16, 16], (Kind::Float, Device::Cpu));
     assert!(ops::max_pool2x2_takes(&xs));
@@ -135,11 +158,10 @@ fn what_the_kernel_does_not_take_goes_to_aten() {
         assert!(!ops::max_pool2x2_takes(&other), "{what}: aten's");
         compare(&other, what);
     }
-    // Too many threads for the one-thread kernel to win.
-    let threads = tch::get_num_threads();
+    // Too many threads for the one-thread kernel to win (the turn restores the count).
     tch::set_num_threads(9);
     assert!(!ops::max_pool2x2_takes(&xs), "9 threads: aten's");
-    tch::set_num_threads(threads);
+    tch::set_num_threads(2);
     // A 3-d (unbatched) input and a map too small to pool are aten's to take or refuse.
     let unbatched = Tensor::randn([4, 16, 16], (Kind::Float, Device::Cpu));
     assert!(!ops::max_pool2x2_takes(&unbatched));
