@@ -10,10 +10,12 @@
 //! for a batch of [`DENSE_FROM_BATCH`] or more, one matrix product over the flattened maps (see
 //! [`ConvReLU2d::forward`]), which leaves a plain tensor for the layers after it. Models that
 //! oneDNN can't run (f64, f16 or bf16 weights, a GPU, a libtorch without oneDNN) run the folded
-//! weights on plain tensors.
+//! weights on plain tensors. The weights a pass reads lie in huge pages where Linux
+//! allows ([`memory::huge_pages`]): at batch 1 the pass is bound by reading them.
 
 use std::cell::OnceCell;
 
+use crate::memory;
 use crate::nn::{BatchNorm, Conv2d, Linear};
 use crate::ops;
 use tch::{Device, IndexOp, Kind, Tensor};
@@ -124,10 +126,12 @@ impl Dense {
             }
         }
         let positions = out.0 * out.1;
+        let weight = weight.reshape([o * positions, c * map.0 * map.1]);
+        memory::huge_pages(&weight);
         Dense {
             map,
             out: [o, out.0, out.1],
-            weight: weight.reshape([o * positions, c * map.0 * map.1]),
+            weight,
             bias: conv
                 .bias
                 .view([o, 1])
@@ -186,6 +190,8 @@ impl ConvReLU2d {
                 );
                 (packed_weight, bias.to_mkldnn())
             });
+            // What each pass reads: the packed weight where there is one.
+            memory::huge_pages(packed.as_ref().map_or(&weight, |(w, _)| w));
             Self {
                 weight,
                 bias,
@@ -265,11 +271,9 @@ impl FusedLinear {
                 }
                 None => (linear.weight.copy(), linear.bias.copy()),
             };
-            Self {
-                weight: weight.contiguous(),
-                bias,
-                relu,
-            }
+            let weight = weight.contiguous();
+            memory::huge_pages(&weight);
+            Self { weight, bias, relu }
         })
     }
 

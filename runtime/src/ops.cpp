@@ -7,7 +7,9 @@
 //   under the `mkldnn` namespace, outside the aten operators that tch binds;
 // - max pooling 2×2, stride 2, with PyTorch's result, indices and gradient, 5–6× faster than
 //   aten's kernel on wide contiguous NCHW maps (aten's loops over each window with
-//   general-purpose index arithmetic).
+//   general-purpose index arithmetic);
+// - where a tensor's bytes lie, oneDNN's opaque tensors (prepacked weights) included: libtorch
+//   refuses them `data_ptr()`, but registers `mkldnn::data_ptr` and `mkldnn::_nbytes`.
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -36,13 +38,21 @@ using ConvPointwise = at::Tensor(const at::Tensor&, const at::Tensor&,
                                  c10::List<std::optional<c10::Scalar>>,
                                  std::optional<std::string_view>);
 
-// Looked up once; throws (caught by the caller) where libtorch was built without oneDNN.
+// An operator of libtorch's dispatcher; throws (caught by the caller) where it is not registered,
+// as oneDNN's are not in a libtorch built without oneDNN.
+template <typename Signature>
+c10::TypedOperatorHandle<Signature> find_op(const char* name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
+}
+
+// Looked up once.
 const c10::TypedOperatorHandle<ConvPointwise>& conv_pointwise() {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("mkldnn::_convolution_pointwise", "")
-                             .typed<ConvPointwise>();
+  static const auto op = find_op<ConvPointwise>("mkldnn::_convolution_pointwise");
   return op;
 }
+// `mkldnn::data_ptr` and `mkldnn::_nbytes`.
+using OpaqueBytes = int64_t(const at::Tensor&);
+
 // Max pooling 2×2, stride 2, of `planes` H×W planes of `x` into `y`, with the flat index of each
 // maximum within its plane in `indices`. A window is scanned row by row and a value replaces the
 // maximum if it is greater or NaN, as aten's kernel does: the same values, the same indices (the
@@ -205,6 +215,26 @@ bool vggdsl_max_pool2x2_takes(const at::Tensor* x) {
   try {
     return pools_2x2(*x);
   } catch (const std::exception&) {
+    return false;
+  }
+}
+
+// The address and length of the bytes that hold `t`'s elements: its whole storage for a strided
+// tensor, oneDNN's buffer for an opaque one. False on failure (see vggdsl_last_error).
+bool vggdsl_data_bytes(const at::Tensor* t, void** data, size_t* len) {
+  try {
+    if (t->is_mkldnn()) {
+      static const auto data_ptr = find_op<OpaqueBytes>("mkldnn::data_ptr");
+      static const auto nbytes = find_op<OpaqueBytes>("mkldnn::_nbytes");
+      *data = reinterpret_cast<void*>(data_ptr.call(*t));
+      *len = static_cast<size_t>(nbytes.call(*t));
+    } else {
+      *data = t->storage().mutable_data();
+      *len = t->storage().nbytes();
+    }
+    return true;
+  } catch (const std::exception& e) {
+    remember(e);
     return false;
   }
 }

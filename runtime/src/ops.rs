@@ -1,7 +1,7 @@
 //! libtorch operators that tch's bindings lack, through a few lines of C++ (`ops.cpp`, built by
 //! `build.rs` against the headers of the libtorch that torch-sys links).
 
-use std::ffi::CStr;
+use std::ffi::{c_void, CStr};
 use std::os::raw::c_char;
 use std::sync::OnceLock;
 
@@ -22,6 +22,7 @@ extern "C" {
     fn vggdsl_has_conv2d_relu() -> bool;
     fn vggdsl_max_pool2x2(xs: *const C_tensor) -> *mut C_tensor;
     fn vggdsl_max_pool2x2_takes(xs: *const C_tensor) -> bool;
+    fn vggdsl_data_bytes(t: *const C_tensor, data: *mut *mut c_void, len: *mut usize) -> bool;
     fn vggdsl_last_error() -> *const c_char;
 }
 
@@ -99,4 +100,16 @@ pub fn max_pool2x2(xs: &Tensor) -> Result<Tensor, TchError> {
 pub fn max_pool2x2_takes(xs: &Tensor) -> bool {
     // SAFETY: a live tensor, only read.
     unsafe { vggdsl_max_pool2x2_takes(xs.as_ptr()) }
+}
+
+/// Where the bytes that hold `t`'s elements lie: its whole storage for a strided tensor, oneDNN's
+/// buffer for an opaque one (a prepacked weight, whose `data_ptr()` libtorch refuses).
+pub fn data_bytes(t: &Tensor) -> Result<(*mut c_void, usize), TchError> {
+    let (mut data, mut len) = (std::ptr::null_mut(), 0);
+    // SAFETY: a live tensor, only read; the two out-pointers are valid locals.
+    if unsafe { vggdsl_data_bytes(t.as_ptr(), &mut data, &mut len) } {
+        Ok((data, len))
+    } else {
+        Err(last_error())
+    }
 }
