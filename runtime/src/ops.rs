@@ -22,6 +22,11 @@ extern "C" {
     fn vggdsl_has_conv2d_relu() -> bool;
     fn vggdsl_max_pool2x2(xs: *const C_tensor) -> *mut C_tensor;
     fn vggdsl_max_pool2x2_takes(xs: *const C_tensor) -> bool;
+    fn vggdsl_winograd_conv_relu(
+        xs: *const C_tensor,
+        u: *const C_tensor,
+        bias: *const C_tensor,
+    ) -> *mut C_tensor;
     fn vggdsl_data_bytes(t: *const C_tensor, data: *mut *mut c_void, len: *mut usize) -> bool;
     fn vggdsl_last_error() -> *const c_char;
 }
@@ -79,6 +84,16 @@ pub fn conv2d_relu(
     owned(unsafe {
         vggdsl_conv2d_relu(xs.as_ptr(), weight.as_ptr(), bias.as_ptr(), stride, padding)
     })
+}
+
+/// `relu(conv2d(xs, weight, bias, padding=1))` for a 3×3 `weight` given in Winograd's form `u`
+/// (F(2×2, 3×3): `G·weight·Gᵀ` per channel pair, shape `[16, out, in]`, see
+/// `inference::winograd_weight`), on a contiguous-or-not f32 NCHW batch whose maps have even
+/// sides. 16 matrix products over the channels instead of the conv's 36 multiplications per
+/// 2×2 block of outputs; the output is a contiguous NCHW tensor.
+pub fn winograd_conv_relu(xs: &Tensor, u: &Tensor, bias: &Tensor) -> Result<Tensor, TchError> {
+    // SAFETY: live tensors; the result is a new tensor the caller owns.
+    owned(unsafe { vggdsl_winograd_conv_relu(xs.as_ptr(), u.as_ptr(), bias.as_ptr()) })
 }
 
 /// Whether [`conv2d_relu`] runs here: libtorch was built with oneDNN and registers its operator.

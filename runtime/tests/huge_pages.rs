@@ -32,7 +32,10 @@ fn anon_huge_pages_over(data: usize, len: usize) -> usize {
                 continue;
             }
         }
-        if let Some(kb) = overlaps.then(|| line.strip_prefix("AnonHugePages:")).flatten() {
+        if let Some(kb) = overlaps
+            .then(|| line.strip_prefix("AnonHugePages:"))
+            .flatten()
+        {
             total += kb.trim().trim_end_matches(" kB").parse::<usize>().unwrap() << 10;
         }
     }
@@ -50,7 +53,10 @@ fn unavailable() -> Option<String> {
         return Some("transparent huge pages are off".into());
     }
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut numbers = release.trim().split(['.', '-']).map(|n| n.parse::<u32>().unwrap_or(0));
+    let mut numbers = release
+        .trim()
+        .split(['.', '-'])
+        .map(|n| n.parse::<u32>().unwrap_or(0));
     let version = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
     (version < (6, 1)).then(|| format!("kernel {} has no MADV_COLLAPSE", release.trim()))
 }
@@ -77,13 +83,18 @@ fn inference_weights_lie_in_huge_pages() {
     assert!(expected >= 3 * HUGE_PAGE, "{expected} bytes");
     // Every 2 MiB page inside the weights is one; the mappings may hold others besides.
     let huge = anon_huge_pages_over(data, len);
-    assert!(huge >= expected, "{huge} bytes in huge pages, {expected} expected");
+    assert!(
+        huge >= expected,
+        "{huge} bytes in huge pages, {expected} expected"
+    );
     // Asking again changes nothing and reports the same bytes.
     assert_eq!(huge_pages(read_by_passes), expected);
 
     // The layer still computes relu(conv2d(x)).
     let xs = Tensor::randn([2, 512, 4, 4], (Kind::Float, Device::Cpu));
-    let expected = xs.conv2d(&conv.weight, Some(&conv.bias), [1, 1], [1, 1], [1, 1], 1).relu();
+    let expected = xs
+        .conv2d(&conv.weight, Some(&conv.bias), [1, 1], [1, 1], [1, 1], 1)
+        .relu();
     let got = layer.forward(&xs).contiguous();
     let difference = (&got - &expected).abs().max().double_value(&[]);
     assert!(difference < 1e-4, "{difference}");

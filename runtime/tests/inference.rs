@@ -186,3 +186,103 @@ fn convs_on_small_maps_as_a_matrix_product_match_conv2d() {
         assert!(run.is_err(), "batch {batch}: a 3×3 kernel on a 2×2 map ran");
     }
 }
+
+/// `relu(conv2d(x, w, b, padding=1))` in f64, the reference for the Winograd form.
+fn conv_relu_f64(xs: &Tensor, weight: &Tensor, bias: &Tensor) -> Tensor {
+    let d = |t: &Tensor| t.to_kind(Kind::Double);
+    d(xs)
+        .conv2d(&d(weight), Some(&d(bias)), [1, 1], [1, 1], [1, 1], 1)
+        .relu()
+}
+
+/// Winograd's F(2×2, 3×3) gives `relu(conv2d(…))` to within f32 rounding: square, rectangular
+/// and non-power-of-two maps, odd channel counts, plain, channels-last and strided inputs, and a
+/// batch large enough to run in two parts; maps of odd size are refused with an error.
+#[test]
+fn winograd_conv_matches_conv2d() {
+    use vggdsl_runtime::inference::winograd_weight;
+    use vggdsl_runtime::ops::winograd_conv_relu;
+    tch::manual_seed(3);
+    let opts = (Kind::Float, Device::Cpu);
+    // (batch, in, out, height, width); the last runs in two parts (see ops.cpp).
+    let cases = [
+        (1, 3, 5, 2, 2),
+        (2, 7, 4, 4, 6),
+        (3, 16, 9, 8, 8),
+        (2, 33, 17, 6, 10),
+        (17, 3, 16384, 2, 2),
+    ];
+    for (n, c, k, h, w) in cases {
+        let weight = Tensor::randn([k, c, 3, 3], opts);
+        let bias = Tensor::randn([k], opts);
+        let u = winograd_weight(&weight);
+        assert_eq!(u.size(), [16, c, k]);
+        let xs = Tensor::randn([n, c, h, 2 * w], opts).narrow(3, 0, w); // strided
+        let want = conv_relu_f64(&xs, &weight, &bias);
+        let scale = want.abs().max().double_value(&[]);
+        let inputs = [
+            xs.shallow_clone(),
+            xs.contiguous(),
+            xs.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]), // channels-last
+        ];
+        for input in inputs {
+            let got = winograd_conv_relu(&input, &u, &bias).unwrap();
+            assert_eq!(got.size(), [n, k, h, w]);
+            let diff = (got.to_kind(Kind::Double) - &want)
+                .abs()
+                .max()
+                .double_value(&[]);
+            assert!(
+                diff <= 2e-6 * scale,
+                "{n}×{c}→{k} on {h}×{w}: difference {diff} of {scale}"
+            );
+        }
+    }
+    let u = winograd_weight(&Tensor::randn([4, 3, 3, 3], opts));
+    let odd = Tensor::randn([1, 3, 5, 4], opts);
+    let bias = Tensor::zeros([4], opts);
+    let error = winograd_conv_relu(&odd, &u, &bias).unwrap_err().to_string();
+    assert!(error.contains("even map sizes"), "{error}");
+    let wrong_channels = Tensor::randn([1, 5, 4, 4], opts);
+    assert!(winograd_conv_relu(&wrong_channels, &u, &bias).is_err());
+}
+
+/// A 3×3 conv on a map of at most 64 positions with 256 or more channels in and out runs in
+/// Winograd's form from `WINOGRAD_FROM_BATCH` images on (its output is channels-last, where the
+/// blocked kernel's would be a oneDNN tensor), and the conv kernels take the rest; all equal
+/// `relu(conv2d(…))`.
+#[test]
+fn winograd_runs_where_it_pays() {
+    use vggdsl_runtime::inference::{self, ConvReLU2d, WINOGRAD_FROM_BATCH};
+    use vggdsl_runtime::nn::Conv2d;
+    tch::manual_seed(4);
+    let opts = (Kind::Float, Device::Cpu);
+    let vs = VarStore::new(Device::Cpu);
+    // (in, out, map, whether Winograd's form runs at WINOGRAD_FROM_BATCH)
+    let cases = [
+        (256, 256, 4, true),
+        (256, 512, 8, true),
+        (255, 256, 4, false),
+        (256, 255, 4, false),
+        (256, 256, 16, false),
+    ];
+    for (c, k, map, winograd) in cases {
+        let conv = Conv2d::new(vs.root() / format!("conv{c}_{k}_{map}"), c, k, 3, 1, 1);
+        let layer = ConvReLU2d::new(&conv, None);
+        for batch in [WINOGRAD_FROM_BATCH - 1, WINOGRAD_FROM_BATCH] {
+            let xs = Tensor::randn([batch, c, map, map], opts);
+            let want = conv_relu_f64(&xs, &conv.weight, &conv.bias);
+            let raw = tch::no_grad(|| layer.forward(&inference::enter(&xs)));
+            if tch::utils::has_mkldnn() && batch >= BLOCKED_FROM_BATCH {
+                assert_eq!(raw.is_mkldnn(), !winograd, "{c}→{k} on {map}×{map}");
+            }
+            let got = inference::leave(raw).to_kind(Kind::Double);
+            let diff = (&got - &want).abs().max().double_value(&[]);
+            let scale = want.abs().max().double_value(&[]);
+            assert!(
+                diff <= 1e-5 * scale,
+                "{c}→{k} on {map}×{map}, batch {batch}: difference {diff} of {scale}"
+            );
+        }
+    }
+}
