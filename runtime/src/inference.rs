@@ -8,10 +8,13 @@
 //! through [`crate::ops`]); large batches stay in oneDNN's blocked layout from the first conv on,
 //! so no conv converts its input. A conv on a map of a few positions (the seed's 2×2 maps) is,
 //! for a batch of [`DENSE_FROM_BATCH`] or more, one matrix product over the flattened maps (see
-//! [`ConvReLU2d::forward`]), which leaves a plain tensor for the layers after it. Models that
-//! oneDNN can't run (f64, f16 or bf16 weights, a GPU, a libtorch without oneDNN) run the folded
-//! weights on plain tensors. The weights a pass reads lie in huge pages where Linux
-//! allows ([`memory::huge_pages`]): at batch 1 the pass is bound by reading them.
+//! [`ConvReLU2d::forward`]), which leaves a plain tensor for the layers after it; a wide conv on
+//! a small map (the seed's 256- and 512-channel convs on 8×8 and 4×4 maps) runs, from
+//! [`WINOGRAD_FROM_BATCH`] images on, in Winograd's F(2×2, 3×3) form, 16 multiplications per 2×2
+//! block of outputs and channel pair where the conv kernels do 36, and leaves channels-last
+//! tensors. Models that oneDNN can't run (f64, f16 or bf16 weights, a GPU, a libtorch without
+//! oneDNN) run the folded weights on plain tensors. The weights a pass reads lie in huge pages
+//! where Linux allows ([`memory::huge_pages`]): at batch 1 the pass is bound by reading them.
 
 use std::cell::OnceCell;
 
@@ -31,10 +34,12 @@ fn affine(norm: &BatchNorm) -> (Tensor, Tensor) {
 /// channels-last dense tensors.
 pub const BLOCKED_FROM_BATCH: i64 = 16;
 
-/// From this batch size on, a 3×3 conv on a small map runs Winograd's F(2×2, 3×3) (see
-/// [`ConvReLU2d::forward`]); below it, the transformed weights (16/9 of the conv's) would cost
-/// more to stream than the multiplications they save.
-pub const WINOGRAD_FROM_BATCH: i64 = 16;
+/// From this batch size on, a wide 3×3 conv on a small map runs Winograd's F(2×2, 3×3) (see
+/// `ConvReLU2d::winograd_for`). A batch of one streams the weights, whose Winograd form is
+/// 16/9 the size: the seed measured 1.41× eager PyTorch with it at batch 1 and 1.64× without;
+/// at batches 2, 4 and 8, 1.58×, 1.67× and 1.49× with it against 1.47×, 1.27× and 1.20×
+/// (2 threads).
+pub const WINOGRAD_FROM_BATCH: i64 = 2;
 
 /// From this batch size on, a conv whose map has few positions runs as a matrix product (see
 /// [`ConvReLU2d::forward`]). Measured on the seed's three 512-channel convs on 2×2 maps, 2
@@ -290,8 +295,9 @@ impl ConvReLU2d {
     /// of [`DENSE_FROM_BATCH`] or more, as one matrix product over the flattened maps: it skips
     /// the kernel taps that fall in the padding (on a 2×2 map, 4 of 9 per output) and runs as one
     /// GEMM, and the matrix (at most twice the kernel's size) costs little to keep. Its output is
-    /// a plain tensor. Like tch's own layers,
-    /// panics where libtorch refuses the input (a batch of the wrong shape or kind).
+    /// a plain tensor. Or, where `winograd_for` says it pays, in Winograd's form,
+    /// with a channels-last output. Like tch's own layers, panics where libtorch refuses the
+    /// input (a batch of the wrong shape or kind).
     pub fn forward(&self, xs: &Tensor) -> Tensor {
         if let Some(dense) = self.dense_for(xs) {
             return dense.forward(xs);

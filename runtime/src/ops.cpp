@@ -241,6 +241,7 @@ constexpr int64_t kWinogradPart = 16 << 20;
 
 at::Tensor winograd_conv_relu(const at::Tensor& x_any, const at::Tensor& u,
                               const at::Tensor& bias) {
+  const at::NoGradGuard no_grad;  // an inference kernel: no graph, whatever requires grad
   TORCH_CHECK(x_any.dim() == 4 && x_any.scalar_type() == at::kFloat && x_any.device().is_cpu() &&
                   x_any.layout() == at::kStrided,
               "Winograd conv: a 4-d f32 CPU input");
@@ -368,8 +369,8 @@ bool vggdsl_data_bytes(const at::Tensor* t, void** data, size_t* len) {
 }
 
 // `relu(conv2d(x, weight, bias, padding=1))` for a 3×3 weight given as `u` = G·weight·Gᵀ of
-// shape [16, out, in] (Winograd's F(2×2, 3×3), above), on an f32 NCHW map of even size. A new
-// contiguous NCHW tensor, or null on failure (see vggdsl_last_error).
+// shape [16, in, out] (Winograd's F(2×2, 3×3), above), on an f32 map of even size. A new
+// channels-last tensor that records no gradient, or null on failure (see vggdsl_last_error).
 at::Tensor* vggdsl_winograd_conv_relu(const at::Tensor* x, const at::Tensor* u,
                                       const at::Tensor* bias) {
   try {

@@ -248,17 +248,18 @@ fn winograd_conv_matches_conv2d() {
 }
 
 /// A 3×3 conv on a map of at most 64 positions with 256 or more channels in and out runs in
-/// Winograd's form from `WINOGRAD_FROM_BATCH` images on (its output is channels-last, where the
-/// blocked kernel's would be a oneDNN tensor), and the conv kernels take the rest; all equal
+/// Winograd's form from `WINOGRAD_FROM_BATCH` images on, in every layout `enter` picks (its
+/// output is then exactly the Winograd op's), and the conv kernels take the rest; all equal
 /// `relu(conv2d(…))`.
 #[test]
 fn winograd_runs_where_it_pays() {
-    use vggdsl_runtime::inference::{self, ConvReLU2d, WINOGRAD_FROM_BATCH};
+    use vggdsl_runtime::inference::{self, winograd_weight, ConvReLU2d, WINOGRAD_FROM_BATCH};
     use vggdsl_runtime::nn::Conv2d;
+    use vggdsl_runtime::ops::winograd_conv_relu;
     tch::manual_seed(4);
     let opts = (Kind::Float, Device::Cpu);
     let vs = VarStore::new(Device::Cpu);
-    // (in, out, map, whether Winograd's form runs at WINOGRAD_FROM_BATCH)
+    // (in, out, map, whether Winograd's form runs from WINOGRAD_FROM_BATCH)
     let cases = [
         (256, 256, 4, true),
         (256, 512, 8, true),
@@ -266,18 +267,26 @@ fn winograd_runs_where_it_pays() {
         (256, 255, 4, false),
         (256, 256, 16, false),
     ];
-    for (c, k, map, winograd) in cases {
+    for (c, k, map, pays) in cases {
         let conv = Conv2d::new(vs.root() / format!("conv{c}_{k}_{map}"), c, k, 3, 1, 1);
         let layer = ConvReLU2d::new(&conv, None);
-        for batch in [WINOGRAD_FROM_BATCH - 1, WINOGRAD_FROM_BATCH] {
+        let u = winograd_weight(&conv.weight);
+        for batch in [1, WINOGRAD_FROM_BATCH, BLOCKED_FROM_BATCH] {
             let xs = Tensor::randn([batch, c, map, map], opts);
             let want = conv_relu_f64(&xs, &conv.weight, &conv.bias);
-            let raw = tch::no_grad(|| layer.forward(&inference::enter(&xs)));
-            if tch::utils::has_mkldnn() && batch >= BLOCKED_FROM_BATCH {
-                assert_eq!(raw.is_mkldnn(), !winograd, "{c}→{k} on {map}×{map}");
+            let got = tch::no_grad(|| inference::leave(layer.forward(&inference::enter(&xs))));
+            if tch::utils::has_mkldnn() {
+                let winograd = winograd_conv_relu(&xs, &u, &conv.bias).unwrap();
+                assert_eq!(
+                    got.equal(&winograd.contiguous()),
+                    pays && batch >= WINOGRAD_FROM_BATCH,
+                    "{c}→{k} on {map}×{map}, batch {batch}: which path ran"
+                );
             }
-            let got = inference::leave(raw).to_kind(Kind::Double);
-            let diff = (&got - &want).abs().max().double_value(&[]);
+            let diff = (got.to_kind(Kind::Double) - &want)
+                .abs()
+                .max()
+                .double_value(&[]);
             let scale = want.abs().max().double_value(&[]);
             assert!(
                 diff <= 1e-5 * scale,
