@@ -9,7 +9,7 @@
 //! so no conv converts its input. A conv on a map of a few positions (the seed's 2×2 maps) is,
 //! for a batch of [`DENSE_FROM_BATCH`] or more, one matrix product over the flattened maps (see
 //! [`ConvReLU2d::forward`]), which leaves a plain tensor for the layers after it; a wide conv on
-//! a small map (the seed's 256- and 512-channel convs on 8×8 and 4×4 maps) runs, from
+//! a small map (the seed's convs on 8×8 and 4×4 maps) runs, from
 //! [`WINOGRAD_FROM_BATCH`] images on, in Winograd's F(2×2, 3×3) form, 16 multiplications per 2×2
 //! block of outputs and channel pair where the conv kernels do 36, and leaves channels-last
 //! tensors. Models that oneDNN can't run (f64, f16 or bf16 weights, a GPU, a libtorch without
@@ -262,12 +262,14 @@ impl ConvReLU2d {
 
     /// Winograd's form of this conv for `xs`, where it pays: prepacked (f32) 3×3 weights with
     /// stride 1 and padding 1, a batch of [`WINOGRAD_FROM_BATCH`] or more, a map of even sides
-    /// with at most 64 positions, and 256 or more channels in and out. The transforms only move
-    /// data, about `16·(in + out)` floats per 2×2 block against the `20·in·out` multiplications
-    /// saved, so they pay off only on wide layers. Measured against oneDNN's blocked kernel,
-    /// batch 64, 2 threads, inside the seed: 512 → 512 on 4×4 maps 14.2 → 8.9 ms, 256 → 512
-    /// 7.1 → 4.9 ms, 256 → 256 on 8×8 13.1 → 10.9 ms; 128 → 256 on 8×8 even, 128 → 128 on 8×8
-    /// (HRank's pruned VGG) and anything on 16×16 maps slower.
+    /// with at most 64 positions, and wide layers: the transforms only move data, about
+    /// `16·(in + out)` floats per 2×2 block of outputs, against the `20·in·out` multiplications
+    /// they save, so the harmonic mean of the input and output channels must reach 160.
+    /// Measured inside the seed (batch 64, 2 threads, against oneDNN's blocked kernel): 512 → 512
+    /// on 4×4 maps 14.2 → 8.9 ms, 256 → 512 7.1 → 4.9 ms, 256 → 256 on 8×8 13.1 → 10.9 ms,
+    /// 128 → 256 (mean 171) 1–4 % faster whole passes at batches 4–64; HRank's pruned VGG with its
+    /// 128 → 128 convs (mean 128) 4 % slower at batch 64, a third slower at 16. 16×16 maps were
+    /// slower at every width measured.
     fn winograd_for(&self, xs: &Tensor) -> Option<&Tensor> {
         let &[batch, c, h, w] = &xs.size()[..] else {
             return None;
@@ -281,7 +283,7 @@ impl ConvReLU2d {
             && h % 2 == 0
             && w % 2 == 0
             && h * w <= 64
-            && c.min(k) >= 256;
+            && 2 * c * k >= 160 * (c + k);
         pays.then(|| {
             self.winograd.get_or_init(|| {
                 let u = tch::no_grad(|| winograd_weight(&self.weight));

@@ -204,7 +204,7 @@ fn winograd_conv_matches_conv2d() {
     use vggdsl_runtime::ops::winograd_conv_relu;
     tch::manual_seed(3);
     let opts = (Kind::Float, Device::Cpu);
-    // (batch, in, out, height, width); the last runs in two parts (see ops.cpp).
+    // (batch, in, out, height, width); the last runs in nine parts (see ops.cpp).
     let cases = [
         (1, 3, 5, 2, 2),
         (2, 7, 4, 4, 6),
@@ -247,10 +247,10 @@ fn winograd_conv_matches_conv2d() {
     assert!(winograd_conv_relu(&wrong_channels, &u, &bias).is_err());
 }
 
-/// A 3×3 conv on a map of at most 64 positions with 256 or more channels in and out runs in
-/// Winograd's form from `WINOGRAD_FROM_BATCH` images on, in every layout `enter` picks (its
-/// output is then exactly the Winograd op's), and the conv kernels take the rest; all equal
-/// `relu(conv2d(…))`.
+/// A 3×3 conv on a map of at most 64 positions whose channels in and out have a harmonic mean
+/// of 160 or more runs in Winograd's form from `WINOGRAD_FROM_BATCH` images on, in every layout
+/// `enter` picks (its output is then exactly the Winograd op's), and the conv kernels take the
+/// rest; all equal `relu(conv2d(…))`.
 #[test]
 fn winograd_runs_where_it_pays() {
     use vggdsl_runtime::inference::{self, winograd_weight, ConvReLU2d, WINOGRAD_FROM_BATCH};
@@ -263,8 +263,11 @@ fn winograd_runs_where_it_pays() {
     let cases = [
         (256, 256, 4, true),
         (256, 512, 8, true),
-        (255, 256, 4, false),
-        (256, 255, 4, false),
+        (128, 256, 8, true),
+        (160, 160, 4, true),
+        (159, 160, 4, false),
+        (128, 128, 8, false),
+        (64, 512, 4, false),
         (256, 256, 16, false),
     ];
     for (c, k, map, pays) in cases {
