@@ -59,7 +59,7 @@ const HUGE_PAGE: usize = 2 << 20;
 /// 2 MiB.
 ///
 /// Inference at batch 1 reads every weight once per image: the seed's 59 MB through 4 KiB pages
-/// are some 15,000 TLB misses a pass, and 2 MiB pages take 10 % off its time (BENCHMARKS.md).
+/// are some 15,000 TLB misses a pass, and 2 MiB pages made it 13–15 % faster (BENCHMARKS.md).
 /// Unlike glibc's `hugetlb` tunable this touches only these bytes, so the inference layers
 /// apply it to the weights they keep. The pages are already in memory, so it costs no memory,
 /// only a copy of them, once.
