@@ -6,7 +6,7 @@
 //! (BENCHMARKS.md): small batches run in channels-last dense tensors through oneDNN's fused
 //! conv + ReLU kernel (`mkldnn::_convolution_pointwise`, what torch.compile emits, reached
 //! through [`crate::ops`]); large batches stay in oneDNN's blocked layout from the first conv on,
-//! so no conv converts its input. A conv on a map of a few positions (the seed's 2×2 maps) is,
+//! so no conv converts its input up to the first one in Winograd's form (below). A conv on a map of a few positions (the seed's 2×2 maps) is,
 //! for a batch of [`DENSE_FROM_BATCH`] or more, one matrix product over the flattened maps (see
 //! [`ConvReLU2d::forward`]), which leaves a plain tensor for the layers after it; a wide conv on
 //! a small map (the seed's convs on 8×8 and 4×4 maps) runs, from

@@ -49,14 +49,23 @@ pub fn reuse_freed_memory() -> bool {
     }
 }
 
-/// The huge page size of x86-64 and of arm64 with 4 KiB pages.
+/// The size of a transparent huge page: 2 MiB on x86-64 (and on arm64 with 4 KiB pages), as the
+/// kernel reports it.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-const HUGE_PAGE: usize = 2 << 20;
+fn huge_page_size() -> usize {
+    static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *SIZE.get_or_init(|| {
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(2 << 20)
+    })
+}
 
-/// Backs the 2 MiB pages that lie wholly inside `t`'s bytes with transparent huge pages, now
-/// (Linux's `MADV_HUGEPAGE`, then `MADV_COLLAPSE`, from Linux 6.1), and returns how many bytes
-/// that covered: 0 where the kernel or the tensor refuses, off glibc Linux, or for tensors under
-/// 2 MiB.
+/// Backs the huge pages (2 MiB on x86-64) that lie wholly inside the bytes of a CPU tensor `t`
+/// with transparent huge pages, now (Linux's `MADV_HUGEPAGE`, then `MADV_COLLAPSE`, from Linux
+/// 6.1), and returns how many bytes that covered: 0 where the kernel or the tensor refuses, for
+/// other devices, off glibc Linux, or for tensors smaller than a huge page.
 ///
 /// Inference at batch 1 reads every weight once per image: the seed's 59 MB through 4 KiB pages
 /// are some 15,000 TLB misses a pass, and 2 MiB pages made it 13–15 % faster (BENCHMARKS.md).
@@ -66,11 +75,15 @@ const HUGE_PAGE: usize = 2 << 20;
 pub fn huge_pages(t: &Tensor) -> usize {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
+        if t.device() != tch::Device::Cpu {
+            return 0;
+        }
         let Ok((data, len)) = crate::ops::data_bytes(t) else {
             return 0;
         };
-        let start = (data as usize).next_multiple_of(HUGE_PAGE);
-        let end = (data as usize + len) / HUGE_PAGE * HUGE_PAGE;
+        let huge = huge_page_size();
+        let start = (data as usize).next_multiple_of(huge);
+        let end = (data as usize + len) / huge * huge;
         if end <= start {
             return 0;
         }

@@ -153,9 +153,9 @@ bool pools_2x2(const at::Tensor& x) {
 // Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A, so the 36 multiplications per block and channel pair of the direct
 // conv become 16, and for all tiles at once they are 16 matrix products over the channels. The
 // transforms only add and subtract (G's ½ is applied to the weights, once). Activations are
-// channels-last, so both transforms run along contiguous channels. Layouts: V[ξ][p][c] for the
-// 16 entries ξ of tile p (image-major, then row, then column) and input channel c; U[ξ][c][k];
-// M = V·U is M[ξ][p][k].
+// channels-last, so both transforms run along contiguous channels. Layouts: V, stored [p][ξ][c]
+// and multiplied as [ξ][p][c], for the 16 entries ξ of tile p (image-major, then row, then
+// column) and input channel c; U[ξ][c][k]; M = V·U is M[ξ][p][k].
 
 // V of tiles [begin, end) from the channels-last input x[n][h][w][c], zero-padded by one.
 void winograd_input(const float* x, float* v, int64_t begin, int64_t end, int64_t c, int64_t h,
@@ -251,17 +251,21 @@ at::Tensor winograd_conv_relu(const at::Tensor& x_any, const at::Tensor& u,
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   TORCH_CHECK(h % 2 == 0 && w % 2 == 0 && h > 0 && w > 0, "Winograd conv: even map sizes");
   TORCH_CHECK(u.dim() == 3 && u.size(0) == 16 && u.size(1) == c && u.is_contiguous() &&
-                  u.scalar_type() == at::kFloat,
+                  u.scalar_type() == at::kFloat && u.device().is_cpu(),
               "Winograd conv: transformed weights of shape [16, in, out]");
   const int64_t k = u.size(2);
   const at::Tensor b = bias.contiguous();
-  TORCH_CHECK(b.numel() == k && b.scalar_type() == at::kFloat, "Winograd conv: one bias per output");
+  TORCH_CHECK(b.numel() == k && b.scalar_type() == at::kFloat && b.device().is_cpu(),
+              "Winograd conv: one f32 CPU bias per output");
+  at::Tensor y = at::empty({n, k, h, w}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  if (y.numel() == 0) {  // no image, output channel or position; c == 0 runs as the bias alone
+    return y;
+  }
   const int64_t per_image = (h / 2) * (w / 2);
   const int64_t images = std::clamp<int64_t>(
       kWinogradPart / (16 * per_image * std::max(c, k) * int64_t{sizeof(float)}), 1, n);
   at::Tensor v = at::empty({images * per_image, 16, c}, x.options());
   at::Tensor m = at::empty({16 * images * per_image * k}, x.options());
-  at::Tensor y = at::empty({n, k, h, w}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
   for (int64_t first = 0; first < n; first += images) {
     const int64_t begin = first * per_image, end = std::min(first + images, n) * per_image;
     const at::Tensor v_part = v.narrow(0, 0, end - begin);
@@ -360,7 +364,8 @@ bool vggdsl_data_bytes(const at::Tensor* t, void** data, size_t* len) {
       *data = reinterpret_cast<void*>(data_ptr.call(*t));
       *len = static_cast<size_t>(nbytes.call(*t));
     } else {
-      *data = t->storage().mutable_data();
+      TORCH_CHECK(t->device().is_cpu(), "the bytes of a tensor in host memory");
+      *data = const_cast<void*>(t->storage().data());
       *len = t->storage().nbytes();
     }
     return true;

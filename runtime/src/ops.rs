@@ -121,7 +121,8 @@ pub fn max_pool2x2_takes(xs: &Tensor) -> bool {
 /// buffer for an opaque one (a prepacked weight, whose `data_ptr()` libtorch refuses).
 pub fn data_bytes(t: &Tensor) -> Result<(*mut c_void, usize), TchError> {
     let (mut data, mut len) = (std::ptr::null_mut(), 0);
-    // SAFETY: a live tensor, only read; the two out-pointers are valid locals.
+    // SAFETY: a live tensor, only read (its storage's address, not a copy); the two out-pointers
+    // are valid locals.
     if unsafe { vggdsl_data_bytes(t.as_ptr(), &mut data, &mut len) } {
         Ok((data, len))
     } else {

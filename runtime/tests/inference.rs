@@ -195,22 +195,35 @@ fn conv_relu_f64(xs: &Tensor, weight: &Tensor, bias: &Tensor) -> Tensor {
         .relu()
 }
 
+/// The largest magnitude in `t`; 0 for an empty tensor.
+fn max_abs(t: &Tensor) -> f64 {
+    if t.numel() == 0 {
+        0.0
+    } else {
+        t.abs().max().double_value(&[])
+    }
+}
+
 /// Winograd's F(2×2, 3×3) gives `relu(conv2d(…))` to within f32 rounding: square, rectangular
-/// and non-power-of-two maps, odd channel counts, plain, channels-last and strided inputs, and a
-/// batch large enough to run in two parts; maps of odd size are refused with an error.
+/// and non-power-of-two maps, odd channel counts, plain, channels-last and strided inputs,
+/// batches that run in several parts, no input channel and no image; maps of odd size are
+/// refused with an error.
 #[test]
 fn winograd_conv_matches_conv2d() {
     use vggdsl_runtime::inference::winograd_weight;
     use vggdsl_runtime::ops::winograd_conv_relu;
     tch::manual_seed(3);
     let opts = (Kind::Float, Device::Cpu);
-    // (batch, in, out, height, width); the last runs in nine parts (see ops.cpp).
+    // (batch, in, out, height, width). Parts of 2 MiB (see ops.cpp): 5 images of 4 tiles run as
+    // 4 + 1, 17 of one tile as 8 × 2 + 1. No image gives nothing.
     let cases = [
         (1, 3, 5, 2, 2),
         (2, 7, 4, 4, 6),
         (3, 16, 9, 8, 8),
         (2, 33, 17, 6, 10),
+        (5, 3, 2048, 4, 4),
         (17, 3, 16384, 2, 2),
+        (0, 3, 4, 2, 2),
     ];
     for (n, c, k, h, w) in cases {
         let weight = Tensor::randn([k, c, 3, 3], opts);
@@ -219,7 +232,7 @@ fn winograd_conv_matches_conv2d() {
         assert_eq!(u.size(), [16, c, k]);
         let xs = Tensor::randn([n, c, h, 2 * w], opts).narrow(3, 0, w); // strided
         let want = conv_relu_f64(&xs, &weight, &bias);
-        let scale = want.abs().max().double_value(&[]);
+        let scale = max_abs(&want);
         let inputs = [
             xs.shallow_clone(),
             xs.contiguous(),
@@ -228,16 +241,20 @@ fn winograd_conv_matches_conv2d() {
         for input in inputs {
             let got = winograd_conv_relu(&input, &u, &bias).unwrap();
             assert_eq!(got.size(), [n, k, h, w]);
-            let diff = (got.to_kind(Kind::Double) - &want)
-                .abs()
-                .max()
-                .double_value(&[]);
+            let diff = max_abs(&(got.to_kind(Kind::Double) - &want));
             assert!(
                 diff <= 2e-6 * scale,
                 "{n}×{c}→{k} on {h}×{w}: difference {diff} of {scale}"
             );
         }
     }
+    // No input channel (libtorch's conv2d has no answer for that): relu(bias) everywhere.
+    let bias = Tensor::randn([3], opts);
+    let u = winograd_weight(&Tensor::zeros([3, 0, 3, 3], opts));
+    let got = winograd_conv_relu(&Tensor::zeros([2, 0, 2, 2], opts), &u, &bias).unwrap();
+    let want = bias.relu().view([1, 3, 1, 1]).expand([2, 3, 2, 2], false);
+    assert!(got.equal(&want.contiguous()), "{got}");
+
     let u = winograd_weight(&Tensor::randn([4, 3, 3, 3], opts));
     let odd = Tensor::randn([1, 3, 5, 4], opts);
     let bias = Tensor::zeros([4], opts);
@@ -253,7 +270,9 @@ fn winograd_conv_matches_conv2d() {
 /// rest; all equal `relu(conv2d(…))`.
 #[test]
 fn winograd_runs_where_it_pays() {
-    use vggdsl_runtime::inference::{self, winograd_weight, ConvReLU2d, WINOGRAD_FROM_BATCH};
+    use vggdsl_runtime::inference::{
+        self, winograd_weight, ConvReLU2d, DENSE_FROM_BATCH, WINOGRAD_FROM_BATCH,
+    };
     use vggdsl_runtime::nn::Conv2d;
     use vggdsl_runtime::ops::winograd_conv_relu;
     tch::manual_seed(4);
@@ -263,6 +282,7 @@ fn winograd_runs_where_it_pays() {
     let cases = [
         (256, 256, 4, true),
         (256, 512, 8, true),
+        (256, 256, 2, true),
         (128, 256, 8, true),
         (160, 160, 4, true),
         (159, 160, 4, false),
@@ -280,9 +300,11 @@ fn winograd_runs_where_it_pays() {
             let got = tch::no_grad(|| inference::leave(layer.forward(&inference::enter(&xs))));
             if tch::utils::has_mkldnn() {
                 let winograd = winograd_conv_relu(&xs, &u, &conv.bias).unwrap();
+                // On a 2×2 map the matrix form goes first, from DENSE_FROM_BATCH on.
+                let dense = map == 2 && batch >= DENSE_FROM_BATCH;
                 assert_eq!(
                     got.equal(&winograd.contiguous()),
-                    pays && batch >= WINOGRAD_FROM_BATCH,
+                    pays && batch >= WINOGRAD_FROM_BATCH && !dense,
                     "{c}→{k} on {map}×{map}, batch {batch}: which path ran"
                 );
             }
