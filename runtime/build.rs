@@ -11,15 +11,22 @@ fn main() {
     );
     // libtorch folders (and the PyPI wheel's torch/) hold lib/ and include/ side by side.
     let include = lib.parent().expect("lib/ has a parent").join("include");
+    // libtorch's own OpenMP runtime, where it ships one under the system's name (the PyPI wheel):
+    // the shim's parallel loops (`at::parallel_for`) then run on libtorch's thread pool, the one
+    // runtime in the process. Elsewhere they run on the calling thread.
+    let openmp = lib.join("libgomp.so.1").exists();
+    if openmp {
+        println!("cargo:rustc-link-lib=dylib:+verbatim=libgomp.so.1");
+    }
     cc::Build::new()
         .cpp(true)
         .pic(true)
         .std("c++20")
         .warnings(false)
-        // The max-pooling kernel is arithmetic: optimised in every profile (tests included), its
-        // inner loop vectorised by `#pragma omp simd` (no OpenMP runtime needed).
+        // The kernels are arithmetic: optimised in every profile (tests included), their inner
+        // loops vectorised by `#pragma omp simd`.
         .opt_level(3)
-        .flag("-fopenmp-simd")
+        .flag(if openmp { "-fopenmp" } else { "-fopenmp-simd" })
         .include(&include)
         // The ABI torch-sys builds its own C++ with (its default, as here, is the new one).
         .define(

@@ -137,7 +137,7 @@ struct MaxPool2x2 : torch::autograd::Function<MaxPool2x2> {
 };
 
 // Whether `MaxPool2x2` takes `x`; aten's operator takes the rest. The kernel runs on one thread
-// (this shim is not built against libtorch's OpenMP pool) and is measured against aten's on two
+// (it was measured so, before the shim could use libtorch's OpenMP pool) against aten's on two
 // (batch 64, `runtime/tests/pool.rs` checks the results): 2.0 against 12.0 ms on 32×32 maps,
 // 1.2 against 6.2 ms on 16×16, a tie from 8×8 down, where its inner loop is too short to
 // vectorise. Hence maps 16 wide or more, and up to 8 threads: an extrapolation (aten's kernel
@@ -155,11 +155,15 @@ bool pools_2x2(const at::Tensor& x) {
 // transforms only add and subtract (G's ½ is applied to the weights, once). Activations are
 // channels-last, so both transforms run along contiguous channels. Layouts: V, stored [p][ξ][c]
 // and multiplied as [ξ][p][c], for the 16 entries ξ of tile p (image-major, then row, then
-// column) and input channel c; U[ξ][c][k]; M = V·U is M[ξ][p][k].
+// column) and input channel c; U[ξ][c][k]; M = V·U is M[ξ][p][k]. Both transforms split the
+// tiles over libtorch's threads (`at::parallel_for`, where build.rs found libtorch's OpenMP
+// runtime): at 2 threads that took the seed's pass at batch 64 from 100 to 93 ms. Plain threads
+// of the shim's own had measured no faster: libtorch's workers still spin after the products.
 
-// V of tiles [begin, end) from the channels-last input x[n][h][w][c], zero-padded by one.
-void winograd_input(const float* x, float* v, int64_t begin, int64_t end, int64_t c, int64_t h,
-                    int64_t w) {
+// V of tiles [begin, end) from the channels-last input x[n][h][w][c], zero-padded by one; `v`
+// holds the tiles from `first` on.
+void winograd_input(const float* x, float* v, int64_t first, int64_t begin, int64_t end,
+                    int64_t c, int64_t h, int64_t w) {
   const int64_t th = h / 2, tw = w / 2;
   const std::vector<float> zeros(c, 0.0f);
   for (int64_t p = begin; p < end; ++p) {
@@ -172,7 +176,7 @@ void winograd_input(const float* x, float* v, int64_t begin, int64_t end, int64_
                                                          : zeros.data();
       }
     }
-    float* out = v + (p - begin) * 16 * c;  // V is stored [p][ξ][c], read as [ξ][p][c]
+    float* out = v + (p - first) * 16 * c;  // V is stored [p][ξ][c], read as [ξ][p][c]
 #pragma omp simd
     for (int64_t ch = 0; ch < c; ++ch) {
       float t[4][4];  // Bᵀ d
@@ -192,14 +196,15 @@ void winograd_input(const float* x, float* v, int64_t begin, int64_t end, int64_
   }
 }
 
-// relu(Aᵀ M A + bias) from M of tiles [begin, end) into the channels-last output y[n][h][w][k].
-void winograd_output(const float* m, const float* bias, float* y, int64_t begin, int64_t end,
-                     int64_t k, int64_t h, int64_t w) {
+// relu(Aᵀ M A + bias) for tiles [begin, end) into the channels-last output y[n][h][w][k]; `m`
+// holds the `tiles` tiles from `first` on.
+void winograd_output(const float* m, const float* bias, float* y, int64_t first, int64_t tiles,
+                     int64_t begin, int64_t end, int64_t k, int64_t h, int64_t w) {
   const int64_t th = h / 2, tw = w / 2;
-  const int64_t next = (end - begin) * k;
+  const int64_t next = tiles * k;
   for (int64_t p = begin; p < end; ++p) {
     const int64_t img = p / (th * tw), ty = p / tw % th, tx = p % tw;
-    const float* in = m + (p - begin) * k;
+    const float* in = m + (p - first) * k;
     float* y00 = y + ((img * h + 2 * ty) * w + 2 * tx) * k;
     float* y01 = y00 + k;
     float* y10 = y00 + w * k;
@@ -222,15 +227,16 @@ void winograd_output(const float* m, const float* bias, float* y, int64_t begin,
   }
 }
 
-VGGDSL_VECTOR_CLONES void winograd_input_f32(const float* x, float* v, int64_t begin,
-                                             int64_t end, int64_t c, int64_t h, int64_t w) {
-  winograd_input(x, v, begin, end, c, h, w);
+VGGDSL_VECTOR_CLONES void winograd_input_f32(const float* x, float* v, int64_t first,
+                                             int64_t begin, int64_t end, int64_t c, int64_t h,
+                                             int64_t w) {
+  winograd_input(x, v, first, begin, end, c, h, w);
 }
 
 VGGDSL_VECTOR_CLONES void winograd_output_f32(const float* m, const float* bias, float* y,
-                                              int64_t begin, int64_t end, int64_t k, int64_t h,
-                                              int64_t w) {
-  winograd_output(m, bias, y, begin, end, k, h, w);
+                                              int64_t first, int64_t tiles, int64_t begin,
+                                              int64_t end, int64_t k, int64_t h, int64_t w) {
+  winograd_output(m, bias, y, first, tiles, begin, end, k, h, w);
 }
 
 // The bytes of V, and of M, that one part of a batch works on: a part's V and M stay in the
@@ -240,6 +246,9 @@ VGGDSL_VECTOR_CLONES void winograd_output_f32(const float* m, const float* bias,
 // at batch 256 were 64 MiB each, past glibc's 32 MiB limit for reusing freed blocks, so they
 // came back as fresh pages every pass (190,000 page faults).
 constexpr int64_t kWinogradPart = 2 << 20;
+
+// Tiles per thread at the least: a tile's transform moves 16 rows of channels.
+constexpr int64_t kWinogradGrain = 16;
 
 at::Tensor winograd_conv_relu(const at::Tensor& x_any, const at::Tensor& u,
                               const at::Tensor& bias) {
@@ -269,12 +278,19 @@ at::Tensor winograd_conv_relu(const at::Tensor& x_any, const at::Tensor& u,
   for (int64_t first = 0; first < n; first += images) {
     const int64_t begin = first * per_image, end = std::min(first + images, n) * per_image;
     const at::Tensor v_part = v.narrow(0, 0, end - begin);
-    winograd_input_f32(x.const_data_ptr<float>(), v_part.mutable_data_ptr<float>(), begin, end,
-                       c, h, w);
+    const float* xp = x.const_data_ptr<float>();
+    float* vp = v_part.mutable_data_ptr<float>();
+    at::parallel_for(begin, end, kWinogradGrain, [&](int64_t from, int64_t to) {
+      winograd_input_f32(xp, vp, begin, from, to, c, h, w);
+    });
     at::Tensor m_part = m.narrow(0, 0, 16 * (end - begin) * k).view({16, end - begin, k});
     at::bmm_out(m_part, v_part.transpose(0, 1), u);
-    winograd_output_f32(m_part.const_data_ptr<float>(), b.const_data_ptr<float>(),
-                        y.mutable_data_ptr<float>(), begin, end, k, h, w);
+    const float* mp = m_part.const_data_ptr<float>();
+    const float* bp = b.const_data_ptr<float>();
+    float* yp = y.mutable_data_ptr<float>();
+    at::parallel_for(begin, end, kWinogradGrain, [&](int64_t from, int64_t to) {
+      winograd_output_f32(mp, bp, yp, begin, end - begin, from, to, k, h, w);
+    });
   }
   return y;
 }
