@@ -23,6 +23,12 @@ use crate::nn::{BatchNorm, Conv2d, Linear};
 use crate::ops;
 use tch::{Device, IndexOp, Kind, Tensor};
 
+/// Builds what the layers keep for their passes: without a graph, and with blocks that huge pages
+/// can cover from end to end ([`memory::in_whole_huge_pages`]).
+fn kept<T>(f: impl FnOnce() -> T) -> T {
+    memory::in_whole_huge_pages(|| tch::no_grad(f))
+}
+
 /// Per-channel `(scale, shift)` of an eval-mode BatchNorm: `y = x * scale + shift`.
 fn affine(norm: &BatchNorm) -> (Tensor, Tensor) {
     let scale = &norm.weight / (&norm.running_var + norm.eps).sqrt();
@@ -200,7 +206,7 @@ fn positions(out: (i64, i64), map: (i64, i64)) -> impl Iterator<Item = (i64, i64
 impl ConvReLU2d {
     /// Folds `norm` (if any) into `conv` with its current statistics.
     pub fn new(conv: &Conv2d, norm: Option<&BatchNorm>) -> Self {
-        tch::no_grad(|| {
+        kept(|| {
             let (weight, bias) = match norm {
                 Some(norm) => {
                     let (scale, shift) = affine(norm);
@@ -256,7 +262,7 @@ impl ConvReLU2d {
         }
         let dense = self
             .dense
-            .get_or_init(|| tch::no_grad(|| Dense::new(self, (h, w), out)));
+            .get_or_init(|| kept(|| Dense::new(self, (h, w), out)));
         (dense.map == (h, w)).then_some(dense)
     }
 
@@ -286,7 +292,7 @@ impl ConvReLU2d {
             && 2 * c * k >= 160 * (c + k);
         pays.then(|| {
             self.winograd.get_or_init(|| {
-                let u = tch::no_grad(|| winograd_weight(&self.weight));
+                let u = kept(|| winograd_weight(&self.weight));
                 memory::huge_pages(&u);
                 u
             })
@@ -337,7 +343,7 @@ pub struct FusedLinear {
 
 impl FusedLinear {
     pub fn new(linear: &Linear, norm: Option<&BatchNorm>, relu: bool) -> Self {
-        tch::no_grad(|| {
+        kept(|| {
             let (weight, bias) = match norm {
                 Some(norm) => {
                     let (scale, shift) = affine(norm);

@@ -28,6 +28,8 @@ extern "C" {
         bias: *const C_tensor,
     ) -> *mut C_tensor;
     fn vggdsl_data_bytes(t: *const C_tensor, data: *mut *mut c_void, len: *mut usize) -> bool;
+    fn vggdsl_whole_huge_pages_begin(huge_page: usize) -> bool;
+    fn vggdsl_whole_huge_pages_end();
     fn vggdsl_last_error() -> *const c_char;
 }
 
@@ -128,4 +130,19 @@ pub fn data_bytes(t: &Tensor) -> Result<(*mut c_void, usize), TchError> {
     } else {
         Err(last_error())
     }
+}
+
+/// Puts an allocator in place of libtorch's CPU allocator that starts blocks of `huge_page`
+/// bytes or more on a `huge_page` boundary and rounds them up to whole ones (smaller blocks as
+/// before), until as many [`whole_huge_pages_end`] calls; false, and nothing changed, where an
+/// allocator of higher priority is in place. `memory::in_whole_huge_pages` is the safe wrapper.
+pub(crate) fn whole_huge_pages_begin(huge_page: usize) -> bool {
+    // SAFETY: takes a lock and swaps a pointer; blocks from either allocator are freed by `free`.
+    unsafe { vggdsl_whole_huge_pages_begin(huge_page) }
+}
+
+/// Ends one [`whole_huge_pages_begin`] that returned true.
+pub(crate) fn whole_huge_pages_end() {
+    // SAFETY: as above.
+    unsafe { vggdsl_whole_huge_pages_end() }
 }

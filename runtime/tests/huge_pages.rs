@@ -1,14 +1,21 @@
-//! The weights an inference layer keeps lie in transparent huge pages (`memory::huge_pages`),
-//! as the kernel reports them in `/proc/self/smaps`, and still give the layer's numbers.
+//! The weights an inference layer keeps lie in transparent huge pages from end to end
+//! (`memory::in_whole_huge_pages`, `memory::huge_pages`), as the kernel reports them in
+//! `/proc/self/smaps`, and still give the layer's numbers.
 
 use vggdsl_runtime::inference::ConvReLU2d;
-use vggdsl_runtime::memory::huge_pages;
+use vggdsl_runtime::memory::{huge_pages, in_whole_huge_pages};
 use vggdsl_runtime::nn::Conv2d;
 use vggdsl_runtime::ops::data_bytes;
 use vggdsl_runtime::tch::nn::VarStore;
 use vggdsl_runtime::tch::{self, Device, Kind, Tensor};
 
 const HUGE_PAGE: usize = 2 << 20;
+
+/// One test at a time: the allocator `in_whole_huge_pages` puts in place serves every thread.
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// The 2 MiB pages wholly inside `len` bytes at `data`, as bytes.
 fn whole_huge_pages(data: usize, len: usize) -> usize {
@@ -63,6 +70,7 @@ fn unavailable() -> Option<String> {
 
 #[test]
 fn inference_weights_lie_in_huge_pages() {
+    let _alone = alone();
     if let Some(reason) = unavailable() {
         println!("huge pages: skipped, {reason}");
         return;
@@ -79,16 +87,16 @@ fn inference_weights_lie_in_huge_pages() {
     let (data, len) = data_bytes(read_by_passes).unwrap();
     let (data, len) = (data as usize, len);
     assert!(len >= 512 * 512 * 9 * 4, "{len} bytes of weights");
-    let expected = whole_huge_pages(data, len);
-    assert!(expected >= 3 * HUGE_PAGE, "{expected} bytes");
-    // Every 2 MiB page inside the weights is one; the mappings may hold others besides.
-    let huge = anon_huge_pages_over(data, len);
+    // Built in whole huge pages: from the first byte to past the last.
+    assert_eq!(data % HUGE_PAGE, 0, "the weights start at {data:#x}");
+    let whole = len.next_multiple_of(HUGE_PAGE);
+    let huge = anon_huge_pages_over(data, whole);
     assert!(
-        huge >= expected,
-        "{huge} bytes in huge pages, {expected} expected"
+        huge >= whole,
+        "{huge} bytes in huge pages, {whole} expected"
     );
-    // Asking again changes nothing and reports the same bytes.
-    assert_eq!(huge_pages(read_by_passes), expected);
+    // Asking again changes nothing and reports the pages inside the weights' bytes.
+    assert_eq!(huge_pages(read_by_passes), whole_huge_pages(data, len));
 
     // The layer still computes relu(conv2d(x)).
     let xs = Tensor::randn([2, 512, 4, 4], (Kind::Float, Device::Cpu));
@@ -100,8 +108,44 @@ fn inference_weights_lie_in_huge_pages() {
     assert!(difference < 1e-4, "{difference}");
 }
 
+/// Inside `in_whole_huge_pages` large blocks start on a huge-page boundary, small ones are
+/// aligned as usual; outside, and after a panic inside, libtorch's allocator is back (its large
+/// blocks start past a malloc header, never on a huge-page boundary).
+#[test]
+fn whole_huge_pages_only_inside() {
+    let _alone = alone();
+    if !cfg!(all(target_os = "linux", target_env = "gnu")) {
+        return;
+    }
+    let large = || Tensor::zeros([3 << 20], (Kind::Float, Device::Cpu)); // 12 MiB
+    let start = |t: &Tensor| data_bytes(t).unwrap().0 as usize;
+    let (inside, small, nested) = in_whole_huge_pages(|| {
+        let nested = in_whole_huge_pages(large);
+        (
+            large(),
+            Tensor::zeros([10], (Kind::Float, Device::Cpu)),
+            nested,
+        )
+    });
+    assert_eq!(start(&inside) % HUGE_PAGE, 0);
+    assert_eq!(
+        start(&nested) % HUGE_PAGE,
+        0,
+        "a nested call ended the outer one"
+    );
+    assert_eq!(start(&small) % 64, 0);
+    let outside = large();
+    assert_ne!(start(&outside) % HUGE_PAGE, 0);
+    let panicked = std::panic::catch_unwind(|| in_whole_huge_pages(|| panic!("inside")));
+    assert!(panicked.is_err());
+    assert_ne!(start(&large()) % HUGE_PAGE, 0);
+    // Blocks from either allocator are freed alike, whichever is in place.
+    drop(in_whole_huge_pages(|| (inside, outside)));
+}
+
 #[test]
 fn small_and_plain_tensors_take_none() {
+    let _alone = alone();
     let small = Tensor::ones([1000], (Kind::Float, Device::Cpu));
     assert_eq!(huge_pages(&small), 0);
     let (data, len) = data_bytes(&small).unwrap();
