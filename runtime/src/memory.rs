@@ -1,6 +1,6 @@
 //! Where memory comes from: libtorch's large buffers from the process heap, reused, rather than
-//! fresh pages ([`reuse_freed_memory`]); an inference model's weights from huge pages
-//! ([`huge_pages`]).
+//! fresh pages ([`reuse_freed_memory`]); an inference model's weights from huge pages, whole
+//! ([`in_whole_huge_pages`], [`huge_pages`]).
 //!
 //! libtorch allocates every tensor with `malloc`. glibc gives a block above its mmap threshold
 //! (128 KiB, raised as such blocks are freed but never past 32 MiB) a mapping of its own and
@@ -93,7 +93,8 @@ pub fn in_whole_huge_pages<T>(f: impl FnOnce() -> T) -> T {
 /// other devices, off glibc Linux, or for tensors smaller than a huge page.
 ///
 /// Inference at batch 1 reads every weight once per image: the seed's 59 MB through 4 KiB pages
-/// are some 15,000 TLB misses a pass, and 2 MiB pages made it 13–15 % faster (BENCHMARKS.md).
+/// are some 15,000 TLB misses a pass; 2 MiB pages made it 13–15 % faster, whole ones (see
+/// [`in_whole_huge_pages`]) some 4 % more (BENCHMARKS.md).
 /// Unlike glibc's `hugetlb` tunable this touches only these bytes, so the inference layers
 /// apply it to the weights they keep. The pages are already in memory, so it costs no memory,
 /// only a copy of them, once.
