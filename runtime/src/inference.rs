@@ -6,15 +6,16 @@
 //! (BENCHMARKS.md): small batches run in channels-last dense tensors through oneDNN's fused
 //! conv + ReLU kernel (`mkldnn::_convolution_pointwise`, what torch.compile emits, reached
 //! through [`crate::ops`]); large batches stay in oneDNN's blocked layout from the first conv on,
-//! so no conv converts its input up to the first one in Winograd's form (below). A conv on a map of a few positions (the seed's 2×2 maps) is,
-//! for a batch of [`DENSE_FROM_BATCH`] or more, one matrix product over the flattened maps (see
-//! [`ConvReLU2d::forward`]), which leaves a plain tensor for the layers after it; a wide conv on
-//! a small map (the seed's convs on 8×8 and 4×4 maps) runs, from
-//! [`WINOGRAD_FROM_BATCH`] images on, in Winograd's F(2×2, 3×3) form, 16 multiplications per 2×2
-//! block of outputs and channel pair where the conv kernels do 36, and leaves channels-last
-//! tensors. Models that oneDNN can't run (f64, f16 or bf16 weights, a GPU, a libtorch without
-//! oneDNN) run the folded weights on plain tensors. The weights a pass reads lie in huge pages
-//! where Linux allows ([`memory::huge_pages`]): at batch 1 the pass is bound by reading them.
+//! so no conv converts its input up to the first one in Winograd's form (below). A conv on a map
+//! of a few positions (the seed's 2×2 maps) is, for a batch of [`DENSE_FROM_BATCH`] or more, one
+//! matrix product over the flattened maps (see [`ConvReLU2d::forward`]), which leaves a plain
+//! tensor for the layers after it; a wide conv on a small map (the seed's convs on 8×8 and 4×4
+//! maps) runs, from [`WINOGRAD_FROM_BATCH`] images on, in Winograd's F(2×2, 3×3) form, 16
+//! multiplications per 2×2 block of outputs and channel pair where the conv kernels do 36, and
+//! leaves channels-last tensors. Models that oneDNN can't run (f64, f16 or bf16 weights, a GPU,
+//! a libtorch without oneDNN) run the folded weights on plain tensors. The weights a pass reads
+//! lie in huge pages where Linux allows ([`memory::in_whole_huge_pages`],
+//! [`memory::huge_pages`]): at batch 1 the pass is bound by reading them.
 
 use std::cell::OnceCell;
 
@@ -44,7 +45,7 @@ pub const BLOCKED_FROM_BATCH: i64 = 16;
 /// `ConvReLU2d::winograd_for`). A batch of one streams the weights, whose Winograd form is
 /// 16/9 the size: the seed measured 1.41× eager PyTorch with it at batch 1 and 1.64× without;
 /// at batches 2, 4 and 8, 1.58×, 1.67× and 1.49× with it against 1.47×, 1.27× and 1.20×
-/// (2 threads).
+/// (2 threads, with the first, single-threaded transforms).
 pub const WINOGRAD_FROM_BATCH: i64 = 2;
 
 /// From this batch size on, a conv whose map has few positions runs as a matrix product (see
@@ -180,11 +181,7 @@ impl Dense {
     }
 
     fn forward(&self, xs: &Tensor) -> Tensor {
-        let xs = if xs.is_mkldnn() {
-            xs.to_dense(None, false)
-        } else {
-            xs.contiguous()
-        };
+        let xs = leave(xs.shallow_clone());
         let batch = xs.size()[0];
         let [o, oh, ow] = self.out;
         xs.view([batch, -1])
@@ -303,9 +300,9 @@ impl ConvReLU2d {
     /// of [`DENSE_FROM_BATCH`] or more, as one matrix product over the flattened maps: it skips
     /// the kernel taps that fall in the padding (on a 2×2 map, 4 of 9 per output) and runs as one
     /// GEMM, and the matrix (at most twice the kernel's size) costs little to keep. Its output is
-    /// a plain tensor. Or, where `winograd_for` says it pays, in Winograd's form,
-    /// with a channels-last output. Like tch's own layers, panics where libtorch refuses the
-    /// input (a batch of the wrong shape or kind).
+    /// a plain tensor. Or, where `winograd_for` says it pays, in Winograd's form, with a
+    /// channels-last output. Like tch's own layers, panics where libtorch refuses the input (a
+    /// batch of the wrong shape or kind).
     pub fn forward(&self, xs: &Tensor) -> Tensor {
         if let Some(dense) = self.dense_for(xs) {
             return dense.forward(xs);

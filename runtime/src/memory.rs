@@ -94,16 +94,13 @@ pub fn in_whole_huge_pages<T>(f: impl FnOnce() -> T) -> T {
 ///
 /// Inference at batch 1 reads every weight once per image: the seed's 59 MB through 4 KiB pages
 /// are some 15,000 TLB misses a pass; 2 MiB pages made it 13–15 % faster, whole ones (see
-/// [`in_whole_huge_pages`]) some 4 % more (BENCHMARKS.md).
-/// Unlike glibc's `hugetlb` tunable this touches only these bytes, so the inference layers
-/// apply it to the weights they keep. The pages are already in memory, so it costs no memory,
-/// only a copy of them, once.
+/// [`in_whole_huge_pages`]) some 4 % more (BENCHMARKS.md). Unlike glibc's `hugetlb` tunable this
+/// touches only these bytes, so the inference layers apply it to the weights they keep. The pages
+/// are already in memory, so it costs no memory, only a copy of them, once.
 pub fn huge_pages(t: &Tensor) -> usize {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        if t.device() != tch::Device::Cpu {
-            return 0;
-        }
+        // Refused for tensors outside host memory.
         let Ok((data, len)) = crate::ops::data_bytes(t) else {
             return 0;
         };

@@ -432,7 +432,7 @@ bool vggdsl_data_bytes(const at::Tensor* t, void** data, size_t* len) {
       *data = reinterpret_cast<void*>(data_ptr.call(*t));
       *len = static_cast<size_t>(nbytes.call(*t));
     } else {
-      TORCH_CHECK(t->device().is_cpu(), "the bytes of a tensor in host memory");
+      TORCH_CHECK(t->device().is_cpu(), "the tensor is not in host memory");
       *data = const_cast<void*>(t->storage().data());
       *len = t->storage().nbytes();
     }

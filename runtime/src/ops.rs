@@ -106,8 +106,9 @@ pub fn has_conv2d_relu() -> bool {
 }
 
 /// `max_pool2d(xs, kernel_size=2, stride=2)`: the same values as aten's and, through the same
-/// indices of the maxima, the same gradient, from a kernel 5–6× faster on contiguous f32/f64 NCHW maps 16 or more wide (up to 8 threads; see
-/// [`max_pool2x2_takes`]), from aten's operator otherwise.
+/// indices of the maxima, the same gradient, from a kernel 5–6× faster on contiguous f32/f64 NCHW
+/// maps 16 or more wide (up to 8 threads; see [`max_pool2x2_takes`]), from aten's operator
+/// otherwise.
 pub fn max_pool2x2(xs: &Tensor) -> Result<Tensor, TchError> {
     // SAFETY: a live tensor; the result is a new tensor the caller owns.
     owned(unsafe { vggdsl_max_pool2x2(xs.as_ptr()) })
@@ -120,7 +121,8 @@ pub fn max_pool2x2_takes(xs: &Tensor) -> bool {
 }
 
 /// Where the bytes that hold `t`'s elements lie: its whole storage for a strided tensor, oneDNN's
-/// buffer for an opaque one (a prepacked weight, whose `data_ptr()` libtorch refuses).
+/// buffer for an opaque one (a prepacked weight, whose `data_ptr()` libtorch refuses); an error for
+/// a tensor outside host memory.
 pub fn data_bytes(t: &Tensor) -> Result<(*mut c_void, usize), TchError> {
     let (mut data, mut len) = (std::ptr::null_mut(), 0);
     // SAFETY: a live tensor, only read (its storage's address, not a copy); the two out-pointers
