@@ -27,6 +27,9 @@ fn main() {
         // loops vectorised by `#pragma omp simd`.
         .opt_level(3)
         .flag(if openmp { "-fopenmp" } else { "-fopenmp-simd" })
+        // A multiply and an add stay two roundings unless the code asks for `fma`, as in aten:
+        // the SGD step must round as PyTorch's does.
+        .flag("-ffp-contract=off")
         .include(&include)
         // The ABI torch-sys builds its own C++ with (its default, as here, is the new one).
         .define(

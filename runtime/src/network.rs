@@ -211,14 +211,31 @@ impl Network {
         train: bool,
         mut tap: impl FnMut(usize, &Tensor),
     ) -> Tensor {
+        self.run(xs, train, Some(&mut tap))
+    }
+
+    /// The forward pass. Without `tap`, a ReLU and the max-pool right after it run as one
+    /// ([`MaxPool2d::forward_rectified`]): the same numbers, without the full-size rectified map
+    /// that only a tap would read.
+    fn run(&self, xs: &Tensor, train: bool, mut tap: Option<Tap<'_>>) -> Tensor {
         let (features, classifier) = self.layers.split_at(self.ir.features.len());
         let mut outputs = self.ir.block_outputs.iter().peekable();
         // A handle on the caller's tensor; the checker never puts the in-place ReLU first.
         let mut xs = xs.shallow_clone();
-        for (position, layer) in features.iter().enumerate() {
+        let mut layers = features.iter().enumerate().peekable();
+        while let Some((position, layer)) = layers.next() {
+            if let (None, Layer::ReLU(_), Some((_, Layer::MaxPool2d(pool)))) =
+                (&tap, layer, layers.peek())
+            {
+                xs = pool.forward_rectified(xs);
+                layers.next();
+                continue;
+            }
             xs = layer.forward(xs, train);
-            if outputs.next_if(|&&p| p == position).is_some() {
-                tap(position, &xs);
+            if let Some(tap) = tap.as_mut() {
+                if outputs.next_if(|&&p| p == position).is_some() {
+                    tap(position, &xs);
+                }
             }
         }
         let mut xs = head(&self.ir).forward(&xs).flatten(1, -1);
@@ -258,6 +275,9 @@ impl Network {
     }
 }
 
+/// What [`Network::forward_tapped`] hands each conv block's output to, with its position.
+type Tap<'a> = &'a mut dyn FnMut(usize, &Tensor);
+
 /// The seed's `nn.AvgPool2d` head between the Sequentials (flattening follows).
 fn head(net: &vggdsl::Network) -> AvgPool2d {
     AvgPool2d::new(net.head.kernel, net.head.stride)
@@ -265,7 +285,7 @@ fn head(net: &vggdsl::Network) -> AvgPool2d {
 
 impl ModuleT for Network {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.forward_tapped(xs, train, |_, _| {})
+        self.run(xs, train, None)
     }
 }
 

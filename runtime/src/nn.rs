@@ -120,23 +120,35 @@ impl BatchNorm {
         }
     }
 
+    /// In train mode through `ops::batch_norm_train` (aten's numbers, faster statistics); like
+    /// tch's own layers, panics where libtorch refuses the input.
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        if train {
-            tch::no_grad(|| {
-                let _ = self.num_batches_tracked.shallow_clone().g_add_scalar_(1);
-            });
+        if !train {
+            return Tensor::batch_norm(
+                xs,
+                Some(&self.weight),
+                Some(&self.bias),
+                Some(&self.running_mean),
+                Some(&self.running_var),
+                false,
+                self.momentum,
+                self.eps,
+                false,
+            );
         }
-        Tensor::batch_norm(
+        tch::no_grad(|| {
+            let _ = self.num_batches_tracked.shallow_clone().g_add_scalar_(1);
+        });
+        crate::ops::batch_norm_train(
             xs,
-            Some(&self.weight),
-            Some(&self.bias),
-            Some(&self.running_mean),
-            Some(&self.running_var),
-            train,
+            &self.weight,
+            &self.bias,
+            &mut self.running_mean.shallow_clone(),
+            &mut self.running_var.shallow_clone(),
             self.momentum,
             self.eps,
-            false,
         )
+        .unwrap_or_else(|e| panic!("batch_norm failed: {e}"))
     }
 }
 
@@ -175,6 +187,16 @@ impl MaxPool2d {
             (2, 2) => crate::ops::max_pool2x2(xs)
                 .unwrap_or_else(|e| panic!("max_pool2d(2, 2) failed: {e}")),
             (k, s) => xs.max_pool2d([k, k], [s, s], [0, 0], [1, 1], false),
+        }
+    }
+
+    /// `forward(relu_(xs))`, a ReLU and this pool: for 2×2 with stride 2 one pass of
+    /// `ops::relu_max_pool2x2`, which leaves `xs` as it is where its kernel takes it.
+    pub fn forward_rectified(&self, mut xs: Tensor) -> Tensor {
+        match (self.kernel, self.stride) {
+            (2, 2) => crate::ops::relu_max_pool2x2(&mut xs)
+                .unwrap_or_else(|e| panic!("max_pool2d(relu(x), 2, 2) failed: {e}")),
+            _ => self.forward(&xs.relu_()),
         }
     }
 }

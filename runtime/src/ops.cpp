@@ -1,13 +1,14 @@
 // The libtorch operators vggdsl needs that tch's bindings lack (their Rust side is ops.rs):
-// - `Tensor::add(other, alpha)` and `add_(other, alpha)`: tch drops `alpha`; PyTorch's SGD relies
-//   on it, and `a + alpha * b` in two ops rounds differently from the one fused `add` kernel;
+// - PyTorch's SGD step for one parameter (`torch.optim.SGD`'s single-tensor path, bit for bit) in
+//   one pass over its memory; tch's `add` drops the `alpha` that step's ops rely on anyway;
+// - BatchNorm in train mode with aten's numbers and faster statistics;
 // - setting a gradient to undefined, as PyTorch's `zero_grad()` (set_to_none) does;
 // - oneDNN's convolution with a fused ReLU (`mkldnn::_convolution_pointwise`), the kernel
 //   torch.compile emits for conv + ReLU on the CPU. It is registered in libtorch's dispatcher
 //   under the `mkldnn` namespace, outside the aten operators that tch binds;
-// - max pooling 2×2, stride 2, with PyTorch's result, indices and gradient, 5–6× faster than
-//   aten's kernel on wide contiguous NCHW maps (aten's loops over each window with
-//   general-purpose index arithmetic);
+// - max pooling 2×2, stride 2, alone or after a ReLU, with PyTorch's results and gradients, many
+//   times faster than aten's kernel on wide contiguous NCHW maps (aten's loops over each window
+//   with general-purpose index arithmetic);
 // - a 3×3 conv + ReLU in Winograd's F(2×2, 3×3) form, which neither aten nor the oneDNN build
 //   inside libtorch offers: 1.3–1.4× oneDNN's direct kernel on the seed's 4×4 maps at batch 64;
 // - where a tensor's bytes lie, oneDNN's opaque tensors (prepacked weights) included: libtorch
@@ -18,10 +19,16 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/Version.h>
+#include <ATen/ops/batch_norm.h>
 #include <ATen/ops/bmm.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/max_pool2d.h>
+#include <ATen/ops/max_pool2d_with_indices.h>
 #include <ATen/ops/max_pool2d_with_indices_backward.h>
+#include <ATen/ops/native_batch_norm_backward.h>
+#include <ATen/ops/relu.h>
+#include <ATen/ops/threshold_backward.h>
 #include <c10/core/CPUAllocator.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -31,6 +38,7 @@
 #include <exception>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -68,95 +76,210 @@ const c10::TypedOperatorHandle<ConvPointwise>& conv_pointwise() {
 // `mkldnn::data_ptr` and `mkldnn::_nbytes`.
 using OpaqueBytes = int64_t(const at::Tensor&);
 
-// Max pooling 2×2, stride 2, of `planes` H×W planes of `x` into `y`, with the flat index of each
-// maximum within its plane in `indices`. A window is scanned row by row and a value replaces the
-// maximum if it is greater or NaN, as aten's kernel does: the same values, the same indices (the
-// first maximum; the last NaN), so the same gradient. Branch-free, so that the compiler
-// vectorises the inner loop.
-template <typename T>
-[[gnu::always_inline]] inline void max_pool2x2(const T* x, T* y, int64_t* indices, int64_t planes,
-                                               int64_t h, int64_t w) {
-  const int64_t oh = h / 2, ow = w / 2;
-  for (int64_t p = 0; p < planes; ++p) {
-    for (int64_t i = 0; i < oh; ++i) {
-      const T* r0 = x + p * h * w + 2 * i * w;
-      const T* r1 = r0 + w;
-      T* out = y + (p * oh + i) * ow;
-      int64_t* index = indices + (p * oh + i) * ow;
-      const int64_t top = 2 * i * w;
+// One row of `ow` 2×2 windows (see `max_pool2x2`); `kOw`, when not 0, is `ow` known at compile
+// time: rows of 4 to 7 windows are too short for a vector loop's set-up to pay, unrolled they
+// are not.
+template <int kOw, typename T>
+[[gnu::always_inline]] inline void max_pool2x2_row(const T* r0, const T* r1, T* out,
+                                                   int32_t* at, int64_t ow, bool relu) {
+  const auto rectified = [relu](T v) { return relu && v < T(0) ? T(0) : v; };
 #pragma omp simd
-      for (int64_t j = 0; j < ow; ++j) {
-        T max = r0[2 * j];
-        int64_t best = top + 2 * j;
-        const T candidates[3] = {r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]};
-        const int64_t positions[3] = {top + 2 * j + 1, top + w + 2 * j, top + w + 2 * j + 1};
-        for (int k = 0; k < 3; ++k) {
-          const bool take = candidates[k] > max || candidates[k] != candidates[k];
-          max = take ? candidates[k] : max;
-          best = take ? positions[k] : best;
-        }
-        out[j] = max;
-        index[j] = best;
-      }
+  for (int64_t j = 0; j < (kOw != 0 ? kOw : ow); ++j) {
+    T max = rectified(r0[2 * j]);
+    int32_t best = 0;
+    const T candidates[3] = {rectified(r0[2 * j + 1]), rectified(r1[2 * j]),
+                             rectified(r1[2 * j + 1])};
+    for (int32_t k = 0; k < 3; ++k) {
+      const bool take = candidates[k] > max || candidates[k] != candidates[k];
+      max = take ? candidates[k] : max;
+      best = take ? k + 1 : best;
+    }
+    out[j] = max;
+    at[j] = relu && max <= T(0) ? -1 : best;
+  }
+}
+
+// The gradient of one row of windows from `max_pool2x2_row`'s positions, into the two input
+// rows `r0` and `r1`.
+template <int kOw, typename T>
+[[gnu::always_inline]] inline void max_pool2x2_backward_row(const T* g, const int32_t* at, T* r0,
+                                                            T* r1, int64_t ow) {
+  // A loop per input row: GCC 12 vectorises neither when they are one.
+  for (const int32_t top : {0, 2}) {
+    T* r = top == 0 ? r0 : r1;
+#pragma omp simd
+    for (int64_t j = 0; j < (kOw != 0 ? kOw : ow); ++j) {
+      const T v = T(0) + g[j];
+      r[2 * j] = at[j] == top ? v : T(0);
+      r[2 * j + 1] = at[j] == top + 1 ? v : T(0);
     }
   }
+}
+
+// Calls `rows.template operator()<kOw>()` with `ow` as a constant for rows of 4 to 7 windows
+// (VGG's 8×8 maps), 0 for longer rows.
+template <typename Rows>
+[[gnu::always_inline]] inline void by_row_length(int64_t ow, const Rows& rows) {
+  switch (ow) {
+    case 4: return rows.template operator()<4>();
+    case 5: return rows.template operator()<5>();
+    case 6: return rows.template operator()<6>();
+    case 7: return rows.template operator()<7>();
+    default: return rows.template operator()<0>();
+  }
+}
+
+// Max pooling 2×2, stride 2, of planes [begin, end) (H×W each) of `x`, or with `relu` of
+// relu(x), into `y`, with the position of each maximum within its window (0 top left, 1 top
+// right, 2 bottom left, 3 bottom right) in `where`. A window is scanned row by row and a value
+// replaces the maximum if it is greater or NaN, as aten's kernel does: the same values, the same
+// maxima (the first one; the last NaN), so the same gradient. relu(v) is aten's `v < 0 ? 0 : v`
+// (NaN and -0 kept), and a window whose maximum is not positive gets position -1: in PyTorch
+// its gradient stops at the ReLU (`threshold_backward` passes it where relu(x) > 0 only).
+// Branch-free, so that the compiler vectorises the inner loop.
+template <typename T>
+[[gnu::always_inline]] inline void max_pool2x2(const T* x, T* y, int32_t* where, int64_t begin,
+                                               int64_t end, int64_t h, int64_t w, bool relu) {
+  const int64_t oh = h / 2, ow = w / 2;
+  by_row_length(ow, [&]<int kOw>() {
+    for (int64_t p = begin; p < end; ++p) {
+      for (int64_t i = 0; i < oh; ++i) {
+        const T* r0 = x + p * h * w + 2 * i * w;
+        max_pool2x2_row<kOw>(r0, r0 + w, y + (p * oh + i) * ow, where + (p * oh + i) * ow, ow,
+                             relu);
+      }
+    }
+  });
+}
+
+// The input gradient of `max_pool2x2` for planes [begin, end): each window's maximum gets the
+// output's gradient, the rest of the window (all of it at position -1, and a last odd row or
+// column) zero. aten zeroes the whole gradient and adds each output's gradient at its maximum;
+// `0 + g` keeps that sum's result for g = -0.
+template <typename T>
+[[gnu::always_inline]] inline void max_pool2x2_backward(const T* gy, const int32_t* where, T* gx,
+                                                        int64_t begin, int64_t end, int64_t h,
+                                                        int64_t w) {
+  const int64_t oh = h / 2, ow = w / 2;
+  by_row_length(ow, [&]<int kOw>() {
+    for (int64_t p = begin; p < end; ++p) {
+      T* plane = gx + p * h * w;
+      for (int64_t i = 0; i < oh; ++i) {
+        T* r0 = plane + 2 * i * w;
+        T* r1 = r0 + w;
+        max_pool2x2_backward_row<kOw>(gy + (p * oh + i) * ow, where + (p * oh + i) * ow, r0, r1,
+                                      ow);
+        if (w % 2 != 0) {
+          r0[w - 1] = r1[w - 1] = T(0);
+        }
+      }
+      if (h % 2 != 0) {
+        std::fill(plane + (h - 1) * w, plane + h * w, T(0));
+      }
+    }
+  });
 }
 
 // One build per vector width, picked when the library loads (x86-64 with glibc's ifunc; elsewhere
 // the baseline build).
 #if defined(__x86_64__) && defined(__GLIBC__)
-#define VGGDSL_VECTOR_CLONES [[gnu::target_clones("avx512f", "avx2", "default")]]
+// x86-64-v3 is AVX2 with FMA, which `sgd_step` needs to compute as aten does.
+#define VGGDSL_VECTOR_CLONES \
+  [[gnu::target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")]]
 #else
 #define VGGDSL_VECTOR_CLONES
 #endif
 
-VGGDSL_VECTOR_CLONES void max_pool2x2_f32(
-    const float* x, float* y, int64_t* indices, int64_t planes, int64_t h, int64_t w) {
-  max_pool2x2(x, y, indices, planes, h, w);
+VGGDSL_VECTOR_CLONES void max_pool2x2_f32(const float* x, float* y, int32_t* where,
+                                          int64_t begin, int64_t end, int64_t h, int64_t w,
+                                          bool relu) {
+  max_pool2x2(x, y, where, begin, end, h, w, relu);
 }
 
-VGGDSL_VECTOR_CLONES void max_pool2x2_f64(
-    const double* x, double* y, int64_t* indices, int64_t planes, int64_t h, int64_t w) {
-  max_pool2x2(x, y, indices, planes, h, w);
+VGGDSL_VECTOR_CLONES void max_pool2x2_f64(const double* x, double* y, int32_t* where,
+                                          int64_t begin, int64_t end, int64_t h, int64_t w,
+                                          bool relu) {
+  max_pool2x2(x, y, where, begin, end, h, w, relu);
 }
 
-// `max_pool2d(x, 2, 2)` with aten's backward (`max_pool2d_with_indices_backward` on the saved
-// indices), for contiguous f32/f64 NCHW tensors.
+VGGDSL_VECTOR_CLONES void max_pool2x2_backward_f32(const float* gy, const int32_t* where,
+                                                   float* gx, int64_t begin, int64_t end,
+                                                   int64_t h, int64_t w) {
+  max_pool2x2_backward(gy, where, gx, begin, end, h, w);
+}
+
+VGGDSL_VECTOR_CLONES void max_pool2x2_backward_f64(const double* gy, const int32_t* where,
+                                                   double* gx, int64_t begin, int64_t end,
+                                                   int64_t h, int64_t w) {
+  max_pool2x2_backward(gy, where, gx, begin, end, h, w);
+}
+
+// Planes per thread's part: about aten's 32,768 elements for an elementwise op.
+int64_t pool_grain(int64_t h, int64_t w) { return std::max<int64_t>(1, 32768 / (h * w)); }
+
+// `max_pool2d(x, 2, 2)`, or with `relu` `max_pool2d(relu(x), 2, 2)`, for contiguous f32/f64
+// NCHW tensors, its planes split over libtorch's threads. With `relu` one pass replaces three
+// over the full-size map (the in-place ReLU's, and its gradient's two) and x is left as it is.
+// The backward pass is the kernel above, or aten's ops where a graph of the gradient is recorded
+// (a second derivative): aten's pooling of the saved input finds the same maxima.
 struct MaxPool2x2 : torch::autograd::Function<MaxPool2x2> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x) {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            bool relu) {
     const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
     at::Tensor y = at::empty({n, c, h / 2, w / 2}, x.options());
-    at::Tensor indices = at::empty({n, c, h / 2, w / 2}, x.options().dtype(at::kLong));
-    if (x.scalar_type() == at::kFloat) {
-      max_pool2x2_f32(x.const_data_ptr<float>(), y.mutable_data_ptr<float>(),
-                      indices.mutable_data_ptr<int64_t>(), n * c, h, w);
-    } else {
-      max_pool2x2_f64(x.const_data_ptr<double>(), y.mutable_data_ptr<double>(),
-                      indices.mutable_data_ptr<int64_t>(), n * c, h, w);
-    }
-    ctx->save_for_backward({x, indices});
+    at::Tensor where = at::empty({n, c, h / 2, w / 2}, x.options().dtype(at::kInt));
+    at::parallel_for(0, n * c, pool_grain(h, w), [&](int64_t begin, int64_t end) {
+      if (x.scalar_type() == at::kFloat) {
+        max_pool2x2_f32(x.const_data_ptr<float>(), y.mutable_data_ptr<float>(),
+                        where.mutable_data_ptr<int32_t>(), begin, end, h, w, relu);
+      } else {
+        max_pool2x2_f64(x.const_data_ptr<double>(), y.mutable_data_ptr<double>(),
+                        where.mutable_data_ptr<int32_t>(), begin, end, h, w, relu);
+      }
+    });
+    ctx->save_for_backward({x, where});
+    ctx->saved_data["relu"] = relu;
     return y;
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    return {at::max_pool2d_with_indices_backward(grads[0], saved[0], {2, 2}, {2, 2}, {0, 0},
-                                                 {1, 1}, false, saved[1])};
+    const at::Tensor& x = saved[0];
+    const bool relu = ctx->saved_data["relu"].toBool();
+    if (at::GradMode::is_enabled()) {
+      const at::Tensor r = relu ? at::relu(x) : x;
+      const auto [y, indices] = at::max_pool2d_with_indices(r, {2, 2}, {2, 2});
+      const at::Tensor gr = at::max_pool2d_with_indices_backward(grads[0], r, {2, 2}, {2, 2},
+                                                                 {0, 0}, {1, 1}, false, indices);
+      return {relu ? at::threshold_backward(gr, r, 0) : gr, at::Tensor()};
+    }
+    const at::Tensor gy = grads[0].contiguous();
+    const at::Tensor& where = saved[1];
+    const int64_t h = x.size(2), w = x.size(3);
+    at::Tensor gx = at::empty(x.sizes(), x.options());
+    at::parallel_for(0, x.size(0) * x.size(1), pool_grain(h, w), [&](int64_t begin, int64_t end) {
+      if (x.scalar_type() == at::kFloat) {
+        max_pool2x2_backward_f32(gy.const_data_ptr<float>(), where.const_data_ptr<int32_t>(),
+                                 gx.mutable_data_ptr<float>(), begin, end, h, w);
+      } else {
+        max_pool2x2_backward_f64(gy.const_data_ptr<double>(), where.const_data_ptr<int32_t>(),
+                                 gx.mutable_data_ptr<double>(), begin, end, h, w);
+      }
+    });
+    return {gx, at::Tensor()};
   }
 };
 
-// Whether `MaxPool2x2` takes `x`; aten's operator takes the rest. The kernel runs on one thread
-// (it was measured so, before the shim could use libtorch's OpenMP pool) against aten's on two
-// (batch 64, `runtime/tests/pool.rs` checks the results): 2.0 against 12.0 ms on 32×32 maps,
-// 1.2 against 6.2 ms on 16×16, a tie from 8×8 down, where its inner loop is too short to
-// vectorise. Hence maps 16 wide or more, and up to 8 threads: an extrapolation (aten's kernel
-// would need some 10 threads to catch up on 16×16 maps if it scaled perfectly; only 2 were
-// measured here).
+// Whether `MaxPool2x2` takes `x`; aten's operator takes the rest. Measured on the seed's maps at
+// batch 64, 2 threads, interleaved (forward; backward with a product's): 0.89 against aten's
+// 12.2 ms and 1.42 against 2.90 ms on 32×32 maps, 0.38 against 6.2 and 0.73 against 1.22 ms on
+// 16×16. On narrower maps a row is too short for the vector loops: from 8×8 down the kernel
+// still wins forward (1.9 against 3.3 ms) but loses as much backward (1.9 against 0.6 ms).
 bool pools_2x2(const at::Tensor& x) {
   return x.defined() && x.layout() == at::kStrided && x.device().is_cpu() && x.dim() == 4 &&
          (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble) && x.size(2) >= 2 &&
-         x.size(3) >= 16 && x.numel() > 0 && x.is_contiguous() && at::get_num_threads() <= 8;
+         x.size(3) >= 8 && x.numel() > 0 && x.is_contiguous();
 }
 // Winograd's F(2×2, 3×3) (Lavin and Gray, 2016) for a 3×3 conv with stride 1 and padding 1 on
 // maps of even size: each 2×2 block of outputs comes from the 4×4 input tile around it as
@@ -346,24 +469,284 @@ class WholeHugePages final : public c10::Allocator {
 std::mutex whole_huge_pages_lock;
 int whole_huge_pages_users = 0;
 c10::Allocator* replaced_cpu_allocator = nullptr;
+// One parameter's step of PyTorch's `_single_tensor_sgd` in one pass over its memory, where the
+// op sequence (grad.add(p, alpha=wd); buf.mul_(m).add_(d_p); d_p.add(buf, alpha=m) for
+// nesterov; p.add_(d_p, alpha=-lr)) makes seven: 18.3 ms of the seed's training step at batch
+// 64. The numbers are aten's: its `add` with `alpha` is one fused multiply-add in vector and
+// scalar code alike (checked against PyTorch, runtime/tests/train.rs), `mul_` rounds the product
+// once, and the hyper-parameters are rounded to T as aten rounds its scalars. `momentum` is 0
+// (no buffer), 1 (the first step: the buffer starts as d_p) or 2.
+template <typename T>
+[[gnu::always_inline]] inline void sgd_step(T* p, const T* g, T* buf, int64_t begin, int64_t end,
+                                            bool decay, T wd, int momentum, T m, bool nesterov,
+                                            T neg_lr) {
+#pragma omp simd
+  for (int64_t i = begin; i < end; ++i) {
+    T d = decay ? std::fma(p[i], wd, g[i]) : g[i];
+    if (momentum != 0) {
+      T b = d;
+      if (momentum == 2) {
+        b = buf[i] * m;
+        b = b + d;
+      }
+      buf[i] = b;
+      d = nesterov ? std::fma(b, m, d) : b;
+    }
+    p[i] = std::fma(d, neg_lr, p[i]);
+  }
+}
+
+VGGDSL_VECTOR_CLONES void sgd_step_f32(float* p, const float* g, float* buf, int64_t begin,
+                                       int64_t end, bool decay, float wd, int momentum, float m,
+                                       bool nesterov, float neg_lr) {
+  sgd_step(p, g, buf, begin, end, decay, wd, momentum, m, nesterov, neg_lr);
+}
+
+VGGDSL_VECTOR_CLONES void sgd_step_f64(double* p, const double* g, double* buf, int64_t begin,
+                                       int64_t end, bool decay, double wd, int momentum, double m,
+                                       bool nesterov, double neg_lr) {
+  sgd_step(p, g, buf, begin, end, decay, wd, momentum, m, nesterov, neg_lr);
+}
+
+// Whether aten's kernels run a build with fused multiply-adds (x86's AVX2 and AVX-512 ones),
+// whose roundings `sgd_step` and `batch_norm_train` reproduce; elsewhere aten's ops run.
+bool aten_fuses_multiply_add() {
+  static const bool fuses = [] {
+    const std::string capability = at::get_cpu_capability();
+    return capability == "AVX2" || capability == "AVX512";
+  }();
+  return fuses;
+}
+
+// Whether `sgd_step` can update `param` from `grad` and `buf` (undefined before the first step):
+// dense contiguous f32/f64 host tensors of one shape and dtype. Others take aten's ops.
+bool fuses_sgd(const at::Tensor& param, const at::Tensor& grad, const at::Tensor& buf) {
+  const auto plain = [&](const at::Tensor& t) {
+    return t.layout() == at::kStrided && t.device().is_cpu() && t.is_contiguous() &&
+           t.scalar_type() == param.scalar_type() && t.sizes() == param.sizes();
+  };
+  return aten_fuses_multiply_add() &&
+         (param.scalar_type() == at::kFloat || param.scalar_type() == at::kDouble) &&
+         plain(param) && plain(grad) && (!buf.defined() || plain(buf));
+}
+
+// PyTorch's step for one parameter (see `sgd_step`), through aten's ops where `fuses_sgd` refuses.
+void sgd(at::Tensor& param, at::Tensor& buf, double lr, double momentum, double weight_decay,
+         bool nesterov) {
+  const at::Tensor grad = param.grad();
+  if (!grad.defined()) {
+    return;  // as PyTorch skips a parameter without a gradient
+  }
+  if (!fuses_sgd(param, grad, buf)) {
+    at::Tensor d_p = weight_decay != 0 ? grad.add(param, weight_decay) : grad;
+    if (momentum != 0) {
+      if (buf.defined()) {
+        buf.mul_(momentum).add_(d_p);
+      } else {
+        buf = d_p.clone().detach();
+      }
+      d_p = nesterov ? d_p.add(buf, momentum) : buf;
+    }
+    param.add_(d_p, -lr);
+    return;
+  }
+  const int kind = momentum == 0 ? 0 : buf.defined() ? 2 : 1;
+  if (kind == 1) {
+    buf = at::empty_like(param, at::MemoryFormat::Contiguous);
+  }
+  // 32,768 elements per thread at least, as aten splits its elementwise ops.
+  at::parallel_for(0, param.numel(), 32768, [&](int64_t begin, int64_t end) {
+    if (param.scalar_type() == at::kFloat) {
+      sgd_step_f32(param.mutable_data_ptr<float>(), grad.const_data_ptr<float>(),
+                   kind == 0 ? nullptr : buf.mutable_data_ptr<float>(), begin, end,
+                   weight_decay != 0, static_cast<float>(weight_decay), kind,
+                   static_cast<float>(momentum), nesterov, static_cast<float>(-lr));
+    } else {
+      sgd_step_f64(param.mutable_data_ptr<double>(), grad.const_data_ptr<double>(),
+                   kind == 0 ? nullptr : buf.mutable_data_ptr<double>(), begin, end,
+                   weight_decay != 0, weight_decay, kind, momentum, nesterov, -lr);
+    }
+  });
+  // As aten's in-place ops do, so that autograd sees the parameter changed.
+  param.unsafeGetTensorImpl()->bump_version();
+  if (kind == 2) {
+    buf.unsafeGetTensorImpl()->bump_version();
+  }
+}
+// Per-channel statistics of a contiguous f32 NCHW batch for `channels` [begin, end), as aten's
+// `batch_norm_cpu_collect_stats_contiguous_impl` computes them: the sum, then the sum of squared
+// deviations, each one sequence of double additions per channel in memory order, the mean
+// (sum / N) rounded to float before the deviations. aten runs one channel's chain at a time,
+// each addition waiting for the last; here `kChains` channels' chains interleave, so that the
+// additions overlap, and every channel's sums are the same bits.
+template <int kChains>
+[[gnu::always_inline]] inline void channel_stats(const float* x, float* mean, float* var_sum,
+                                                 int64_t first, int64_t batch, int64_t channels,
+                                                 int64_t plane) {
+  const double count = static_cast<double>(batch * plane);
+  double sum[kChains] = {};
+  for (int64_t n = 0; n < batch; ++n) {
+    const float* at = x + (n * channels + first) * plane;
+    for (int64_t i = 0; i < plane; ++i) {
+      for (int k = 0; k < kChains; ++k) {
+        sum[k] += at[k * plane + i];
+      }
+    }
+  }
+  float m[kChains];
+  for (int k = 0; k < kChains; ++k) {
+    m[k] = static_cast<float>(sum[k] / count);
+    mean[first + k] = m[k];
+  }
+  double squares[kChains] = {};
+  for (int64_t n = 0; n < batch; ++n) {
+    const float* at = x + (n * channels + first) * plane;
+    for (int64_t i = 0; i < plane; ++i) {
+      for (int k = 0; k < kChains; ++k) {
+        const float d = at[k * plane + i] - m[k];
+        squares[k] += d * d;
+      }
+    }
+  }
+  for (int k = 0; k < kChains; ++k) {
+    var_sum[first + k] = static_cast<float>(squares[k]);
+  }
+}
+
+// `y = x·α + β` per channel for planes [begin, end) (plane p is channel p % channels), one
+// rounding each (aten's kernel computes both with fused multiply-adds).
+void batch_norm_apply(const float* x, float* y, const float* alpha, const float* beta,
+                      int64_t begin, int64_t end, int64_t channels, int64_t plane) {
+  for (int64_t p = begin; p < end; ++p) {
+    const float a = alpha[p % channels], b = beta[p % channels];
+    const float* in = x + p * plane;
+    float* out = y + p * plane;
+#pragma omp simd
+    for (int64_t i = 0; i < plane; ++i) {
+      out[i] = std::fma(in[i], a, b);
+    }
+  }
+}
+
+VGGDSL_VECTOR_CLONES void batch_norm_apply_f32(const float* x, float* y, const float* alpha,
+                                               const float* beta, int64_t begin, int64_t end,
+                                               int64_t channels, int64_t plane) {
+  batch_norm_apply(x, y, alpha, beta, begin, end, channels, plane);
+}
+
+// Whether `BatchNormTrain` takes a batch: contiguous f32 NCHW maps of more than one pixel (aten
+// treats 1×1 maps as channels-last, with other sums) and f32 parameters on the host, where aten's
+// kernels fuse multiply-adds; aten's `batch_norm` takes the rest.
+bool normalizes(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                const at::Tensor& running_mean, const at::Tensor& running_var) {
+  const auto vector = [&](const at::Tensor& t) {
+    return t.defined() && t.layout() == at::kStrided && t.device().is_cpu() &&
+           t.scalar_type() == at::kFloat && t.dim() == 1 && t.size(0) == x.size(1) &&
+           t.is_contiguous();
+  };
+  return aten_fuses_multiply_add() && x.layout() == at::kStrided && x.device().is_cpu() &&
+         x.scalar_type() == at::kFloat && x.dim() == 4 && x.numel() > 0 &&
+         x.size(2) * x.size(3) > 1 && x.suggest_memory_format() == at::MemoryFormat::Contiguous &&
+         x.is_contiguous() &&
+         vector(weight) && vector(bias) && vector(running_mean) && vector(running_var);
+}
+
+// `batch_norm(x, weight, bias, running_mean, running_var, training=true)` with aten's numbers
+// (outputs, saved statistics, running statistics, gradients). aten collects the statistics as
+// one dependent chain of double additions per channel; `channel_stats` runs the same chains side
+// by side: the seed's 13 train-mode BatchNorms at batch 64 took 14.3 against aten's 19.4 ms
+// (2 threads, interleaved). The backward pass is aten's own (`native_batch_norm_backward`, from
+// the same saved statistics).
+struct BatchNormTrain : torch::autograd::Function<BatchNormTrain> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            const at::Tensor& weight, const at::Tensor& bias,
+                            at::Tensor running_mean, at::Tensor running_var, double momentum,
+                            double eps) {
+    const int64_t batch = x.size(0), channels = x.size(1), plane = x.size(2) * x.size(3);
+    const int64_t count = batch * plane;
+    at::Tensor mean = at::empty({channels}, x.options());
+    at::Tensor var_sum = at::empty({channels}, x.options());
+    const float* in = x.const_data_ptr<float>();
+    constexpr int kChains = 8;
+    const int64_t blocks = (channels + kChains - 1) / kChains;
+    at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t block = begin; block < end; ++block) {
+        const int64_t first = block * kChains;
+        float* m = mean.mutable_data_ptr<float>();
+        float* v = var_sum.mutable_data_ptr<float>();
+        if (first + kChains <= channels) {
+          channel_stats<kChains>(in, m, v, first, batch, channels, plane);
+        } else {
+          for (int64_t c = first; c < channels; ++c) {
+            channel_stats<1>(in, m, v, c, batch, channels, plane);
+          }
+        }
+      }
+    });
+    // aten's `batch_norm_cpu_update_stats_template` and `..._collect_linear_and_constant_terms`,
+    // rounding for rounding (float where it computes in float, double where in double).
+    at::Tensor save_mean = mean;
+    at::Tensor save_invstd = at::empty({channels}, x.options());
+    at::Tensor alpha = at::empty({channels}, x.options());
+    at::Tensor beta = at::empty({channels}, x.options());
+    const float m_ = static_cast<float>(momentum);
+    const float* w = weight.const_data_ptr<float>();
+    const float* b = bias.const_data_ptr<float>();
+    float* rm = running_mean.mutable_data_ptr<float>();
+    float* rv = running_var.mutable_data_ptr<float>();
+    for (int64_t c = 0; c < channels; ++c) {
+      const float mu = mean.const_data_ptr<float>()[c];
+      const float vs = var_sum.const_data_ptr<float>()[c];
+      const double var = vs / static_cast<float>(count);
+      const double invstd = var != 0 || eps != 0 ? 1 / std::sqrt(var + eps) : 0;
+      const float is = static_cast<float>(invstd);
+      save_invstd.mutable_data_ptr<float>()[c] = is;
+      rm[c] = m_ * mu + (1 - m_) * rm[c];
+      const double unbiased = vs / static_cast<float>(count - 1);
+      rv[c] = static_cast<float>(m_ * unbiased + (1 - m_) * rv[c]);
+      const float a = is * w[c];
+      alpha.mutable_data_ptr<float>()[c] = a;
+      beta.mutable_data_ptr<float>()[c] = std::fma(-mu, a, b[c]);
+    }
+    running_mean.unsafeGetTensorImpl()->bump_version();
+    running_var.unsafeGetTensorImpl()->bump_version();
+    at::Tensor y = at::empty_like(x);
+    at::parallel_for(0, batch * channels, std::max<int64_t>(1, 32768 / plane),
+                     [&](int64_t begin, int64_t end) {
+                       batch_norm_apply_f32(in, y.mutable_data_ptr<float>(),
+                                            alpha.const_data_ptr<float>(),
+                                            beta.const_data_ptr<float>(), begin, end, channels,
+                                            plane);
+                     });
+    ctx->save_for_backward({x, weight, save_mean, save_invstd});
+    ctx->saved_data["eps"] = eps;
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto [gx, gw, gb] = at::native_batch_norm_backward(
+        grads[0], saved[0], saved[1], at::Tensor(), at::Tensor(), saved[2], saved[3], true,
+        ctx->saved_data["eps"].toDouble(),
+        {ctx->needs_input_grad(0), ctx->needs_input_grad(1), ctx->needs_input_grad(2)});
+    return {gx, gw, gb, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
 }  // namespace
 
 extern "C" {
 
-// `self.add(other, alpha=alpha)` as a new tensor, or null on failure (see vggdsl_last_error).
-at::Tensor* vggdsl_add(const at::Tensor* self, const at::Tensor* other, double alpha) {
+// One SGD step for `param` from its gradient (`sgd`, above). `buf` is its momentum buffer, or
+// null before the first step, when a new buffer is stored in `*new_buf` (momentum ≠ 0). False
+// on failure (see vggdsl_last_error).
+bool vggdsl_sgd_step(at::Tensor* param, at::Tensor* buf, at::Tensor** new_buf, double lr,
+                     double momentum, double weight_decay, bool nesterov) {
   try {
-    return new at::Tensor(self->add(*other, alpha));
-  } catch (const std::exception& e) {
-    remember(e);
-    return nullptr;
-  }
-}
-
-// `self.add_(other, alpha=alpha)`; false on failure (see vggdsl_last_error).
-bool vggdsl_add_(at::Tensor* self, const at::Tensor* other, double alpha) {
-  try {
-    self->add_(*other, alpha);
+    const at::NoGradGuard no_grad;  // the step itself is not differentiated
+    at::Tensor b = buf ? *buf : at::Tensor();
+    sgd(*param, b, lr, momentum, weight_decay, nesterov);
+    *new_buf = !buf && b.defined() ? new at::Tensor(std::move(b)) : nullptr;
     return true;
   } catch (const std::exception& e) {
     remember(e);
@@ -406,7 +789,39 @@ bool vggdsl_has_conv2d_relu() {
 // vggdsl_last_error).
 at::Tensor* vggdsl_max_pool2x2(const at::Tensor* x) {
   try {
-    return new at::Tensor(pools_2x2(*x) ? MaxPool2x2::apply(*x) : at::max_pool2d(*x, {2, 2}, {2, 2}));
+    return new at::Tensor(pools_2x2(*x) ? MaxPool2x2::apply(*x, false)
+                                        : at::max_pool2d(*x, {2, 2}, {2, 2}));
+  } catch (const std::exception& e) {
+    remember(e);
+    return nullptr;
+  }
+}
+
+// `max_pool2d(x.relu_(), kernel_size=2, stride=2)`, as a new tensor, or null on failure (see
+// vggdsl_last_error). Where the kernel takes `x` it reads relu(x) and leaves `x` unchanged.
+at::Tensor* vggdsl_relu_max_pool2x2(at::Tensor* x) {
+  try {
+    return new at::Tensor(pools_2x2(*x) ? MaxPool2x2::apply(*x, true)
+                                        : at::max_pool2d(x->relu_(), {2, 2}, {2, 2}));
+  } catch (const std::exception& e) {
+    remember(e);
+    return nullptr;
+  }
+}
+
+// `batch_norm(x, weight, bias, running_mean, running_var, training=true, momentum, eps)`, the
+// running statistics updated in place, as a new tensor, or null on failure (see
+// vggdsl_last_error).
+at::Tensor* vggdsl_batch_norm_train(const at::Tensor* x, const at::Tensor* weight,
+                                    const at::Tensor* bias, at::Tensor* running_mean,
+                                    at::Tensor* running_var, double momentum, double eps) {
+  try {
+    if (normalizes(*x, *weight, *bias, *running_mean, *running_var)) {
+      return new at::Tensor(BatchNormTrain::apply(*x, *weight, *bias, *running_mean,
+                                                  *running_var, momentum, eps));
+    }
+    return new at::Tensor(at::batch_norm(*x, *weight, *bias, *running_mean, *running_var, true,
+                                         momentum, eps, false));
   } catch (const std::exception& e) {
     remember(e);
     return nullptr;

@@ -9,8 +9,15 @@ use tch::{TchError, Tensor};
 use torch_sys::C_tensor;
 
 extern "C" {
-    fn vggdsl_add(this: *const C_tensor, other: *const C_tensor, alpha: f64) -> *mut C_tensor;
-    fn vggdsl_add_(this: *mut C_tensor, other: *const C_tensor, alpha: f64) -> bool;
+    fn vggdsl_sgd_step(
+        param: *mut C_tensor,
+        buf: *mut C_tensor,
+        new_buf: *mut *mut C_tensor,
+        lr: f64,
+        momentum: f64,
+        weight_decay: f64,
+        nesterov: bool,
+    ) -> bool;
     fn vggdsl_grad_to_none(this: *mut C_tensor);
     fn vggdsl_conv2d_relu(
         xs: *const C_tensor,
@@ -20,7 +27,17 @@ extern "C" {
         padding: i64,
     ) -> *mut C_tensor;
     fn vggdsl_has_conv2d_relu() -> bool;
+    fn vggdsl_batch_norm_train(
+        xs: *const C_tensor,
+        weight: *const C_tensor,
+        bias: *const C_tensor,
+        running_mean: *mut C_tensor,
+        running_var: *mut C_tensor,
+        momentum: f64,
+        eps: f64,
+    ) -> *mut C_tensor;
     fn vggdsl_max_pool2x2(xs: *const C_tensor) -> *mut C_tensor;
+    fn vggdsl_relu_max_pool2x2(xs: *mut C_tensor) -> *mut C_tensor;
     fn vggdsl_max_pool2x2_takes(xs: *const C_tensor) -> bool;
     fn vggdsl_winograd_conv_relu(
         xs: *const C_tensor,
@@ -49,20 +66,44 @@ fn owned(result: *mut C_tensor) -> Result<Tensor, TchError> {
     }
 }
 
-/// `a.add(b, alpha=alpha)`: one fused kernel, unlike `a + b * alpha`, which rounds twice.
-pub fn add(a: &Tensor, b: &Tensor, alpha: f64) -> Result<Tensor, TchError> {
-    // SAFETY: both pointers are live tensors; the result is a new tensor the caller owns.
-    owned(unsafe { vggdsl_add(a.as_ptr(), b.as_ptr(), alpha) })
-}
-
-/// `a.add_(b, alpha=alpha)`.
-pub fn add_(a: &mut Tensor, b: &Tensor, alpha: f64) -> Result<(), TchError> {
-    // SAFETY: both pointers are live tensors.
-    if unsafe { vggdsl_add_(a.as_mut_ptr(), b.as_ptr(), alpha) } {
-        Ok(())
-    } else {
-        Err(last_error())
+/// One step of PyTorch's SGD (`torch.optim.SGD` on CPU tensors, its single-tensor path) for
+/// `param` from its gradient, bit for bit: `d_p = grad + wd·param`; `buf = d_p` on the first step
+/// (`buffer` is `None`, and holds the new buffer afterwards), else `buf = m·buf + d_p`;
+/// `d_p = d_p + m·buf` (nesterov) or `buf`; `param -= lr·d_p`. No gradient, no change. One pass
+/// over the memory for dense f32/f64 tensors, aten's ops otherwise (`ops.cpp`).
+pub fn sgd_step(
+    param: &mut Tensor,
+    buffer: &mut Option<Tensor>,
+    lr: f64,
+    momentum: f64,
+    weight_decay: f64,
+    nesterov: bool,
+) -> Result<(), TchError> {
+    let buf = buffer
+        .as_mut()
+        .map_or(std::ptr::null_mut(), |b| b.as_mut_ptr());
+    let mut new_buf = std::ptr::null_mut();
+    // SAFETY: live tensors (or null for no buffer) and a valid out-pointer, which the shim sets
+    // to null or to a new tensor the caller owns.
+    let ok = unsafe {
+        vggdsl_sgd_step(
+            param.as_mut_ptr(),
+            buf,
+            &mut new_buf,
+            lr,
+            momentum,
+            weight_decay,
+            nesterov,
+        )
+    };
+    if !ok {
+        return Err(last_error());
     }
+    if !new_buf.is_null() {
+        // SAFETY: allocated by the shim with `new`, as tch's own tensors are.
+        *buffer = Some(unsafe { Tensor::from_ptr(new_buf) });
+    }
+    Ok(())
 }
 
 /// `p.grad = None`, as PyTorch's `zero_grad()` leaves it.
@@ -105,13 +146,51 @@ pub fn has_conv2d_relu() -> bool {
     *HAS.get_or_init(|| unsafe { vggdsl_has_conv2d_relu() })
 }
 
+/// `batch_norm(xs, weight, bias, running_mean, running_var, training=true, momentum, eps)`, the
+/// running statistics updated in place: aten's outputs, statistics and gradients bit for bit.
+/// On contiguous f32 NCHW maps the per-channel statistics come from vggdsl's kernel, which runs
+/// aten's chains of double additions for several channels at once (`ops.cpp`); aten's operator
+/// takes everything else.
+pub fn batch_norm_train(
+    xs: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    running_mean: &mut Tensor,
+    running_var: &mut Tensor,
+    momentum: f64,
+    eps: f64,
+) -> Result<Tensor, TchError> {
+    // SAFETY: live tensors; the running statistics are updated in place; the result is a new
+    // tensor the caller owns.
+    owned(unsafe {
+        vggdsl_batch_norm_train(
+            xs.as_ptr(),
+            weight.as_ptr(),
+            bias.as_ptr(),
+            running_mean.as_mut_ptr(),
+            running_var.as_mut_ptr(),
+            momentum,
+            eps,
+        )
+    })
+}
+
 /// `max_pool2d(xs, kernel_size=2, stride=2)`: the same values as aten's and, through the same
-/// indices of the maxima, the same gradient, from a kernel 5–6× faster on contiguous f32/f64 NCHW
-/// maps 16 or more wide (up to 8 threads; see [`max_pool2x2_takes`]), from aten's operator
-/// otherwise.
+/// maxima, the same gradient, from a kernel 6–14× faster on contiguous f32/f64 NCHW maps 16 or
+/// more wide (see [`max_pool2x2_takes`]), from aten's operator otherwise.
 pub fn max_pool2x2(xs: &Tensor) -> Result<Tensor, TchError> {
     // SAFETY: a live tensor; the result is a new tensor the caller owns.
     owned(unsafe { vggdsl_max_pool2x2(xs.as_ptr()) })
+}
+
+/// `max_pool2d(xs.relu_(), kernel_size=2, stride=2)`, a ReLU and the pool after it: the same
+/// values and gradient. Where [`max_pool2x2_takes`] `xs`, one pass of the pooling kernel reads
+/// relu(xs), and `xs` keeps its values: the full-size rectified map is never written, nor its
+/// gradient computed.
+pub fn relu_max_pool2x2(xs: &mut Tensor) -> Result<Tensor, TchError> {
+    // SAFETY: a live tensor, rectified in place on aten's path; the result is a new tensor the
+    // caller owns.
+    owned(unsafe { vggdsl_relu_max_pool2x2(xs.as_mut_ptr()) })
 }
 
 /// Whether [`max_pool2x2`] runs its own kernel on `xs` (`ops.cpp` says when and why).

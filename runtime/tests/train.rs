@@ -11,12 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use vggdsl::spec::{Recipe, Schedule};
 use vggdsl_runtime::data::{Augment, Dataset, ImageSet, Split};
 use vggdsl_runtime::tch::nn::VarStore;
-use vggdsl_runtime::tch::{self, Device, Tensor};
+use vggdsl_runtime::tch::{self, Device, Kind, Tensor};
 use vggdsl_runtime::train::{
     train_step, Data, EpochMetrics, Observer, Outcome, Progress, RunDir, Sgd, SgdConfig, Trainer,
     LAST, METRICS, OPTIMIZER,
 };
-use vggdsl_runtime::{read_state_dict, save_state_dict};
+use vggdsl_runtime::{ops, read_state_dict, save_state_dict};
 
 #[path = "../../tests/support/cifar.rs"]
 mod cifar;
@@ -160,6 +160,98 @@ fn sgd_steps_equal_pytorch_bit_for_bit() {
         python(&args);
         assert_same(&ours, &tensors(&out), &what);
         println!("{what}: {} tensors equal to PyTorch's", ours.len());
+    }
+}
+
+/// `ops::sgd_step` against `torch.optim.SGD` where the models above do not reach: lengths that
+/// end outside a whole vector, lengths split over threads, f64, a non-contiguous parameter
+/// (aten's ops then), each hyper-parameter on and off; bit for bit.
+#[test]
+fn sgd_step_equals_pytorch_on_every_path() {
+    let dir = tempfile::tempdir().unwrap();
+    tch::manual_seed(5);
+    let lrs = [0.1, 0.05, 0.02];
+    // Name, shape, dtype, transposed.
+    let shapes: [(&str, &[i64], Kind, bool); 7] = [
+        ("one", &[1], Kind::Float, false),
+        ("fifteen", &[15], Kind::Float, false),
+        ("seventeen", &[17], Kind::Float, false),
+        ("threads", &[5, 20001], Kind::Float, false),
+        ("double", &[7], Kind::Double, false),
+        ("double_threads", &[3, 33335], Kind::Double, false),
+        ("transposed", &[300, 7], Kind::Float, true),
+    ];
+    let mut file = Vec::new();
+    let mut start = Vec::new();
+    for (name, shape, kind, transposed) in shapes {
+        let p = Tensor::randn(shape, (kind, Device::Cpu));
+        let p = if transposed { p.tr() } else { p };
+        file.push((format!("param.{name}"), p.contiguous()));
+        let grads: Vec<Tensor> = lrs.iter().map(|_| p.randn_like()).collect();
+        for (i, g) in grads.iter().enumerate() {
+            file.push((format!("grad.{name}.{i}"), g.contiguous()));
+        }
+        start.push((name, p, grads));
+    }
+    let input = dir.path().join("tensors.safetensors");
+    std::fs::write(
+        &input,
+        vggdsl_runtime::state_dict::safetensors_bytes(file).unwrap(),
+    )
+    .unwrap();
+    for (momentum, weight_decay, nesterov) in [
+        (0.9, 5e-4, false),
+        (0.8, 1e-3, true),
+        (0.9, 0.0, false),
+        (0.0, 5e-4, false),
+    ] {
+        let what = format!("momentum {momentum}, weight decay {weight_decay}, nesterov {nesterov}");
+        let mut ours = BTreeMap::new();
+        for (name, p, grads) in &start {
+            // `copy` keeps the strides: the transposed parameter stays non-contiguous.
+            let mut param = p.copy().set_requires_grad(true);
+            assert_eq!(param.is_contiguous(), !name.starts_with("transposed"));
+            let mut buffer = None;
+            for (g, lr) in grads.iter().zip(lrs) {
+                ops::grad_to_none(&mut param);
+                // d(sum(param·g))/dparam is g exactly.
+                (&param * g).sum(param.kind()).backward();
+                ops::sgd_step(
+                    &mut param,
+                    &mut buffer,
+                    lr,
+                    momentum,
+                    weight_decay,
+                    nesterov,
+                )
+                .unwrap();
+            }
+            ours.insert(format!("param.{name}"), param.detach().contiguous());
+            if let Some(buf) = buffer {
+                ours.insert(format!("momentum_buffer.{name}"), buf.contiguous());
+            }
+        }
+        let out = dir.path().join("pytorch.safetensors");
+        let lrs = lrs.map(|lr| lr.to_string()).join(",");
+        let (m, wd) = (momentum.to_string(), weight_decay.to_string());
+        let mut args = vec![
+            "sgd-tensors",
+            "--tensors",
+            input.to_str().unwrap(),
+            "--lrs",
+            &lrs,
+            "--momentum",
+            &m,
+            "--weight-decay",
+            &wd,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        if nesterov {
+            args.push("--nesterov");
+        }
+        python(&args);
+        assert_same(&ours, &tensors(&out), &what);
     }
 }
 

@@ -3,11 +3,17 @@ JSON config as `reference.py`) trained by `torch.optim.SGD`, and evaluated as th
 
     python train_reference.py sgd --config JSON --weights W --batches B --lrs 0.1,0.05 \
         [--momentum M] [--weight-decay WD] [--nesterov] --out OUT
+    python train_reference.py sgd-tensors --tensors T --lrs 0.1,0.05 [--momentum M] \
+        [--weight-decay WD] [--nesterov] --out OUT
     python train_reference.py evaluate --config JSON --weights W --data DIR [--batch N]
 
 `sgd` loads W strictly, then for each learning rate in --lrs takes one step on batch i of B (tensors
 `x.i` and `y.i`): zero_grad, forward in train mode, F.cross_entropy (mean), backward, step. OUT gets
 the state_dict, `momentum_buffer.<param>` for every parameter and `loss.<i>` for every step.
+
+`sgd-tensors` makes a parameter of each tensor `param.<name>` of T (its dtype kept) and for each
+learning rate in --lrs takes one step with the gradients `grad.<name>.<i>`; OUT gets
+`param.<name>` and `momentum_buffer.<name>` after the last step.
 
 `evaluate` loads W with strict=True and classifies the CIFAR-10 binary test file of DIR
 (`test_batch.bin`), normalised as the seed's transform does (ToTensor, Normalize with HRank's mean and
@@ -63,6 +69,29 @@ def cmd_sgd(args):
     return {'out': args.out, 'steps': len(lrs)}
 
 
+def cmd_sgd_tensors(args):
+    tensors = load_file(args.tensors)
+    names = sorted(k[len('param.'):] for k in tensors if k.startswith('param.'))
+    params = [torch.nn.Parameter(tensors['param.' + n].clone()) for n in names]
+    lrs = [float(v) for v in args.lrs.split(',')]
+    opt = torch.optim.SGD(params, lr=lrs[0], momentum=args.momentum,
+                          weight_decay=args.weight_decay, nesterov=args.nesterov)
+    for i, lr in enumerate(lrs):
+        for group in opt.param_groups:
+            group['lr'] = lr
+        for n, p in zip(names, params):
+            p.grad = tensors['grad.%s.%d' % (n, i)].clone()
+        opt.step()
+    out = {}
+    for n, p in zip(names, params):
+        out['param.' + n] = p.detach().clone()
+        buf = opt.state[p].get('momentum_buffer')
+        if buf is not None:
+            out['momentum_buffer.' + n] = buf.clone()
+    save_file(out, args.out)
+    return {'out': args.out, 'steps': len(lrs)}
+
+
 def cifar10_test(folder):
     path = os.path.join(folder, 'test_batch.bin')
     if not os.path.exists(path):
@@ -104,6 +133,14 @@ def main():
     p.add_argument('--nesterov', action='store_true')
     p.add_argument('--out', required=True)
     p.set_defaults(fn=cmd_sgd)
+    p = sub.add_parser('sgd-tensors')
+    p.add_argument('--tensors', required=True)
+    p.add_argument('--lrs', required=True)
+    p.add_argument('--momentum', type=float, default=0.0)
+    p.add_argument('--weight-decay', type=float, default=0.0)
+    p.add_argument('--nesterov', action='store_true')
+    p.add_argument('--out', required=True)
+    p.set_defaults(fn=cmd_sgd_tensors)
     p = sub.add_parser('evaluate')
     p.add_argument('--config', default='{}')
     p.add_argument('--weights', required=True)

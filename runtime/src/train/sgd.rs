@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use tch::nn::VarStore;
 use tch::{TchError, Tensor};
 
-use crate::ops::{add, add_, grad_to_none};
+use crate::ops::{grad_to_none, sgd_step};
 use crate::state_dict::Mismatch;
 
 /// The hyper-parameters that stay fixed during a run (the learning rate follows a schedule and
@@ -58,46 +58,18 @@ impl Sgd {
         }
     }
 
-    /// One step with learning rate `lr`, PyTorch's `_single_tensor_sgd`:
-    /// `d_p = grad + wd·p`; `buf = d_p` on the first step, else `buf = m·buf + d_p`;
-    /// `d_p = d_p + m·buf` (nesterov) or `buf`; `p -= lr·d_p`. Parameters without a gradient are
-    /// skipped, as there.
+    /// One step with learning rate `lr`, PyTorch's `_single_tensor_sgd` (see [`sgd_step`]).
+    /// Parameters without a gradient are skipped, as there.
     pub fn step(&mut self, lr: f64) -> Result<(), TchError> {
         let SgdConfig {
             momentum,
             weight_decay,
             nesterov,
         } = self.config;
-        tch::no_grad(|| {
-            for ((_, p), buffer) in self.params.iter_mut().zip(&mut self.buffers) {
-                let grad = p.grad();
-                if !grad.defined() {
-                    continue;
-                }
-                let mut d_p = if weight_decay != 0.0 {
-                    add(&grad, p, weight_decay)?
-                } else {
-                    grad
-                };
-                if momentum != 0.0 {
-                    let buf = match buffer {
-                        Some(buf) => {
-                            let _ = buf.f_mul_scalar_(momentum)?;
-                            add_(buf, &d_p, 1.0)?;
-                            buf
-                        }
-                        None => buffer.insert(d_p.f_detach_copy()?),
-                    };
-                    d_p = if nesterov {
-                        add(&d_p, buf, momentum)?
-                    } else {
-                        buf.shallow_clone()
-                    };
-                }
-                add_(p, &d_p, -lr)?;
-            }
-            Ok(())
-        })
+        for ((_, p), buffer) in self.params.iter_mut().zip(&mut self.buffers) {
+            sgd_step(p, buffer, lr, momentum, weight_decay, nesterov)?;
+        }
+        Ok(())
     }
 
     /// The momentum buffers that exist, named by their parameter's key.
