@@ -176,8 +176,9 @@ pub fn batch_norm_train(
 }
 
 /// `max_pool2d(xs, kernel_size=2, stride=2)`: the same values as aten's and, through the same
-/// maxima, the same gradient, from a kernel 6–14× faster on contiguous f32/f64 NCHW maps 16 or
-/// more wide (see [`max_pool2x2_takes`]), from aten's operator otherwise.
+/// maxima, the same gradient, from a kernel many times faster on contiguous f32/f64 NCHW maps 8
+/// or more wide, or 2 wide (see [`max_pool2x2_takes`]; `ops.cpp` has the figures), from aten's
+/// operator otherwise.
 pub fn max_pool2x2(xs: &Tensor) -> Result<Tensor, TchError> {
     // SAFETY: a live tensor; the result is a new tensor the caller owns.
     owned(unsafe { vggdsl_max_pool2x2(xs.as_ptr()) })

@@ -103,6 +103,9 @@ fn matches_aten_bit_for_bit() {
             (1, 3, 9, 9),
             (2, 3, 6, 13),
             (1, 2, 14, 15),
+            // Maps 2 wide: one loop over all windows.
+            (2, 3, 2, 2),
+            (1, 2, 6, 2),
         ] {
             let xs = Tensor::randn([n, c, h, w], (kind, Device::Cpu));
             check(&xs, &format!("random {kind:?} {n}×{c}×{h}×{w}"));
@@ -152,11 +155,13 @@ fn what_the_kernel_does_not_take_goes_to_aten() {
     // NCHW sizes over NHWC memory (PyTorch's channels_last).
     let channels_last = xs.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
     let narrow = Tensor::randn([2, 4, 4, 4], (Kind::Float, Device::Cpu));
+    let two_wide_odd = Tensor::randn([2, 4, 5, 2], (Kind::Float, Device::Cpu));
     for (other, what) in [
         (xs.transpose(2, 3), "non-contiguous"),
         (channels_last, "channels-last"),
         (half, "f16"),
-        (narrow, "maps narrower than 8"),
+        (narrow, "maps 4 wide"),
+        (two_wide_odd, "maps 2 wide of odd height"),
     ] {
         assert!(!ops::max_pool2x2_takes(&other), "{what}: aten's");
         compare(&other, what);
