@@ -90,6 +90,29 @@ fn python(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Runs `train_reference.py` `command_and_inputs` with the steps' learning rates and SGD's
+/// momentum, weight decay and nesterov; it writes its results to `out`.
+fn pytorch_sgd(command_and_inputs: &[&str], lrs: &[f64], sgd: (f64, f64, bool), out: &Path) {
+    let (momentum, weight_decay, nesterov) = sgd;
+    let lrs = lrs.iter().map(f64::to_string).collect::<Vec<_>>().join(",");
+    let (m, wd) = (momentum.to_string(), weight_decay.to_string());
+    let mut args = command_and_inputs.to_vec();
+    args.extend([
+        "--lrs",
+        &lrs,
+        "--momentum",
+        &m,
+        "--weight-decay",
+        &wd,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    if nesterov {
+        args.push("--nesterov");
+    }
+    python(&args);
+}
+
 #[test]
 fn sgd_steps_equal_pytorch_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
@@ -135,9 +158,7 @@ fn sgd_steps_equal_pytorch_bit_for_bit() {
             ours.insert(format!("momentum_buffer.{key}"), buf);
         }
         let out = dir.path().join("pytorch.safetensors");
-        let lrs = lrs.map(|lr| lr.to_string()).join(",");
-        let (m, wd) = (momentum.to_string(), weight_decay.to_string());
-        let mut args = vec![
+        let inputs = [
             "sgd",
             "--config",
             TINY_CONFIG,
@@ -145,19 +166,8 @@ fn sgd_steps_equal_pytorch_bit_for_bit() {
             init.to_str().unwrap(),
             "--batches",
             batches_path.to_str().unwrap(),
-            "--lrs",
-            &lrs,
-            "--momentum",
-            &m,
-            "--weight-decay",
-            &wd,
-            "--out",
-            out.to_str().unwrap(),
         ];
-        if nesterov {
-            args.push("--nesterov");
-        }
-        python(&args);
+        pytorch_sgd(&inputs, &lrs, (momentum, weight_decay, nesterov), &out);
         assert_same(&ours, &tensors(&out), &what);
         println!("{what}: {} tensors equal to PyTorch's", ours.len());
     }
@@ -232,25 +242,8 @@ fn sgd_step_equals_pytorch_on_every_path() {
             }
         }
         let out = dir.path().join("pytorch.safetensors");
-        let lrs = lrs.map(|lr| lr.to_string()).join(",");
-        let (m, wd) = (momentum.to_string(), weight_decay.to_string());
-        let mut args = vec![
-            "sgd-tensors",
-            "--tensors",
-            input.to_str().unwrap(),
-            "--lrs",
-            &lrs,
-            "--momentum",
-            &m,
-            "--weight-decay",
-            &wd,
-            "--out",
-            out.to_str().unwrap(),
-        ];
-        if nesterov {
-            args.push("--nesterov");
-        }
-        python(&args);
+        let inputs = ["sgd-tensors", "--tensors", input.to_str().unwrap()];
+        pytorch_sgd(&inputs, &lrs, (momentum, weight_decay, nesterov), &out);
         assert_same(&ours, &tensors(&out), &what);
     }
 }

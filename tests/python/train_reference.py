@@ -120,6 +120,15 @@ def cmd_evaluate(args):
             'per_class_correct': correct, 'loss': loss_sum / len(y)}
 
 
+def add_sgd_options(p):
+    """The options both SGD commands take: the steps' learning rates, the optimiser's settings, OUT."""
+    p.add_argument('--lrs', required=True)
+    p.add_argument('--momentum', type=float, default=0.0)
+    p.add_argument('--weight-decay', type=float, default=0.0)
+    p.add_argument('--nesterov', action='store_true')
+    p.add_argument('--out', required=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest='command', required=True)
@@ -127,19 +136,11 @@ def main():
     p.add_argument('--config', default='{}')
     p.add_argument('--weights', required=True)
     p.add_argument('--batches', required=True)
-    p.add_argument('--lrs', required=True)
-    p.add_argument('--momentum', type=float, default=0.0)
-    p.add_argument('--weight-decay', type=float, default=0.0)
-    p.add_argument('--nesterov', action='store_true')
-    p.add_argument('--out', required=True)
+    add_sgd_options(p)
     p.set_defaults(fn=cmd_sgd)
     p = sub.add_parser('sgd-tensors')
     p.add_argument('--tensors', required=True)
-    p.add_argument('--lrs', required=True)
-    p.add_argument('--momentum', type=float, default=0.0)
-    p.add_argument('--weight-decay', type=float, default=0.0)
-    p.add_argument('--nesterov', action='store_true')
-    p.add_argument('--out', required=True)
+    add_sgd_options(p)
     p.set_defaults(fn=cmd_sgd_tensors)
     p = sub.add_parser('evaluate')
     p.add_argument('--config', default='{}')
