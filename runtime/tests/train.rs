@@ -7,6 +7,7 @@ use std::num::NonZeroUsize;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use vggdsl::spec::{Recipe, Schedule};
 use vggdsl_runtime::data::{Augment, Dataset, ImageSet, Split};
@@ -26,6 +27,14 @@ vggdsl_runtime::vgg!(pub Tiny<cfg = [8, M, 16, M, 32]>);
 
 /// `Tiny` for `reference.py`'s `build_model`.
 const TINY_CONFIG: &str = r#"{"cfg": [8, "M", 16, "M", 32]}"#;
+
+/// libtorch's random generator is global, and every test here seeds it and draws (a model's
+/// init, random tensors): the tests take turns, so that no test's draws fall between another's
+/// seed and its draws.
+fn alone() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn data(dir: &Path) -> Data {
     Data {
@@ -115,6 +124,7 @@ fn pytorch_sgd(command_and_inputs: &[&str], lrs: &[f64], sgd: (f64, f64, bool), 
 
 #[test]
 fn sgd_steps_equal_pytorch_bit_for_bit() {
+    let _turn = alone();
     let dir = tempfile::tempdir().unwrap();
     write_cifar10(dir.path(), 20, 10);
     let train = data(dir.path()).train;
@@ -178,6 +188,7 @@ fn sgd_steps_equal_pytorch_bit_for_bit() {
 /// (aten's ops then), each hyper-parameter on and off; bit for bit.
 #[test]
 fn sgd_step_equals_pytorch_on_every_path() {
+    let _turn = alone();
     let dir = tempfile::tempdir().unwrap();
     tch::manual_seed(5);
     let lrs = [0.1, 0.05, 0.02];
@@ -326,6 +337,7 @@ fn assert_same_run(a: &Path, b: &Path, what: &str) {
 
 #[test]
 fn resumed_runs_equal_uninterrupted_ones_bit_for_bit() {
+    let _turn = alone();
     let data_dir = tempfile::tempdir().unwrap();
     // 5 × 14 = 70 images in batches of 16: 5 batches an epoch, the last one of 6.
     write_cifar10(data_dir.path(), 14, 30);
