@@ -241,8 +241,9 @@ VGGDSL_VECTOR_CLONES void max_pool2x2_backward_f64(const double* gy, const int32
   max_pool2x2_backward(gy, where, gx, begin, end, h, w);
 }
 
-// Planes per thread's part: about aten's 32,768 elements for an elementwise op.
-int64_t pool_grain(int64_t h, int64_t w) { return std::max<int64_t>(1, 32768 / (h * w)); }
+// How many items of `size` elements a thread's part of a parallel loop takes at least: about
+// aten's 32,768 elements for an elementwise op.
+int64_t grain(int64_t size) { return std::max<int64_t>(1, 32768 / size); }
 
 // `max_pool2d(x, 2, 2)`, or with `relu` `max_pool2d(relu(x), 2, 2)`, for contiguous f32/f64
 // NCHW tensors, its planes split over libtorch's threads. With `relu` one pass replaces three
@@ -255,7 +256,7 @@ struct MaxPool2x2 : torch::autograd::Function<MaxPool2x2> {
     const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
     at::Tensor y = at::empty({n, c, h / 2, w / 2}, x.options());
     at::Tensor where = at::empty({n, c, h / 2, w / 2}, x.options().dtype(at::kInt));
-    at::parallel_for(0, n * c, pool_grain(h, w), [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, n * c, grain(h * w), [&](int64_t begin, int64_t end) {
       if (x.scalar_type() == at::kFloat) {
         max_pool2x2_f32(x.const_data_ptr<float>(), y.mutable_data_ptr<float>(),
                         where.mutable_data_ptr<int32_t>(), begin, end, h, w, relu);
@@ -285,7 +286,7 @@ struct MaxPool2x2 : torch::autograd::Function<MaxPool2x2> {
     const at::Tensor& where = saved[1];
     const int64_t h = x.size(2), w = x.size(3);
     at::Tensor gx = at::empty(x.sizes(), x.options());
-    at::parallel_for(0, x.size(0) * x.size(1), pool_grain(h, w), [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, x.size(0) * x.size(1), grain(h * w), [&](int64_t begin, int64_t end) {
       if (x.scalar_type() == at::kFloat) {
         max_pool2x2_backward_f32(gy.const_data_ptr<float>(), where.const_data_ptr<int32_t>(),
                                  gx.mutable_data_ptr<float>(), begin, end, h, w);
@@ -584,8 +585,7 @@ void sgd(at::Tensor& param, at::Tensor& buf, double lr, double momentum, double 
   if (kind == 1) {
     buf = at::empty_like(param, at::MemoryFormat::Contiguous);
   }
-  // 32,768 elements per thread at least, as aten splits its elementwise ops.
-  at::parallel_for(0, param.numel(), 32768, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, param.numel(), grain(1), [&](int64_t begin, int64_t end) {
     if (param.scalar_type() == at::kFloat) {
       sgd_step_f32(param.mutable_data_ptr<float>(), grad.const_data_ptr<float>(),
                    kind == 0 ? nullptr : buf.mutable_data_ptr<float>(), begin, end,
@@ -697,13 +697,13 @@ struct BatchNormTrain : torch::autograd::Function<BatchNormTrain> {
     at::Tensor mean = at::empty({channels}, x.options());
     at::Tensor var_sum = at::empty({channels}, x.options());
     const float* in = x.const_data_ptr<float>();
+    float* m = mean.mutable_data_ptr<float>();
+    float* v = var_sum.mutable_data_ptr<float>();
     constexpr int kChains = 8;
     const int64_t blocks = (channels + kChains - 1) / kChains;
     at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
       for (int64_t block = begin; block < end; ++block) {
         const int64_t first = block * kChains;
-        float* m = mean.mutable_data_ptr<float>();
-        float* v = var_sum.mutable_data_ptr<float>();
         if (first + kChains <= channels) {
           channel_stats<kChains>(in, m, v, first, batch, channels, plane);
         } else {
@@ -714,41 +714,36 @@ struct BatchNormTrain : torch::autograd::Function<BatchNormTrain> {
       }
     });
     // aten's `batch_norm_cpu_update_stats_template` and `..._collect_linear_and_constant_terms`,
-    // rounding for rounding (float where it computes in float, double where in double).
-    at::Tensor save_mean = mean;
-    at::Tensor save_invstd = at::empty({channels}, x.options());
+    // rounding for rounding (float where it computes in float, double where in double). The
+    // mean is also the saved mean the backward pass reads.
+    at::Tensor invstd = at::empty({channels}, x.options());
     at::Tensor alpha = at::empty({channels}, x.options());
     at::Tensor beta = at::empty({channels}, x.options());
+    float* is = invstd.mutable_data_ptr<float>();
+    float* a = alpha.mutable_data_ptr<float>();
+    float* be = beta.mutable_data_ptr<float>();
     const float m_ = static_cast<float>(momentum);
     const float* w = weight.const_data_ptr<float>();
     const float* b = bias.const_data_ptr<float>();
     float* rm = running_mean.mutable_data_ptr<float>();
     float* rv = running_var.mutable_data_ptr<float>();
     for (int64_t c = 0; c < channels; ++c) {
-      const float mu = mean.const_data_ptr<float>()[c];
-      const float vs = var_sum.const_data_ptr<float>()[c];
-      const double var = vs / static_cast<float>(count);
-      const double invstd = var != 0 || eps != 0 ? 1 / std::sqrt(var + eps) : 0;
-      const float is = static_cast<float>(invstd);
-      save_invstd.mutable_data_ptr<float>()[c] = is;
-      rm[c] = m_ * mu + (1 - m_) * rm[c];
-      const double unbiased = vs / static_cast<float>(count - 1);
+      const double var = v[c] / static_cast<float>(count);
+      is[c] = static_cast<float>(var != 0 || eps != 0 ? 1 / std::sqrt(var + eps) : 0);
+      rm[c] = m_ * m[c] + (1 - m_) * rm[c];
+      const double unbiased = v[c] / static_cast<float>(count - 1);
       rv[c] = static_cast<float>(m_ * unbiased + (1 - m_) * rv[c]);
-      const float a = is * w[c];
-      alpha.mutable_data_ptr<float>()[c] = a;
-      beta.mutable_data_ptr<float>()[c] = std::fma(-mu, a, b[c]);
+      a[c] = is[c] * w[c];
+      be[c] = std::fma(-m[c], a[c], b[c]);
     }
     running_mean.unsafeGetTensorImpl()->bump_version();
     running_var.unsafeGetTensorImpl()->bump_version();
     at::Tensor y = at::empty_like(x);
-    at::parallel_for(0, batch * channels, std::max<int64_t>(1, 32768 / plane),
-                     [&](int64_t begin, int64_t end) {
-                       batch_norm_apply_f32(in, y.mutable_data_ptr<float>(),
-                                            alpha.const_data_ptr<float>(),
-                                            beta.const_data_ptr<float>(), begin, end, channels,
-                                            plane);
-                     });
-    ctx->save_for_backward({x, weight, save_mean, save_invstd});
+    float* out = y.mutable_data_ptr<float>();
+    at::parallel_for(0, batch * channels, grain(plane), [&](int64_t begin, int64_t end) {
+      batch_norm_apply_f32(in, out, a, be, begin, end, channels, plane);
+    });
+    ctx->save_for_backward({x, weight, mean, invstd});
     ctx->saved_data["eps"] = eps;
     return y;
   }

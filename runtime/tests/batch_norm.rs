@@ -6,22 +6,15 @@ use std::sync::{Mutex, MutexGuard};
 use vggdsl_runtime::ops;
 use vggdsl_runtime::tch::{self, Device, Kind, Tensor};
 
+#[path = "support/bits.rs"]
+mod bits;
+use bits::assert_bits_equal;
+
 /// libtorch's random generator is global: a test holds this while it draws, so that both runs
 /// of a comparison get the same parameters.
 fn rng() -> MutexGuard<'static, ()> {
     static RNG: Mutex<()> = Mutex::new(());
     RNG.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Equal bit for bit (NaN equal to NaN, -0 told from 0).
-fn assert_bits_equal(a: &Tensor, b: &Tensor, what: &str) {
-    assert_eq!(a.size(), b.size(), "{what}: shapes");
-    assert_eq!(a.kind(), b.kind(), "{what}: kinds");
-    let bits = |t: &Tensor| t.to_kind(Kind::Double).flatten(0, -1);
-    let (a, b) = (bits(a), bits(b));
-    let (a, b): (Vec<f64>, Vec<f64>) = (a.try_into().unwrap(), b.try_into().unwrap());
-    let same = a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
-    assert!(same, "{what}: values differ");
 }
 
 /// Output, running mean and variance after, and the gradients of input, weight and bias for one

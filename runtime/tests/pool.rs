@@ -6,32 +6,14 @@ use vggdsl_runtime::nn::MaxPool2d;
 use vggdsl_runtime::ops;
 use vggdsl_runtime::tch::{self, Device, Kind, Tensor};
 
+#[path = "support/bits.rs"]
+mod bits;
+use bits::assert_bits_equal;
+
 /// Two threads, whatever the machine's default, so that the kernel splits the planes (libtorch's
 /// thread count is global; every test sets the same).
 fn two_threads() {
     tch::set_num_threads(2);
-}
-
-/// Equal elementwise, NaN equal to NaN, -0.0 and 0.0 told apart (bit patterns).
-fn assert_bits_equal(a: &Tensor, b: &Tensor, what: &str) {
-    assert_eq!(a.size(), b.size(), "{what}: shapes");
-    assert_eq!(a.kind(), b.kind(), "{what}: kinds");
-    let (a, b) = (a.flatten(0, -1), b.flatten(0, -1));
-    let bits = |t: &Tensor| -> Vec<u64> {
-        match t.kind() {
-            Kind::Float => Vec::<f32>::try_from(t)
-                .unwrap()
-                .into_iter()
-                .map(|v| u64::from(v.to_bits()))
-                .collect(),
-            _ => Vec::<f64>::try_from(t)
-                .unwrap()
-                .into_iter()
-                .map(f64::to_bits)
-                .collect(),
-        }
-    };
-    assert!(bits(&a) == bits(&b), "{what}: values differ");
 }
 
 /// The kernel's output and input gradient, and aten's, for `xs` and one random upstream gradient;
