@@ -214,8 +214,8 @@ fn winograd_conv_matches_conv2d() {
     use vggdsl_runtime::ops::winograd_conv_relu;
     tch::manual_seed(3);
     let opts = (Kind::Float, Device::Cpu);
-    // (batch, in, out, height, width). Parts of 2 MiB (see ops.cpp): 5 images of 4 tiles run as
-    // 4 + 1, 17 of one tile as 8 × 2 + 1. No image gives nothing.
+    // (batch, in, out, height, width). Parts of 2 MiB (see csrc/winograd.cpp): 5 images of 4
+    // tiles run as 4 + 1, 17 of one tile as 8 × 2 + 1. No image gives nothing.
     let cases = [
         (1, 3, 5, 2, 2),
         (2, 7, 4, 4, 6),

@@ -1,0 +1,169 @@
+// A 3×3 conv + ReLU in Winograd's F(2×2, 3×3) form, for inference: 16 multiplications per 2×2
+// block of outputs and channel pair where a direct conv does 36. Neither aten nor the oneDNN
+// inside libtorch offers it.
+#include "common.h"
+
+#include <ATen/core/grad_mode.h>
+#include <ATen/ops/bmm.h>
+#include <ATen/ops/empty.h>
+
+#include <vector>
+
+namespace {
+
+// Winograd's F(2×2, 3×3) (Lavin and Gray, 2016) for a 3×3 conv with stride 1 and padding 1 on
+// maps of even size: each 2×2 block of outputs comes from the 4×4 input tile around it as
+// Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A, so the 36 multiplications per block and channel pair of the direct
+// conv become 16, and for all tiles at once they are 16 matrix products over the channels. The
+// transforms only add and subtract (G's ½ is applied to the weights, once). Activations are
+// channels-last, so both transforms run along contiguous channels. Layouts: V, stored [p][ξ][c]
+// and multiplied as [ξ][p][c], for the 16 entries ξ of tile p (image-major, then row, then
+// column) and input channel c; U[ξ][c][k]; M = V·U is M[ξ][p][k]. Both transforms split the
+// tiles over libtorch's threads (`at::parallel_for`): threads of our own were no faster, as
+// libtorch's workers still spin after the products.
+
+// V of tiles [begin, end) from the channels-last input x[n][h][w][c], zero-padded by one; `v`
+// holds the tiles from `first` on.
+void winograd_input(const float* x, float* v, int64_t first, int64_t begin, int64_t end,
+                    int64_t c, int64_t h, int64_t w) {
+  const int64_t th = h / 2, tw = w / 2;
+  const std::vector<float> zeros(c, 0.0f);
+  for (int64_t p = begin; p < end; ++p) {
+    const int64_t img = p / (th * tw), ty = p / tw % th, tx = p % tw;
+    const float* d[4][4];
+    for (int i = 0; i < 4; ++i) {
+      for (int j = 0; j < 4; ++j) {
+        const int64_t r = 2 * ty - 1 + i, col = 2 * tx - 1 + j;
+        d[i][j] = r >= 0 && r < h && col >= 0 && col < w ? x + ((img * h + r) * w + col) * c
+                                                         : zeros.data();
+      }
+    }
+    float* out = v + (p - first) * 16 * c;  // V is stored [p][ξ][c], read as [ξ][p][c]
+#pragma omp simd
+    for (int64_t ch = 0; ch < c; ++ch) {
+      float t[4][4];  // Bᵀ d
+      for (int j = 0; j < 4; ++j) {
+        t[0][j] = d[0][j][ch] - d[2][j][ch];
+        t[1][j] = d[1][j][ch] + d[2][j][ch];
+        t[2][j] = d[2][j][ch] - d[1][j][ch];
+        t[3][j] = d[1][j][ch] - d[3][j][ch];
+      }
+      for (int i = 0; i < 4; ++i) {  // (Bᵀ d) B
+        out[(4 * i + 0) * c + ch] = t[i][0] - t[i][2];
+        out[(4 * i + 1) * c + ch] = t[i][1] + t[i][2];
+        out[(4 * i + 2) * c + ch] = t[i][2] - t[i][1];
+        out[(4 * i + 3) * c + ch] = t[i][1] - t[i][3];
+      }
+    }
+  }
+}
+
+// relu(Aᵀ M A + bias) for tiles [begin, end) into the channels-last output y[n][h][w][k]; `m`
+// holds the `tiles` tiles from `first` on.
+void winograd_output(const float* m, const float* bias, float* y, int64_t first, int64_t tiles,
+                     int64_t begin, int64_t end, int64_t k, int64_t h, int64_t w) {
+  const int64_t th = h / 2, tw = w / 2;
+  const int64_t next = tiles * k;
+  for (int64_t p = begin; p < end; ++p) {
+    const int64_t img = p / (th * tw), ty = p / tw % th, tx = p % tw;
+    const float* in = m + (p - first) * k;
+    float* y00 = y + ((img * h + 2 * ty) * w + 2 * tx) * k;
+    float* y01 = y00 + k;
+    float* y10 = y00 + w * k;
+    float* y11 = y10 + k;
+#pragma omp simd
+    for (int64_t ch = 0; ch < k; ++ch) {
+      float s[2][4];  // Aᵀ M
+      for (int j = 0; j < 4; ++j) {
+        const float q0 = in[(0 + j) * next + ch], q1 = in[(4 + j) * next + ch];
+        const float q2 = in[(8 + j) * next + ch], q3 = in[(12 + j) * next + ch];
+        s[0][j] = q0 + q1 + q2;
+        s[1][j] = q1 - q2 - q3;
+      }
+      const float b = bias[ch];
+      y00[ch] = std::max(s[0][0] + s[0][1] + s[0][2] + b, 0.0f);
+      y01[ch] = std::max(s[0][1] - s[0][2] - s[0][3] + b, 0.0f);
+      y10[ch] = std::max(s[1][0] + s[1][1] + s[1][2] + b, 0.0f);
+      y11[ch] = std::max(s[1][1] - s[1][2] - s[1][3] + b, 0.0f);
+    }
+  }
+}
+
+VGGDSL_VECTOR_CLONES void winograd_input_f32(const float* x, float* v, int64_t first,
+                                             int64_t begin, int64_t end, int64_t c, int64_t h,
+                                             int64_t w) {
+  winograd_input(x, v, first, begin, end, c, h, w);
+}
+
+VGGDSL_VECTOR_CLONES void winograd_output_f32(const float* m, const float* bias, float* y,
+                                              int64_t first, int64_t tiles, int64_t begin,
+                                              int64_t end, int64_t k, int64_t h, int64_t w) {
+  winograd_output(m, bias, y, first, tiles, begin, end, k, h, w);
+}
+
+// The bytes of V, and of M, that one part of a batch works on: a part's V and M stay in the L2
+// caches (2 MiB per core on the machines measured) from the transform to the products and on to
+// the output transform, and below glibc's 32 MiB limit for reusing freed blocks. Smaller parts
+// make the products too small.
+constexpr int64_t kWinogradPart = 2 << 20;
+
+// Tiles per thread at the least: a tile's transform moves 16 rows of channels.
+constexpr int64_t kWinogradGrain = 16;
+
+at::Tensor winograd_conv_relu(const at::Tensor& x_any, const at::Tensor& u,
+                              const at::Tensor& bias) {
+  const at::NoGradGuard no_grad;  // an inference kernel: no graph, whatever requires grad
+  TORCH_CHECK(x_any.dim() == 4 && x_any.scalar_type() == at::kFloat && x_any.device().is_cpu() &&
+                  x_any.layout() == at::kStrided,
+              "Winograd conv: a 4-d f32 CPU input");
+  const at::Tensor x = x_any.contiguous(at::MemoryFormat::ChannelsLast);
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  TORCH_CHECK(h % 2 == 0 && w % 2 == 0 && h > 0 && w > 0, "Winograd conv: even map sizes");
+  TORCH_CHECK(u.dim() == 3 && u.size(0) == 16 && u.size(1) == c && u.is_contiguous() &&
+                  u.scalar_type() == at::kFloat && u.device().is_cpu(),
+              "Winograd conv: transformed weights of shape [16, in, out]");
+  const int64_t k = u.size(2);
+  const at::Tensor b = bias.contiguous();
+  TORCH_CHECK(b.numel() == k && b.scalar_type() == at::kFloat && b.device().is_cpu(),
+              "Winograd conv: one f32 CPU bias per output");
+  at::Tensor y = at::empty({n, k, h, w}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  if (y.numel() == 0) {  // no image, output channel or position; c == 0 runs as the bias alone
+    return y;
+  }
+  const int64_t per_image = (h / 2) * (w / 2);
+  const int64_t images = std::clamp<int64_t>(
+      kWinogradPart / (16 * per_image * std::max(c, k) * int64_t{sizeof(float)}), 1, n);
+  at::Tensor v = at::empty({images * per_image, 16, c}, x.options());
+  at::Tensor m = at::empty({16 * images * per_image * k}, x.options());
+  for (int64_t first = 0; first < n; first += images) {
+    const int64_t begin = first * per_image, end = std::min(first + images, n) * per_image;
+    const at::Tensor v_part = v.narrow(0, 0, end - begin);
+    const float* xp = x.const_data_ptr<float>();
+    float* vp = v_part.mutable_data_ptr<float>();
+    at::parallel_for(begin, end, kWinogradGrain, [&](int64_t from, int64_t to) {
+      winograd_input_f32(xp, vp, begin, from, to, c, h, w);
+    });
+    at::Tensor m_part = m.narrow(0, 0, 16 * (end - begin) * k).view({16, end - begin, k});
+    at::bmm_out(m_part, v_part.transpose(0, 1), u);
+    const float* mp = m_part.const_data_ptr<float>();
+    const float* bp = b.const_data_ptr<float>();
+    float* yp = y.mutable_data_ptr<float>();
+    at::parallel_for(begin, end, kWinogradGrain, [&](int64_t from, int64_t to) {
+      winograd_output_f32(mp, bp, yp, begin, end - begin, from, to, k, h, w);
+    });
+  }
+  return y;
+}
+}  // namespace
+
+extern "C" {
+
+// `relu(conv2d(x, weight, bias, padding=1))` for a 3×3 weight given as `u` = G·weight·Gᵀ of
+// shape [16, in, out] (Winograd's F(2×2, 3×3), above), on an f32 map of even size. A new
+// channels-last tensor that records no gradient, or null on failure (see vggdsl_last_error).
+at::Tensor* vggdsl_winograd_conv_relu(const at::Tensor* x, const at::Tensor* u,
+                                      const at::Tensor* bias) {
+  return vggdsl::guarded<at::Tensor*>(
+      nullptr, [&] { return new at::Tensor(winograd_conv_relu(*x, *u, *bias)); });
+}
+}
