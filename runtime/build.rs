@@ -29,10 +29,15 @@ fn main() {
     if openmp {
         println!("cargo:rustc-link-lib=dylib:+verbatim=libgomp.so.1");
     }
+    // Line tables only where the profile asks for debug info: full debug info of libtorch's
+    // headers doubles the compile time of a file that includes them.
+    let line_tables = std::env::var("DEBUG").is_ok_and(|debug| debug == "true");
     cc::Build::new()
         .cpp(true)
         .pic(true)
         .std("c++20")
+        .debug(false)
+        .flag(if line_tables { "-g1" } else { "-g0" })
         // The kernels are arithmetic: optimised in every profile (tests included), their inner
         // loops vectorised by `#pragma omp simd`.
         .opt_level(3)
