@@ -1,22 +1,29 @@
-//! Where memory comes from: libtorch's large buffers from the process heap, reused, rather than
-//! fresh pages ([`reuse_freed_memory`]); an inference model's weights from huge pages, whole
-//! ([`in_whole_huge_pages`], [`huge_pages`]).
+//! Where memory comes from, the whole policy: libtorch's large buffers from the process heap,
+//! reused, rather than fresh pages ([`reuse_freed_memory`]); an inference model's weights in huge
+//! pages, whole ones ([`in_whole_huge_pages`], with the allocator of `csrc/allocator.cpp`, and
+//! [`huge_pages`]).
 //!
-//! libtorch allocates every tensor with `malloc`. glibc gives a block above its mmap threshold
-//! (128 KiB, raised as such blocks are freed but never past 32 MiB) a mapping of its own and
-//! unmaps it on `free`, so a block the next step allocates again comes back as fresh pages that
-//! the kernel faults in and zeroes one by one. A training step of the seed network at batch 128
-//! allocates activations and gradients of 32 MiB and more: eager PyTorch takes 100,000–170,000
-//! page faults and 0.2–0.3 s of kernel time per step for them (TRAINING.md). Served from the
-//! heap, and the heap not trimmed, the same blocks are reused warm. This holds for the main
-//! thread, whose arena is the heap (libtorch runs a CPU backward pass on the calling thread);
-//! other threads' arenas unmap a heap they no longer use whatever the setting.
+//! libtorch allocates every tensor with `malloc`, and glibc gives a large block a mapping of its
+//! own, unmapped on `free`: a training step's activations and gradients would come back every
+//! step as fresh pages that the kernel faults in and zeroes one by one. Served from the heap, and
+//! the heap not trimmed, they are reused warm (on the main thread, whose arena is the heap;
+//! libtorch runs a CPU backward pass on the calling thread). The setting is process-wide and
+//! keeps memory freed after a peak for the process's next use, so the library never applies it on
+//! its own: the `vggdsl` command does, and a program that trains or runs large batches may.
 //!
-//! The heap setting is process-wide, so the library never applies it on its own: the `vggdsl`
-//! command does, and a program that trains or runs large batches may. The cost is that memory
-//! freed after a peak stays with the process for its next use instead of returning to the OS.
+//! Inference at batch 1 reads every weight once per image, a TLB miss per 4 KiB page: the weights
+//! the inference layers keep move to huge pages once, at the cost of a copy and no memory.
 
 use tch::Tensor;
+
+// The allocator of `csrc/allocator.cpp`: `begin` puts it in place of libtorch's CPU allocator
+// until as many `end` calls, or returns false, and changes nothing, where an allocator of higher
+// priority is in place.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+extern "C" {
+    fn vggdsl_whole_huge_pages_begin(huge_page: usize) -> bool;
+    fn vggdsl_whole_huge_pages_end();
+}
 
 /// The mmap threshold asked for: every tensor a VGG step allocates fits below it.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -64,9 +71,9 @@ fn huge_page_size() -> usize {
 
 /// Runs `f` with libtorch's CPU allocator (oneDNN's buffers included) starting every block of a
 /// huge page or more on a huge-page boundary and rounding it up to whole huge pages, so that
-/// [`huge_pages`] covers such a block from end to end: with the default 64-byte alignment a third
-/// of the seed's conv weights lay in partial huge pages. It is process-wide while `f` runs
-/// (libtorch has one CPU allocator), so it is for short work such as building an inference
+/// [`huge_pages`] covers such a block from end to end: with the default 64-byte alignment a
+/// weight's first and last huge pages are partial, and stay small. It is process-wide while `f`
+/// runs (libtorch has one CPU allocator), so it is for short work such as building an inference
 /// model; it costs up to a huge page less one byte per large block.
 pub fn in_whole_huge_pages<T>(f: impl FnOnce() -> T) -> T {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -75,10 +82,14 @@ pub fn in_whole_huge_pages<T>(f: impl FnOnce() -> T) -> T {
         struct Restore;
         impl Drop for Restore {
             fn drop(&mut self) {
-                crate::ops::whole_huge_pages_end();
+                // SAFETY: ends a call that returned true: takes a lock and swaps a pointer back;
+                // blocks from either allocator are freed by `free`.
+                unsafe { vggdsl_whole_huge_pages_end() }
             }
         }
-        let _restore = crate::ops::whole_huge_pages_begin(huge_page_size()).then_some(Restore);
+        // SAFETY: takes a lock and swaps a pointer; `Restore` ends it where it returned true.
+        let begun = unsafe { vggdsl_whole_huge_pages_begin(huge_page_size()) };
+        let _restore = begun.then_some(Restore);
         f()
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
@@ -90,13 +101,9 @@ pub fn in_whole_huge_pages<T>(f: impl FnOnce() -> T) -> T {
 /// Backs the huge pages (2 MiB on x86-64) that lie wholly inside the bytes of a CPU tensor `t`
 /// with transparent huge pages, now (Linux's `MADV_HUGEPAGE`, then `MADV_COLLAPSE`, from Linux
 /// 6.1), and returns how many bytes that covered: 0 where the kernel or the tensor refuses, for
-/// other devices, off glibc Linux, or for tensors smaller than a huge page.
-///
-/// Inference at batch 1 reads every weight once per image: the seed's 59 MB through 4 KiB pages
-/// are some 15,000 TLB misses a pass; 2 MiB pages made it 13–15 % faster, whole ones (see
-/// [`in_whole_huge_pages`]) some 4 % more (BENCHMARKS.md). Unlike glibc's `hugetlb` tunable this
-/// touches only these bytes, so the inference layers apply it to the weights they keep. The pages
-/// are already in memory, so it costs no memory, only a copy of them, once.
+/// other devices, off glibc Linux, or for tensors smaller than a huge page. Unlike glibc's
+/// `hugetlb` tunable this touches only these bytes; they are already in memory, so it costs a
+/// copy of them, once, and no memory.
 pub fn huge_pages(t: &Tensor) -> usize {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

@@ -1,0 +1,24 @@
+//! A 3×3 conv + ReLU in Winograd's F(2×2, 3×3) form, for inference (`csrc/winograd.cpp`).
+
+use tch::{TchError, Tensor};
+use torch_sys::C_tensor;
+
+use super::owned;
+
+extern "C" {
+    fn vggdsl_winograd_conv_relu(
+        xs: *const C_tensor,
+        u: *const C_tensor,
+        bias: *const C_tensor,
+    ) -> *mut C_tensor;
+}
+
+/// `relu(conv2d(xs, weight, bias, padding=1))` for a 3×3 `weight` given in Winograd's form `u`
+/// (F(2×2, 3×3): `G·weight·Gᵀ` per channel pair, shape `[16, in, out]`, see
+/// [`crate::inference::winograd_weight`]), on an f32 batch of any strides whose maps have even
+/// sides. 16 matrix products over the channels instead of the conv's 36 multiplications per
+/// 2×2 block of outputs; the output is channels-last and records no gradient (inference only).
+pub fn winograd_conv_relu(xs: &Tensor, u: &Tensor, bias: &Tensor) -> Result<Tensor, TchError> {
+    // SAFETY: live tensors; the result is a new tensor the caller owns.
+    owned(unsafe { vggdsl_winograd_conv_relu(xs.as_ptr(), u.as_ptr(), bias.as_ptr()) })
+}
