@@ -1,21 +1,14 @@
-//! Layers of the inference models that generated `to_inference()` returns.
+//! Layers of the inference models that generated `to_inference()` returns: each BatchNorm folded
+//! into the conv or linear before it, the ReLU after it fused, conv weights prepacked for oneDNN
+//! once, and the weights a pass reads in huge pages ([`crate::memory`]). A compiler that sees the
+//! whole network can do this; eager PyTorch does not.
 //!
-//! A compiler that sees the whole network can do what eager PyTorch does not: fold each BatchNorm
-//! into the conv or linear before it, fuse the ReLU that follows, and prepack conv weights for
-//! oneDNN once. Activations then take the layout that measured fastest for their batch size
-//! (BENCHMARKS.md): small batches run in channels-last dense tensors through oneDNN's fused
-//! conv + ReLU kernel (`mkldnn::_convolution_pointwise`, what torch.compile emits, reached
-//! through [`crate::ops`]); large batches stay in oneDNN's blocked layout from the first conv on,
-//! so no conv converts its input up to the first one in Winograd's form (below). A conv on a map
-//! of a few positions (the seed's 2×2 maps) is, for a batch of [`DENSE_FROM_BATCH`] or more, one
-//! matrix product over the flattened maps (see [`ConvReLU2d::forward`]), which leaves a plain
-//! tensor for the layers after it; a wide conv on a small map (the seed's convs on 8×8 and 4×4
-//! maps) runs, from [`WINOGRAD_FROM_BATCH`] images on, in Winograd's F(2×2, 3×3) form, 16
-//! multiplications per 2×2 block of outputs and channel pair where the conv kernels do 36, and
-//! leaves channels-last tensors. Models that oneDNN can't run (f64, f16 or bf16 weights, a GPU,
-//! a libtorch without oneDNN) run the folded weights on plain tensors. The weights a pass reads
-//! lie in huge pages where Linux allows ([`memory::in_whole_huge_pages`],
-//! [`memory::huge_pages`]): at batch 1 the pass is bound by reading them.
+//! A conv runs the kernel that measured fastest for its batch and map (BENCHMARKS.md; [`enter`],
+//! [`ConvReLU2d::forward`]): small batches in channels-last tensors through oneDNN's fused conv +
+//! ReLU, large ones in oneDNN's blocked layout from the first conv on, so that no conv converts
+//! its input; a conv on a map of a few positions as one matrix product, a wide conv on a small
+//! map in Winograd's F(2×2, 3×3) form. Weights oneDNN can't run (f64, f16 or bf16, a GPU, a
+//! libtorch without oneDNN) run folded on plain tensors.
 
 use std::cell::OnceCell;
 
@@ -26,7 +19,7 @@ use tch::{Device, IndexOp, Kind, Tensor};
 
 /// Builds what the layers keep for their passes: without a graph, and with blocks that huge pages
 /// can cover from end to end ([`memory::in_whole_huge_pages`]).
-fn kept<T>(f: impl FnOnce() -> T) -> T {
+fn no_grad_in_huge_pages<T>(f: impl FnOnce() -> T) -> T {
     memory::in_whole_huge_pages(|| tch::no_grad(f))
 }
 
@@ -42,17 +35,13 @@ fn affine(norm: &BatchNorm) -> (Tensor, Tensor) {
 pub const BLOCKED_FROM_BATCH: i64 = 16;
 
 /// From this batch size on, a wide 3×3 conv on a small map runs Winograd's F(2×2, 3×3) (see
-/// `ConvReLU2d::winograd_for`). A batch of one streams the weights, whose Winograd form is
-/// 16/9 the size: the seed measured 1.41× eager PyTorch with it at batch 1 and 1.64× without;
-/// at batches 2, 4 and 8, 1.58×, 1.67× and 1.49× with it against 1.47×, 1.27× and 1.20×
-/// (2 threads, with the first, single-threaded transforms).
+/// `ConvReLU2d::winograd_for`). Not at batch 1: a batch of one streams the weights, and their
+/// Winograd form is 16/9 the size.
 pub const WINOGRAD_FROM_BATCH: i64 = 2;
 
 /// From this batch size on, a conv whose map has few positions runs as a matrix product (see
-/// [`ConvReLU2d::forward`]). Measured on the seed's three 512-channel convs on 2×2 maps, 2
-/// threads, against the kernels the batch would otherwise take: 0.9× at batch 1, 1.0× at 4 and
-/// 1.2× at 8 (the fused channels-last one), 1.6× at 16 and 2.0× at 64 (the blocked one); the
-/// whole seed 5 % faster from batch 8 on (BENCHMARKS.md).
+/// [`ConvReLU2d::forward`]): the smallest batch at which it measured faster than the conv
+/// kernels the batch would otherwise take (BENCHMARKS.md).
 pub const DENSE_FROM_BATCH: i64 = 8;
 
 /// Whether tensors like `t` can run on oneDNN: f32 on the CPU, with a libtorch built with oneDNN
@@ -203,7 +192,7 @@ fn positions(out: (i64, i64), map: (i64, i64)) -> impl Iterator<Item = (i64, i64
 impl ConvReLU2d {
     /// Folds `norm` (if any) into `conv` with its current statistics.
     pub fn new(conv: &Conv2d, norm: Option<&BatchNorm>) -> Self {
-        kept(|| {
+        no_grad_in_huge_pages(|| {
             let (weight, bias) = match norm {
                 Some(norm) => {
                     let (scale, shift) = affine(norm);
@@ -259,7 +248,7 @@ impl ConvReLU2d {
         }
         let dense = self
             .dense
-            .get_or_init(|| kept(|| Dense::new(self, (h, w), out)));
+            .get_or_init(|| no_grad_in_huge_pages(|| Dense::new(self, (h, w), out)));
         (dense.map == (h, w)).then_some(dense)
     }
 
@@ -267,12 +256,8 @@ impl ConvReLU2d {
     /// stride 1 and padding 1, a batch of [`WINOGRAD_FROM_BATCH`] or more, a map of even sides
     /// with at most 64 positions, and wide layers: the transforms only move data, about
     /// `16·(in + out)` floats per 2×2 block of outputs, against the `20·in·out` multiplications
-    /// they save, so the harmonic mean of the input and output channels must reach 160.
-    /// Measured inside the seed (batch 64, 2 threads, against oneDNN's blocked kernel): 512 → 512
-    /// on 4×4 maps 14.2 → 8.9 ms, 256 → 512 7.1 → 4.9 ms, 256 → 256 on 8×8 13.1 → 10.9 ms,
-    /// 128 → 256 (mean 171) 1–4 % faster whole passes at batches 4–64; HRank's pruned VGG with its
-    /// 128 → 128 convs (mean 128) 4 % slower at batch 64, a third slower at 16. 16×16 maps were
-    /// slower at every width measured.
+    /// they save, so the harmonic mean of the input and output channels must reach 160 (128 → 128
+    /// convs measured slower, 128 → 256 faster); 16×16 maps measured slower at every width.
     fn winograd_for(&self, xs: &Tensor) -> Option<&Tensor> {
         let &[batch, c, h, w] = &xs.size()[..] else {
             return None;
@@ -289,7 +274,7 @@ impl ConvReLU2d {
             && 2 * c * k >= 160 * (c + k);
         pays.then(|| {
             self.winograd.get_or_init(|| {
-                let u = kept(|| winograd_weight(&self.weight));
+                let u = no_grad_in_huge_pages(|| winograd_weight(&self.weight));
                 memory::huge_pages(&u);
                 u
             })
@@ -340,7 +325,7 @@ pub struct FusedLinear {
 
 impl FusedLinear {
     pub fn new(linear: &Linear, norm: Option<&BatchNorm>, relu: bool) -> Self {
-        kept(|| {
+        no_grad_in_huge_pages(|| {
             let (weight, bias) = match norm {
                 Some(norm) => {
                     let (scale, shift) = affine(norm);
