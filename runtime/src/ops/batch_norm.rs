@@ -3,7 +3,7 @@
 use tch::{TchError, Tensor};
 use torch_sys::C_tensor;
 
-use super::owned;
+use super::common::owned;
 
 extern "C" {
     fn vggdsl_batch_norm_train(

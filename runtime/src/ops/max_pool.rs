@@ -4,7 +4,7 @@
 use tch::{TchError, Tensor};
 use torch_sys::C_tensor;
 
-use super::owned;
+use super::common::owned;
 
 extern "C" {
     fn vggdsl_max_pool2x2(xs: *const C_tensor) -> *mut C_tensor;

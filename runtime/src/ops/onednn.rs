@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use tch::{TchError, Tensor};
 use torch_sys::C_tensor;
 
-use super::{owned, succeeded};
+use super::common::{owned, succeeded};
 
 extern "C" {
     fn vggdsl_conv2d_relu(

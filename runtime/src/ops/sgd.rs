@@ -3,7 +3,7 @@
 use tch::{TchError, Tensor};
 use torch_sys::C_tensor;
 
-use super::succeeded;
+use super::common::succeeded;
 
 extern "C" {
     fn vggdsl_sgd_step(
