@@ -1,0 +1,115 @@
+//! Reading a weights file for `vggdsl export` as float32 tensors: a `.safetensors` file in every
+//! build (so a build without libtorch exports too), a `torch.save` archive (`.pt`, `.pth`)
+//! through the runtime's reader when built with libtorch. The format is told by the content.
+
+use std::io::Read;
+use std::path::Path;
+
+use vggdsl_onnx::{Tensor, Weights};
+
+use crate::failure::{Failure, FAILED, UNREADABLE};
+
+/// How every zip archive, and so every `torch.save` file, begins.
+const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
+
+/// The weights in `path`, refused when it holds more than `max_bytes` (no state_dict of the
+/// model can be larger, and a device such as `/dev/zero` never ends).
+pub fn read(path: &Path, max_bytes: u64) -> Result<Weights, Failure> {
+    let name = path.display();
+    let cannot = |why: &dyn std::fmt::Display| {
+        Failure::new(UNREADABLE, format_args!("cannot read {name}: {why}"))
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| cannot(&e))?;
+    let mut bytes = Vec::new();
+    (&mut file)
+        .take(ZIP_MAGIC.len() as u64)
+        .read_to_end(&mut bytes)
+        .map_err(|e| cannot(&e))?;
+    if bytes == ZIP_MAGIC {
+        return torch_archive(path);
+    }
+    file.take(max_bytes + 1 - bytes.len() as u64)
+        .read_to_end(&mut bytes)
+        .map_err(|e| cannot(&e))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(cannot(&format_args!(
+            "it is larger than any weights of the model can be ({} MiB)",
+            max_bytes >> 20
+        )));
+    }
+    let invalid = |why: &dyn std::fmt::Display| {
+        Failure::new(
+            FAILED,
+            format_args!(
+                "{name} is neither a safetensors file nor a torch.save archive ({why}); export \
+                 reads .safetensors and .pt files"
+            ),
+        )
+    };
+    let file = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| invalid(&e))?;
+    let mut weights = Weights::new();
+    for (key, view) in file.tensors() {
+        let shape = view.shape().iter().map(|&d| d as i64).collect();
+        let data = match view.dtype() {
+            safetensors::Dtype::F32 => elements(view.data(), f32::from_le_bytes),
+            safetensors::Dtype::I64 => elements(view.data(), |b| i64::from_le_bytes(b) as f32),
+            other => return Err(dtype_failure(path, &key, &format!("{other:?}"))),
+        };
+        let tensor = Tensor::new(shape, data).ok_or_else(|| invalid(&"a tensor's size"))?;
+        weights.insert(key, tensor);
+    }
+    Ok(weights)
+}
+
+/// Little-endian elements of `N` bytes each.
+fn elements<const N: usize>(bytes: &[u8], from: impl Fn([u8; N]) -> f32) -> Vec<f32> {
+    bytes
+        .chunks_exact(N)
+        .map(|b| from(b.try_into().expect("chunks of N bytes")))
+        .collect()
+}
+
+fn dtype_failure(path: &Path, key: &str, dtype: &str) -> Failure {
+    Failure::new(
+        FAILED,
+        format_args!(
+            "{key} in {} has dtype {dtype}; export reads float32 weights (and int64 counters)",
+            path.display()
+        ),
+    )
+}
+
+#[cfg(feature = "torch")]
+fn torch_archive(path: &Path) -> Result<Weights, Failure> {
+    use vggdsl_runtime::tch::Kind;
+    use vggdsl_runtime::LoadError;
+    let tensors = vggdsl_runtime::read_state_dict(path).map_err(|e| match e {
+        LoadError::Io { .. } => Failure::new(UNREADABLE, e),
+        e => Failure::new(FAILED, e),
+    })?;
+    let mut weights = Weights::new();
+    for (key, tensor) in tensors {
+        let kind = tensor.kind();
+        if !matches!(kind, Kind::Float | Kind::Int64) {
+            return Err(dtype_failure(path, &key, &format!("{kind:?}")));
+        }
+        let flat = tensor.to_kind(Kind::Float).flatten(0, -1);
+        let data = Vec::<f32>::try_from(&flat)
+            .map_err(|e| Failure::new(FAILED, format_args!("{key} in {}: {e}", path.display())))?;
+        let tensor = Tensor::new(tensor.size(), data).expect("libtorch's sizes fit its elements");
+        weights.insert(key, tensor);
+    }
+    Ok(weights)
+}
+
+#[cfg(not(feature = "torch"))]
+fn torch_archive(path: &Path) -> Result<Weights, Failure> {
+    Err(Failure::new(
+        FAILED,
+        format_args!(
+            "{} is a torch.save archive, which this vggdsl, built without libtorch, cannot read; \
+             save the weights as .safetensors",
+            path.display()
+        ),
+    ))
+}
