@@ -49,24 +49,20 @@ pub fn read(path: &Path, max_bytes: u64) -> Result<Weights, Failure> {
     let file = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| invalid(&e))?;
     let mut weights = Weights::new();
     for (key, view) in file.tensors() {
-        let shape = view.shape().iter().map(|&d| d as i64).collect();
-        let data = match view.dtype() {
-            safetensors::Dtype::F32 => elements(view.data(), f32::from_le_bytes),
-            safetensors::Dtype::I64 => elements(view.data(), |b| i64::from_le_bytes(b) as f32),
+        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        let tensor = match view.dtype() {
+            safetensors::Dtype::F32 => Tensor::from_le_bytes(shape, view.data()),
+            // BatchNorm's counters, which export checks for and never reads.
+            safetensors::Dtype::I64 => {
+                let counts = view.data().chunks_exact(8);
+                let data = counts.map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")));
+                Tensor::new(shape, data.map(|n| n as f32).collect())
+            }
             other => return Err(dtype_failure(path, &key, &format!("{other:?}"))),
         };
-        let tensor = Tensor::new(shape, data).ok_or_else(|| invalid(&"a tensor's size"))?;
-        weights.insert(key, tensor);
+        weights.insert(key, tensor.ok_or_else(|| invalid(&"a tensor's size"))?);
     }
     Ok(weights)
-}
-
-/// Little-endian elements of `N` bytes each.
-fn elements<const N: usize>(bytes: &[u8], from: impl Fn([u8; N]) -> f32) -> Vec<f32> {
-    bytes
-        .chunks_exact(N)
-        .map(|b| from(b.try_into().expect("chunks of N bytes")))
-        .collect()
 }
 
 fn dtype_failure(path: &Path, key: &str, dtype: &str) -> Failure {

@@ -23,6 +23,18 @@ impl Tensor {
         (len == data.len()).then_some(Self { shape, data })
     }
 
+    /// A tensor of little-endian float32 `bytes`, as safetensors files and `raw_data` hold them.
+    pub fn from_le_bytes(shape: Vec<i64>, bytes: &[u8]) -> Option<Self> {
+        if !bytes.len().is_multiple_of(4) {
+            return None;
+        }
+        let data = bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        Self::new(shape, data)
+    }
+
     pub fn shape(&self) -> &[i64] {
         &self.shape
     }
@@ -206,6 +218,10 @@ pub(crate) mod tests {
         assert!(Tensor::new(vec![], vec![0.0]).is_some());
         assert!(Tensor::new(vec![2, 3], vec![0.0; 5]).is_none());
         assert!(Tensor::new(vec![-1], vec![]).is_none());
+        let bytes = [0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0];
+        let t = Tensor::from_le_bytes(vec![2], &bytes).unwrap();
+        assert_eq!(t.data(), [1.0, -2.0]);
+        assert!(Tensor::from_le_bytes(vec![2], &bytes[..7]).is_none());
     }
 
     #[test]
