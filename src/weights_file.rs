@@ -5,6 +5,7 @@
 use std::io::Read;
 use std::path::Path;
 
+use safetensors::tensor::{SafeTensorError, SafeTensors};
 use vggdsl_onnx::{Tensor, Weights};
 
 use crate::failure::{Failure, FAILED, UNREADABLE};
@@ -46,7 +47,7 @@ pub fn read(path: &Path, max_bytes: u64) -> Result<Weights, Failure> {
             ),
         )
     };
-    let file = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| invalid(&e))?;
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| invalid(&why(&e, bytes.len())))?;
     let mut weights = Weights::new();
     for (key, view) in file.tensors() {
         let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
@@ -63,6 +64,23 @@ pub fn read(path: &Path, max_bytes: u64) -> Result<Weights, Failure> {
         weights.insert(key, tensor.ok_or_else(|| invalid(&"a tensor's size"))?);
     }
     Ok(weights)
+}
+
+/// Why safetensors refused a file, in words.
+fn why(error: &SafeTensorError, len: usize) -> String {
+    match error {
+        _ if len == 0 => "it is empty".into(),
+        SafeTensorError::HeaderTooSmall | SafeTensorError::InvalidHeaderLength => {
+            "its header is cut off".into()
+        }
+        SafeTensorError::HeaderTooLarge
+        | SafeTensorError::InvalidHeader
+        | SafeTensorError::InvalidHeaderStart => "it starts with no safetensors header".into(),
+        SafeTensorError::MetadataIncompleteBuffer => {
+            "its tensor data is shorter or longer than its header says".into()
+        }
+        e => format!("{e:?}"),
+    }
 }
 
 fn dtype_failure(path: &Path, key: &str, dtype: &str) -> Failure {

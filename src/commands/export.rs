@@ -63,18 +63,7 @@ fn refusal(error: &Error, weights: &Path, model: &str) -> Failure {
     let weights = weights.display();
     match error {
         Error::Mismatch(differences) => {
-            let more = match differences.len() - 1 {
-                0 => String::new(),
-                1 => " (and 1 more difference)".into(),
-                n => format!(" (and {n} more differences)"),
-            };
-            Failure::new(
-                FAILED,
-                format_args!(
-                    "{weights} holds weights of another model than {model}: {}{more}",
-                    differences[0]
-                ),
-            )
+            Failure::another_model(weights, model, &differences[0], differences.len())
         }
         e => Failure::new(
             FAILED,

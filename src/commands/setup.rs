@@ -159,19 +159,7 @@ pub fn load_failure(error: &LoadError, model: &str) -> Failure {
     match error {
         LoadError::Io { .. } => Failure::new(UNREADABLE, error),
         LoadError::Mismatch { path, mismatches } => {
-            let more = match mismatches.len() - 1 {
-                0 => String::new(),
-                1 => " (and 1 more difference)".into(),
-                n => format!(" (and {n} more differences)"),
-            };
-            Failure::new(
-                FAILED,
-                format_args!(
-                    "{} holds weights of another model than {model}: {}{more}",
-                    path.display(),
-                    mismatches[0]
-                ),
-            )
+            Failure::another_model(path.display(), model, &mismatches[0], mismatches.len())
         }
         _ => Failure::new(FAILED, error),
     }
