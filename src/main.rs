@@ -50,8 +50,8 @@ enum Command {
     /// module (stdout, or OUT written only if changed).
     #[command(after_help = EXIT_CODES)]
     Compile(commands::compile::Args),
-    /// Write a model and its weights (.safetensors or .pt) as an ONNX model for ONNX Runtime,
-    /// TensorRT or Netron; `--fold-bn` folds BatchNorm into the convs and linears.
+    /// Write a model and its weights (.safetensors or .pt) as an ONNX model (opset 17, dynamic
+    /// batch); `--fold-bn` folds BatchNorm into the convs and linears.
     #[command(after_help = EXIT_CODES)]
     Export(commands::export::Args),
     /// Draw a picture (SVG, or PNG for OUT.png): `widths` of models, filter `ranks` with their

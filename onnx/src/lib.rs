@@ -8,13 +8,15 @@
 //! `input` of shape `[batch, C, H, W]` with a dynamic `batch`, and the output `logits` of shape
 //! `[batch, num_classes]`. BatchNorm's `num_batches_tracked`, which inference never reads, is
 //! left out. With [`Options::fold_bn`] each BatchNorm is folded into the conv or linear before it,
-//! as the run-time `to_inference()` folds it (see `fold`); the folded tensors keep the conv's and
-//! linear's keys.
+//! as the run-time `to_inference()` folds it (in f64, rounded once); the folded tensors keep the
+//! conv's and linear's keys.
 //!
 //! ```no_run
 //! # fn weights() -> vggdsl_onnx::Weights { unimplemented!() }
 //! let nets = vggdsl::load("model Tiny { cfg = [8, M, 16] }", "tiny.vgg").unwrap();
-//! let bytes = vggdsl_onnx::export(&nets[0], &weights(), vggdsl_onnx::Options { fold_bn: true });
+//! let options = vggdsl_onnx::Options { fold_bn: true };
+//! let bytes = vggdsl_onnx::export(&nets[0], &weights(), options).expect("the model's weights");
+//! std::fs::write("tiny.onnx", bytes).unwrap();
 //! ```
 
 mod fold;
@@ -34,10 +36,10 @@ use proto::{
 };
 use vggdsl::ir::Network;
 
-/// ONNX's operator set 17 (ONNX 1.12). Every operator the graph uses has had its present
-/// definition since opset 15 or earlier (later versions only add element types), so a newer
-/// opset would change nothing in the file but exclude older runtimes; 17 is the newest opset
-/// of IR version 8, which ONNX Runtime runs from 1.13 on.
+/// ONNX's operator set 17 (ONNX 1.12, IR version 8). Every operator the graph uses has had its
+/// present definition since opset 15 or earlier (later versions only add element types), so a
+/// newer opset would change nothing in the file but shut out older consumers: ONNX Runtime
+/// 1.15, the oldest on PyPI for Python 3.11, runs these files as 1.32 does.
 pub const OPSET_VERSION: i64 = 17;
 
 /// The IR version that came with opset 17 (ONNX 1.12).
