@@ -148,28 +148,31 @@ fn onnx_check(jobs: &[Value], dir: &TempDir) -> Vec<Value> {
     serde_json::from_slice(&output.stdout).expect("onnx_check.py prints JSON")
 }
 
-/// The state_dict keys of `ir` the ONNX graph holds: all but BatchNorm's counters, or with
-/// BatchNorm folded only the convs' and linears'.
-fn initializer_keys(ir: &vggdsl::Network, folded: bool) -> Vec<String> {
-    ir.layers()
-        .filter(|(_, l)| !folded || !l.kind.class_name().starts_with("BatchNorm"))
-        .flat_map(|(section, l)| {
-            let path = format!("{section}.{}", l.name);
-            let names = l.kind.tensors().into_iter().map(|(name, _)| name);
-            let kept = names.filter(|&name| name != "num_batches_tracked");
-            kept.map(move |name| format!("{path}.{name}"))
-        })
+/// The initializers an export has, from PyTorch's state_dict keys in PyTorch's order: all but
+/// BatchNorm's counters; with BatchNorm folded, only those of modules without running
+/// statistics (the convs and linears).
+fn expected_initializers(state_dict: &[String], folded: bool) -> Vec<String> {
+    let is_norm = |key: &str| {
+        let module = key.rsplit_once('.').expect("a module's tensor").0;
+        state_dict.contains(&format!("{module}.running_mean"))
+    };
+    state_dict
+        .iter()
+        .filter(|key| !key.ends_with(".num_batches_tracked"))
+        .filter(|key| !folded || !is_norm(key))
+        .cloned()
         .collect()
 }
 
 /// What `onnx_check.py` reports of an exported file, against the network it came from.
-fn check_report(report: &Value, ir: &vggdsl::Network, folded: bool) {
+fn check_report(report: &Value, ir: &vggdsl::Network, state_dict: &[String], folded: bool) {
     let spec = &ir.spec;
     assert_eq!(report["opset"], json!([["", 17]]));
     assert_eq!(report["ir_version"], 8);
     assert_eq!(report["producer"][0], "vggdsl");
     let initializers: Vec<String> = serde_json::from_value(report["initializers"].clone()).unwrap();
-    assert_eq!(initializers, initializer_keys(ir, folded), "{}", spec.name);
+    let expected = expected_initializers(state_dict, folded);
+    assert_eq!(initializers, expected, "{}", spec.name);
     let [c, h, w] = spec.input;
     assert_eq!(report["inputs"], json!([["input", ["batch", c, h, w]]]));
     assert_eq!(
@@ -200,22 +203,39 @@ fn onnx_runtime_agrees_with_the_network() {
     let dir = TempDir::new("onnx");
     let cases = cases();
     // PyTorch's weights: each model's init, then BatchNorm's affine parameters and statistics
-    // redrawn as training leaves them (reference.py's randomize_bn); .safetensors and .pt.
+    // redrawn as training leaves them (reference.py's randomize_bn); .safetensors and .pt. And
+    // PyTorch's state_dict keys, in its order.
     let commands: Vec<Vec<String>> = cases
         .iter()
         .enumerate()
-        .map(|(seed, case)| {
+        .flat_map(|(seed, case)| {
             let (seed, prefix) = (seed.to_string(), dir.path(&case.ir.spec.name));
             let config = config(&case.ir.spec);
-            cmd(&[
+            let weights = [
                 "train", "--config", &config, "--seed", &seed, "--steps", "0",
-            ])
-            .into_iter()
-            .chain(cmd(&["--randomize-bn", &seed, "--out-prefix", &prefix]))
-            .collect()
+            ];
+            let weights = [
+                &weights[..],
+                &["--randomize-bn", &seed, "--out-prefix", &prefix],
+            ];
+            [
+                cmd(&weights.concat()),
+                cmd(&["state-dict", "--config", &config]),
+            ]
         })
         .collect();
-    reference(&commands);
+    let results = reference(&commands);
+    let state_dicts: Vec<Vec<String>> = results
+        .chunks(2)
+        .map(|pair| {
+            let keys = pair[1]["keys"]
+                .as_array()
+                .expect("state-dict lists the keys");
+            keys.iter()
+                .map(|k| k[0].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .collect();
 
     let networks: Vec<(Weights, Vec<(String, Tensor)>)> = cases
         .iter()
@@ -228,7 +248,7 @@ fn onnx_runtime_agrees_with_the_network() {
         .collect();
     let mut jobs = Vec::new();
     let mut expected = Vec::new();
-    for (case, (weights, outputs)) in cases.iter().zip(&networks) {
+    for ((case, (weights, outputs)), state_dict) in cases.iter().zip(&networks).zip(&state_dicts) {
         let name = &case.ir.spec.name;
         for fold_bn in [false, true] {
             let stem = format!("{name}{}", if fold_bn { ".folded" } else { "" });
@@ -238,13 +258,13 @@ fn onnx_runtime_agrees_with_the_network() {
             let ort = dir.path(&format!("{stem}.ort.safetensors"));
             let inputs = dir.path(&format!("{name}.inputs.safetensors"));
             jobs.push(json!({"onnx": onnx, "inputs": inputs, "outputs": ort}));
-            expected.push((case, fold_bn, ort, outputs));
+            expected.push((case, state_dict, fold_bn, ort, outputs));
         }
     }
     let reports = onnx_check(&jobs, &dir);
     assert_eq!(reports.len(), jobs.len());
-    for (report, (case, folded, ort, outputs)) in reports.iter().zip(&expected) {
-        check_report(report, &case.ir, *folded);
+    for (report, (case, state_dict, folded, ort, outputs)) in reports.iter().zip(&expected) {
+        check_report(report, &case.ir, state_dict, *folded);
         let ort = Tensor::read_safetensors(ort).unwrap();
         assert_eq!(ort.len(), outputs.len());
         for (name, ours) in outputs.iter() {
