@@ -162,8 +162,10 @@ pub struct Head {
     pub flat: i64,
 }
 
+/// A checked model's architecture: its layers, shapes and the positions HRank reads, without any
+/// weights (the run-time `vggdsl_runtime::Network` holds those, built from this).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Network {
+pub struct Architecture {
     pub spec: ModelSpec,
     pub features: Vec<Layer>,
     pub head: Head,
@@ -177,11 +179,22 @@ pub struct Network {
     pub conv_cfg: Vec<usize>,
 }
 
-impl Network {
+impl Architecture {
     /// Every layer with its Sequential's name, in module order.
     pub fn layers(&self) -> impl Iterator<Item = (&'static str, &Layer)> {
         let f = self.features.iter().map(|l| (names::FEATURES, l));
         f.chain(self.classifier.iter().map(|l| (names::CLASSIFIER, l)))
+    }
+
+    /// The convs in order: each one's position in `features`, name and output channels.
+    pub fn convs(&self) -> impl Iterator<Item = (usize, &str, i64)> {
+        self.features
+            .iter()
+            .enumerate()
+            .filter_map(|(p, l)| match l.kind {
+                LayerKind::Conv2d { out_channels, .. } => Some((p, l.name.as_str(), out_channels)),
+                _ => None,
+            })
     }
 }
 
@@ -244,7 +257,7 @@ fn pooled(size: i64, kernel: i64, stride: i64) -> i64 {
     }
 }
 
-pub fn lower(spec: &ModelSpec) -> Result<Network, LowerError> {
+pub fn lower(spec: &ModelSpec) -> Result<Architecture, LowerError> {
     let mut features = Vec::new();
     let mut block_outputs = Vec::new();
     let mut conv_cfg = Vec::new();
@@ -369,7 +382,7 @@ pub fn lower(spec: &ModelSpec) -> Result<Network, LowerError> {
             hidden,
         ),
     ];
-    let net = Network {
+    let net = Architecture {
         spec: spec.clone(),
         features,
         head,

@@ -1,8 +1,9 @@
 //! Syntax tree to checked networks. Reports every independent error at once, each pointing at
 //! the text that causes it.
 //!
-//! One file per concern: [`settings`] (the settings and their lists), [`init_rules`],
-//! [`idents`] (names and visibility), [`suggest`] (wording); this file checks a file's models
+//! One file per concern: [`settings`] (the settings and their lists), [`init_rules`], [`recipe`]
+//! (the train block, and the ranges [`check_recipe`] holds a recipe to), [`idents`] (names and
+//! visibility), [`suggest`] (wording); this file checks a file's models
 //! and turns lowering errors into diagnostics.
 
 mod idents;
@@ -13,9 +14,11 @@ mod suggest;
 
 use crate::ast::{self, Span, Spanned, Value};
 use crate::diagnostic::Diagnostic;
-use crate::ir::{self, LowerError, Network};
+use crate::ir::{self, Architecture, LowerError};
 use crate::presets;
 use crate::spec::{defaults, CfgItem, ModelSpec, KEYS};
+pub use recipe::{check_recipe, Milestones, RecipeError, MAX_BATCH, MAX_EPOCHS};
+
 use idents::generated_structs;
 use settings::{feature_convs, preset_cfg};
 use std::collections::HashMap;
@@ -35,7 +38,7 @@ pub const MAX_CFG: usize = 1024;
 pub const MAX_ERRORS: usize = 100;
 
 /// Checks every model of a file.
-pub fn check(file: &ast::File) -> Result<Vec<Network>, Vec<Diagnostic>> {
+pub fn check(file: &ast::File) -> Result<Vec<Architecture>, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let mut nets = Vec::new();
     // Every model name, and every struct name the generated code defines, with the model (and
@@ -119,7 +122,7 @@ impl Checker {
         self.errors.push(Diagnostic::new(span, message));
     }
 
-    fn model(&mut self, model: &ast::Model) -> Option<Network> {
+    fn model(&mut self, model: &ast::Model) -> Option<Architecture> {
         self.model_name(&model.name);
         if let Some(v) = &model.visibility {
             self.visibility(v);

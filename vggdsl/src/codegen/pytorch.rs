@@ -7,17 +7,14 @@
 //! not fit on one line exploded one item per line with a trailing comma), so that formatting the
 //! file changes nothing.
 
-use super::{model_doc, Origin};
+use super::{header_line, model_doc, Origin, PYTHON_HEADER};
 use crate::analysis;
 use crate::init::{self, Op};
-use crate::ir::{Layer, LayerKind, Network};
+use crate::ir::{Architecture, Layer, LayerKind};
 use crate::names;
 use crate::repr::NORM_OPTIONS;
 use crate::spec::CfgItem;
 use std::fmt;
-
-/// The header every generated Python file starts with.
-pub const GENERATED_HEADER: &str = "# @generated";
 
 /// black's line length.
 const WIDTH: usize = 88;
@@ -65,19 +62,13 @@ impl std::error::Error for Unsupported {}
 
 /// The module `vggdsl compile --target pytorch` writes: header, docstring, imports, the BatchNorm
 /// classes, then one class per model in file order.
-pub fn file(nets: &[Network], origin: &Origin) -> Result<String, Unsupported> {
+pub fn file(nets: &[Architecture], origin: &Origin) -> Result<String, Unsupported> {
     for net in nets {
         check_name(&net.spec.name)?;
     }
     let from = origin.file.as_deref().unwrap_or("vgg!");
     let mut py = Py::default();
-    py.line(
-        0,
-        &format!(
-            "{GENERATED_HEADER} by vggdsl from {}. Do not edit.",
-            escaped(from)
-        ),
-    );
+    py.line(0, &header_line(PYTHON_HEADER, &escaped(from)));
     py.line(
         0,
         &format!(
@@ -152,7 +143,7 @@ fn norm_classes(py: &mut Py) {
     }
 }
 
-fn model(py: &mut Py, net: &Network, origin: &Origin) {
+fn model(py: &mut Py, net: &Architecture, origin: &Origin) {
     let spec = &net.spec;
     let summary = analysis::summarize(net);
     py.blank();

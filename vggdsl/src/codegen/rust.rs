@@ -4,14 +4,14 @@
 use super::{model_doc, shape_text, Origin};
 use crate::analysis::{self, thousands};
 use crate::init::{self, Op};
-use crate::ir::{self, Layer, LayerKind, Network};
+use crate::ir::{self, Architecture, Layer, LayerKind};
 use crate::names;
 use crate::spec::CfgItem;
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::quote;
 
 /// The items of one model: structs, constructor, init, forward passes, repr.
-pub fn tokens(net: &Network, origin: &Origin) -> TokenStream {
+pub fn tokens(net: &Architecture, origin: &Origin) -> TokenStream {
     let spec = &net.spec;
     let name = ident(&spec.name);
     let vis = visibility(net);
@@ -222,7 +222,7 @@ fn fused(layers: &[Layer], section: &Ident) -> Vec<Fused> {
 }
 
 /// The inference model: BatchNorm folded, ReLU fused, conv weights prepacked for oneDNN.
-fn inference(net: &Network) -> TokenStream {
+fn inference(net: &Architecture) -> TokenStream {
     let spec = &net.spec;
     let name = ident(&spec.name);
     let vis = visibility(net);
@@ -291,13 +291,13 @@ fn inference(net: &Network) -> TokenStream {
 }
 
 /// The head between the Sequentials: the seed's `nn.AvgPool2d` (flattening follows).
-fn head(net: &Network) -> TokenStream {
+fn head(net: &Architecture) -> TokenStream {
     let (k, s) = (int(net.head.kernel), int(net.head.stride));
     quote!(::vggdsl_runtime::nn::AvgPool2d::new(#k, #s))
 }
 
 /// The model's visibility as written (`pub`, `pub(crate)`, …), for every generated item.
-fn visibility(net: &Network) -> TokenStream {
+fn visibility(net: &Architecture) -> TokenStream {
     let vis = net.spec.visibility.as_deref().unwrap_or("");
     vis.parse()
         .expect("the checker admits only valid visibilities")
@@ -330,7 +330,7 @@ fn layer_type(kind: &LayerKind) -> &'static str {
 }
 
 /// The runtime layer types the model uses, sorted, for the constructor's `use`.
-fn runtime_imports(net: &Network) -> Vec<Ident> {
+fn runtime_imports(net: &Architecture) -> Vec<Ident> {
     let mut types: Vec<&str> = net.layers().map(|(_, l)| layer_type(&l.kind)).collect();
     types.sort_unstable();
     types.dedup();
@@ -401,7 +401,7 @@ fn constructors(layers: &[Layer], section: &str) -> Vec<TokenStream> {
         .collect()
 }
 
-fn constants(net: &Network, s: &analysis::Summary) -> TokenStream {
+fn constants(net: &Architecture, s: &analysis::Summary) -> TokenStream {
     let [c, h, w] = net.spec.input.map(int);
     let classes = int(net.spec.num_classes);
     let cfg = net.spec.cfg.iter().map(|c| match c {
@@ -452,7 +452,7 @@ fn float(v: f64) -> Literal {
 }
 
 /// The rule pass, in PyTorch's `modules()` order, under `no_grad`.
-fn init_fn(net: &Network) -> Option<TokenStream> {
+fn init_fn(net: &Architecture) -> Option<TokenStream> {
     if net.spec.init.is_empty() {
         return None;
     }
@@ -500,7 +500,7 @@ fn init_fn(net: &Network) -> Option<TokenStream> {
 /// compiler removes, so one body serves both passes at no cost. One binding is reassigned, not
 /// shadowed, so that each activation is freed once the next exists (as in PyTorch's
 /// `Sequential`) unless autograd keeps it: shadowed bindings live to the end of the function.
-fn forward_body(net: &Network) -> TokenStream {
+fn forward_body(net: &Architecture) -> TokenStream {
     let mut stmts = Vec::new();
     for (pos, l) in net.features.iter().enumerate() {
         // The first layer reads the caller's `&Tensor`; later ones the previous output.
@@ -557,7 +557,7 @@ fn raw_string(s: &str) -> Literal {
 }
 
 /// The file `vggdsl compile` writes: header, then every model, formatted by prettyplease.
-pub fn file(nets: &[Network], origin: &Origin) -> String {
+pub fn file(nets: &[Architecture], origin: &Origin) -> String {
     let items: TokenStream = nets.iter().map(|n| tokens(n, origin)).collect();
     let syntax: syn::File = syn::parse2(items).expect("generated code is valid Rust");
     let from = origin.file.as_deref().unwrap_or("vgg!");
@@ -565,8 +565,8 @@ pub fn file(nets: &[Network], origin: &Origin) -> String {
     // prettyplease packs items together; a blank line after each top-level item reads better.
     let spaced = code.replace("\n}\n", "\n}\n\n");
     format!(
-        "{} by vggdsl from {from}. Do not edit.\n\n{}",
-        crate::GENERATED_HEADER,
-        spaced.trim_end_matches('\n').to_owned() + "\n"
+        "{}\n\n{}\n",
+        super::header_line(super::RUST_HEADER, from),
+        spaced.trim_end_matches('\n')
     )
 }
