@@ -24,9 +24,11 @@ use std::time::Instant;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde_json::{json, Value};
+use serde_json::Value;
+use vggdsl::files::bench::{BenchResults, BenchRow};
 use vggdsl_runtime::tch::{self, nn, nn::ModuleT, CModule, Device, Kind, Tensor};
 use vggdsl_runtime::Network;
+use vggdsl_test_support::pytorch;
 
 vggdsl_runtime::include_vgg!("vgg16_bn");
 vggdsl_runtime::include_vgg!("hrank_vgg16_pruned");
@@ -65,8 +67,7 @@ fn time(f: &dyn Fn() -> Tensor) -> f64 {
 
 /// The PyTorch process's figures at `threads`, after it wrote its frozen TorchScript to `script`.
 fn python(threads: i64, iters: usize, script: &str, batches: &[i64], reuse: bool) -> Value {
-    let python = std::env::var("VGGDSL_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = Command::new(python)
+    let out = Command::new(pytorch::interpreter())
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/torch_bench.py"))
         .args(reuse.then_some(REUSE_FREED_MEMORY))
         .args([threads.to_string(), iters.to_string(), script.to_owned()])
@@ -319,11 +320,15 @@ fn main() {
                     ratio[0],
                     ratio[2]
                 );
-                rows.push(json!({
-                    "variant": variant, "threads": t, "batch": b,
-                    "images_per_second": b as f64 / seconds, "ratio": ratio[1],
-                    "ratio_q1": ratio[0], "ratio_q3": ratio[2],
-                }));
+                rows.push(BenchRow {
+                    variant: variant.to_owned(),
+                    threads: t,
+                    batch: b,
+                    images_per_second: b as f64 / seconds,
+                    ratio: Some(ratio[1]),
+                    ratio_q1: Some(ratio[0]),
+                    ratio_q3: Some(ratio[2]),
+                });
             };
             for (name, label) in [
                 ("eager", "PyTorch eager"),
@@ -373,9 +378,12 @@ fn main() {
             std::thread::available_parallelism().map_or(0, |n| n.get()),
             torch_version
         );
-        let results = json!({"model": "Vgg16Bn (the seed)", "machine": machine, "rows": rows});
-        std::fs::write(&path, serde_json::to_string_pretty(&results).unwrap())
-            .expect("the results file is written");
+        let results = BenchResults {
+            model: "Vgg16Bn (the seed)".to_owned(),
+            machine: Some(machine),
+            rows,
+        };
+        std::fs::write(&path, results.to_json()).expect("the results file is written");
         println!("\nwrote {path}");
     }
     if let Some(vggdsl) = arg("--vggdsl") {

@@ -3,7 +3,7 @@
 //!
 //! The vggdsl side is `vggdsl train`'s step: the run-time `Network` built from
 //! `examples/vgg16_bn.vgg`, fed by the data loader (CIFAR-10 binary files of synthetic images,
-//! HRank's crop and flip on a background thread) and stepped by `train::train_step` (forward,
+//! HRank's crop and flip on a background thread) and stepped by `trainer::train_step` (forward,
 //! cross-entropy, backward, the PyTorch-exact SGD), in a process with `vggdsl train`'s malloc
 //! setting (`vggdsl_runtime::memory`). Two long-lived PyTorch processes (`bench/train_bench.py`),
 //! driven through pipes, run the seed's eager loop: one as PyTorch runs by default, one with the
@@ -15,10 +15,7 @@
 //!
 //! Options: `--threads N` (2), `--rounds N` (8), `--steps N` per burst (5), `--batch N` (128),
 //! `--script PATH` (a copy of `bench/train_bench.py`, with `malloc.py` beside it and
-//! `../tests/python/seed_vgg.py`).
-
-#[path = "../tests/support/cifar.rs"]
-mod cifar;
+//! `../test-support/python/seed_vgg.py`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::num::NonZeroUsize;
@@ -26,10 +23,12 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use vggdsl_runtime::data::{Augment, Batches, Dataset, ImageSet, Split};
 use vggdsl_runtime::tch::{self, nn::VarStore, Device};
-use vggdsl_runtime::train::{self, Sgd, SgdConfig, EVAL_BATCH};
 use vggdsl_runtime::Network;
+use vggdsl_test_support::{cifar, pytorch};
+use vggdsl_train::data::{Augment, Batches, Dataset, ImageSet, Split};
+use vggdsl_train::sgd::{Sgd, SgdConfig};
+use vggdsl_train::trainer::{self, EVAL_BATCH};
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -56,7 +55,7 @@ fn main() {
         println!("(glibc refused the 1 GiB mmap threshold: blocks above 32 MiB keep mappings)");
     }
 
-    let data = tempfile::tempdir().unwrap();
+    let data = vggdsl_test_support::tempdir();
     // 5 × 1,024 training images, 2,560 test images.
     cifar::write_cifar10(data.path(), 1024, 2560);
     let train_set = ImageSet::load(Dataset::Cifar10, Split::Train, data.path()).unwrap();
@@ -87,7 +86,7 @@ fn main() {
             loader = train_set.epoch(batch_size, Augment::HRANK, 0, epoch);
             loader.next().unwrap()
         });
-        train::train_step(&net, &mut sgd, &b, recipe.lr).unwrap();
+        trainer::train_step(&net, &mut sgd, &b, recipe.lr).unwrap();
         t.elapsed().as_secs_f64()
     };
 
@@ -168,7 +167,7 @@ fn main() {
     let t = Instant::now();
     let eval_batch = NonZeroUsize::new(EVAL_BATCH).unwrap();
     let stop = AtomicBool::new(false);
-    train::evaluate(&net, &test_set, eval_batch, &stop, &mut |_, _| {}).unwrap();
+    trainer::evaluate(&net, &test_set, eval_batch, &stop, &mut |_, _| {}).unwrap();
     let test_pass = t.elapsed().as_secs_f64() * 10_000.0 / test_set.len() as f64;
     let steps_per_epoch = 50_000usize.div_ceil(batch);
     let epoch_seconds = steps_per_epoch as f64 * r + test_pass;
@@ -193,8 +192,7 @@ impl Torch {
     /// Starts the PyTorch side; `reuse_freed_memory` gives it the malloc setting that
     /// `vggdsl train` uses (`vggdsl_runtime::memory`).
     fn spawn(script: &str, threads: usize, batch: usize, reuse_freed_memory: bool) -> Torch {
-        let python = std::env::var("VGGDSL_PYTHON").unwrap_or_else(|_| "python3".into());
-        let mut child = Command::new(python)
+        let mut child = Command::new(pytorch::interpreter())
             .args([script, &threads.to_string(), &batch.to_string()])
             .args(reuse_freed_memory.then_some("--reuse-freed-memory"))
             .stdin(Stdio::piped())

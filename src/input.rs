@@ -1,8 +1,17 @@
-//! Reading a FILE argument: a path, or `-` for standard input.
+//! Reading the command's inputs: a FILE argument (a path, or `-` for standard input), its model,
+//! a ranks file.
 
-use crate::failure::{Failure, UNREADABLE};
+#[cfg(feature = "torch")]
+use crate::exit::MODEL;
+use crate::exit::{FAILED, UNREADABLE};
+use crate::failure::Failure;
 use crate::FileArg;
 use std::io::Read;
+use std::path::Path;
+use vggdsl::files::ranks::{RanksFile, ReadError};
+use vggdsl::Architecture;
+#[cfg(feature = "torch")]
+use vggdsl::PickError;
 
 /// The most a FILE may hold. Models take a few hundred bytes each; the bound stops devices such
 /// as `/dev/zero` from being read until memory runs out.
@@ -58,7 +67,36 @@ pub fn read_up_to(file: &FileArg, max_bytes: u64) -> Result<Source, Failure> {
 }
 
 /// The checked networks of a FILE.
-pub fn load(file: &FileArg) -> Result<Vec<vggdsl::Network>, Failure> {
+pub fn load(file: &FileArg) -> Result<Vec<Architecture>, Failure> {
     let source = read(file)?;
     vggdsl::load(&source.text, &source.name).map_err(|d| Failure::invalid(&d))
+}
+
+/// The model of `models` (FILE's, which goes by `file`) that `--model NAME` names, or FILE's
+/// only model without it.
+#[cfg(feature = "torch")]
+pub fn model<'a>(
+    models: &'a [Architecture],
+    name: Option<&str>,
+    file: &str,
+) -> Result<&'a Architecture, Failure> {
+    vggdsl::pick(models, name, file).map_err(|e| match e {
+        PickError::Several { .. } => {
+            Failure::new(MODEL, format_args!("{e}; choose one with --model NAME"))
+        }
+        PickError::NoSuchModel { .. } => Failure::new(MODEL, e),
+    })
+}
+
+/// A ranks file of `vggdsl rank`.
+pub fn ranks(path: &Path) -> Result<RanksFile, Failure> {
+    RanksFile::read(path).map_err(ranks_failure)
+}
+
+/// A ranks file that cannot be read is exit 2, one that is not a ranks file exit 1.
+pub fn ranks_failure(error: ReadError) -> Failure {
+    match error {
+        ReadError::Io { .. } => Failure::new(UNREADABLE, error),
+        ReadError::Format { .. } => Failure::new(FAILED, error),
+    }
 }

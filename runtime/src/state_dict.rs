@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 
@@ -504,30 +504,18 @@ fn tensor_from_bytes(bytes: &[u8], shape: &[i64], kind: Kind) -> Option<Tensor> 
 
 /// Writes every variable of `vs` to a `.safetensors` file, named by its variable name and with
 /// its own dtype, which PyTorch reads with `safetensors.torch.load_file`. The file is written
-/// beside `path` and renamed over it, so a failed save never leaves half a file.
+/// whole ([`vggdsl::atomic`]), so a failed save never leaves half a file.
 pub fn save_state_dict(vs: &VarStore, path: impl AsRef<Path>) -> Result<(), SaveError> {
     let path = path.as_ref();
-    let tensors = cpu_views(vs.variables())?;
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    safetensors::tensor::serialize_to_file(tensors, &pt_metadata(), &partial)
-        .map_err(|e| match e {
-            SafeTensorError::IoError(e) => e,
-            e => io::Error::other(format!("{e:?}")),
-        })
-        .and_then(|()| fs::rename(&partial, path))
-        .map_err(|source| {
-            let _ = fs::remove_file(&partial);
-            SaveError::Io {
-                path: path.into(),
-                source,
-            }
-        })
+    let bytes = safetensors_bytes(vs.variables())?;
+    vggdsl::atomic::write(path, &bytes).map_err(|source| SaveError::Io {
+        path: path.into(),
+        source,
+    })
 }
 
 /// The bytes of a `.safetensors` file holding `tensors`, as [`save_state_dict`] writes them, for
-/// callers that write several files together (the trainer's checkpoints).
+/// callers that write several files together (checkpoints, a pruned model's files).
 pub fn safetensors_bytes(
     tensors: impl IntoIterator<Item = (String, Tensor)>,
 ) -> Result<Vec<u8>, SaveError> {

@@ -25,7 +25,7 @@ import json
 import os
 import sys
 
-sys.dont_write_bytecode = True  # keep tests/python free of __pycache__
+sys.dont_write_bytecode = True  # keep this folder free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402

@@ -1,6 +1,6 @@
 """Checks that seed_vgg.py / reference.py reproduce the seed before Rust tests trust them.
 
-    $VGGDSL_PYTHON tests/python/selfcheck.py        # exits non-zero on the first failed check
+    $VGGDSL_PYTHON test-support/python/selfcheck.py   # exits non-zero on the first failed check
 """
 
 import contextlib

@@ -1,5 +1,4 @@
-//! Small CIFAR-10 files in the real binary format, for the training tests of both packages
-//! (`tests/train.rs`, `runtime/tests/train.rs`, which include this file by path).
+//! Small CIFAR-10 files in the real binary format, for the training tests.
 
 use std::path::Path;
 

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use vggdsl_runtime::data::{Batches, Dataset, ImageSet, Split};
+use vggdsl_train::data::{Batches, Dataset, ImageSet, Split};
 
 const BATCH: NonZeroUsize = match NonZeroUsize::new(128) {
     Some(b) => b,
@@ -24,7 +24,7 @@ const BATCH: NonZeroUsize = match NonZeroUsize::new(128) {
 const EPOCHS: u64 = 3;
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let tmp = tempfile::tempdir()?;
+    let tmp = vggdsl_test_support::tempdir();
     write_synthetic_cifar10(tmp.path())?;
     bench(Dataset::Cifar10, "CIFAR-10-shaped synthetic", tmp.path())?;
 

@@ -7,20 +7,17 @@
 //! was, and no file is ever half-written. `state.json` records a CRC-32 of the two files a resume
 //! reads, so a set mixed from two saves (a kill between two renames) is refused, never trained on.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use vggdsl::atomic::{self, Pending};
+use vggdsl::check::{check_recipe, Milestones};
+use vggdsl::files::run::{BEST, LAST, METRICS, OPTIMIZER, STATE};
 use vggdsl::spec::{Recipe, Schedule};
 
-use super::TrainError;
-
-pub const LAST: &str = "last.safetensors";
-pub const BEST: &str = "best.safetensors";
-pub const OPTIMIZER: &str = "optimizer.safetensors";
-pub const STATE: &str = "state.json";
-pub const METRICS: &str = "metrics.jsonl";
+use crate::error::TrainError;
 
 /// The version of `state.json`'s layout.
 const FORMAT: u32 = 1;
@@ -145,7 +142,7 @@ mod recipe_json {
 }
 
 impl RunState {
-    pub(super) fn new(model: &str, dataset: &str, train_images: usize, recipe: Recipe) -> Self {
+    pub(crate) fn new(model: &str, dataset: &str, train_images: usize, recipe: Recipe) -> Self {
         RunState {
             format: FORMAT,
             model: model.into(),
@@ -200,12 +197,12 @@ impl RunDir {
                 state.format
             )));
         }
-        super::check_recipe(&state.recipe).map_err(bad)?;
+        check_recipe(&state.recipe, Milestones::PastTheEnd).map_err(|e| bad(e.to_string()))?;
         Ok(Some(state))
     }
 
     /// Checks one of the files a resume reads against the CRC its state recorded.
-    pub(super) fn check(&self, name: &'static str, crc: u32) -> Result<(), TrainError> {
+    pub(crate) fn check(&self, name: &'static str, crc: u32) -> Result<(), TrainError> {
         let path = self.file(name);
         let bytes = fs::read(&path).map_err(|source| TrainError::Io {
             path: path.clone(),
@@ -222,7 +219,7 @@ impl RunDir {
 
     /// The lines of `metrics.jsonl` for the first `epochs` epochs: a file the last save did not
     /// finish with (none yet, or lines from an epoch the checkpoint does not cover) is cut there.
-    pub(super) fn metrics(&self, epochs: u32) -> Result<Vec<String>, TrainError> {
+    pub(crate) fn metrics(&self, epochs: u32) -> Result<Vec<String>, TrainError> {
         let path = self.file(METRICS);
         match fs::read_to_string(&path) {
             Ok(text) => Ok(text
@@ -238,7 +235,7 @@ impl RunDir {
     /// Writes the checkpoint: `last` and `optimizer` (safetensors bytes), `best` (the same as
     /// `last`, when this epoch is the best so far), `metrics` (all lines, at the end of an epoch)
     /// and `state`, whose CRCs are filled in here. All or nothing, as the module says.
-    pub(super) fn save(
+    pub(crate) fn save(
         &self,
         state: &mut RunState,
         last: &[u8],
@@ -274,66 +271,18 @@ impl RunDir {
             source,
             intact,
         };
-        let staged = files
+        let pending = files
             .iter()
             .map(|&(name, bytes)| {
-                Staged::write(&self.file(name), bytes).map_err(|e| save_error(name, e, true))
+                Pending::new(&self.file(name), bytes).map_err(|e| save_error(name, e, true))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        for (file, (name, _)) in staged.into_iter().zip(&files) {
-            file.commit().map_err(|e| save_error(name, e, false))?;
+        for (file, (name, _)) in pending.into_iter().zip(&files) {
+            file.persist().map_err(|e| save_error(name, e, false))?;
         }
-        // The renames are durable once the folder is synced.
-        File::open(&self.path)
-            .and_then(|dir| dir.sync_all())
-            .map_err(|e| save_error(STATE, e, false))?;
+        atomic::sync_dir(&self.path).map_err(|e| save_error(STATE, e, false))?;
         *state = saved;
         Ok(())
-    }
-}
-
-/// A file written in full and synced under a hidden temporary name beside its destination,
-/// removed unless [`Staged::commit`] renames it into place.
-struct Staged {
-    temp: PathBuf,
-    path: PathBuf,
-    committed: bool,
-}
-
-impl Staged {
-    fn write(path: &Path, bytes: &[u8]) -> io::Result<Staged> {
-        let name = path.file_name().expect("checkpoint files have names");
-        let mut temp_name = std::ffi::OsString::from(".");
-        temp_name.push(name);
-        temp_name.push(format!(".{}.tmp", std::process::id()));
-        let staged = Staged {
-            temp: path.with_file_name(temp_name),
-            path: path.to_path_buf(),
-            committed: false,
-        };
-        // Truncating: a file of this name is left from a killed process with the same id.
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&staged.temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        Ok(staged)
-    }
-
-    fn commit(mut self) -> io::Result<()> {
-        fs::rename(&self.temp, &self.path)?;
-        self.committed = true;
-        Ok(())
-    }
-}
-
-impl Drop for Staged {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = fs::remove_file(&self.temp);
-        }
     }
 }
 

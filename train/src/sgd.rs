@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use tch::nn::VarStore;
 use tch::{TchError, Tensor};
 
-use crate::ops::{grad_to_none, sgd_step};
-use crate::state_dict::Mismatch;
+use vggdsl_runtime::ops::{grad_to_none, sgd_step};
+use vggdsl_runtime::state_dict::Mismatch;
 
 /// The hyper-parameters that stay fixed during a run (the learning rate follows a schedule and
 /// is passed to each [`Sgd::step`]). Dampening is PyTorch's default, 0.

@@ -8,151 +8,25 @@
 //! also from the middle of an epoch, since the batches of an epoch depend only on the seed and
 //! the epoch ([`crate::data`]) and the optimiser state is saved whole ([`Sgd`]).
 
-mod checkpoint;
-mod sgd;
-
-pub use checkpoint::{
-    Best, Crcs, EpochSums, RunDir, RunState, BEST, LAST, METRICS, OPTIMIZER, STATE,
-};
-pub use sgd::{Sgd, SgdConfig};
-
 use std::num::NonZeroUsize;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use serde::Serialize;
 use tch::nn::{ModuleT, VarStore};
 use tch::{Kind, Reduction, TchError, Tensor};
-use vggdsl::spec::{Recipe, Schedule};
+use vggdsl::files::metrics::EpochMetrics;
+use vggdsl::files::run::{LAST, OPTIMIZER};
+use vggdsl::spec::Recipe;
+use vggdsl_runtime::state_dict;
 
-use crate::data::{Batch, Dataset, ImageSet};
-use crate::state_dict::{self, LoadError, Mismatch, SaveError};
+use crate::checkpoint::{Best, EpochSums, RunDir, RunState};
+use crate::data::{Batch, ImageSet};
+use crate::error::TrainError;
+use crate::sgd::{Sgd, SgdConfig};
 
 /// The batch size of evaluation passes: large enough to keep the cores busy, small enough for
 /// the seed network's activations to stay in a few hundred MB.
 pub const EVAL_BATCH: usize = 256;
-
-/// Why training or evaluation stopped; each message is one sentence.
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    #[error(transparent)]
-    Data(#[from] crate::data::DataError),
-    #[error("{} already holds a training run ({STATE}); resume it or choose another folder", dir.display())]
-    RunExists { dir: PathBuf },
-    #[error("{} holds no training run to resume (no {STATE})", dir.display())]
-    NoRun { dir: PathBuf },
-    #[error("{} is not a vggdsl run state: {reason}", path.display())]
-    BadState { path: PathBuf, reason: String },
-    #[error("the run in {} trains model {saved}, not {model}", dir.display())]
-    OtherModel {
-        dir: PathBuf,
-        saved: String,
-        model: String,
-    },
-    #[error(
-        "the run in {} trained on {saved} ({saved_images} training images), but the data given \
-         is {dataset} ({images} training images)",
-        dir.display()
-    )]
-    OtherData {
-        dir: PathBuf,
-        saved: String,
-        saved_images: usize,
-        dataset: Dataset,
-        images: usize,
-    },
-    #[error(
-        "{} does not belong to the checkpoint that {} describes: a save was cut short or the \
-         file was replaced, so the run cannot continue exactly",
-        dir.join(file).display(),
-        dir.join(STATE).display()
-    )]
-    Inconsistent { dir: PathBuf, file: &'static str },
-    #[error("the run has trained {done} epochs, more than the {epochs} asked for")]
-    EpochsDone { done: u32, epochs: u32 },
-    #[error(transparent)]
-    Load(#[from] LoadError),
-    #[error("{} does not match the model's parameters: {}", path.display(), mismatches[0])]
-    OptimizerState {
-        path: PathBuf,
-        mismatches: Vec<Mismatch>,
-    },
-    #[error(
-        "cannot save the checkpoint in {}: writing {file} failed: {source}; {}",
-        dir.display(),
-        if *intact { "the previous checkpoint there is intact" } else { "it may be incomplete" }
-    )]
-    Save {
-        dir: PathBuf,
-        file: String,
-        source: std::io::Error,
-        /// Whether every file of the previous checkpoint is still in place.
-        intact: bool,
-    },
-    #[error("cannot save the checkpoint: {0}")]
-    Serialize(#[from] SaveError),
-    #[error(
-        "the loss became {loss} in epoch {epoch}, batch {batch}: training diverged, probably \
-         from too high a learning rate (nothing after the last checkpoint was saved)"
-    )]
-    Diverged { epoch: u32, batch: usize, loss: f64 },
-    #[error("cannot create the run folder {}: {source}", dir.display())]
-    CreateDir {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot read {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("libtorch failed: {0}")]
-    Torch(#[from] TchError),
-}
-
-/// Checks a recipe from the command line or a `state.json` by the ranges the language gives
-/// its `train` block (docs/language.md), except that milestones past the last epoch are allowed
-/// (they never apply): `--epochs 10` on the seed's recipe must not fail over its milestone 50.
-/// The error is a sentence naming the setting.
-pub fn check_recipe(recipe: &Recipe) -> Result<(), String> {
-    let within = |name: &str, v: f64, ok: bool, range: &str| {
-        if ok && v.is_finite() {
-            Ok(())
-        } else {
-            Err(format!("{name} must be {range}, not {v}"))
-        }
-    };
-    if !(1..=1_000_000).contains(&recipe.epochs) {
-        return Err(format!(
-            "epochs must be from 1 to 1,000,000, not {}",
-            recipe.epochs
-        ));
-    }
-    if !(1..=1 << 16).contains(&recipe.batch_size) {
-        return Err(format!(
-            "batch_size must be from 1 to 65,536, not {}",
-            recipe.batch_size
-        ));
-    }
-    within("lr", recipe.lr, recipe.lr > 0.0, "a positive number")?;
-    let m = recipe.momentum;
-    within("momentum", m, (0.0..1.0).contains(&m), "a number in [0, 1)")?;
-    let wd = recipe.weight_decay;
-    within("weight_decay", wd, wd >= 0.0, "a number ≥ 0")?;
-    if recipe.nesterov && recipe.momentum == 0.0 {
-        return Err("Nesterov momentum needs a momentum above 0".into());
-    }
-    if let Schedule::MultiStep { milestones, gamma } = &recipe.schedule {
-        let g = *gamma;
-        within("gamma", g, g > 0.0 && g <= 1.0, "a number in (0, 1]")?;
-        if milestones.windows(2).any(|w| w[0] >= w[1]) {
-            let list: Vec<String> = milestones.iter().map(u32::to_string).collect();
-            return Err(format!("milestones must increase, not {}", list.join(",")));
-        }
-    }
-    Ok(())
-}
 
 /// One training step as PyTorch's loop takes it: zero the gradients, forward in train mode,
 /// mean cross-entropy, backward, SGD step. Returns the loss and how many images it got right.
@@ -250,22 +124,6 @@ pub fn evaluate(
         correct,
         images,
     }))
-}
-
-/// One line of `metrics.jsonl`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EpochMetrics {
-    /// Counted from 1.
-    pub epoch: u32,
-    /// Mean training loss over the epoch's images (each batch's mean loss, weighted by its size).
-    pub loss: f64,
-    pub train_accuracy: f64,
-    pub test_accuracy: f64,
-    pub test_loss: f64,
-    /// The learning rate of the epoch.
-    pub lr: f64,
-    /// Wall time of the epoch, its evaluation included.
-    pub seconds: f64,
 }
 
 /// Where training stands after a batch.
@@ -445,56 +303,9 @@ impl<'a> Trainer<'a> {
         stop: &AtomicBool,
         observer: &mut dyn Observer,
     ) -> Result<Outcome, TrainError> {
-        let recipe = self.state.recipe.clone();
-        let batch_size = self.batch_size();
-        let batches = self.batches();
-        let augment = self.data.train.dataset().train_augment();
-        while self.state.epoch < recipe.epochs {
-            let epoch = self.state.epoch;
-            let lr = recipe.lr_at(epoch);
+        while self.state.epoch < self.state.recipe.epochs {
             let started = Instant::now();
-            let mut images = 0u64;
-            let progress = |state: &RunState, images: u64| Progress {
-                epoch,
-                epochs: recipe.epochs,
-                batch: state.batch,
-                batches,
-                loss: state.sums.loss / state.sums.images.max(1) as f64,
-                accuracy: state.sums.correct as f64 / state.sums.images.max(1) as f64,
-                images,
-                seconds: started.elapsed().as_secs_f64(),
-            };
-            observer.epoch_start(&progress(&self.state, 0));
-            let loader = self.data.train.epoch_from(
-                batch_size,
-                augment,
-                recipe.seed,
-                u64::from(epoch),
-                self.state.batch,
-            );
-            for batch in loader {
-                if stop.load(Ordering::Relaxed) {
-                    return self.stop(started);
-                }
-                let (loss, right) = train_step(self.model, &mut self.sgd, &batch, lr)?;
-                if !loss.is_finite() {
-                    return Err(TrainError::Diverged {
-                        epoch: epoch + 1,
-                        batch: self.state.batch + 1,
-                        loss,
-                    });
-                }
-                let n = batch.labels.size()[0] as u64;
-                let sums = &mut self.state.sums;
-                sums.loss += loss * n as f64;
-                sums.correct += right;
-                sums.images += n;
-                self.state.batch += 1;
-                self.state.step += 1;
-                images += n;
-                observer.batch(&progress(&self.state, images));
-            }
-            if stop.load(Ordering::Relaxed) {
+            if !self.train_epoch(stop, observer, started)? || stop.load(Ordering::Relaxed) {
                 return self.stop(started);
             }
             let Some(test) = evaluate(
@@ -507,35 +318,103 @@ impl<'a> Trainer<'a> {
             else {
                 return self.stop(started);
             };
-            let sums = self.state.sums;
-            let metrics = EpochMetrics {
-                epoch: epoch + 1,
-                loss: sums.loss / sums.images.max(1) as f64,
-                train_accuracy: sums.correct as f64 / sums.images.max(1) as f64,
-                test_accuracy: test.accuracy(),
-                test_loss: test.loss,
-                lr,
-                seconds: sums.seconds + started.elapsed().as_secs_f64(),
-            };
-            let best = match self.state.best {
-                Some(b) => metrics.test_accuracy > b.test_accuracy,
-                None => true,
-            };
-            if best {
-                self.state.best = Some(Best {
-                    epoch: epoch + 1,
-                    test_accuracy: metrics.test_accuracy,
-                });
-            }
-            self.metrics
-                .push(serde_json::to_string(&metrics).expect("metrics serialize"));
-            self.state.epoch += 1;
-            self.state.batch = 0;
-            self.state.sums = EpochSums::default();
-            self.save(best, true)?;
-            observer.epoch_end(&metrics, best);
+            self.end_epoch(&test, started, observer)?;
         }
         Ok(Outcome::Finished)
+    }
+
+    /// Trains the batches of the current epoch that are left; `false` when `stop` is raised
+    /// before its last batch.
+    fn train_epoch(
+        &mut self,
+        stop: &AtomicBool,
+        observer: &mut dyn Observer,
+        started: Instant,
+    ) -> Result<bool, TrainError> {
+        let recipe = &self.state.recipe;
+        let (epoch, epochs, seed) = (self.state.epoch, recipe.epochs, recipe.seed);
+        let lr = recipe.lr_at(epoch);
+        let batches = self.batches();
+        let mut images = 0u64;
+        let progress = |state: &RunState, images: u64| Progress {
+            epoch,
+            epochs,
+            batch: state.batch,
+            batches,
+            loss: state.sums.loss / state.sums.images.max(1) as f64,
+            accuracy: state.sums.correct as f64 / state.sums.images.max(1) as f64,
+            images,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        observer.epoch_start(&progress(&self.state, 0));
+        let augment = self.data.train.dataset().train_augment();
+        let loader = self.data.train.epoch_from(
+            self.batch_size(),
+            augment,
+            seed,
+            u64::from(epoch),
+            self.state.batch,
+        );
+        for batch in loader {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            let (loss, right) = train_step(self.model, &mut self.sgd, &batch, lr)?;
+            if !loss.is_finite() {
+                return Err(TrainError::Diverged {
+                    epoch: epoch + 1,
+                    batch: self.state.batch + 1,
+                    loss,
+                });
+            }
+            let n = batch.labels.size()[0] as u64;
+            let sums = &mut self.state.sums;
+            sums.loss += loss * n as f64;
+            sums.correct += right;
+            sums.images += n;
+            self.state.batch += 1;
+            self.state.step += 1;
+            images += n;
+            observer.batch(&progress(&self.state, images));
+        }
+        Ok(true)
+    }
+
+    /// After the test pass: the epoch's figures, whether it is the best so far, its checkpoint.
+    fn end_epoch(
+        &mut self,
+        test: &Evaluation,
+        started: Instant,
+        observer: &mut dyn Observer,
+    ) -> Result<(), TrainError> {
+        let epoch = self.state.epoch;
+        let sums = self.state.sums;
+        let metrics = EpochMetrics {
+            epoch: epoch + 1,
+            loss: sums.loss / sums.images.max(1) as f64,
+            train_accuracy: sums.correct as f64 / sums.images.max(1) as f64,
+            test_accuracy: test.accuracy(),
+            test_loss: test.loss,
+            lr: self.state.recipe.lr_at(epoch),
+            seconds: sums.seconds + started.elapsed().as_secs_f64(),
+        };
+        let best = match self.state.best {
+            Some(b) => metrics.test_accuracy > b.test_accuracy,
+            None => true,
+        };
+        if best {
+            self.state.best = Some(Best {
+                epoch: epoch + 1,
+                test_accuracy: metrics.test_accuracy,
+            });
+        }
+        self.metrics.push(metrics.to_line());
+        self.state.epoch += 1;
+        self.state.batch = 0;
+        self.state.sums = EpochSums::default();
+        self.save(best, true)?;
+        observer.epoch_end(&metrics, best);
+        Ok(())
     }
 
     /// Saves a checkpoint where the run stands and reports it stopped.

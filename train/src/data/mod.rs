@@ -9,7 +9,7 @@
 //!
 //! ```no_run
 //! use std::num::NonZeroUsize;
-//! use vggdsl_runtime::data::{Dataset, ImageSet, Split};
+//! use vggdsl_train::data::{Dataset, ImageSet, Split};
 //!
 //! let dataset = Dataset::Cifar10;
 //! dataset.check_model("Vgg16Bn", [3, 32, 32], 10)?;
@@ -20,7 +20,7 @@
 //!         let (_images, _labels) = (b.images, b.labels); // f32 [B, 3, 32, 32], i64 [B]
 //!     }
 //! }
-//! # Ok::<(), vggdsl_runtime::data::DataError>(())
+//! # Ok::<(), vggdsl_train::data::DataError>(())
 //! ```
 
 mod augment;

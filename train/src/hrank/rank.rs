@@ -7,8 +7,9 @@
 //! [`map_ranks`] call ranks all channels of all images of a batch.
 
 use tch::{Kind, Tensor};
-
-use crate::Network;
+use vggdsl::files::ranks::RanksFile;
+use vggdsl::Architecture;
+use vggdsl_runtime::Network;
 
 /// The rank of every channel's H×W map of every image: `maps` `[B, C, H, W]` gives int64
 /// `[B, C]`. This is `torch.linalg.matrix_rank` with its default tolerance (singular values
@@ -30,13 +31,13 @@ pub struct RankSums {
 
 impl RankSums {
     pub fn new(net: &Network) -> Self {
-        let convs = super::convs(net.ir());
+        let ir = net.ir();
         RankSums {
             model: net.spec().name.clone(),
-            convs: convs.iter().map(|&(_, name, _)| name.to_owned()).collect(),
-            sums: convs
-                .iter()
-                .map(|&(.., c)| Tensor::zeros([c], (Kind::Int64, tch::Device::Cpu)))
+            convs: ir.convs().map(|(_, name, _)| name.to_owned()).collect(),
+            sums: ir
+                .convs()
+                .map(|(.., c)| Tensor::zeros([c], (Kind::Int64, tch::Device::Cpu)))
                 .collect(),
             images: 0,
         }
@@ -61,8 +62,9 @@ impl RankSums {
         self.images
     }
 
-    /// Mean rank per filter, each the exact sum divided once by the number of images.
-    pub fn means(&self) -> Ranks {
+    /// Mean rank per filter, each the exact sum divided once by the number of images: what
+    /// `ranks.json` holds.
+    pub fn means(&self) -> RanksFile {
         let n = self.images.max(1) as f64;
         let convs = self
             .convs
@@ -73,7 +75,7 @@ impl RankSums {
                 (name.clone(), sum.iter().map(|&s| s as f64 / n).collect())
             })
             .collect();
-        Ranks {
+        RanksFile {
             model: self.model.clone(),
             images: self.images,
             convs,
@@ -81,17 +83,7 @@ impl RankSums {
     }
 }
 
-/// Mean feature-map rank of every filter of every conv: what `ranks.json` holds.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Ranks {
-    /// The model that was ranked.
-    pub model: String,
-    pub images: i64,
-    /// `(conv name, mean rank per filter)`, in conv order.
-    pub convs: Vec<(String, Vec<f64>)>,
-}
-
-/// Why a [`Ranks`] does not fit a network: one sentence naming the conv.
+/// Why a [`RanksFile`] does not fit a network: one sentence naming the conv.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RanksMismatch {
     #[error("it ranks model {ranked}, whose convs are {found}, but {model}'s are {expected}")]
@@ -111,41 +103,43 @@ pub enum RanksMismatch {
     },
 }
 
-impl Ranks {
-    /// The mean ranks per conv of `ir`, checked to be one per filter of each of its convs.
-    pub fn scores_for(&self, ir: &vggdsl::Network) -> Result<Vec<&[f64]>, RanksMismatch> {
-        let convs = super::convs(ir);
-        let names = |it: &mut dyn Iterator<Item = &str>| it.collect::<Vec<_>>().join(", ");
-        if self.convs.len() != convs.len()
-            || self
-                .convs
-                .iter()
-                .zip(&convs)
-                .any(|((a, _), (_, b, _))| a != b)
-        {
-            return Err(RanksMismatch::Convs {
-                ranked: self.model.clone(),
-                model: ir.spec.name.clone(),
-                found: names(&mut self.convs.iter().map(|(n, _)| n.as_str())),
-                expected: names(&mut convs.iter().map(|&(_, n, _)| n)),
-            });
-        }
-        self.convs
+/// The mean ranks per conv of `ir`, checked to be one per filter of each of its convs.
+pub fn scores_for<'a>(
+    ranks: &'a RanksFile,
+    ir: &Architecture,
+) -> Result<Vec<&'a [f64]>, RanksMismatch> {
+    let convs: Vec<(usize, &str, i64)> = ir.convs().collect();
+    let names = |it: &mut dyn Iterator<Item = &str>| it.collect::<Vec<_>>().join(", ");
+    if ranks.convs.len() != convs.len()
+        || ranks
+            .convs
             .iter()
             .zip(&convs)
-            .map(|((conv, scores), &(.., width))| {
-                if scores.len() as i64 == width {
-                    Ok(scores.as_slice())
-                } else {
-                    Err(RanksMismatch::Width {
-                        ranked: self.model.clone(),
-                        model: ir.spec.name.clone(),
-                        conv: conv.clone(),
-                        found: scores.len(),
-                        expected: width,
-                    })
-                }
-            })
-            .collect()
+            .any(|((a, _), (_, b, _))| a != b)
+    {
+        return Err(RanksMismatch::Convs {
+            ranked: ranks.model.clone(),
+            model: ir.spec.name.clone(),
+            found: names(&mut ranks.convs.iter().map(|(n, _)| n.as_str())),
+            expected: names(&mut convs.iter().map(|&(_, n, _)| n)),
+        });
     }
+    ranks
+        .convs
+        .iter()
+        .zip(&convs)
+        .map(|((conv, scores), &(.., width))| {
+            if scores.len() as i64 == width {
+                Ok(scores.as_slice())
+            } else {
+                Err(RanksMismatch::Width {
+                    ranked: ranks.model.clone(),
+                    model: ir.spec.name.clone(),
+                    conv: conv.clone(),
+                    found: scores.len(),
+                    expected: width,
+                })
+            }
+        })
+        .collect()
 }

@@ -13,11 +13,11 @@ use std::collections::HashMap;
 use tch::nn::VarStore;
 use tch::Tensor;
 use vggdsl::ir::LayerKind;
-use vggdsl::names;
+use vggdsl::{names, Architecture};
 
-/// Which tensors surgery copies from the unpruned network.
+/// What the pruned network inherits from the unpruned one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Copy {
+pub enum Inherit {
     /// Every tensor, sliced to the kept filters.
     #[default]
     All,
@@ -31,7 +31,7 @@ type Slices = Vec<(i64, Vec<i64>)>;
 
 /// How each tensor of `full` is sliced for the kept filters `kept` (one list per conv), by
 /// state_dict key; keys not listed are copied whole.
-fn slices(full: &vggdsl::Network, kept: &[Vec<i64>]) -> HashMap<String, Slices> {
+fn slices(full: &Architecture, kept: &[Vec<i64>]) -> HashMap<String, Slices> {
     let key =
         |section, layer: &str, tensor| format!("{}.{tensor}", names::module_path(section, layer));
     let mut out = HashMap::new();
@@ -78,15 +78,15 @@ fn slices(full: &vggdsl::Network, kept: &[Vec<i64>]) -> HashMap<String, Slices> 
 
 /// Copies into `pruned` (the variables of the network `full` pruned to `kept`, one ascending
 /// index list per conv) the tensors of `full_vars`, sliced to the kept filters; with
-/// [`Copy::ConvOnly`] only the conv kernels. Variables not copied keep their values.
+/// [`Inherit::ConvOnly`] only the conv kernels. Variables not copied keep their values.
 ///
 /// Panics if `pruned` is not `full` with conv `i` `kept[i].len()` wide: the caller builds it so.
 pub fn transplant(
-    full: &vggdsl::Network,
+    full: &Architecture,
     full_vars: &VarStore,
     kept: &[Vec<i64>],
     pruned: &VarStore,
-    copy: Copy,
+    inherit: Inherit,
 ) {
     let slices = slices(full, kept);
     let source = full_vars.variables();
@@ -98,7 +98,7 @@ pub fn transplant(
     };
     tch::no_grad(|| {
         for (key, mut target) in pruned.variables() {
-            if copy == Copy::ConvOnly && !is_conv_weight(&key) {
+            if inherit == Inherit::ConvOnly && !is_conv_weight(&key) {
                 continue;
             }
             let mut tensor = source[&key].shallow_clone();
