@@ -5,6 +5,7 @@ use std::process::{Command, Output};
 
 mod common;
 use common::repo;
+use vggdsl_test_support::tempdir;
 
 fn vggdsl(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vggdsl"))
@@ -15,13 +16,6 @@ fn vggdsl(args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("vggdsl-pytorch-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// The module for `file`, checked to have succeeded.
@@ -54,7 +48,8 @@ fn the_seeds_module() {
 /// alone) with the longest names, widths, sizes and init values the language admits.
 #[test]
 fn lines_fit_blacks_width_at_the_limits() {
-    let dir = scratch("limits");
+    let tmp = tempdir();
+    let dir = tmp.path();
     let file = dir.join("limits.vgg");
     std::fs::write(
         &file,
@@ -93,7 +88,8 @@ fn a_model_python_cannot_name_is_one_sentence() {
         ("model nn {}", "model `nn` cannot be a class of the PyTorch module: the module uses that name for something else; rename the model"),
         ("model BatchNorm2d {}", "model `BatchNorm2d` cannot be a class of the PyTorch module: the module uses that name for something else; rename the model"),
     ] {
-        let dir = scratch("names");
+        let tmp = tempdir();
+        let dir = tmp.path();
         let file = dir.join("m.vgg");
         std::fs::write(&file, source).unwrap();
         let out = vggdsl(&["compile", "--target", "pytorch", file.to_str().unwrap()]);
@@ -107,7 +103,8 @@ fn a_model_python_cannot_name_is_one_sentence() {
 
 #[test]
 fn only_a_generated_python_file_is_replaced() {
-    let dir = scratch("replace");
+    let tmp = tempdir();
+    let dir = tmp.path();
     let out = dir.join("net.py");
     let args = |out: &std::path::Path| {
         vggdsl(&[

@@ -3,8 +3,6 @@
 //! `save_state_dict` writes passes PyTorch's `load_state_dict(strict=True)`.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use tch::nn::VarStore;
@@ -13,6 +11,7 @@ use vggdsl_runtime::{
     load_state_dict, load_state_dict_with, read_state_dict, save_state_dict, LoadError, LoadMode,
     Mismatch,
 };
+use vggdsl_test_support::{pytorch, tempdir, TempDir};
 
 /// The PyTorch side of every test: conv + batchnorm features and a two-layer classifier.
 const MODEL_PY: &str = r#"
@@ -128,54 +127,27 @@ assert data.count(b"little") == 1
 open(f"{out}/bad_byteorder.pt", "wb").write(data.replace(b"little", b"littlf"))
 "#;
 
-fn python(script: &str, args: &[&Path]) -> String {
-    let python = std::env::var("VGGDSL_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = Command::new(&python)
-        .arg("-c")
-        .arg(format!("{MODEL_PY}\n{script}"))
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
-    assert!(
-        out.status.success(),
-        "python failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+/// Runs `script` after [`MODEL_PY`] in PyTorch; its output. `None` without PyTorch.
+fn python(script: &str, args: &[&Path]) -> Option<String> {
+    let out = pytorch::run_code(&format!("{MODEL_PY}\n{script}"), args)?;
+    Some(String::from_utf8(out).unwrap())
 }
 
-/// A fresh directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("vggdsl-{name}-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Made once per test run: Python takes seconds to import torch.
-fn fixture(name: &str) -> PathBuf {
-    static DIR: OnceLock<TempDir> = OnceLock::new();
+/// The folder of every file PyTorch writes for these tests, made once per run (Python takes
+/// seconds to import torch); `None` without PyTorch.
+fn fixtures() -> Option<&'static Path> {
+    static DIR: OnceLock<Option<TempDir>> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
-        let dir = TempDir::new("state-dict-fixtures");
-        python(FIXTURES_PY, &[&dir.0]);
-        dir
+        let dir = tempdir();
+        python(FIXTURES_PY, &[dir.path()])?;
+        Some(dir)
     });
-    dir.join(name)
+    dir.as_ref().map(TempDir::path)
+}
+
+/// A file of [`fixtures`], which the test has checked are there.
+fn fixture(name: &str) -> PathBuf {
+    fixtures().expect("PyTorch wrote the fixtures").join(name)
 }
 
 /// A tensor's dtype, shape and values as `dump` in `MODEL_PY` wrote them.
@@ -306,6 +278,9 @@ fn assert_loaded_exactly(vs: &VarStore, expected: &[(String, Values)]) {
 
 #[test]
 fn loads_torch_save_state_dict_exactly() {
+    if fixtures().is_none() {
+        return;
+    }
     let expected = expected("model.txt");
     let mut vs = model(10);
     let report = load_state_dict(&mut vs, fixture("model.pt")).unwrap();
@@ -328,6 +303,9 @@ fn loads_torch_save_state_dict_exactly() {
 
 #[test]
 fn loads_plain_dicts_parameters_and_safetensors_exactly() {
+    if fixtures().is_none() {
+        return;
+    }
     let expected = expected("model.txt");
     for file in ["plain.pth", "params.pt", "model.safetensors"] {
         let mut vs = model(10);
@@ -339,8 +317,14 @@ fn loads_plain_dicts_parameters_and_safetensors_exactly() {
 
 #[test]
 fn tells_the_format_by_content_not_extension() {
-    let dir = TempDir::new("state-dict-ext");
-    let (pt, st) = (dir.join("weights.safetensors"), dir.join("weights.pt"));
+    if fixtures().is_none() {
+        return;
+    }
+    let dir = tempdir();
+    let (pt, st) = (
+        dir.path().join("weights.safetensors"),
+        dir.path().join("weights.pt"),
+    );
     std::fs::copy(fixture("model.pt"), &pt).unwrap();
     std::fs::copy(fixture("model.safetensors"), &st).unwrap();
     for path in [pt, st] {
@@ -352,6 +336,9 @@ fn tells_the_format_by_content_not_extension() {
 
 #[test]
 fn reads_views_offsets_and_every_dtype() {
+    if fixtures().is_none() {
+        return;
+    }
     let expected = expected("views.txt");
     for file in ["views.pt", "views.safetensors"] {
         let tensors: BTreeMap<_, _> = read_state_dict(fixture(file))
@@ -369,6 +356,9 @@ fn reads_views_offsets_and_every_dtype() {
 
 #[test]
 fn missing_key_is_an_error_and_loads_nothing() {
+    if fixtures().is_none() {
+        return;
+    }
     let mut specs = specs(10);
     specs.push((
         "features.conv1.weight".into(),
@@ -389,6 +379,9 @@ fn missing_key_is_an_error_and_loads_nothing() {
 
 #[test]
 fn unexpected_key_is_an_error_and_loads_nothing() {
+    if fixtures().is_none() {
+        return;
+    }
     let specs: Vec<_> = specs(10)
         .into_iter()
         .filter(|s| s.0 != "classifier.linear2.bias")
@@ -407,6 +400,9 @@ fn unexpected_key_is_an_error_and_loads_nothing() {
 
 #[test]
 fn wrong_shape_is_an_error_and_loads_nothing() {
+    if fixtures().is_none() {
+        return;
+    }
     let path = fixture("model.pt");
     let message = load_error(&mut model(3), &path);
     assert_eq!(
@@ -422,6 +418,9 @@ fn wrong_shape_is_an_error_and_loads_nothing() {
 
 #[test]
 fn wrong_dtype_is_an_error_and_loads_nothing() {
+    if fixtures().is_none() {
+        return;
+    }
     let mut specs = specs(10);
     specs[6].2 = Kind::Float; // num_batches_tracked
     specs[0].2 = Kind::Double;
@@ -440,6 +439,9 @@ fn wrong_dtype_is_an_error_and_loads_nothing() {
 
 #[test]
 fn all_problems_are_reported_at_once() {
+    if fixtures().is_none() {
+        return;
+    }
     let mut specs: Vec<_> = specs(3)
         .into_iter()
         .filter(|s| s.0 != "features.conv0.bias")
@@ -485,6 +487,9 @@ fn all_problems_are_reported_at_once() {
 
 #[test]
 fn partial_load_takes_the_backbone_and_reports_the_rest() {
+    if fixtures().is_none() {
+        return;
+    }
     let expected = expected("model.txt");
     let mut vs = model(3);
     let report = load_state_dict_with(&mut vs, fixture("model.pt"), LoadMode::Partial).unwrap();
@@ -524,6 +529,9 @@ fn partial_load_takes_the_backbone_and_reports_the_rest() {
 
 #[test]
 fn partial_load_skips_dtype_mismatches_missing_and_unexpected_keys() {
+    if fixtures().is_none() {
+        return;
+    }
     let mut specs: Vec<_> = specs(10)
         .into_iter()
         .filter(|s| s.0 != "classifier.linear1.bias")
@@ -568,7 +576,10 @@ fn partial_load_skips_dtype_mismatches_missing_and_unexpected_keys() {
 
 #[test]
 fn truncated_files_are_errors() {
-    let dir = TempDir::new("state-dict-truncated");
+    if fixtures().is_none() {
+        return;
+    }
+    let dir = tempdir();
     let pt = std::fs::read(fixture("model.pt")).unwrap();
     let st = std::fs::read(fixture("model.safetensors")).unwrap();
     for (name, bytes, reason) in [
@@ -584,7 +595,7 @@ fn truncated_files_are_errors() {
         ),
         ("head.safetensors", &st[..20], "the header is cut off"),
     ] {
-        let path = dir.join(name);
+        let path = dir.path().join(name);
         std::fs::write(&path, bytes).unwrap();
         let message = load_error(&mut model(10), &path);
         assert_eq!(
@@ -604,7 +615,7 @@ fn truncated_files_are_errors() {
 
 #[test]
 fn files_that_hold_no_tensors_are_errors() {
-    let dir = TempDir::new("state-dict-junk");
+    let dir = tempdir();
     // Deterministic noise from a linear congruential generator.
     let mut x = 12345u32;
     let noise: Vec<u8> = (0..4096)
@@ -626,7 +637,7 @@ fn files_that_hold_no_tensors_are_errors() {
         ),
         ("empty.pth", &[][..], "the file is empty"),
     ] {
-        let path = dir.join(name);
+        let path = dir.path().join(name);
         std::fs::write(&path, bytes).unwrap();
         let message = load_error(&mut model(10), &path);
         assert_eq!(
@@ -654,6 +665,9 @@ fn a_missing_file_is_an_error() {
 
 #[test]
 fn legacy_files_and_checkpoints_are_refused_with_a_hint() {
+    if fixtures().is_none() {
+        return;
+    }
     let path = fixture("legacy.pt");
     let message = load_error(&mut model(10), &path);
     assert!(
@@ -677,7 +691,10 @@ fn legacy_files_and_checkpoints_are_refused_with_a_hint() {
 
 #[test]
 fn saved_files_load_into_pytorch_strictly() {
-    let dir = TempDir::new("state-dict-save");
+    if fixtures().is_none() {
+        return;
+    }
+    let dir = tempdir();
     let mut vs = model(10);
     load_state_dict(&mut vs, fixture("model.pt")).unwrap();
     tch::no_grad(|| {
@@ -689,9 +706,13 @@ fn saved_files_load_into_pytorch_strictly() {
             }
         }
     });
-    let path = dir.join("model.safetensors");
+    let path = dir.path().join("model.safetensors");
     save_state_dict(&vs, &path).unwrap();
-    assert!(!dir.join("model.safetensors.partial").exists());
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["model.safetensors"], "no temporary file is left");
     let script = r#"
 m = model(10)
 ref = torch.load(sys.argv[1])
@@ -705,7 +726,8 @@ for k, v in m.state_dict().items():
     assert torch.equal(v, want), (k, v, want)
 print(sd["features.norm0.num_batches_tracked"].item())
 "#;
-    assert_eq!(python(script, &[&fixture("model.pt"), &path]).trim(), "12");
+    let printed = python(script, &[&fixture("model.pt"), &path]).expect("PyTorch is there");
+    assert_eq!(printed.trim(), "12");
     // And back into tch.
     let mut again = model(10);
     load_state_dict(&mut again, &path).unwrap();
@@ -714,7 +736,7 @@ print(sd["features.norm0.num_batches_tracked"].item())
 
 #[test]
 fn saves_non_contiguous_variables_of_every_dtype() {
-    let dir = TempDir::new("state-dict-dtypes");
+    let dir = tempdir();
     let vs = VarStore::new(Device::Cpu);
     let root = vs.root();
     let _ = root.add(
@@ -739,7 +761,7 @@ fn saves_non_contiguous_variables_of_every_dtype() {
             false,
         );
     }
-    let path = dir.join("dtypes.bin");
+    let path = dir.path().join("dtypes.bin");
     save_state_dict(&vs, &path).unwrap();
     let script = r#"
 sd = safetensors.torch.load_file(sys.argv[1])
@@ -754,14 +776,14 @@ for k, v in sd.items():
 
 #[test]
 fn saving_a_dtype_safetensors_lacks_is_an_error() {
-    let dir = TempDir::new("state-dict-complex");
+    let dir = tempdir();
     let vs = VarStore::new(Device::Cpu);
     let _ = vs.root().add(
         "z",
         Tensor::zeros([2], (Kind::ComplexFloat, Device::Cpu)),
         false,
     );
-    let path = dir.join("z.safetensors");
+    let path = dir.path().join("z.safetensors");
     let err = save_state_dict(&vs, &path).unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -772,6 +794,9 @@ fn saving_a_dtype_safetensors_lacks_is_an_error() {
 
 #[test]
 fn loads_protocol_4_pickles() {
+    if fixtures().is_none() {
+        return;
+    }
     let mut vs = model(10);
     load_state_dict(&mut vs, fixture("protocol4.pt")).unwrap();
     assert_loaded_exactly(&vs, &expected("model.txt"));
@@ -779,6 +804,9 @@ fn loads_protocol_4_pickles() {
 
 #[test]
 fn reads_big_endian_files() {
+    if fixtures().is_none() {
+        return;
+    }
     // Every dtype (1, 2, 4 and 8 bytes), with views sharing a storage.
     let tensors: BTreeMap<_, _> = read_state_dict(fixture("big_endian.pt"))
         .unwrap()
@@ -790,6 +818,9 @@ fn reads_big_endian_files() {
 
 #[test]
 fn duplicate_keys_are_an_error() {
+    if fixtures().is_none() {
+        return;
+    }
     let path = fixture("twice.pt");
     let mut vs = store(&[("weight".into(), vec![1], Kind::Float)]);
     assert_eq!(
@@ -803,6 +834,9 @@ fn duplicate_keys_are_an_error() {
 
 #[test]
 fn deeply_nested_pickles_are_an_error() {
+    if fixtures().is_none() {
+        return;
+    }
     let path = fixture("deep.pt");
     assert_eq!(
         load_error(&mut model(10), &path),
@@ -816,6 +850,9 @@ fn deeply_nested_pickles_are_an_error() {
 
 #[test]
 fn compressed_and_oversized_entries_are_refused() {
+    if fixtures().is_none() {
+        return;
+    }
     for (name, reason) in [
         (
             "deflated.pt",
@@ -852,6 +889,9 @@ fn compressed_and_oversized_entries_are_refused() {
 
 #[test]
 fn expanded_views_are_refused_by_every_reader() {
+    if fixtures().is_none() {
+        return;
+    }
     // `torch.zeros(1).expand(2**62)`: one stored element, 2^62 in the view.
     let path = fixture("expanded.pt");
     let prefix = format!(
@@ -870,6 +910,9 @@ fn expanded_views_are_refused_by_every_reader() {
 
 #[test]
 fn an_unreadable_byteorder_is_an_error() {
+    if fixtures().is_none() {
+        return;
+    }
     let path = fixture("bad_byteorder.pt");
     assert_eq!(
         load_error(&mut model(10), &path),

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use flate2::write::GzEncoder;
 use tch::{Kind, Tensor};
-use vggdsl_runtime::data::{render, Augment, Crop, Dataset, ImageSet, Normalizer, Split};
+use vggdsl_test_support::{tempdir, TempDir};
+use vggdsl_train::data::{render, Augment, Crop, Dataset, ImageSet, Normalizer, Split};
 
 fn batch(n: usize) -> NonZeroUsize {
     NonZeroUsize::new(n).unwrap()
@@ -99,7 +100,7 @@ fn load_err(dataset: Dataset, split: Split, dir: &Path) -> String {
 
 #[test]
 fn cifar10_pixels_and_labels_round_trip() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     write_cifar10(dir.path());
     let train = ImageSet::load(Dataset::Cifar10, Split::Train, dir.path()).unwrap();
     assert_eq!(train.len(), 10);
@@ -122,7 +123,7 @@ fn cifar10_pixels_and_labels_round_trip() {
 
 #[test]
 fn cifar100_uses_the_fine_label_and_accepts_files_in_the_folder_itself() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let mut bytes = cifar_record(&[3, 77], |_, y, _| y as u8);
     bytes.extend(cifar_record(&[19, 99], |c, _, _| c as u8));
     std::fs::write(dir.path().join("train.bin"), bytes).unwrap();
@@ -134,7 +135,7 @@ fn cifar100_uses_the_fine_label_and_accepts_files_in_the_folder_itself() {
 
 #[test]
 fn idx_gzipped_and_plain_round_trip() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     write_fashion(dir.path());
     let train = ImageSet::load(Dataset::FashionMnist, Split::Train, dir.path()).unwrap();
     assert_eq!((train.len(), train.label(0), train.label(1)), (2, 9, 0));
@@ -149,7 +150,7 @@ fn idx_gzipped_and_plain_round_trip() {
 
 #[test]
 fn idx_files_are_found_in_the_torchvision_subfolder() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let raw = dir.path().join("MNIST/raw");
     std::fs::create_dir_all(&raw).unwrap();
     write_idx(
@@ -165,7 +166,7 @@ fn idx_files_are_found_in_the_torchvision_subfolder() {
 
 #[test]
 fn batches_are_normalised_as_torchvision_does() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     write_cifar10(dir.path());
     let test = ImageSet::load(Dataset::Cifar10, Split::Test, dir.path()).unwrap();
     let batches: Vec<_> = test.in_order(batch(8), usize::MAX).collect();
@@ -189,7 +190,7 @@ fn batches_are_normalised_as_torchvision_does() {
 
 #[test]
 fn channel_stats_by_hand() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     write_fashion(dir.path());
     let train = ImageSet::load(Dataset::FashionMnist, Split::Train, dir.path()).unwrap();
     // Half the pixels 51/255 = 0.2, half 102/255 = 0.4: mean 0.3, population std 0.1.
@@ -203,7 +204,7 @@ fn channel_stats_by_hand() {
 
 #[test]
 fn in_order_takes_the_first_images_unaugmented() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     write_cifar10(dir.path());
     let train = ImageSet::load(Dataset::Cifar10, Split::Train, dir.path()).unwrap();
     let batches = train.in_order(batch(2), 3);
@@ -220,8 +221,8 @@ fn in_order_takes_the_first_images_unaugmented() {
 }
 
 /// A CIFAR-10 training set of `n` images with distinct, irregular content.
-fn noisy_cifar10(n: usize) -> (tempfile::TempDir, ImageSet) {
-    let dir = tempfile::tempdir().unwrap();
+fn noisy_cifar10(n: usize) -> (TempDir, ImageSet) {
+    let dir = tempdir();
     let mut bytes = Vec::new();
     for r in 0..n {
         bytes.extend(cifar_record(&[(r % 10) as u8], |c, y, x| {
@@ -466,7 +467,7 @@ fn model_mismatches_are_one_sentence() {
 
 #[test]
 fn missing_files_name_the_file_and_the_folders() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let d = dir.path().display();
     assert_eq!(
         load_err(Dataset::Cifar10, Split::Train, dir.path()),
@@ -487,7 +488,7 @@ fn missing_files_name_the_file_and_the_folders() {
 
 #[test]
 fn cifar_size_and_label_errors() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let path = dir.path().join("test_batch.bin");
     let p = path.display();
     let mut bytes = cifar_record(&[1], |_, _, _| 0);
@@ -524,7 +525,7 @@ fn cifar_size_and_label_errors() {
 
 #[test]
 fn idx_errors() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     write_fashion(dir.path());
     let images = dir.path().join("t10k-images-idx3-ubyte");
     let labels = dir.path().join("t10k-labels-idx1-ubyte");
@@ -572,7 +573,7 @@ fn idx_errors() {
 
 #[test]
 fn gzip_errors_name_the_file() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     write_fashion(dir.path());
     let path = dir.path().join("train-images-idx3-ubyte.gz");
     let prefix = format!("{} is not valid gzip: ", path.display());
@@ -588,11 +589,9 @@ fn gzip_errors_name_the_file() {
 #[test]
 fn real_fashion_mnist() {
     let Some(dir) = Dataset::FashionMnist.default_dir() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but Debian's dataset-fashion-mnist is not installed (/usr/share/datasets/fashion-mnist)"
+        vggdsl_test_support::skip(
+            "Debian's dataset-fashion-mnist is not installed (/usr/share/datasets/fashion-mnist)",
         );
-        eprintln!("skipped: Debian's dataset-fashion-mnist is not installed");
         return;
     };
     let train = ImageSet::load(Dataset::FashionMnist, Split::Train, &dir).unwrap();

@@ -1,67 +1,46 @@
-//! HRank in the runtime: feature-map ranks against HRank's own per-image, per-channel loop run in
-//! PyTorch (`tests/python/hrank.py`, one process for this file), the width rules against
-//! HRANK.md's published widths, the filter choice rules, and surgery's slices.
+//! HRank on the run-time network: feature-map ranks against HRank's own per-image, per-channel
+//! loop run in PyTorch (`hrank.py` of `vggdsl-test-support`, one process for this file), the
+//! filter choice rules, and surgery's slices. The width rules and ties are `vggdsl::select`'s
+//! tests.
 //! Surgery against the same surgery done in PyTorch is tested through `vggdsl prune` in the root
 //! package (`tests/prune.rs`).
 
-use std::path::PathBuf;
-use std::process::Command;
-
-use vggdsl_runtime::hrank::rank::RanksMismatch;
-use vggdsl_runtime::hrank::select::{self, Criterion, WidthRule};
-use vggdsl_runtime::hrank::{map_ranks, surgery, Copy, RankSums, Ranks};
+use vggdsl::files::ranks::RanksFile;
+use vggdsl::select::language_rate;
+use vggdsl::Architecture;
 use vggdsl_runtime::tch::nn::{ModuleT, VarStore};
 use vggdsl_runtime::tch::{self, Device, Kind, Tensor};
 use vggdsl_runtime::{Layer, Network};
+use vggdsl_test_support::{file_in, pytorch, tempdir};
+use vggdsl_train::hrank::{
+    choose, map_ranks, scores_for, surgery, Criterion, Inherit, RankSums, RanksMismatch,
+};
 
 /// Four convs, a pool after the first and the third: block outputs pool1 (8×8), relu2 (8×8),
 /// pool4 (4×4) and the last conv's relu5 (4×4).
 const SMALL: &str = "model Small { input = [3, 16, 16] cfg = [8, M, 16, 16, M, 24, 32] }";
 const SMALL_CONFIG: &str = r#"{"cfg": [8, "M", 16, 16, "M", 24, 32], "input": [3, 16, 16]}"#;
 
-fn model(source: &str) -> vggdsl::Network {
+fn model(source: &str) -> Architecture {
     vggdsl::check_source(source)
         .expect("a valid model")
         .remove(0)
 }
 
 /// The network `full` with conv `i` `keep[i]` wide, through the language's `compress_rate`.
-fn pruned(full: &vggdsl::Network, keep: &[i64]) -> vggdsl::Network {
-    let rates = select::conv_widths(full)
-        .iter()
+fn pruned(full: &Architecture, keep: &[i64]) -> Architecture {
+    let rates = full
+        .convs()
         .zip(keep)
-        .map(|(&c, &k)| select::language_rate(c, k, 0.0))
+        .map(|((.., c), &k)| language_rate(c, k, 0.0))
         .collect();
     let mut spec = full.spec.clone();
     spec.compress_rate = Some(rates);
     vggdsl::ir::lower(&spec).expect("valid widths")
 }
 
-/// A temporary folder, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("vggdsl-hrank-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).display().to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Runs `hrank.py batch` on the command lines, in one process.
-fn pytorch(commands: &[Vec<String>]) {
-    let python = std::env::var("VGGDSL_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/python/hrank.py");
+/// Runs `hrank.py batch` on the command lines, in one process; `None` without PyTorch.
+fn pytorch(commands: &[Vec<String>]) -> Option<()> {
     let list: Vec<String> = commands
         .iter()
         .map(|c| {
@@ -69,21 +48,13 @@ fn pytorch(commands: &[Vec<String>]) {
             format!("[{}]", args.join(", "))
         })
         .collect();
-    let out = Command::new(&python)
-        .args([
-            script,
-            "batch",
-            "--commands",
-            &format!("[{}]", list.join(", ")),
-        ])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
-    assert!(
-        out.status.success(),
-        "hrank.py failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let commands = format!("[{}]", list.join(", "));
+    pytorch::run("hrank.py", ["batch", "--commands", &commands]).map(drop)
+}
+
+/// The output channels of each conv of `ir`, in order.
+fn widths(ir: &Architecture) -> Vec<i64> {
+    ir.convs().map(|(.., c)| c).collect()
 }
 
 fn args(a: &[&str]) -> Vec<String> {
@@ -104,11 +75,11 @@ fn images() -> Tensor {
 
 #[test]
 fn ranks_are_those_of_hranks_loop_in_pytorch() {
-    let dir = TempDir::new("ranks");
+    let dir = tempdir();
     let xs = images();
-    Tensor::write_safetensors(&[("images", &xs)], dir.path("images.safetensors")).unwrap();
+    Tensor::write_safetensors(&[("images", &xs)], file_in(&dir, "images.safetensors")).unwrap();
     let batch = 7;
-    pytorch(&[
+    let ran = pytorch(&[
         args(&[
             "init",
             "--config",
@@ -117,24 +88,27 @@ fn ranks_are_those_of_hranks_loop_in_pytorch() {
             "5",
             "--perturb",
             "--out",
-            &dir.path("w.safetensors"),
+            &file_in(&dir, "w.safetensors"),
         ]),
         args(&[
             "ranks",
             "--config",
             SMALL_CONFIG,
             "--weights",
-            &dir.path("w.safetensors"),
+            &file_in(&dir, "w.safetensors"),
             "--images",
-            &dir.path("images.safetensors"),
+            &file_in(&dir, "images.safetensors"),
             "--batch-size",
             &batch.to_string(),
             "--out",
-            &dir.path("ranks.safetensors"),
+            &file_in(&dir, "ranks.safetensors"),
         ]),
     ]);
+    if ran.is_none() {
+        return;
+    }
     let expected: std::collections::HashMap<String, Tensor> =
-        Tensor::read_safetensors(dir.path("ranks.safetensors"))
+        Tensor::read_safetensors(file_in(&dir, "ranks.safetensors"))
             .unwrap()
             .into_iter()
             .collect();
@@ -142,7 +116,7 @@ fn ranks_are_those_of_hranks_loop_in_pytorch() {
     let ir = model(SMALL);
     let mut vs = VarStore::new(Device::Cpu);
     let net = Network::new(&vs.root(), &ir);
-    vggdsl_runtime::load_state_dict(&mut vs, dir.path("w.safetensors")).unwrap();
+    vggdsl_runtime::load_state_dict(&mut vs, file_in(&dir, "w.safetensors")).unwrap();
 
     // Per image: the batched call on each block output of the same batches.
     let convs = ["conv0", "conv2", "conv3", "conv5"];
@@ -203,55 +177,6 @@ fn map_ranks_uses_pytorchs_default_tolerance() {
 }
 
 #[test]
-fn widths_are_hranks_and_hrankpluses_published_ones() {
-    // HRANK.md: VGG-16 at [0.95] + [0.5] * 6 + [0.9] * 4 + [0.8] * 2.
-    let widths = [
-        64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512,
-    ];
-    let rates = [
-        0.95, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.9, 0.9, 0.9, 0.9, 0.8, 0.8,
-    ];
-    let kept = |rule: WidthRule| -> Vec<i64> {
-        widths
-            .iter()
-            .zip(rates)
-            .map(|(&c, r)| rule.kept(c, r))
-            .collect()
-    };
-    assert_eq!(
-        kept(WidthRule::HRank),
-        [4, 32, 64, 64, 128, 128, 128, 52, 52, 52, 52, 103, 103]
-    );
-    assert_eq!(
-        kept(WidthRule::HRankPlus),
-        [3, 32, 64, 64, 128, 128, 128, 51, 51, 51, 51, 102, 102]
-    );
-}
-
-#[test]
-fn language_rates_give_exactly_the_wanted_widths() {
-    for width in 1..=1100 {
-        for rate in [0.0, 0.1, 0.25, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99] {
-            let kept = WidthRule::HRank.kept(width, rate);
-            let r = select::language_rate(width, kept, rate);
-            assert!((0.0..1.0).contains(&r), "{width} {rate}: {r}");
-            assert_eq!(vggdsl::ir::pruned_width(width, r), kept, "{width} {rate}");
-        }
-    }
-    assert_eq!(select::language_rate(64, 4, 0.95), 0.9375);
-    assert_eq!(select::language_rate(512, 32, 0.9375), 0.9375);
-}
-
-#[test]
-fn the_highest_scores_survive_and_ties_go_to_the_lower_index() {
-    let scores = [1.0, 3.0, 3.0, 0.0, 3.0, 2.0];
-    assert_eq!(select::keep_highest(&scores, 2), [1, 2]);
-    assert_eq!(select::keep_highest(&scores, 4), [1, 2, 4, 5]);
-    assert_eq!(select::keep_highest(&scores, 6), [0, 1, 2, 3, 4, 5]);
-    assert_eq!(select::keep_highest(&[0.0; 5], 3), [0, 1, 2]);
-}
-
-#[test]
 fn l1_keeps_the_filters_of_largest_norm_and_random_is_seeded() {
     let ir = model(SMALL);
     tch::manual_seed(3);
@@ -259,7 +184,7 @@ fn l1_keeps_the_filters_of_largest_norm_and_random_is_seeded() {
     let net = Network::new(&vs.root(), &ir);
     let keep = [3, 9, 16, 1];
 
-    let chosen = select::choose(&net, &keep, &Criterion::L1);
+    let chosen = choose(&net, &keep, &Criterion::L1);
     for ((conv, kept), &k) in ["conv0", "conv2", "conv3", "conv5"]
         .iter()
         .zip(&chosen)
@@ -282,10 +207,10 @@ fn l1_keeps_the_filters_of_largest_norm_and_random_is_seeded() {
         assert_eq!(kept, &want, "{conv}");
     }
 
-    let a = select::choose(&net, &keep, &Criterion::Random(7));
-    assert_eq!(a, select::choose(&net, &keep, &Criterion::Random(7)));
-    assert_ne!(a, select::choose(&net, &keep, &Criterion::Random(8)));
-    for ((kept, &k), width) in a.iter().zip(&keep).zip(select::conv_widths(&ir)) {
+    let a = choose(&net, &keep, &Criterion::Random(7));
+    assert_eq!(a, choose(&net, &keep, &Criterion::Random(7)));
+    assert_ne!(a, choose(&net, &keep, &Criterion::Random(8)));
+    for ((kept, &k), width) in a.iter().zip(&keep).zip(widths(&ir)) {
         assert_eq!(kept.len() as i64, k);
         assert!(kept.windows(2).all(|w| w[0] < w[1]));
         assert!(kept.iter().all(|&i| (0..width).contains(&i)));
@@ -302,7 +227,7 @@ fn surgery_slices_every_tensor_that_follows_a_filter() {
     let small = pruned(&ir, &[2, 3, 3, 2]);
     let pvs = VarStore::new(Device::Cpu);
     let _pruned = Network::new(&pvs.root(), &small);
-    surgery::transplant(&ir, &vs, &kept, &pvs, Copy::All);
+    surgery::transplant(&ir, &vs, &kept, &pvs, Inherit::All);
 
     let full = vs.variables();
     let cut = pvs.variables();
@@ -354,23 +279,20 @@ fn surgery_keeping_every_filter_gives_back_the_same_network() {
     tch::manual_seed(5);
     let vs = VarStore::new(Device::Cpu);
     let net = Network::new(&vs.root(), &ir);
-    let all: Vec<Vec<i64>> = select::conv_widths(&ir)
-        .iter()
-        .map(|&c| (0..c).collect())
-        .collect();
-    for copy in [Copy::All, Copy::ConvOnly] {
+    let all: Vec<Vec<i64>> = widths(&ir).iter().map(|&c| (0..c).collect()).collect();
+    for inherit in [Inherit::All, Inherit::ConvOnly] {
         tch::manual_seed(6);
         let pvs = VarStore::new(Device::Cpu);
-        let same = Network::new(&pvs.root(), &pruned(&ir, &select::conv_widths(&ir)));
-        surgery::transplant(&ir, &vs, &all, &pvs, copy);
+        let same = Network::new(&pvs.root(), &pruned(&ir, &widths(&ir)));
+        surgery::transplant(&ir, &vs, &all, &pvs, inherit);
         let (a, b) = (vs.variables(), pvs.variables());
         for (key, t) in &a {
             let conv_weight = key.starts_with("features.conv") && key.ends_with(".weight");
-            if copy == Copy::All || conv_weight {
+            if inherit == Inherit::All || conv_weight {
                 assert!(t.equal(&b[key]), "{key}");
             }
         }
-        if copy == Copy::All {
+        if inherit == Inherit::All {
             let xs = Tensor::randn([4, 3, 16, 16], (Kind::Float, Device::Cpu));
             let (y, z) = tch::no_grad(|| (net.forward_t(&xs, false), same.forward_t(&xs, false)));
             assert!(y.equal(&z));
@@ -381,7 +303,7 @@ fn surgery_keeping_every_filter_gives_back_the_same_network() {
 #[test]
 fn a_ranks_file_for_another_network_says_which_conv_differs() {
     let ir = model(SMALL);
-    let ranks = |convs: Vec<(&str, usize)>| Ranks {
+    let ranks = |convs: Vec<(&str, usize)>| RanksFile {
         model: "Other".into(),
         images: 640,
         convs: convs
@@ -395,14 +317,14 @@ fn a_ranks_file_for_another_network_says_which_conv_differs() {
         ("conv3", 16),
         ("conv5", 24),
     ]);
-    assert_eq!(good.scores_for(&ir).unwrap().len(), 4);
+    assert_eq!(scores_for(&good, &ir).unwrap().len(), 4);
     let wide = ranks(vec![
         ("conv0", 8),
         ("conv2", 32),
         ("conv3", 16),
         ("conv5", 24),
     ]);
-    let e = wide.scores_for(&ir).unwrap_err();
+    let e = scores_for(&wide, &ir).unwrap_err();
     assert!(matches!(e, RanksMismatch::Width { .. }));
     assert_eq!(
         e.to_string(),
@@ -410,7 +332,7 @@ fn a_ranks_file_for_another_network_says_which_conv_differs() {
     );
     let short = ranks(vec![("conv0", 8), ("conv2", 16)]);
     assert_eq!(
-        short.scores_for(&ir).unwrap_err().to_string(),
+        scores_for(&short, &ir).unwrap_err().to_string(),
         "it ranks model Other, whose convs are conv0, conv2, but Small's are conv0, conv2, conv3, conv5"
     );
 }

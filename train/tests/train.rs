@@ -5,36 +5,26 @@
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
 
+use vggdsl::files::metrics::EpochMetrics;
+use vggdsl::files::run::{LAST, METRICS, OPTIMIZER};
 use vggdsl::spec::{Recipe, Schedule};
-use vggdsl_runtime::data::{Augment, Dataset, ImageSet, Split};
 use vggdsl_runtime::tch::nn::VarStore;
 use vggdsl_runtime::tch::{self, Device, Kind, Tensor};
-use vggdsl_runtime::train::{
-    train_step, Data, EpochMetrics, Observer, Outcome, Progress, RunDir, Sgd, SgdConfig, Trainer,
-    LAST, METRICS, OPTIMIZER,
-};
 use vggdsl_runtime::{ops, read_state_dict, save_state_dict};
-
-#[path = "../../tests/support/cifar.rs"]
-mod cifar;
-use cifar::write_cifar10;
+use vggdsl_test_support::cifar::write_cifar10;
+use vggdsl_test_support::{pytorch, rng, tempdir};
+use vggdsl_train::checkpoint::RunDir;
+use vggdsl_train::data::{Augment, Dataset, ImageSet, Split};
+use vggdsl_train::sgd::{Sgd, SgdConfig};
+use vggdsl_train::trainer::{train_step, Data, Observer, Outcome, Progress};
+use vggdsl_train::Trainer;
 
 vggdsl_runtime::vgg!(pub Tiny<cfg = [8, M, 16, M, 32]>);
 
 /// `Tiny` for `reference.py`'s `build_model`.
 const TINY_CONFIG: &str = r#"{"cfg": [8, "M", 16, "M", 32]}"#;
-
-/// libtorch's random generator is global, and every test here seeds it and draws (a model's
-/// init, random tensors): the tests take turns, so that no test's draws fall between another's
-/// seed and its draws.
-fn alone() -> MutexGuard<'static, ()> {
-    static TURN: Mutex<()> = Mutex::new(());
-    TURN.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn data(dir: &Path) -> Data {
     Data {
@@ -80,28 +70,14 @@ fn assert_same(a: &BTreeMap<String, Tensor>, b: &BTreeMap<String, Tensor>, what:
     }
 }
 
-fn python(args: &[&str]) -> serde_json::Value {
-    let python = std::env::var("VGGDSL_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/python/train_reference.py"
-    );
-    let out = Command::new(&python)
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
-    assert!(
-        out.status.success(),
-        "train_reference.py failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 /// Runs `train_reference.py` `command_and_inputs` with the steps' learning rates and SGD's
-/// momentum, weight decay and nesterov; it writes its results to `out`.
-fn pytorch_sgd(command_and_inputs: &[&str], lrs: &[f64], sgd: (f64, f64, bool), out: &Path) {
+/// momentum, weight decay and nesterov; it writes its results to `out`. `None` without PyTorch.
+fn pytorch_sgd(
+    command_and_inputs: &[&str],
+    lrs: &[f64],
+    sgd: (f64, f64, bool),
+    out: &Path,
+) -> Option<()> {
     let (momentum, weight_decay, nesterov) = sgd;
     let lrs = lrs.iter().map(f64::to_string).collect::<Vec<_>>().join(",");
     let (m, wd) = (momentum.to_string(), weight_decay.to_string());
@@ -119,13 +95,13 @@ fn pytorch_sgd(command_and_inputs: &[&str], lrs: &[f64], sgd: (f64, f64, bool), 
     if nesterov {
         args.push("--nesterov");
     }
-    python(&args);
+    pytorch::run("train_reference.py", args).map(drop)
 }
 
 #[test]
 fn sgd_steps_equal_pytorch_bit_for_bit() {
-    let _turn = alone();
-    let dir = tempfile::tempdir().unwrap();
+    let _rng = rng();
+    let dir = tempdir();
     write_cifar10(dir.path(), 20, 10);
     let train = data(dir.path()).train;
     let batch = NonZeroUsize::new(16).unwrap();
@@ -177,7 +153,9 @@ fn sgd_steps_equal_pytorch_bit_for_bit() {
             "--batches",
             batches_path.to_str().unwrap(),
         ];
-        pytorch_sgd(&inputs, &lrs, (momentum, weight_decay, nesterov), &out);
+        if pytorch_sgd(&inputs, &lrs, (momentum, weight_decay, nesterov), &out).is_none() {
+            return;
+        }
         assert_same(&ours, &tensors(&out), &what);
         println!("{what}: {} tensors equal to PyTorch's", ours.len());
     }
@@ -188,8 +166,8 @@ fn sgd_steps_equal_pytorch_bit_for_bit() {
 /// (aten's ops then), each hyper-parameter on and off; bit for bit.
 #[test]
 fn sgd_step_equals_pytorch_on_every_path() {
-    let _turn = alone();
-    let dir = tempfile::tempdir().unwrap();
+    let _rng = rng();
+    let dir = tempdir();
     tch::manual_seed(5);
     let lrs = [0.1, 0.05, 0.02];
     // Name, shape, dtype, transposed.
@@ -254,7 +232,9 @@ fn sgd_step_equals_pytorch_on_every_path() {
         }
         let out = dir.path().join("pytorch.safetensors");
         let inputs = ["sgd-tensors", "--tensors", input.to_str().unwrap()];
-        pytorch_sgd(&inputs, &lrs, (momentum, weight_decay, nesterov), &out);
+        if pytorch_sgd(&inputs, &lrs, (momentum, weight_decay, nesterov), &out).is_none() {
+            return;
+        }
         assert_same(&ours, &tensors(&out), &what);
     }
 }
@@ -337,11 +317,11 @@ fn assert_same_run(a: &Path, b: &Path, what: &str) {
 
 #[test]
 fn resumed_runs_equal_uninterrupted_ones_bit_for_bit() {
-    let _turn = alone();
-    let data_dir = tempfile::tempdir().unwrap();
+    let _rng = rng();
+    let data_dir = tempdir();
     // 5 × 14 = 70 images in batches of 16: 5 batches an epoch, the last one of 6.
     write_cifar10(data_dir.path(), 14, 30);
-    let runs = tempfile::tempdir().unwrap();
+    let runs = tempdir();
     let run = |name: &str| runs.path().join(name);
 
     let whole = run("whole");
