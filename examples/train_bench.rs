@@ -107,6 +107,44 @@ fn main() {
     println!(
         "seed network, batch {batch}, {threads} threads, {rounds} rounds of {steps} steps per side"
     );
+    let r = interleaved(&mut rust_step, &mut torch, rounds, steps, batch);
+    for t in torch {
+        t.quit();
+    }
+
+    extrapolate(&net, &test_set, r, batch);
+}
+
+/// A CIFAR-10 epoch's time from the median step `r` and a test pass over `test_set` (scaled to
+/// CIFAR-10's 10,000 test images), and the seed's 150 epochs.
+fn extrapolate(net: &Network, test_set: &ImageSet, r: f64, batch: usize) {
+    let t = Instant::now();
+    let eval_batch = NonZeroUsize::new(EVAL_BATCH).unwrap();
+    let stop = AtomicBool::new(false);
+    trainer::evaluate(net, test_set, eval_batch, &stop, &mut |_, _| {}).unwrap();
+    let test_pass = t.elapsed().as_secs_f64() * 10_000.0 / test_set.len() as f64;
+    let steps_per_epoch = 50_000usize.div_ceil(batch);
+    let epoch_seconds = steps_per_epoch as f64 * r + test_pass;
+    println!(
+        "CIFAR-10 epoch, extrapolated: {steps_per_epoch} steps × {:.1} ms + test pass {:.0} s \
+         = {:.1} min; the seed's 150 epochs ≈ {:.1} h",
+        r * 1e3,
+        test_pass,
+        epoch_seconds / 60.0,
+        150.0 * epoch_seconds / 3600.0
+    );
+}
+
+/// `rounds` rounds in which vggdsl and the two PyTorch processes take `steps` steps each, in
+/// turns; prints each round's medians and ratios, then the medians of all steps and of the
+/// ratios. Returns vggdsl's median step in seconds.
+fn interleaved(
+    rust_step: &mut dyn FnMut() -> f64,
+    torch: &mut [Torch; 2],
+    rounds: usize,
+    steps: usize,
+    batch: usize,
+) -> f64 {
     println!("round  vggdsl step  PyTorch step  ratio   PyTorch, same malloc  ratio");
     let mut ratios = [Vec::new(), Vec::new()];
     let mut all = [Vec::new(), Vec::new(), Vec::new()];
@@ -134,9 +172,6 @@ fn main() {
             a.extend(v);
         }
     }
-    for t in torch {
-        t.quit();
-    }
     let [r, t, same] = all.map(median);
     println!(
         "median step: vggdsl {:.1} ms ({:.1} images/s), PyTorch eager {:.1} ms ({:.1} images/s), \
@@ -162,23 +197,7 @@ fn main() {
             ratios.iter().copied().fold(0.0, f64::max)
         );
     }
-
-    // The test pass of an epoch, on the synthetic test images, scaled to CIFAR-10's 10,000.
-    let t = Instant::now();
-    let eval_batch = NonZeroUsize::new(EVAL_BATCH).unwrap();
-    let stop = AtomicBool::new(false);
-    trainer::evaluate(&net, &test_set, eval_batch, &stop, &mut |_, _| {}).unwrap();
-    let test_pass = t.elapsed().as_secs_f64() * 10_000.0 / test_set.len() as f64;
-    let steps_per_epoch = 50_000usize.div_ceil(batch);
-    let epoch_seconds = steps_per_epoch as f64 * r + test_pass;
-    println!(
-        "CIFAR-10 epoch, extrapolated: {steps_per_epoch} steps × {:.1} ms + test pass {:.0} s \
-         = {:.1} min; the seed's 150 epochs ≈ {:.1} h",
-        r * 1e3,
-        test_pass,
-        epoch_seconds / 60.0,
-        150.0 * epoch_seconds / 3600.0
-    );
+    r
 }
 
 /// A long-lived `bench/train_bench.py` process, driven through a pipe.

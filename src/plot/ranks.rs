@@ -6,9 +6,10 @@
 //! The ranks come from the file `vggdsl rank` writes ([`vggdsl::files::ranks`]).
 
 use super::{
-    category_label_area, category_labels, colour, legend, titled, Area, Categories, Drawn, FONT,
-    LABEL, LIGHT, TICK,
+    category_label_area, category_labels, colour, legend, titled, Area, Categories, Chart, Drawn,
+    FONT, LABEL, LIGHT, TICK,
 };
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use vggdsl::files::ranks::RanksFile;
 use vggdsl::ir::{Architecture, LayerKind};
@@ -188,6 +189,12 @@ pub fn draw(root: &Area, figure: &Ranks) -> Drawn {
         .draw()?;
     category_labels(root, &chart, &names, bottom)?;
 
+    filters(&mut chart, figure)?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight)
+}
+
+/// Every filter as a point in its conv's column, pruned ones apart, and each conv's cut.
+fn filters(chart: &mut Chart<'_, '_, Categories, RangedCoordf64>, figure: &Ranks) -> Drawn {
     let points = |keep: bool| {
         figure.convs.iter().enumerate().flat_map(move |(i, c)| {
             c.ranks.iter().enumerate().filter_map(move |(j, &r)| {
@@ -235,7 +242,7 @@ pub fn draw(root: &Area, figure: &Ranks) -> Drawn {
             .label("cut: the lowest rank kept")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK.stroke_width(3)));
     }
-    legend(&mut chart, SeriesLabelPosition::UpperRight)
+    Ok(())
 }
 
 #[cfg(test)]

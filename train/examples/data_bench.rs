@@ -3,7 +3,7 @@
 //! (50,000 random images written in the binary format) and the real Fashion-MNIST.
 //!
 //! ```text
-//! cargo run --release -p vggdsl-runtime --example data_bench [-- FASHION_MNIST_DIR]
+//! cargo run --release -p vggdsl-train --example data_bench [-- FASHION_MNIST_DIR]
 //! ```
 //!
 //! The consumer only receives batches, so this is what one loader thread delivers.

@@ -16,7 +16,7 @@ use crate::ast::{self, Span, Spanned, Value};
 use crate::diagnostic::Diagnostic;
 use crate::ir::{self, Architecture, LowerError};
 use crate::presets;
-use crate::spec::{defaults, CfgItem, ModelSpec, KEYS};
+use crate::spec::{defaults, CfgItem, ModelSpec, Recipe, KEYS};
 pub use recipe::{check_recipe, Milestones, RecipeError, MAX_BATCH, MAX_EPOCHS};
 
 use idents::generated_structs;
@@ -127,30 +127,7 @@ impl Checker {
         if let Some(v) = &model.visibility {
             self.visibility(v);
         }
-        let mut settings: Vec<&ast::Setting> = Vec::new();
-        for s in &model.settings {
-            let key = &s.key;
-            if key.node == "train" {
-                self.errors.push(
-                    Diagnostic::new(key.span.clone(), "`train` is a block, not a setting")
-                        .with_help("write `train { epochs = 30 }` without `=`"),
-                );
-            } else if !KEYS.contains(&key.node.as_str()) {
-                let d = Diagnostic::new(key.span.clone(), format!("unknown key `{}`", key.node));
-                self.errors
-                    .push(with_suggestion(d, &key.node, &KEYS, "keys are"));
-            } else if let Some(first) = settings.iter().find(|p| p.key.node == key.node) {
-                self.errors.push(
-                    Diagnostic::new(
-                        key.span.clone(),
-                        format!("`{}` is set twice in model `{}`", key.node, model.name.node),
-                    )
-                    .with_label(first.key.span.clone(), "first set here"),
-                );
-            } else {
-                settings.push(s);
-            }
-        }
+        let settings = self.model_settings(model);
         let get = |k: &str| settings.iter().find(|s| s.key.node == k).map(|s| &s.value);
         let before = self.errors.len();
         let input = get("input").map_or(Some(defaults::INPUT), |v| self.input(v));
@@ -174,15 +151,7 @@ impl Checker {
             None => init_rules::named(defaults::INIT).map(|rules| (rules, Vec::new())),
             Some(v) => self.init(v),
         };
-        if let [first, rest @ ..] = model.train.as_slice() {
-            for block in rest {
-                self.errors.push(
-                    Diagnostic::new(block.keyword.clone(), "a model has one train block")
-                        .with_label(first.keyword.clone(), "the first one"),
-                );
-            }
-        }
-        let train = model.train.first().map(|block| self.recipe(block));
+        let train = self.train(model);
         if self.errors.len() > before {
             return None;
         }
@@ -212,6 +181,48 @@ impl Checker {
         };
         self.init_values(&net, &rule_spans, get("bn"));
         (self.errors.len() == before).then_some(net)
+    }
+
+    /// The model's settings with known keys, each once; the others are errors.
+    fn model_settings<'m>(&mut self, model: &'m ast::Model) -> Vec<&'m ast::Setting> {
+        let mut settings: Vec<&ast::Setting> = Vec::new();
+        for s in &model.settings {
+            let key = &s.key;
+            if key.node == "train" {
+                self.errors.push(
+                    Diagnostic::new(key.span.clone(), "`train` is a block, not a setting")
+                        .with_help("write `train { epochs = 30 }` without `=`"),
+                );
+            } else if !KEYS.contains(&key.node.as_str()) {
+                let d = Diagnostic::new(key.span.clone(), format!("unknown key `{}`", key.node));
+                self.errors
+                    .push(with_suggestion(d, &key.node, &KEYS, "keys are"));
+            } else if let Some(first) = settings.iter().find(|p| p.key.node == key.node) {
+                self.errors.push(
+                    Diagnostic::new(
+                        key.span.clone(),
+                        format!("`{}` is set twice in model `{}`", key.node, model.name.node),
+                    )
+                    .with_label(first.key.span.clone(), "first set here"),
+                );
+            } else {
+                settings.push(s);
+            }
+        }
+        settings
+    }
+
+    /// The recipe of the model's one `train` block (`None`: none; `Some(None)`: an invalid one).
+    fn train(&mut self, model: &ast::Model) -> Option<Option<Recipe>> {
+        if let [first, rest @ ..] = model.train.as_slice() {
+            for block in rest {
+                self.errors.push(
+                    Diagnostic::new(block.keyword.clone(), "a model has one train block")
+                        .with_label(first.keyword.clone(), "the first one"),
+                );
+            }
+        }
+        model.train.first().map(|block| self.recipe(block))
     }
 
     fn lower_error(

@@ -5,19 +5,20 @@
 //! `torch.save(model.state_dict(), f)` writes; [`save_state_dict`] writes `.safetensors`, which
 //! PyTorch loads with `load_state_dict(strict=True)`. `VarStore::load` is not used: it can't read
 //! `torch.save`'s `OrderedDict`, broadcasts wrongly shaped tensors and takes on the file's dtype.
+//! The archives' reader is [`torch_zip`], over the restricted pickle reader of `crate::pickle`.
+
+mod torch_zip;
+
 use std::borrow::Cow;
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek};
+use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, View};
 use tch::nn::VarStore;
 use tch::{Device, Kind, TchError, Tensor};
-
-use crate::pickle;
 
 /// How [`load_state_dict_with`] treats keys, shapes and dtypes that differ between file and store.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -276,7 +277,7 @@ pub fn read_state_dict(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>, 
         })
     };
     match head.as_slice() {
-        [b'P', b'K', 3, 4, ..] => read_torch_zip(path, file),
+        [b'P', b'K', 3, 4, ..] => torch_zip::read(path, file),
         // A little-endian header length (safetensors caps it at 100 MB), then the JSON header.
         [len @ .., b'{']
             if <[u8; 8]>::try_from(len).is_ok_and(|len| u64::from_le_bytes(len) <= 100_000_000) =>
@@ -335,157 +336,6 @@ fn read_safetensors(path: &Path, mut file: File) -> Result<Vec<(String, Tensor)>
         })
         .collect::<Result<Vec<_>, _>>()?;
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(tensors)
-}
-
-/// The most bytes read for `<name>/data.pkl`: a state_dict's pickle takes a few hundred bytes per
-/// tensor, and each of its bytes can become a value of tens of bytes.
-const MAX_PICKLE_LEN: u64 = 256 << 20;
-
-/// The most bytes read for `<name>/byteorder`, which holds `little` or `big`.
-const MAX_BYTEORDER_LEN: u64 = 16;
-
-/// What size an archive entry must have.
-enum EntrySize {
-    Exactly(u64),
-    AtMost(u64),
-}
-
-/// `<name>/data.pkl` describes the tensors, `<name>/data/<key>` holds each storage's raw
-/// elements, in the byte order that `<name>/byteorder` names.
-fn read_torch_zip(path: &Path, file: File) -> Result<Vec<(String, Tensor)>, LoadError> {
-    let corrupt = |reason: String| LoadError::Corrupt {
-        path: path.into(),
-        reason,
-    };
-    let unsupported = |reason: String| LoadError::Unsupported {
-        path: path.into(),
-        reason,
-    };
-    let zip_error = |e: zip::result::ZipError| match e {
-        zip::result::ZipError::InvalidArchive("Could not find central directory end") => {
-            corrupt("the zip archive's central directory, at its end, is missing".into())
-        }
-        zip::result::ZipError::UnsupportedArchive(what) => {
-            unsupported(format!("zip archive: {what}"))
-        }
-        e => corrupt(format!("zip archive: {e}")),
-    };
-    let file_len = file
-        .metadata()
-        .map_err(|source| LoadError::Io {
-            path: path.into(),
-            source,
-        })?
-        .len();
-    let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(zip_error)?;
-    // Like torch, take the archive's name from its first entry.
-    let first = zip.by_index(0).map_err(zip_error)?.name().to_string();
-    let name = first.split('/').next().unwrap_or_default().to_string();
-    if !zip
-        .file_names()
-        .any(|entry| entry == format!("{name}/data.pkl"))
-    {
-        return Err(LoadError::NotTensorFile {
-            path: path.into(),
-            reason: "it is a zip archive without the <name>/data.pkl that torch.save writes".into(),
-        });
-    }
-    let byteorder = format!("{name}/byteorder");
-    let has_byteorder = zip.file_names().any(|entry| entry == byteorder);
-    // Reads no more than the entry declares, and only uncompressed entries, as torch.save writes
-    // them, so that what is read is bounded by the file's length (a compressed entry could
-    // expand without bound: a zip bomb).
-    let mut read_entry = |entry: &str, expected: EntrySize| -> Result<Vec<u8>, LoadError> {
-        let file = zip.by_name(entry).map_err(|e| match e {
-            zip::result::ZipError::FileNotFound => corrupt(format!("the archive has no {entry}")),
-            e => zip_error(e),
-        })?;
-        if file.compression() != zip::CompressionMethod::Stored {
-            return Err(unsupported(format!(
-                "{entry} is compressed ({}); torch.save stores its entries uncompressed",
-                file.compression()
-            )));
-        }
-        let size = file.size();
-        match expected {
-            EntrySize::Exactly(len) if len != size => {
-                return Err(corrupt(format!(
-                    "{entry} holds {size} bytes, its tensors need {len}"
-                )))
-            }
-            EntrySize::AtMost(max) if size > max => {
-                return Err(unsupported(format!(
-                    "{entry} is {size} bytes, more than the {max} this reader accepts"
-                )))
-            }
-            _ => {}
-        }
-        let mut bytes = Vec::with_capacity(size.min(file_len) as usize);
-        // One byte more than declared tells an entry longer than its header says.
-        file.take(size.saturating_add(1))
-            .read_to_end(&mut bytes)
-            .map_err(|e| corrupt(format!("{entry}: {e}")))?;
-        if bytes.len() as u64 != size {
-            return Err(corrupt(format!(
-                "{entry} does not hold the {size} bytes its zip entry declares"
-            )));
-        }
-        Ok(bytes)
-    };
-    let pickle = read_entry(
-        &format!("{name}/data.pkl"),
-        EntrySize::AtMost(MAX_PICKLE_LEN),
-    )?;
-    // Files from before torch wrote this entry are little-endian.
-    let big_endian = has_byteorder
-        && match &read_entry(&byteorder, EntrySize::AtMost(MAX_BYTEORDER_LEN))?[..] {
-            b"little" => false,
-            b"big" => true,
-            order => {
-                return Err(corrupt(format!(
-                    "{byteorder} names no byte order: {:?}",
-                    String::from_utf8_lossy(order)
-                )))
-            }
-        };
-    let entries = pickle::read_state_dict(&pickle).map_err(|e| match e {
-        pickle::Error::Corrupt(reason) => corrupt(format!("{name}/data.pkl: {reason}")),
-        pickle::Error::Unsupported(reason) => unsupported(format!("{name}/data.pkl: {reason}")),
-    })?;
-    // Several tensors may view one storage: each is read once.
-    let mut storages: HashMap<String, (Kind, i64, Tensor)> = HashMap::new();
-    let mut tensors = Vec::with_capacity(entries.len());
-    for (key, view) in entries {
-        let storage = &view.storage;
-        let (kind, numel, elements) = match storages.entry(storage.key.clone()) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => {
-                let entry = format!("{name}/data/{}", storage.key);
-                let len =
-                    (storage.numel as u64).checked_mul(storage.kind.elt_size_in_bytes() as u64);
-                let len = len.ok_or_else(|| corrupt(format!("{entry} is too large")))?;
-                let mut bytes = read_entry(&entry, EntrySize::Exactly(len))?;
-                if big_endian {
-                    let elt_size = storage.kind.elt_size_in_bytes();
-                    bytes.chunks_exact_mut(elt_size).for_each(<[u8]>::reverse);
-                }
-                let elements = tensor_from_bytes(&bytes, &[storage.numel], storage.kind)
-                    .ok_or_else(|| corrupt(format!("{entry}'s data")))?;
-                e.insert((storage.kind, storage.numel, elements))
-            }
-        };
-        if (*kind, *numel) != (storage.kind, storage.numel) {
-            return Err(corrupt(format!(
-                "storage {} is declared with two types or sizes",
-                storage.key
-            )));
-        }
-        let tensor = elements
-            .f_as_strided(view.size.as_slice(), view.stride.as_slice(), view.offset)
-            .map_err(|e| corrupt(format!("{key}: {e}")))?;
-        tensors.push((key, tensor));
-    }
     Ok(tensors)
 }
 

@@ -1,26 +1,42 @@
 //! Checked network to Rust source for tch: one struct per Sequential, straight-line forward code,
-//! PyTorch names everywhere. Every front door (CLI, build.rs helper, `vgg!`) calls `tokens`.
+//! PyTorch names everywhere, and the inference model ([`inference`]). Every front door (CLI,
+//! build.rs helper, `vgg!`) calls `tokens`.
 
 use super::{model_doc, shape_text, Origin};
 use crate::analysis::{self, thousands};
 use crate::init::{self, Op};
-use crate::ir::{self, Architecture, Layer, LayerKind};
+use crate::ir::{Architecture, Layer, LayerKind};
 use crate::names;
 use crate::spec::CfgItem;
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::quote;
 
+mod inference;
+
+use inference::inference;
+
 /// The items of one model: structs, constructor, init, forward passes, repr.
 pub fn tokens(net: &Architecture, origin: &Origin) -> TokenStream {
+    let summary = analysis::summarize(net);
+    let structs = structs(net, origin, &summary);
+    let methods = methods(net, &summary);
+    let inference = inference(net);
+    quote! {
+        #structs
+        #methods
+        #inference
+    }
+}
+
+/// The model's struct, its two Sequentials' and its activations'.
+fn structs(net: &Architecture, origin: &Origin, summary: &analysis::Summary) -> TokenStream {
     let spec = &net.spec;
     let name = ident(&spec.name);
     let vis = visibility(net);
     let features_ty = ident(&names::features_type(&spec.name));
     let classifier_ty = ident(&names::classifier_type(&spec.name));
     let activations_ty = ident(&names::activations_type(&spec.name));
-    let summary = analysis::summarize(net);
-
-    let struct_doc = doc_lines(&model_doc(net, origin, &summary));
+    let struct_doc = doc_lines(&model_doc(net, origin, summary));
     let (features, classifier) = (names::FEATURES, names::CLASSIFIER);
     let (f_field, c_field) = (ident(features), ident(classifier));
     let features_doc = format!(" The `{features}` Sequential of [`{}`].", spec.name);
@@ -31,14 +47,7 @@ pub fn tokens(net: &Architecture, origin: &Origin) -> TokenStream {
     );
     let feature_fields = fields(&vis, &net.features);
     let classifier_fields = fields(&vis, &net.classifier);
-    let feature_inits = constructors(&net.features, features);
-    let classifier_inits = constructors(&net.classifier, classifier);
-
-    let tap_names: Vec<Ident> = net
-        .relu_cfg
-        .iter()
-        .map(|&i| ident(&net.features[i].name))
-        .collect();
+    let tap_names = tap_names(net);
     let tap_docs: Vec<String> = net
         .relu_cfg
         .iter()
@@ -50,46 +59,6 @@ pub fn tokens(net: &Architecture, origin: &Origin) -> TokenStream {
             )
         })
         .collect();
-
-    // A model with one conv has no tap point: nothing to collect, and `tap` goes unused.
-    let (collect_taps, tap_param) = if tap_names.is_empty() {
-        (
-            quote! { (self.forward_tapped(xs, train, |_| {}), #activations_ty {}) },
-            quote!(_tap),
-        )
-    } else {
-        let count = Literal::usize_unsuffixed(tap_names.len());
-        let collect = quote! {
-            let mut maps = ::std::vec::Vec::with_capacity(#count);
-            let ys = self.forward_tapped(xs, train, |xs| maps.push(xs.shallow_clone()));
-            let mut maps = maps.into_iter();
-            let mut next = || maps.next().expect("one map per RELU_CFG point");
-            (ys, #activations_ty { #(#tap_names: next()),* })
-        };
-        (collect, quote!(mut tap))
-    };
-    let consts = constants(net, &summary);
-    let init_fn = init_fn(net);
-    let uses = runtime_imports(net);
-    let build = quote! {
-        Self {
-            #f_field: #features_ty { #(#feature_inits)* },
-            #c_field: #classifier_ty { #(#classifier_inits)* },
-        }
-    };
-    let construct = if net.spec.init.is_empty() {
-        build
-    } else {
-        quote! {
-            let mut net = #build;
-            net.init();
-            net
-        }
-    };
-    let forward = forward_body(net);
-    let repr = raw_string(&crate::repr::network(net));
-    let inference = inference(net);
-
     quote! {
         #struct_doc
         #[derive(Debug)]
@@ -115,21 +84,35 @@ pub fn tokens(net: &Architecture, origin: &Origin) -> TokenStream {
         #vis struct #activations_ty {
             #(#[doc = #tap_docs] #vis #tap_names: ::vggdsl_runtime::tch::Tensor,)*
         }
+    }
+}
 
+/// The fields of the activations struct: the layers at `relu_cfg`.
+fn tap_names(net: &Architecture) -> Vec<Ident> {
+    net.relu_cfg
+        .iter()
+        .map(|&i| ident(&net.features[i].name))
+        .collect()
+}
+
+/// The model's methods, its `ModuleT` and its `Display`.
+fn methods(net: &Architecture, summary: &analysis::Summary) -> TokenStream {
+    let name = ident(&net.spec.name);
+    let activations_ty = ident(&names::activations_type(&net.spec.name));
+    let (collect_taps, tap_param) = collect_taps(net);
+    let consts = constants(net, summary);
+    let new_fn = new_fn(net);
+    let init_fn = init_fn(net);
+    let forward = forward_body(net);
+    let repr = raw_string(&crate::repr::network(net));
+    quote! {
         impl #name {
             #consts
 
             /// PyTorch's `print(net)` for this model.
             pub const REPR: &'static str = #repr;
 
-            /// Creates every variable under `p` with its PyTorch `state_dict` name, drawing PyTorch's
-            /// default initialisation in construction order, then applies the model's init rules.
-            pub fn new(p: &::vggdsl_runtime::tch::nn::Path) -> Self {
-                use ::vggdsl_runtime::nn::{#(#uses),*};
-                let #f_field = p / #features;
-                let #c_field = p / #classifier;
-                #construct
-            }
+            #new_fn
 
             #init_fn
 
@@ -165,127 +148,64 @@ pub fn tokens(net: &Architecture, origin: &Origin) -> TokenStream {
                 f.write_str(Self::REPR)
             }
         }
-
-        #inference
     }
 }
 
-/// One layer of the inference model: its field, type, how it is built and how it runs.
-struct Fused {
-    name: Ident,
-    ty: TokenStream,
-    build: TokenStream,
-    call: TokenStream,
+/// The body of `forward_with_activations`, and the name of `forward_tapped`'s tap parameter.
+fn collect_taps(net: &Architecture) -> (TokenStream, TokenStream) {
+    let activations_ty = ident(&names::activations_type(&net.spec.name));
+    let tap_names = tap_names(net);
+    // A model with one conv has no tap point: nothing to collect, and `tap` goes unused.
+    if tap_names.is_empty() {
+        return (
+            quote! { (self.forward_tapped(xs, train, |_| {}), #activations_ty {}) },
+            quote!(_tap),
+        );
+    }
+    let count = Literal::usize_unsuffixed(tap_names.len());
+    let collect = quote! {
+        let mut maps = ::std::vec::Vec::with_capacity(#count);
+        let ys = self.forward_tapped(xs, train, |xs| maps.push(xs.shallow_clone()));
+        let mut maps = maps.into_iter();
+        let mut next = || maps.next().expect("one map per RELU_CFG point");
+        (ys, #activations_ty { #(#tap_names: next()),* })
+    };
+    (collect, quote!(mut tap))
 }
 
-/// The inference layers of one Sequential (`section` is the local that holds it), grouped by
-/// [`ir::fusions`].
-fn fused(layers: &[Layer], section: &Ident) -> Vec<Fused> {
-    ir::fusions(layers)
-        .into_iter()
-        .map(|f| {
-            let l = &layers[f.layer];
-            let name = ident(&l.name);
-            let norm = match f.norm {
-                Some(n) => {
-                    let n = ident(&layers[n].name);
-                    quote!(Some(&#section.#n))
-                }
-                None => quote!(None),
-            };
-            let (ty, build) = match l.kind {
-                LayerKind::Conv2d { .. } => (
-                    quote!(::vggdsl_runtime::inference::ConvReLU2d),
-                    quote!(ConvReLU2d::new(&#section.#name, #norm)),
-                ),
-                LayerKind::Linear { .. } => {
-                    let relu = f.relu;
-                    (
-                        quote!(::vggdsl_runtime::inference::FusedLinear),
-                        quote!(FusedLinear::new(&#section.#name, #norm, #relu)),
-                    )
-                }
-                _ => {
-                    let ty = ident(layer_type(&l.kind));
-                    (quote!(::vggdsl_runtime::nn::#ty), quote!(#section.#name))
-                }
-            };
-            let call = quote!(self.#name.forward(&xs));
-            Fused {
-                name,
-                ty,
-                build,
-                call,
-            }
-        })
-        .collect()
-}
-
-/// The inference model: BatchNorm folded, ReLU fused, conv weights prepacked for oneDNN.
-fn inference(net: &Architecture) -> TokenStream {
+/// `new`: every layer built under its PyTorch path, then the init rules applied.
+fn new_fn(net: &Architecture) -> TokenStream {
     let spec = &net.spec;
-    let name = ident(&spec.name);
-    let vis = visibility(net);
-    let ty = ident(&names::inference_type(&spec.name));
-    let (f, c) = (ident("f"), ident("c"));
-    let features = fused(&net.features, &f);
-    let classifier = fused(&net.classifier, &c);
-    let fields: Vec<&Ident> = features
-        .iter()
-        .chain(&classifier)
-        .map(|l| &l.name)
-        .collect();
-    let types = features.iter().chain(&classifier).map(|l| &l.ty);
-    let builds = features.iter().chain(&classifier).map(|l| &l.build);
-    let feature_calls = features.iter().map(|l| &l.call);
-    let mut classifier_calls: Vec<&TokenStream> = classifier.iter().map(|l| &l.call).collect();
-    let last = classifier_calls.pop().expect("the classifier has layers");
-    let head = head(net);
-    let (f_field, c_field) = (ident(names::FEATURES), ident(names::CLASSIFIER));
-    let doc = format!(
-        " [`{}`] for inference: each BatchNorm folded into the layer before it, ReLU fused, conv \
-         weights prepacked for oneDNN; small batches run channels-last through oneDNN's fused \
-         conv + ReLU kernel, large ones in oneDNN's blocked layout, and convs on maps of a few \
-         positions as one matrix product ([`vggdsl_runtime::inference`]). Built by \
-         [`{}::to_inference`] from the model's current weights.",
-        spec.name, spec.name
-    );
+    let features_ty = ident(&names::features_type(&spec.name));
+    let classifier_ty = ident(&names::classifier_type(&spec.name));
+    let (features, classifier) = (names::FEATURES, names::CLASSIFIER);
+    let (f_field, c_field) = (ident(features), ident(classifier));
+    let feature_inits = constructors(&net.features, features);
+    let classifier_inits = constructors(&net.classifier, classifier);
+    let uses = runtime_imports(net);
+    let build = quote! {
+        Self {
+            #f_field: #features_ty { #(#feature_inits)* },
+            #c_field: #classifier_ty { #(#classifier_inits)* },
+        }
+    };
+    let construct = if spec.init.is_empty() {
+        build
+    } else {
+        quote! {
+            let mut net = #build;
+            net.init();
+            net
+        }
+    };
     quote! {
-        #[doc = #doc]
-        #[derive(Debug)]
-        #vis struct #ty {
-            #(#vis #fields: #types,)*
-        }
-
-        impl #name {
-            /// The inference model, built from the current weights and running statistics; its
-            /// outputs equal `forward_t(xs, false)` up to float rounding.
-            pub fn to_inference(&self) -> #ty {
-                use ::vggdsl_runtime::inference::{ConvReLU2d, FusedLinear};
-                let (#f, #c) = (&self.#f_field, &self.#c_field);
-                #ty {
-                    #(#fields: #builds,)*
-                }
-            }
-        }
-
-        impl #ty {
-            /// Inference forward pass; no gradients are recorded.
-            pub fn forward(&self, xs: &::vggdsl_runtime::tch::Tensor) -> ::vggdsl_runtime::tch::Tensor {
-                let _guard = ::vggdsl_runtime::tch::no_grad_guard();
-                let mut xs = ::vggdsl_runtime::inference::enter(xs);
-                #(xs = #feature_calls;)*
-                xs = #head.forward(&xs);
-                xs = ::vggdsl_runtime::inference::leave(xs).flatten(1, -1);
-                #(xs = #classifier_calls;)*
-                #last
-            }
-        }
-
-        impl ::vggdsl_runtime::tch::nn::Module for #ty {
-            fn forward(&self, xs: &::vggdsl_runtime::tch::Tensor) -> ::vggdsl_runtime::tch::Tensor {
-                #ty::forward(self, xs)
-            }
+        /// Creates every variable under `p` with its PyTorch `state_dict` name, drawing PyTorch's
+        /// default initialisation in construction order, then applies the model's init rules.
+        pub fn new(p: &::vggdsl_runtime::tch::nn::Path) -> Self {
+            use ::vggdsl_runtime::nn::{#(#uses),*};
+            let #f_field = p / #features;
+            let #c_field = p / #classifier;
+            #construct
         }
     }
 }
