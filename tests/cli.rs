@@ -2,57 +2,10 @@
 //! and what it does with hostile paths (its input as output, devices, closed pipes).
 
 mod common;
-use common::repo;
-use std::io::Write;
+use common::{command, finish, path, repo, text, vggdsl, vggdsl_with_stdin};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Output};
 use vggdsl_test_support::tempdir;
-
-/// The command with every stream piped; the caller may redirect one before spawning.
-fn command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vggdsl"));
-    cmd.args(args)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-/// Feeds `stdin` and collects the output. Some of the bugs guarded against here are hangs, so a
-/// run that takes more than a minute is killed and fails the test instead of blocking it.
-fn finish(mut child: Child, stdin: &[u8]) -> Output {
-    let mut input = child.stdin.take().expect("stdin is piped");
-    let data = stdin.to_vec();
-    // vggdsl may exit without reading; the error that gives the writer is not the test's concern.
-    std::thread::spawn(move || input.write_all(&data));
-    let pid = child.id();
-    let (done, result) = std::sync::mpsc::channel();
-    std::thread::spawn(move || done.send(child.wait_with_output()));
-    match result.recv_timeout(Duration::from_secs(60)) {
-        Ok(out) => out.expect("vggdsl's output is collected"),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            panic!("vggdsl did not finish within a minute");
-        }
-    }
-}
-
-fn vggdsl(args: &[&str]) -> Output {
-    vggdsl_with_stdin(args, b"")
-}
-
-fn vggdsl_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
-    finish(
-        command(args).spawn().expect("the vggdsl binary runs"),
-        stdin,
-    )
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).expect("UTF-8 output")
-}
 
 /// Asserts the run failed with `code` and said so in exactly one `error: ` line on stderr, which it
 /// returns, and printed nothing on stdout.
@@ -65,10 +18,6 @@ fn one_error(out: &Output, code: i32) -> String {
     );
     assert!(out.stdout.is_empty(), "{err}");
     err
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("a UTF-8 scratch path")
 }
 
 const EXAMPLES: [&str; 3] = [

@@ -1,22 +1,11 @@
 //! `vggdsl compile --target pytorch` without PyTorch: the module's text (a reviewed snapshot),
 //! black's layout at the language's size limits, names Python cannot take, and the rule that
 //! only a generated file is replaced. tests/pytorch_target.rs runs the modules in PyTorch.
-use std::process::{Command, Output};
+use std::process::Command;
 
 mod common;
-use common::repo;
+use common::{repo, text, vggdsl};
 use vggdsl_test_support::tempdir;
-
-fn vggdsl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vggdsl"))
-        .args(args)
-        .output()
-        .expect("the vggdsl binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// The module for `file`, checked to have succeeded.
 fn python(file: &str) -> String {

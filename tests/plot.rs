@@ -2,23 +2,10 @@
 //! (snapshots of the SVG text, reviewed by hand), says what it shows (title with the model, axis
 //! descriptions with units, legend) and keeps the labels of a 19-layer network apart; PNG output
 //! is a PNG of twice the SVG's size; bad input is one sentence and exit 1.
-use std::path::Path;
-use std::process::{Command, Output};
 
 mod common;
-use common::repo;
+use common::{path, repo, text, vggdsl};
 use vggdsl_test_support::tempdir;
-
-fn vggdsl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vggdsl"))
-        .args(args)
-        .output()
-        .expect("the vggdsl binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// `vggdsl plot ARGS -o -`: the SVG on standard output, after checking that it succeeded.
 fn svg(args: &[&str]) -> String {
@@ -464,10 +451,6 @@ fn a_metrics_file_that_is_not_json_lines_names_its_line() {
         err.starts_with(&format!("error: cannot read {}", missing.display())),
         "{err}"
     );
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]

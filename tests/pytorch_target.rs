@@ -13,7 +13,7 @@
 //! All checks of the first kind run in one Python process (`pytorch_target.py` of
 //! `vggdsl-test-support`). Without Python and torch the tests say why and pass, unless `CI` is set.
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -24,7 +24,7 @@ mod common;
 use common::models::*;
 use common::repo;
 use vggdsl_test_support::pytorch::{python, run_json};
-use vggdsl_test_support::{file_in, rng, tempdir, text, TempDir};
+use vggdsl_test_support::{assert_success, file_in, rng, tempdir, text, TempDir};
 
 vggdsl_runtime::vgg!("tests/models/tiny.vgg");
 
@@ -70,16 +70,6 @@ fn seeded<T>(seed: i64, f: impl FnOnce() -> T) -> T {
     f()
 }
 
-fn check(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// `vggdsl compile --target pytorch FILE -o OUT`.
 fn compile_to_python(file: &str, out: &Path) {
     let out = Command::new(env!("CARGO_BIN_EXE_vggdsl"))
@@ -93,7 +83,7 @@ fn compile_to_python(file: &str, out: &Path) {
         ])
         .output()
         .unwrap();
-    check(&out, "vggdsl compile --target pytorch");
+    assert_success(&out, "vggdsl compile --target pytorch");
 }
 
 /// The Python module a `.vgg` file compiles to, in `dir`.
@@ -241,7 +231,7 @@ fn ddp_training_writes_a_state_dict_the_rust_model_loads() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let out = child.wait_with_output().unwrap();
-    check(&out, "torchrun examples/ddp_train.py");
+    assert_success(&out, "torchrun examples/ddp_train.py");
     println!(
         "ddp_train.py, 2 processes: {:.1} s\n{}",
         started.elapsed().as_secs_f64(),
@@ -263,7 +253,7 @@ fn ddp_training_writes_a_state_dict_the_rust_model_loads() {
         .args(["plot", "training", &text(&run), "-o", &text(&picture)])
         .output()
         .unwrap();
-    check(&plot, "vggdsl plot training");
+    assert_success(&plot, "vggdsl plot training");
     assert!(std::fs::read_to_string(&picture)
         .unwrap()
         .contains("Training: run"));

@@ -8,6 +8,7 @@ pub mod cifar;
 pub mod pytorch;
 
 use std::path::Path;
+use std::process::Output;
 use std::sync::{Mutex, MutexGuard};
 
 pub use tempfile::TempDir;
@@ -44,4 +45,15 @@ pub fn file_in(dir: &TempDir, name: &str) -> String {
 /// A path as the text a command line takes.
 pub fn text(path: &Path) -> String {
     path.to_str().expect("a UTF-8 path").to_owned()
+}
+
+/// Asserts that the process `what` succeeded, showing all it printed when it did not.
+pub fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -90,13 +90,7 @@ fn checked(mut command: Command, what: &str) -> Vec<u8> {
     let out: Output = command
         .output()
         .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::assert_success(&out, what);
     out.stdout
 }
 
