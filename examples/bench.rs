@@ -24,9 +24,11 @@ use std::time::Instant;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde_json::{json, Value};
+use serde_json::Value;
+use vggdsl::files::bench::{BenchResults, BenchRow};
 use vggdsl_runtime::tch::{self, nn, nn::ModuleT, CModule, Device, Kind, Tensor};
-use vggdsl_runtime::Network;
+use vggdsl_runtime::{Inference, Network};
+use vggdsl_test_support::pytorch;
 
 vggdsl_runtime::include_vgg!("vgg16_bn");
 vggdsl_runtime::include_vgg!("hrank_vgg16_pruned");
@@ -65,8 +67,7 @@ fn time(f: &dyn Fn() -> Tensor) -> f64 {
 
 /// The PyTorch process's figures at `threads`, after it wrote its frozen TorchScript to `script`.
 fn python(threads: i64, iters: usize, script: &str, batches: &[i64], reuse: bool) -> Value {
-    let python = std::env::var("VGGDSL_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = Command::new(python)
+    let out = Command::new(pytorch::interpreter())
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/torch_bench.py"))
         .args(reuse.then_some(REUSE_FREED_MEMORY))
         .args([threads.to_string(), iters.to_string(), script.to_owned()])
@@ -162,6 +163,19 @@ fn profile(fast: &Vgg16BnInference, batch: i64, iters: usize, peak: f64) {
         }
     }
     let medians: Vec<f64> = times.into_iter().map(|t| quartiles(t)[1]).collect();
+    let names: Vec<&str> = steps.iter().map(|(name, _)| *name).collect();
+    print_profile(&names, &inputs, &medians, (batch, iters), peak);
+}
+
+/// The per-layer table: each step's output, MACs, median time, share and GFLOP/s against `peak`;
+/// `inputs[i]` is step `i`'s input and `inputs[i + 1]` its output.
+fn print_profile(
+    names: &[&str],
+    inputs: &[Tensor],
+    medians: &[f64],
+    (batch, iters): (i64, usize),
+    peak: f64,
+) {
     let total: f64 = medians.iter().sum();
     println!(
         "\nper layer, batch {batch} (median of {iters}; sum {:.2} ms):",
@@ -169,7 +183,7 @@ fn profile(fast: &Vgg16BnInference, batch: i64, iters: usize, peak: f64) {
     );
     println!("| layer | output | MACs | time | share | GFLOP/s | of peak |");
     println!("|---|---|---:|---:|---:|---:|---:|");
-    for (i, (name, _)) in steps.iter().enumerate() {
+    for (i, name) in names.iter().enumerate() {
         let out = inputs[i + 1].size();
         let weight = match *name {
             n if n.starts_with("conv") => Some(9 * inputs[i].size()[1]),
@@ -225,6 +239,159 @@ fn compile_time(vggdsl: &str, file: &str) -> f64 {
     quartiles((0..20).map(|_| run()).collect())[1]
 }
 
+/// The networks this process times: the seed generated and built at run time (the same weights),
+/// their inference forms, and the HRank-pruned example.
+struct Models {
+    net: Vgg16Bn,
+    fast: Vgg16BnInference,
+    network_fast: Inference,
+    pruned: Vgg16BnHrank,
+    pruned_fast: Vgg16BnHrankInference,
+}
+
+impl Models {
+    fn new(seed_file: &str) -> Models {
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = Vgg16Bn::new(&vs.root());
+        let rvs = nn::VarStore::new(Device::Cpu);
+        let network = Network::from_file(&rvs.root(), seed_file, None).expect("the seed loads");
+        let mut rvs = rvs;
+        rvs.copy(&vs).expect("same names and shapes");
+        let pvs = nn::VarStore::new(Device::Cpu);
+        let pruned = Vgg16BnHrank::new(&pvs.root());
+        Models {
+            fast: net.to_inference(),
+            net,
+            network_fast: network.to_inference(),
+            pruned_fast: pruned.to_inference(),
+            pruned,
+        }
+    }
+}
+
+/// What this process times at a batch `xs`, in the order the table's bridge reads them.
+fn variants<'a>(m: &'a Models, torchscript: &'a CModule, xs: &'a Tensor) -> Vec<Variant<'a>> {
+    vec![
+        (
+            "tch forward_t(eval)",
+            Box::new(move || m.net.forward_t(xs, false)),
+        ),
+        (
+            "vggdsl to_inference()",
+            Box::new(move || m.fast.forward(xs)),
+        ),
+        (
+            "vggdsl run-time Network to_inference()",
+            Box::new(move || m.network_fast.forward(xs)),
+        ),
+        (
+            "PyTorch TorchScript frozen (tch::CModule)",
+            Box::new(move || torchscript.forward_ts(&[xs]).expect("TorchScript runs")),
+        ),
+        (
+            "HRank-pruned forward_t(eval)",
+            Box::new(move || m.pruned.forward_t(xs, false)),
+        ),
+        (
+            "HRank-pruned to_inference()",
+            Box::new(move || m.pruned_fast.forward(xs)),
+        ),
+    ]
+}
+
+/// One batch size at `t` threads: every variant's rows, printed as BENCHMARKS.md's table lines;
+/// `theirs` is the PyTorch process's answer for the batch size.
+fn measure(
+    m: &Models,
+    torchscript: &CModule,
+    theirs: &Value,
+    t: i64,
+    b: i64,
+    iters: usize,
+) -> Vec<BenchRow> {
+    let mut rows = Vec::new();
+    let xs = Tensor::randn([b, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let _guard = tch::no_grad_guard();
+    let reference = m.net.forward_t(&xs, false);
+    for (name, ys) in [
+        ("to_inference()", m.fast.forward(&xs)),
+        ("run-time Network", m.network_fast.forward(&xs)),
+    ] {
+        let e = relative_error(&ys, &reference);
+        assert!(
+            e < 1e-4,
+            "{name} differs from forward_t by {e:e} at batch {b}"
+        );
+    }
+    let variants = variants(m, torchscript, &xs);
+    let n = if b <= 64 { iters } else { (iters / 4).max(8) };
+    let times = interleave(&variants, n);
+    let median = |i: usize| quartiles(times[i].clone())[1];
+    let f = |v: &str, k: &str| theirs[v][k].as_f64().expect("a figure");
+    // eager / torchscript, measured in the PyTorch process.
+    let bridge = f("torchscript", "ratio");
+    let mut row = |variant: &str, seconds: f64, ratio: [f64; 3]| {
+        println!(
+            "| {b} | {variant} | {:.2} ms | {:.0} | **{:.2}×** | {:.2}–{:.2} |",
+            seconds * 1e3,
+            b as f64 / seconds,
+            ratio[1],
+            ratio[0],
+            ratio[2]
+        );
+        rows.push(BenchRow {
+            variant: variant.to_owned(),
+            threads: t,
+            batch: b,
+            images_per_second: b as f64 / seconds,
+            ratio: Some(ratio[1]),
+            ratio_q1: Some(ratio[0]),
+            ratio_q3: Some(ratio[2]),
+        });
+    };
+    for (name, label) in [
+        ("eager", "PyTorch eager"),
+        ("torchscript", "PyTorch TorchScript frozen"),
+        (
+            "optimize_for_inference",
+            "PyTorch frozen + optimize_for_inference",
+        ),
+        ("compile", "PyTorch torch.compile (freezing)"),
+    ] {
+        let q = [f(name, "ratio_q1"), f(name, "ratio"), f(name, "ratio_q3")];
+        row(label, f(name, "seconds"), q);
+    }
+    // Through the bridge (variant 3, the frozen TorchScript) to PyTorch's eager.
+    for i in [0, 1, 2, 5] {
+        row(
+            variants[i].0,
+            median(i),
+            ratio(&times[3], &times[i]).map(|x| x * bridge),
+        );
+    }
+    let torchscript_seconds = f("torchscript", "seconds");
+    print_bridges(b, &variants, &times, torchscript_seconds);
+    rows
+}
+
+/// The bridge's two times, and each fused path against tch's eager op sequence, in this process.
+fn print_bridges(b: i64, variants: &[Variant], times: &[Vec<f64>], torchscript_seconds: f64) {
+    println!(
+        "| {b} | (bridge: TorchScript frozen took {:.2} ms in PyTorch's process, {:.2} ms in this one) | | | | |",
+        torchscript_seconds * 1e3,
+        quartiles(times[3].clone())[1] * 1e3
+    );
+    // Within this process: the fused paths against tch's eager op sequence.
+    for (fused, eager) in [(1, 0), (2, 0), (5, 4)] {
+        let r = ratio(&times[eager], &times[fused]);
+        println!(
+            "| {b} | {} over {} | | | {:.2}× | {:.2}–{:.2} |",
+            variants[fused].0, variants[eager].0, r[1], r[0], r[2]
+        );
+    }
+}
+
 fn main() {
     let reuse = std::env::args().any(|a| a == REUSE_FREED_MEMORY);
     if reuse && !vggdsl_runtime::memory::reuse_freed_memory() {
@@ -233,27 +400,14 @@ fn main() {
     let threads = list("--threads", "1,2");
     let batches = list("--batches", "1,4,16,64,256");
     let iters: usize = arg("--iters").map_or(40, |n| n.parse().expect("--iters N"));
-    let dir = std::env::temp_dir().join(format!("vggdsl-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a temporary folder");
-
-    tch::manual_seed(0);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let net = Vgg16Bn::new(&vs.root());
-    let fast = net.to_inference();
+    let dir = vggdsl_test_support::tempdir();
     let seed_file = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/vgg16_bn.vgg");
-    let rvs = nn::VarStore::new(Device::Cpu);
-    let network = Network::from_file(&rvs.root(), seed_file, None).expect("the seed loads");
-    let mut rvs = rvs;
-    rvs.copy(&vs).expect("same names and shapes");
-    let network_fast = network.to_inference();
-    let pvs = nn::VarStore::new(Device::Cpu);
-    let pruned = Vgg16BnHrank::new(&pvs.root());
-    let pruned_fast = pruned.to_inference();
+    let models = Models::new(seed_file);
 
     let mut rows = Vec::new();
     let mut torch_version = String::new();
     for &t in &threads {
-        let script = dir.join(format!("seed-{t}.pt"));
+        let script = dir.path().join(format!("seed-{t}.pt"));
         let py = python(t, iters, script.to_str().unwrap(), &batches, reuse);
         tch::set_num_threads(t as i32);
         let torchscript = CModule::load(&script).expect("the frozen TorchScript loads");
@@ -267,97 +421,8 @@ fn main() {
         println!("| batch | variant | time | images/s | vs eager PyTorch | spread (quartiles) |");
         println!("|---:|---|---:|---:|---:|---|");
         for &b in &batches {
-            let xs = Tensor::randn([b, 3, 32, 32], (Kind::Float, Device::Cpu));
-            let _guard = tch::no_grad_guard();
-            let reference = net.forward_t(&xs, false);
-            for (name, ys) in [
-                ("to_inference()", fast.forward(&xs)),
-                ("run-time Network", network_fast.forward(&xs)),
-            ] {
-                let e = relative_error(&ys, &reference);
-                assert!(
-                    e < 1e-4,
-                    "{name} differs from forward_t by {e:e} at batch {b}"
-                );
-            }
-            let variants: Vec<Variant> = vec![
-                (
-                    "tch forward_t(eval)",
-                    Box::new(|| net.forward_t(&xs, false)),
-                ),
-                ("vggdsl to_inference()", Box::new(|| fast.forward(&xs))),
-                (
-                    "vggdsl run-time Network to_inference()",
-                    Box::new(|| network_fast.forward(&xs)),
-                ),
-                (
-                    "PyTorch TorchScript frozen (tch::CModule)",
-                    Box::new(|| torchscript.forward_ts(&[&xs]).expect("TorchScript runs")),
-                ),
-                (
-                    "HRank-pruned forward_t(eval)",
-                    Box::new(|| pruned.forward_t(&xs, false)),
-                ),
-                (
-                    "HRank-pruned to_inference()",
-                    Box::new(|| pruned_fast.forward(&xs)),
-                ),
-            ];
-            let n = if b <= 64 { iters } else { (iters / 4).max(8) };
-            let times = interleave(&variants, n);
-            let median = |i: usize| quartiles(times[i].clone())[1];
             let theirs = &py["batches"][b.to_string()];
-            let f = |v: &str, k: &str| theirs[v][k].as_f64().expect("a figure");
-            // eager / torchscript, measured in the PyTorch process.
-            let bridge = f("torchscript", "ratio");
-            let mut row = |variant: &str, seconds: f64, ratio: [f64; 3]| {
-                println!(
-                    "| {b} | {variant} | {:.2} ms | {:.0} | **{:.2}×** | {:.2}–{:.2} |",
-                    seconds * 1e3,
-                    b as f64 / seconds,
-                    ratio[1],
-                    ratio[0],
-                    ratio[2]
-                );
-                rows.push(json!({
-                    "variant": variant, "threads": t, "batch": b,
-                    "images_per_second": b as f64 / seconds, "ratio": ratio[1],
-                    "ratio_q1": ratio[0], "ratio_q3": ratio[2],
-                }));
-            };
-            for (name, label) in [
-                ("eager", "PyTorch eager"),
-                ("torchscript", "PyTorch TorchScript frozen"),
-                (
-                    "optimize_for_inference",
-                    "PyTorch frozen + optimize_for_inference",
-                ),
-                ("compile", "PyTorch torch.compile (freezing)"),
-            ] {
-                let q = [f(name, "ratio_q1"), f(name, "ratio"), f(name, "ratio_q3")];
-                row(label, f(name, "seconds"), q);
-            }
-            // Through the bridge (variant 3, the frozen TorchScript) to PyTorch's eager.
-            for i in [0, 1, 2, 5] {
-                row(
-                    variants[i].0,
-                    median(i),
-                    ratio(&times[3], &times[i]).map(|x| x * bridge),
-                );
-            }
-            println!(
-                "| {b} | (bridge: TorchScript frozen took {:.2} ms in PyTorch's process, {:.2} ms in this one) | | | | |",
-                f("torchscript", "seconds") * 1e3,
-                median(3) * 1e3
-            );
-            // Within this process: the fused paths against tch's eager op sequence.
-            for (fused, eager) in [(1, 0), (2, 0), (5, 4)] {
-                let r = ratio(&times[eager], &times[fused]);
-                println!(
-                    "| {b} | {} over {} | | | {:.2}× | {:.2}–{:.2} |",
-                    variants[fused].0, variants[eager].0, r[1], r[0], r[2]
-                );
-            }
+            rows.extend(measure(&models, &torchscript, theirs, t, b, iters));
         }
     }
     let last_threads = *threads.last().unwrap();
@@ -365,7 +430,7 @@ fn main() {
     let peak = gemm_peak();
     println!("\nf32 GEMM (1024³, {last_threads} thread(s)): {peak:.1} GFLOP/s");
     for b in [1, 64] {
-        profile(&fast, b, iters, peak);
+        profile(&models.fast, b, iters, peak);
     }
     if let Some(path) = arg("--json") {
         let machine = format!(
@@ -373,9 +438,12 @@ fn main() {
             std::thread::available_parallelism().map_or(0, |n| n.get()),
             torch_version
         );
-        let results = json!({"model": "Vgg16Bn (the seed)", "machine": machine, "rows": rows});
-        std::fs::write(&path, serde_json::to_string_pretty(&results).unwrap())
-            .expect("the results file is written");
+        let results = BenchResults {
+            model: "Vgg16Bn (the seed)".to_owned(),
+            machine: Some(machine),
+            rows,
+        };
+        std::fs::write(&path, results.to_json()).expect("the results file is written");
         println!("\nwrote {path}");
     }
     if let Some(vggdsl) = arg("--vggdsl") {
@@ -384,5 +452,4 @@ fn main() {
             compile_time(&vggdsl, seed_file) * 1e3
         );
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
