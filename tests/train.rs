@@ -545,7 +545,9 @@ fn trains_on_the_real_fashion_mnist() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("Small on fashion-mnist (60,000 training, 10,000 test images)"));
+    assert!(stderr(&out).contains(
+        "Small on fashion-mnist (55,000 training, 5,000 validation, 10,000 test images)"
+    ));
     let line = &metrics(&tmp.path().join("runs/Small"))[0];
     let accuracy = line["test_accuracy"].as_f64().unwrap();
     println!(

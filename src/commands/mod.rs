@@ -12,6 +12,8 @@ pub mod prune;
 pub mod rank;
 #[cfg(feature = "torch")]
 pub mod setup;
+#[cfg(feature = "torch")]
+pub mod split;
 pub mod summary;
 #[cfg(feature = "torch")]
 pub mod train;

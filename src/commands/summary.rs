@@ -51,15 +51,17 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 let tables = summaries.iter().map(|s| s.table());
                 show(args.json, &summaries, tables, Convention::exact(args.flops))
             }
-            Count::Hrank | Count::Hrankplus if args.flops => return Err(Failure::new(
-                USAGE,
-                format_args!(
+            Count::Hrank | Count::Hrankplus if args.flops => {
+                return Err(Failure::new(
+                    USAGE,
+                    format_args!(
                     "--flops adds FLOPs to the exact count; --count {0} prints {1}'s own FLOPs \
                      without it",
                     if args.count == Count::Hrank { "hrank" } else { "hrankplus" },
                     if args.count == Count::Hrank { "HRank" } else { "HRankPlus" },
                 ),
-            )),
+                ))
+            }
             Count::Hrank | Count::Hrankplus => {
                 let (count, convention): (fn(&_) -> _, _) = match args.count {
                     Count::Hrank => (analysis::hrank, Convention::hrank()),

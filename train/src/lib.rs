@@ -12,6 +12,7 @@ pub mod error;
 pub mod hrank;
 pub mod prune;
 pub mod sgd;
+pub mod sparsity;
 pub mod trainer;
 
 pub use error::TrainError;
