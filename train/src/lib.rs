@@ -7,6 +7,7 @@
 //! leaves and the ranks file are `vggdsl::files`' formats, read the same by `vggdsl plot`.
 
 pub mod checkpoint;
+pub mod criteria;
 pub mod data;
 pub mod error;
 pub mod hrank;

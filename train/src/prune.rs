@@ -6,6 +6,7 @@
 //! The model to prune is the network the weights hold: its `compress_rate`, if any, is where it
 //! is pruned to (when no other rates are given), not a cut already made.
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -21,6 +22,8 @@ use vggdsl::Architecture;
 use vggdsl_runtime::state_dict::LoadError;
 use vggdsl_runtime::Network;
 
+use crate::criteria::{bn, fpgm, taylor};
+use crate::data::ImageSet;
 use crate::hrank::{self, Criterion, Inherit, RanksMismatch};
 
 /// What to prune, to what, and how.
@@ -56,7 +59,7 @@ pub struct Rates {
 }
 
 /// Which filters of each conv survive; ties go to the lower filter index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub enum By<'a> {
     /// The highest mean feature-map rank, from the ranks file of `vggdsl rank` at this path.
     Rank(&'a Path),
@@ -64,6 +67,20 @@ pub enum By<'a> {
     L1,
     /// A uniformly random choice, seeded by [`Request::seed`].
     Random,
+    /// The largest BatchNorm scale |γ| (Network Slimming, [`crate::criteria::bn`]).
+    Bn,
+    /// The largest sum of distances to the conv's other filters (FPGM, [`crate::criteria::fpgm`]).
+    Fpgm,
+    /// The highest first-order Taylor importance ([`crate::criteria::taylor`]) over these images.
+    Taylor(TaylorImages<'a>),
+}
+
+/// The training images the Taylor criterion runs: the first `images` of `set`, in batches.
+#[derive(Debug, Clone, Copy)]
+pub struct TaylorImages<'a> {
+    pub set: &'a ImageSet,
+    pub images: usize,
+    pub batch_size: NonZeroUsize,
 }
 
 /// A pruned model.
@@ -100,6 +117,10 @@ pub enum PruneError {
         file: String,
         source: Box<RanksMismatch>,
     },
+    #[error(transparent)]
+    NoBatchNorm(#[from] bn::NoBatchNorm),
+    #[error("libtorch failed while scoring filters: {0}")]
+    Torch(#[from] tch::TchError),
 }
 
 /// Prunes `request.model` as `request` says.
@@ -140,6 +161,28 @@ pub fn prune(request: &Request) -> Result<Pruned, PruneError> {
             Criterion::Random(request.seed),
             format!("a random choice (seed {})", request.seed),
         ),
+        By::Bn => (
+            Criterion::Scores(bn::scores(&full)?),
+            "the largest BatchNorm scale |γ| (Network Slimming)".to_owned(),
+        ),
+        By::Fpgm => (
+            Criterion::Scores(fpgm::scores(&full)),
+            "the largest sum of distances to the other filters (FPGM)".to_owned(),
+        ),
+        By::Taylor(images) => {
+            let scores = taylor::scores(
+                &full,
+                images.set,
+                images.batch_size,
+                images.images,
+                &mut |_| {},
+            )?;
+            let text = format!(
+                "the highest first-order Taylor importance ({} training images)",
+                images.images.min(images.set.len())
+            );
+            (Criterion::Scores(scores), text)
+        }
     };
     let kept = hrank::choose(&full, &keep, &criterion);
 

@@ -19,6 +19,8 @@ pub enum Criterion<'a> {
     L1,
     /// A uniformly random choice, per conv in order, from ChaCha8 seeded with this.
     Random(u64),
+    /// The highest of scores computed elsewhere ([`crate::criteria`]), one list per conv.
+    Scores(Vec<Vec<f64>>),
 }
 
 /// The surviving filter indices of each conv of `net`, ascending: `keep[i]` of conv `i`'s filters,
@@ -36,6 +38,7 @@ pub fn choose(net: &Network, keep: &[i64], criterion: &Criterion) -> Vec<Vec<i64
         .enumerate()
         .map(|(i, (&(_, name, width), &k))| match criterion {
             Criterion::Rank(scores) => keep_highest(scores[i], k as usize),
+            Criterion::Scores(scores) => keep_highest(&scores[i], k as usize),
             Criterion::L1 => {
                 let path = vggdsl::names::module_path(vggdsl::names::FEATURES, name);
                 let Some(Layer::Conv2d(conv)) = net.layer(&path) else {
