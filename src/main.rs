@@ -10,6 +10,8 @@ mod output;
 mod plot;
 mod rates;
 mod staged;
+#[cfg(feature = "torch")]
+mod study;
 mod weights_file;
 
 use clap::builder::{MapValueParser, PathBufValueParser, TypedValueParser};
@@ -48,7 +50,8 @@ enum Command {
     #[command(after_help = exit::help(exit::EXPORT))]
     Export(commands::export::Args),
     /// Draw a picture (SVG, or PNG for OUT.png): `widths` of models, filter `ranks` with their
-    /// cut, `training` curves of runs, `bench` throughput against batch size.
+    /// cut, `training` curves of runs, `bench` throughput against batch size, `study` accuracy
+    /// against MACs.
     #[command(after_help = exit::help(exit::COMPILER))]
     Plot(commands::plot::Args),
     /// Train a model with SGD on CIFAR-10/100 or (Fashion-)MNIST; checkpoints, resume, Ctrl-C.
@@ -69,6 +72,15 @@ enum Command {
     #[cfg(feature = "torch")]
     #[command(after_help = exit::help(exit::PRUNE))]
     Prune(commands::prune::Args),
+    /// Time a model's inference form (to_inference()) on one batch: the median of timed runs.
+    #[cfg(feature = "torch")]
+    #[command(after_help = exit::help(exit::RANK))]
+    Latency(commands::latency::Args),
+    /// Run a pruning study (a TOML file): every step as its own command in its own folder,
+    /// resumable, --jobs in parallel; writes results.json and a Markdown table.
+    #[cfg(feature = "torch")]
+    #[command(after_help = exit::help(exit::STUDY))]
+    Study(commands::study::Args),
 }
 
 /// A FILE or OUT argument: a path, or `-` for standard input or output (`./-` is a file named
@@ -113,6 +125,10 @@ fn main() -> ExitCode {
         Command::Rank(args) => commands::rank::run(args),
         #[cfg(feature = "torch")]
         Command::Prune(args) => commands::prune::run(args),
+        #[cfg(feature = "torch")]
+        Command::Latency(args) => commands::latency::run(args),
+        #[cfg(feature = "torch")]
+        Command::Study(args) => commands::study::run(args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -168,9 +168,15 @@ fn a_run_folder_that_pytorch_loads_strictly_with_the_same_accuracy() {
     );
     let state: Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    // 70 training images less the default validation split, a tenth of them: 4 batches of 16.
     assert_eq!(
         (&state["epoch"], &state["batch"], &state["step"]),
-        (&Value::from(2), &Value::from(0), &Value::from(10))
+        (&Value::from(2), &Value::from(0), &Value::from(8))
+    );
+    assert_eq!(state["validation_images"], 7);
+    assert!(
+        lines.iter().all(|l| l["val_accuracy"].is_f64()),
+        "{lines:?}"
     );
     assert_eq!(state["recipe"]["seed"], 3);
 

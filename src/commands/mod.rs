@@ -5,6 +5,8 @@ pub mod compile;
 #[cfg(feature = "torch")]
 pub mod eval;
 pub mod export;
+#[cfg(feature = "torch")]
+pub mod latency;
 pub mod plot;
 #[cfg(feature = "torch")]
 pub mod prune;
@@ -14,6 +16,8 @@ pub mod rank;
 pub mod setup;
 #[cfg(feature = "torch")]
 pub mod split;
+#[cfg(feature = "torch")]
+pub mod study;
 pub mod summary;
 #[cfg(feature = "torch")]
 pub mod train;
