@@ -74,7 +74,7 @@ enum Command {
     Prune(commands::prune::Args),
     /// Time a model's inference form (to_inference()) on one batch: the median of timed runs.
     #[cfg(feature = "torch")]
-    #[command(after_help = exit::help(exit::RANK))]
+    #[command(after_help = exit::help(exit::COMPILER))]
     Latency(commands::latency::Args),
     /// Run a pruning study (a TOML file): every step as its own command in its own folder,
     /// resumable, --jobs in parallel; writes results.json and a Markdown table.

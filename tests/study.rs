@@ -186,3 +186,73 @@ fn check(r: &StudyResults, table: &str) {
     }
     assert_eq!(table, r.table());
 }
+
+/// The study files of the examples and of docs/language.md read as studies; a bad one is one
+/// sentence naming the file, and runs nothing.
+#[test]
+fn study_files_of_the_examples_and_the_reference_are_valid() {
+    use vggdsl::files::study::StudyFile;
+    for name in ["fashion_tiny", "fashion_vgg"] {
+        let text = common::read(&format!("examples/studies/{name}.toml"));
+        let study = StudyFile::from_toml(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(study.seeds, [0, 1, 2], "{name}");
+    }
+    let doc = common::read("docs/language.md");
+    let block = doc
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a toml block in docs/language.md");
+    let study = StudyFile::from_toml(block).unwrap();
+    assert_eq!(study.prune.criteria.len(), 6);
+
+    let dir = tempdir();
+    let bad = |text: &str| {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(VGGDSL)
+            .args(["study", path.to_str().unwrap(), "--out"])
+            .arg(dir.path().join("out"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(!dir.path().join("out").exists());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let base = format!(
+        "model = \"{}\"\nseeds = [0]\n[base]\n[finetune]\nepochs = 1\n[prune]\n",
+        common::repo("examples/fashion_tiny.vgg")
+    );
+    let err = bad(&format!(
+        "{base}criteria = [\"l2\"]\nbudgets = [{{ macs_removed = 0.5 }}]\n"
+    ));
+    assert!(
+        err.ends_with(
+            "criterion `l2` is not one vggdsl knows; expected one of rank, l1, random, bn, \
+             fpgm, taylor\n"
+        ),
+        "{err}"
+    );
+    let both = "budgets = [{ macs_removed = 0.5, compress_rate = \"[0.3] * 4\" }]\n";
+    let err = bad(&format!("{base}criteria = [\"l1\"]\n{both}"));
+    assert!(
+        err.contains("either `macs_removed` or `compress_rate`"),
+        "{err}"
+    );
+    let err = bad(&format!("{base}criteria = [\"l1\"]\nbudget = []\n"));
+    assert!(err.contains("unknown field `budget`"), "{err}");
+}
+
+#[test]
+fn pruning_md_repeats_the_exit_codes() {
+    let out = Command::new(VGGDSL)
+        .args(["study", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    let block = &help[help
+        .find("Exit codes:")
+        .expect("the help lists the exit codes")..];
+    let doc = common::read("PRUNING.md");
+    assert!(doc.contains(block.trim_end()), "PRUNING.md lacks:\n{block}");
+}

@@ -169,10 +169,10 @@ pub fn base_schedule(
     if let Some(e) = flags.epochs {
         recipe.epochs = e;
     }
-    let multistep = match (flags.schedule.as_deref(), &recipe.schedule) {
-        (Some("cosine"), _) | (None, Schedule::Cosine) => false,
-        _ => true,
-    };
+    let multistep = !matches!(
+        (flags.schedule.as_deref(), &recipe.schedule),
+        (Some("cosine"), _) | (None, Schedule::Cosine)
+    );
     let written_milestones = |schedule: &Schedule| match schedule {
         Schedule::MultiStep { milestones, .. } => Some(milestones.clone()),
         Schedule::Cosine => None,
