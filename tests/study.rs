@@ -245,14 +245,7 @@ fn study_files_of_the_examples_and_the_reference_are_valid() {
 
 #[test]
 fn pruning_md_repeats_the_exit_codes() {
-    let out = Command::new(VGGDSL)
-        .args(["study", "--help"])
-        .output()
-        .unwrap();
-    let help = String::from_utf8(out.stdout).unwrap();
-    let block = &help[help
-        .find("Exit codes:")
-        .expect("the help lists the exit codes")..];
+    let block = common::exit_codes("study");
     let doc = common::read("PRUNING.md");
-    assert!(doc.contains(block.trim_end()), "PRUNING.md lacks:\n{block}");
+    assert!(doc.contains(&block), "PRUNING.md lacks:\n{block}");
 }

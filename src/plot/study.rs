@@ -5,7 +5,7 @@
 
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
-use vggdsl::files::results::StudyResults;
+use vggdsl::files::results::{Group, StudyResults};
 use vggdsl::files::FormatError;
 
 use super::{colour, legend, short, titled, Area, Drawn, FONT, LABEL, LIGHT, TICK};
@@ -28,6 +28,20 @@ pub fn read(file: &FileArg) -> Result<StudyResults, Failure> {
     })
 }
 
+/// The accuracies the y axis spans (%): every mean ± std and the base's, with a margin.
+fn accuracy_range(results: &StudyResults, groups: &[Group]) -> (f64, f64) {
+    let base = 100.0 * results.base.accuracy;
+    let (lo, hi) = groups
+        .iter()
+        .map(|g| {
+            let (m, s) = g.accuracy();
+            (100.0 * (m - s), 100.0 * (m + s))
+        })
+        .fold((base, base), |(a, b), (l, h)| (a.min(l), b.max(h)));
+    let pad = ((hi - lo) * 0.1).max(0.5);
+    (lo - pad, hi + pad)
+}
+
 pub fn draw(root: &Area, results: &StudyResults) -> Drawn {
     let area = titled(
         root,
@@ -43,21 +57,10 @@ pub fn draw(root: &Area, results: &StudyResults) -> Drawn {
             methods.push(g.method);
         }
     }
-    let spread = |g: &vggdsl::files::results::Group| {
-        let (m, s) = g.accuracy();
-        (100.0 * (m - s), 100.0 * (m + s))
-    };
-    let (lo, hi) = groups
-        .iter()
-        .map(spread)
-        .chain([(100.0 * results.base.accuracy, 100.0 * results.base.accuracy)])
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (l, h)| {
-            (a.min(l), b.max(h))
-        });
-    let pad = ((hi - lo) * 0.1).max(0.5);
+    let (lo, hi) = accuracy_range(results, &groups);
     let macs = results.base.macs as f64;
     let mut chart = super::line_panel(&area, "mean ± standard deviation over the seeds")
-        .build_cartesian_2d(0.0..macs * 1.08, (lo - pad)..(hi + pad))?;
+        .build_cartesian_2d(0.0..macs * 1.08, lo..hi)?;
     chart
         .configure_mesh()
         .x_label_formatter(&|v| short(*v))

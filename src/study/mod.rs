@@ -300,51 +300,18 @@ impl Layout<'_> {
             let (prune, surgery, cut) = match &shared {
                 Some(steps) => steps.clone(),
                 None => {
-                    let cut = if per_seed {
-                        self.path(&format!("{budget}/{criterion}/s{seed}/prune"))
-                    } else {
-                        self.path(&format!("{budget}/{criterion}/prune"))
+                    let folder = match per_seed {
+                        true => format!("{budget}/{criterion}/s{seed}"),
+                        false => format!("{budget}/{criterion}"),
                     };
-                    let mut a = text([
-                        "prune",
-                        &self.model_path,
-                        "--by",
+                    let cut = Cut {
+                        folder: &folder,
                         criterion,
-                        "--compress-rate",
                         rates,
-                        "--seed",
-                        &seed.to_string(),
-                        "--out",
-                        &cut,
-                        "--weights",
-                    ]);
-                    a.push(weights.clone());
-                    a.extend(self.common.model.iter().cloned());
-                    if criterion == "rank" {
-                        a.extend(text(["--ranks".to_owned(), self.path("ranks/ranks.json")]));
-                    }
-                    if criterion == "taylor" {
-                        a.extend(self.common.data.iter().cloned());
-                        a.extend(prune_batches(f));
-                    }
-                    for (flag, value) in [("--rule", &f.prune.rule), ("--copy", &f.prune.copy)] {
-                        if let Some(v) = value {
-                            a.extend(text([flag, v]));
-                        }
-                    }
-                    let id = cut
-                        .strip_prefix(&format!("{}/", self.out.display()))
-                        .unwrap_or(&cut)
-                        .to_owned();
-                    let p = self.plan.add(id.clone(), Kind::Prune, a, needs.clone());
-                    let e = self.common.eval(
-                        &format!("{cut}/model.vgg"),
-                        Arg::Text(format!("{cut}/model.safetensors")),
-                    );
-                    let s =
-                        self.plan
-                            .add(id.replace("prune", "surgery-eval"), Kind::Eval, e, vec![p]);
-                    let steps = (p, s, cut);
+                        seed,
+                        weights: &weights,
+                    };
+                    let steps = self.cut(&cut, needs.clone());
                     if !per_seed {
                         shared = Some(steps.clone());
                     }
@@ -366,6 +333,65 @@ impl Layout<'_> {
             rows.push((seed, surgery, t));
         }
         rows
+    }
+}
+
+/// One prune: where, by what, to which rates, with which seed, from which weights.
+struct Cut<'a> {
+    folder: &'a str,
+    criterion: &'a str,
+    rates: &'a str,
+    seed: u64,
+    weights: &'a Arg,
+}
+
+impl Layout<'_> {
+    /// The prune `cut` and the eval after its surgery, in `FOLDER/prune` and
+    /// `FOLDER/surgery-eval`: `(prune, eval, the prune's folder)`.
+    fn cut(&mut self, cut: &Cut, needs: Vec<usize>) -> (usize, usize, String) {
+        let f = self.f;
+        let (id, dir) = (
+            format!("{}/prune", cut.folder),
+            self.path(&format!("{}/prune", cut.folder)),
+        );
+        let seed = cut.seed.to_string();
+        let mut a = text([
+            "prune",
+            &self.model_path,
+            "--by",
+            cut.criterion,
+            "--compress-rate",
+            cut.rates,
+            "--seed",
+            &seed,
+            "--out",
+            &dir,
+            "--weights",
+        ]);
+        a.push(cut.weights.clone());
+        a.extend(self.common.model.iter().cloned());
+        if cut.criterion == "rank" {
+            a.extend(text(["--ranks".to_owned(), self.path("ranks/ranks.json")]));
+        }
+        if cut.criterion == "taylor" {
+            a.extend(self.common.data.iter().cloned());
+            a.extend(prune_batches(f));
+        }
+        for (flag, value) in [("--rule", &f.prune.rule), ("--copy", &f.prune.copy)] {
+            if let Some(v) = value {
+                a.extend(text([flag, v]));
+            }
+        }
+        let prune = self.plan.add(id, Kind::Prune, a, needs);
+        let weights = Arg::Text(format!("{dir}/model.safetensors"));
+        let e = self.common.eval(&format!("{dir}/model.vgg"), weights);
+        let eval = self.plan.add(
+            format!("{}/surgery-eval", cut.folder),
+            Kind::Eval,
+            e,
+            vec![prune],
+        );
+        (prune, eval, dir)
     }
 }
 

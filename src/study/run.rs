@@ -100,31 +100,10 @@ pub fn run(plan: &Plan, out: &Path, jobs: usize, threads: u32) -> Result<Vec<Don
                 continue;
             };
             let r = running.swap_remove(k);
-            let step = &plan.steps[r.index];
-            let dir = out.join(&step.id);
-            if status.success() {
-                let marker = Done {
-                    args: r.args,
-                    seconds: r.started.elapsed().as_secs_f64(),
-                    stdout: std::fs::read_to_string(dir.join("out.txt")).unwrap_or_default(),
-                };
-                let json =
-                    serde_json::to_string_pretty(&marker).expect("a marker serializes") + "\n";
-                vggdsl::atomic::write(&dir.join(MARKER), json.as_bytes())
-                    .map_err(|e| Failure::write(dir.join(MARKER).display(), e))?;
-                let finished = results.iter().filter(|r| r.is_some()).count() + 1;
-                output::stderr(&format!(
-                    "study: [{finished}/{n}] {} done in {:.1} s\n",
-                    step.id, marker.seconds
-                ));
-                results[r.index] = Some(marker);
-            } else {
-                output::stderr(&format!(
-                    "study: {} failed ({status}); its messages are in {}\n",
-                    step.id,
-                    dir.join("log.txt").display()
-                ));
-                failed.push(r.index);
+            let finished = results.iter().filter(|r| r.is_some()).count() + 1;
+            match finish(r, status, plan, out, finished)? {
+                (i, Some(marker)) => results[i] = Some(marker),
+                (i, None) => failed.push(i),
             }
         }
     }
@@ -142,6 +121,42 @@ pub fn run(plan: &Plan, out: &Path, jobs: usize, threads: u32) -> Result<Vec<Don
             .map(|r| r.expect("every step done"))
             .collect()),
     }
+}
+
+/// A step's process has ended: on success its marker is written (whole) and returned, the
+/// `finished`th step; on failure it is said where its messages are.
+fn finish(
+    r: Running,
+    status: std::process::ExitStatus,
+    plan: &Plan,
+    out: &Path,
+    finished: usize,
+) -> Result<(usize, Option<Done>), Failure> {
+    let step = &plan.steps[r.index];
+    let dir = out.join(&step.id);
+    if !status.success() {
+        output::stderr(&format!(
+            "study: {} failed ({status}); its messages are in {}\n",
+            step.id,
+            dir.join("log.txt").display()
+        ));
+        return Ok((r.index, None));
+    }
+    let marker = Done {
+        args: r.args,
+        seconds: r.started.elapsed().as_secs_f64(),
+        stdout: std::fs::read_to_string(dir.join("out.txt")).unwrap_or_default(),
+    };
+    let json = serde_json::to_string_pretty(&marker).expect("a marker serializes") + "\n";
+    let path = dir.join(MARKER);
+    vggdsl::atomic::write(&path, json.as_bytes()).map_err(|e| Failure::write(path.display(), e))?;
+    output::stderr(&format!(
+        "study: [{finished}/{}] {} done in {:.1} s\n",
+        plan.steps.len(),
+        step.id,
+        marker.seconds
+    ));
+    Ok((r.index, Some(marker)))
 }
 
 /// Starts a step in a fresh folder: what an interrupted run left there is removed first.

@@ -138,53 +138,7 @@ pub fn prune(request: &Request) -> Result<Pruned, PruneError> {
     let mut full_vs = VarStore::new(Device::Cpu);
     let full = Network::new(&full_vs.root(), &full_ir);
     vggdsl_runtime::load_state_dict(&mut full_vs, request.weights)?;
-    let ranks;
-    let (criterion, text) = match request.by {
-        By::Rank(path) => {
-            ranks = RanksFile::read(path)?;
-            let scores = hrank::scores_for(&ranks, &full_ir).map_err(|source| {
-                PruneError::RanksDoNotFit {
-                    ranks: path.to_owned(),
-                    file: request.file_name.to_owned(),
-                    source: Box::new(source),
-                }
-            })?;
-            let text = format!(
-                "the highest mean feature-map rank ({}, {} images)",
-                path.display(),
-                ranks.images
-            );
-            (Criterion::Rank(scores), text)
-        }
-        By::L1 => (Criterion::L1, "the largest L1 norm".to_owned()),
-        By::Random => (
-            Criterion::Random(request.seed),
-            format!("a random choice (seed {})", request.seed),
-        ),
-        By::Bn => (
-            Criterion::Scores(bn::scores(&full)?),
-            "the largest BatchNorm scale |γ| (Network Slimming)".to_owned(),
-        ),
-        By::Fpgm => (
-            Criterion::Scores(fpgm::scores(&full)),
-            "the largest sum of distances to the other filters (FPGM)".to_owned(),
-        ),
-        By::Taylor(images) => {
-            let scores = taylor::scores(
-                &full,
-                images.set,
-                images.batch_size,
-                images.images,
-                &mut |_| {},
-            )?;
-            let text = format!(
-                "the highest first-order Taylor importance ({} training images)",
-                images.images.min(images.set.len())
-            );
-            (Criterion::Scores(scores), text)
-        }
-    };
-    let kept = hrank::choose(&full, &keep, &criterion);
+    let (kept, text) = choose(request, &full, &keep)?;
 
     let compress_rate = written_rates(request, given, &widths, &keep, &rates);
     let comment = comment(
@@ -214,6 +168,63 @@ pub fn prune(request: &Request) -> Result<Pruned, PruneError> {
         compress_rate,
         criterion: text,
     })
+}
+
+/// The filters each conv of `full` keeps (`keep[i]` of conv `i`), by the request's criterion,
+/// and the criterion in words.
+fn choose(
+    request: &Request,
+    full: &Network,
+    keep: &[i64],
+) -> Result<(Vec<Vec<i64>>, String), PruneError> {
+    let full_ir = full.ir();
+    let ranks;
+    let (criterion, text) = match request.by {
+        By::Rank(path) => {
+            ranks = RanksFile::read(path)?;
+            let scores =
+                hrank::scores_for(&ranks, full_ir).map_err(|source| PruneError::RanksDoNotFit {
+                    ranks: path.to_owned(),
+                    file: request.file_name.to_owned(),
+                    source: Box::new(source),
+                })?;
+            let text = format!(
+                "the highest mean feature-map rank ({}, {} images)",
+                path.display(),
+                ranks.images
+            );
+            (Criterion::Rank(scores), text)
+        }
+        By::L1 => (Criterion::L1, "the largest L1 norm".to_owned()),
+        By::Random => (
+            Criterion::Random(request.seed),
+            format!("a random choice (seed {})", request.seed),
+        ),
+        By::Bn => (
+            Criterion::Scores(bn::scores(full)?),
+            "the largest BatchNorm scale |γ| (Network Slimming)".to_owned(),
+        ),
+        By::Fpgm => (
+            Criterion::Scores(fpgm::scores(full)),
+            "the largest sum of distances to the other filters (FPGM)".to_owned(),
+        ),
+        By::Taylor(images) => {
+            let scores = taylor::scores(
+                full,
+                images.set,
+                images.batch_size,
+                images.images,
+                &mut |_| {},
+            )?;
+            let text = format!(
+                "the highest first-order Taylor importance ({} training images)",
+                images.images.min(images.set.len())
+            );
+            (Criterion::Scores(scores), text)
+        }
+    };
+    let kept = hrank::choose(full, keep, &criterion);
+    Ok((kept, text))
 }
 
 /// The rates to prune to, and their text when they were given rather than the model's own.

@@ -62,6 +62,11 @@ pub fn sparse_train_step(
     Ok((loss.f_double_value(&[])?, correct))
 }
 
+/// The cross-entropy of every image of a batch, summed.
+pub fn summed_loss(logits: &Tensor, labels: &Tensor) -> Result<Tensor, TchError> {
+    logits.f_cross_entropy_loss::<Tensor>(labels, None, Reduction::Sum, -100, 0.0)
+}
+
 fn correct(logits: &Tensor, labels: &Tensor) -> Result<u64, TchError> {
     let right = logits
         .f_argmax(-1, false)?
@@ -115,14 +120,7 @@ pub fn evaluate(
         }
         tch::no_grad(|| -> Result<(), TchError> {
             let logits = model.forward_t(&batch.images, false);
-            let loss = logits.f_cross_entropy_loss::<Tensor>(
-                &batch.labels,
-                None,
-                Reduction::Sum,
-                -100,
-                0.0,
-            )?;
-            loss_sum += loss.f_double_value(&[])?;
+            loss_sum += summed_loss(&logits, &batch.labels)?.f_double_value(&[])?;
             let predicted = Vec::<i64>::try_from(logits.f_argmax(-1, false)?)?;
             let labels = Vec::<i64>::try_from(&batch.labels)?;
             for (p, l) in predicted.into_iter().zip(labels) {

@@ -258,22 +258,35 @@ pub struct HrankTotals {
 /// input channels. HRank's published VGG-16 figures are counted this way.
 pub fn hrank(net: &Architecture) -> HrankSummary {
     let rates = net.spec.compress_rate.as_deref().unwrap_or(&[]);
-    let counted = hrank_layers(net, rates);
-    let unpruned = net.spec.compress_rate.as_ref().map(|_| {
-        let all = hrank_layers(net, &[]);
-        HrankTotals {
+    let unpruned = net
+        .spec
+        .compress_rate
+        .as_ref()
+        .map(|_| hrank_layers(net, &[]));
+    HrankSummary::new(net, hrank_layers(net, rates), unpruned, Counting::Hrank)
+}
+
+impl HrankSummary {
+    /// The totals of `counted` layers of `net`, and of the `unpruned` network's if given.
+    fn new(
+        net: &Architecture,
+        counted: Vec<HrankLayer>,
+        unpruned: Option<Vec<HrankLayer>>,
+        counting: Counting,
+    ) -> HrankSummary {
+        let unpruned = unpruned.map(|all| HrankTotals {
             params: all.iter().map(|l| l.params).sum(),
             flops: all.iter().map(|l| l.flops).sum(),
+        });
+        HrankSummary {
+            name: net.spec.name.clone(),
+            input: net.spec.input,
+            params: counted.iter().map(|l| l.params).sum(),
+            flops: counted.iter().map(|l| l.flops).sum(),
+            layers: counted,
+            unpruned,
+            counting,
         }
-    });
-    HrankSummary {
-        name: net.spec.name.clone(),
-        input: net.spec.input,
-        params: counted.iter().map(|l| l.params).sum(),
-        flops: counted.iter().map(|l| l.flops).sum(),
-        layers: counted,
-        unpruned,
-        counting: Counting::Hrank,
     }
 }
 

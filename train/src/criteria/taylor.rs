@@ -16,10 +16,11 @@
 
 use std::num::NonZeroUsize;
 
-use tch::{Kind, Reduction, TchError, Tensor};
+use tch::{Kind, TchError, Tensor};
 use vggdsl_runtime::Network;
 
 use crate::data::ImageSet;
+use crate::trainer::summed_loss;
 
 /// Θ of every filter of every conv of `net`, convs in order, over the first `limit` images of
 /// `set` in batches of `batch_size`; `progress` is told the images done.
@@ -41,13 +42,7 @@ pub fn scores(
         let logits = net.forward_tapped(&batch.images, false, |_, map| {
             maps.push(map.shallow_clone())
         });
-        let loss = logits.f_cross_entropy_loss::<Tensor>(
-            &batch.labels,
-            None,
-            Reduction::Sum,
-            -100,
-            0.0,
-        )?;
+        let loss = summed_loss(&logits, &batch.labels)?;
         let grads = Tensor::f_run_backward(&[loss], &maps, false, false)?;
         tch::no_grad(|| -> Result<(), TchError> {
             for ((sum, a), g) in sums.iter_mut().zip(&maps).zip(&grads) {

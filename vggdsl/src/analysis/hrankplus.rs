@@ -2,31 +2,18 @@
 //! gives its pruned VGG-16-BN, which `evaluate_cifar.py` and `cal_flops_params.py` log, and the
 //! Conv2d + Linear parameters, which is what HRankPlus's README prints beside them.
 
-use super::{Filters, HrankLayer, HrankSummary, HrankTotals};
+use super::{Counting, Filters, HrankLayer, HrankSummary};
 use crate::ir::{self, Architecture, LayerKind};
 
 /// Counts `net` as HRankPlus publishes its figures ([`super::HRANKPLUS_CONVENTION`]): the network
 /// as built (pruned widths, pruned inputs), one image.
 pub fn hrankplus(net: &Architecture) -> HrankSummary {
-    let counted = layers(net);
     let unpruned = net.spec.compress_rate.as_ref().map(|_| {
         let base = ir::lower(&net.spec.unpruned())
             .expect("lower accepts a pruned network only if its unpruned form lowers too");
-        let all = layers(&base);
-        HrankTotals {
-            params: all.iter().map(|l| l.params).sum(),
-            flops: all.iter().map(|l| l.flops).sum(),
-        }
+        layers(&base)
     });
-    HrankSummary {
-        name: net.spec.name.clone(),
-        input: net.spec.input,
-        params: counted.iter().map(|l| l.params).sum(),
-        flops: counted.iter().map(|l| l.flops).sum(),
-        layers: counted,
-        unpruned,
-        counting: super::Counting::HrankPlus,
-    }
+    HrankSummary::new(net, layers(net), unpruned, Counting::HrankPlus)
 }
 
 /// thop's rule per layer: a conv `c_out·H·W·(c_in·k² + 1)` (the 1 for its bias), a BatchNorm 2

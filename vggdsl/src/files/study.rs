@@ -163,7 +163,7 @@ impl Budget {
     /// as rates.
     pub fn name(&self, index: usize) -> String {
         match self.macs_removed {
-            Some(share) => format!("macs-{}%", 100.0 * share),
+            Some(share) => format!("macs-{}%", (1000.0 * share).round() / 10.0),
             None => format!("rates-{}", index + 1),
         }
     }
