@@ -6,10 +6,15 @@
 #
 # - LIBTORCH already set: it is used as it is (it must hold lib/ and include/).
 # - otherwise torch==2.13.0 is installed from PyPI into a virtual environment in a versioned cache
-#   folder outside the checkout (VGGDSL_CACHE, default ~/.cache/vggdsl), reused by every clone.
+#   folder outside the checkout (VGGDSL_CACHE, default ~/.cache/vggdsl), reused by every clone,
+#   with what the tests' Python needs beside it: numpy, safetensors, and onnx and onnxruntime
+#   (which check `vggdsl export`'s files). A venv that lacks them, or has other versions of
+#   those two, gets them added; torch is not reinstalled.
 set -euo pipefail
 
 TORCH_VERSION=2.13.0
+ONNX_VERSION=1.23.2
+ONNXRUNTIME_VERSION=1.32.0
 cache=${VGGDSL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vggdsl}
 venv="$cache/torch-$TORCH_VERSION"
 
@@ -29,11 +34,23 @@ else
     rm -rf "$venv.partial"
     python3 -m venv "$venv.partial" || die "python3 -m venv failed; install python3-venv."
     "$venv.partial/bin/pip" install --quiet --disable-pip-version-check \
-      "torch==$TORCH_VERSION" numpy safetensors >&2 \
+      "torch==$TORCH_VERSION" numpy safetensors \
+      "onnx==$ONNX_VERSION" "onnxruntime==$ONNXRUNTIME_VERSION" >&2 \
       || die "pip could not install torch==$TORCH_VERSION from PyPI (see above)."
     rm -rf "$venv"
     mv "$venv.partial" "$venv"
     # venv scripts hard-code their folder; the interpreter itself is all that is used here.
+  elif ! "$python" -c "
+import sys
+from importlib.metadata import version, PackageNotFoundError
+try:
+    sys.exit((version('onnx'), version('onnxruntime')) != ('$ONNX_VERSION', '$ONNXRUNTIME_VERSION'))
+except PackageNotFoundError:
+    sys.exit(1)" 2>/dev/null; then
+    say "installing onnx==$ONNX_VERSION and onnxruntime==$ONNXRUNTIME_VERSION into $venv"
+    "$python" -m pip install --quiet --disable-pip-version-check \
+      "onnx==$ONNX_VERSION" "onnxruntime==$ONNXRUNTIME_VERSION" >&2 \
+      || die "pip could not install onnx==$ONNX_VERSION and onnxruntime==$ONNXRUNTIME_VERSION from PyPI (see above)."
   fi
   libtorch=$("$python" -c "import torch, os; print(os.path.dirname(torch.__file__))")
 fi

@@ -57,6 +57,25 @@ impl Failure {
         }
     }
 
+    /// A weights file holding another model's weights: the first of `differences` named, the
+    /// others counted.
+    pub fn another_model(
+        weights: impl Display,
+        model: &str,
+        first: impl Display,
+        differences: usize,
+    ) -> Self {
+        let more = match differences - 1 {
+            0 => String::new(),
+            1 => " (and 1 more difference)".into(),
+            n => format!(" (and {n} more differences)"),
+        };
+        Self::new(
+            FAILED,
+            format_args!("{weights} holds weights of another model than {model}: {first}{more}"),
+        )
+    }
+
     /// Shows what is left to say and gives the exit code.
     pub fn report(&self) -> ExitCode {
         crate::output::stderr(&self.text);

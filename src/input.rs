@@ -1,6 +1,6 @@
 //! Reading a FILE argument: a path, or `-` for standard input.
 
-use crate::failure::{Failure, UNREADABLE};
+use crate::failure::{Failure, UNREADABLE, USAGE};
 use crate::FileArg;
 use std::io::Read;
 
@@ -61,4 +61,45 @@ pub fn read_up_to(file: &FileArg, max_bytes: u64) -> Result<Source, Failure> {
 pub fn load(file: &FileArg) -> Result<Vec<vggdsl::Network>, Failure> {
     let source = read(file)?;
     vggdsl::load(&source.text, &source.name).map_err(|d| Failure::invalid(&d))
+}
+
+/// The checked model `name` of FILE, or its only model.
+pub fn model(file: &FileArg, name: Option<&str>) -> Result<vggdsl::Network, Failure> {
+    let source = read(file)?;
+    let nets = vggdsl::load(&source.text, &source.name).map_err(|d| Failure::invalid(&d))?;
+    pick(nets, name, &source.name)
+}
+
+/// The model `name` of a file's checked models, or its only one; `file` names it in errors.
+pub fn pick(
+    nets: Vec<vggdsl::Network>,
+    name: Option<&str>,
+    file: &str,
+) -> Result<vggdsl::Network, Failure> {
+    let names = || {
+        nets.iter()
+            .map(|n| n.spec.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (name, nets.as_slice()) {
+        (None, [only]) => Ok(only.clone()),
+        (None, _) => Err(Failure::new(
+            USAGE,
+            format_args!(
+                "{file} declares several models ({}); choose one with --model NAME",
+                names()
+            ),
+        )),
+        (Some(name), _) => nets
+            .iter()
+            .find(|n| n.spec.name == name)
+            .cloned()
+            .ok_or_else(|| {
+                Failure::new(
+                    USAGE,
+                    format_args!("{file} has no model `{name}`; it has {}", names()),
+                )
+            }),
+    }
 }

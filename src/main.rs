@@ -9,8 +9,8 @@ mod output;
 mod plot;
 mod ranks_file;
 mod rates;
-#[cfg(feature = "torch")]
 mod staged;
+mod weights_file;
 
 use clap::builder::{MapValueParser, PathBufValueParser, TypedValueParser};
 use clap::{Parser, Subcommand};
@@ -50,6 +50,10 @@ enum Command {
     /// module (stdout, or OUT written only if changed).
     #[command(after_help = EXIT_CODES)]
     Compile(commands::compile::Args),
+    /// Write a model and its weights (.safetensors or .pt) as an ONNX model (opset 17, dynamic
+    /// batch); `--fold-bn` folds BatchNorm into the convs and linears.
+    #[command(after_help = EXIT_CODES)]
+    Export(commands::export::Args),
     /// Draw a picture (SVG, or PNG for OUT.png): `widths` of models, filter `ranks` with their
     /// cut, `training` curves of runs, `bench` throughput against batch size.
     #[command(after_help = EXIT_CODES)]
@@ -106,6 +110,7 @@ fn main() -> ExitCode {
         Command::Check(args) => commands::check::run(args),
         Command::Summary(args) => commands::summary::run(args),
         Command::Compile(args) => commands::compile::run(args),
+        Command::Export(args) => commands::export::run(args),
         Command::Plot(args) => commands::plot::run(args),
         #[cfg(feature = "torch")]
         Command::Train(args) => commands::train::run(args),

@@ -115,7 +115,7 @@ impl BatchNorm {
             running_mean,
             running_var,
             num_batches_tracked,
-            eps: 1e-5,
+            eps: vggdsl::ir::BATCH_NORM_EPS,
             momentum: 0.1,
         }
     }

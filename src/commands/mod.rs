@@ -4,6 +4,7 @@ pub mod check;
 pub mod compile;
 #[cfg(feature = "torch")]
 pub mod eval;
+pub mod export;
 pub mod plot;
 #[cfg(feature = "torch")]
 pub mod prune;

@@ -57,35 +57,7 @@ impl ModelArgs {
     pub fn model(&self) -> Result<Model, Failure> {
         let source = input::read(&self.file)?;
         let nets = vggdsl::load(&source.text, &source.name).map_err(|d| Failure::invalid(&d))?;
-        let names = || {
-            nets.iter()
-                .map(|n| n.spec.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let ir = match (&self.model, nets.as_slice()) {
-            (None, [only]) => only.clone(),
-            (None, _) => {
-                return Err(Failure::new(
-                    USAGE,
-                    format_args!(
-                        "{} declares several models ({}); choose one with --model NAME",
-                        source.name,
-                        names()
-                    ),
-                ))
-            }
-            (Some(name), _) => nets
-                .iter()
-                .find(|n| &n.spec.name == name)
-                .cloned()
-                .ok_or_else(|| {
-                    Failure::new(
-                        USAGE,
-                        format_args!("{} has no model `{name}`; it has {}", source.name, names()),
-                    )
-                })?,
-        };
+        let ir = input::pick(nets, self.model.as_deref(), &source.name)?;
         let spec = &ir.spec;
         let dataset = match self.dataset {
             Some(dataset) => dataset,
@@ -187,19 +159,7 @@ pub fn load_failure(error: &LoadError, model: &str) -> Failure {
     match error {
         LoadError::Io { .. } => Failure::new(UNREADABLE, error),
         LoadError::Mismatch { path, mismatches } => {
-            let more = match mismatches.len() - 1 {
-                0 => String::new(),
-                1 => " (and 1 more difference)".into(),
-                n => format!(" (and {n} more differences)"),
-            };
-            Failure::new(
-                FAILED,
-                format_args!(
-                    "{} holds weights of another model than {model}: {}{more}",
-                    path.display(),
-                    mismatches[0]
-                ),
-            )
+            Failure::another_model(path.display(), model, &mismatches[0], mismatches.len())
         }
         _ => Failure::new(FAILED, error),
     }

@@ -153,6 +153,9 @@ fn fits(n: u128) -> u64 {
     u64::try_from(n).expect("lower checks that counts fit in 64 bits")
 }
 
+/// Every BatchNorm's epsilon: PyTorch's default, which the seed keeps.
+pub const BATCH_NORM_EPS: f64 = 1e-5;
+
 /// The forward-only step between the Sequentials: the seed's `nn.AvgPool2d(2)`, then flatten.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Head {
