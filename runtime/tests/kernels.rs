@@ -284,3 +284,21 @@ fn packings_per_shape_are_shared_where_identical() {
     assert_eq!(bytes(&a), bytes(&b));
     assert_eq!(layer.packings_kept(), kept);
 }
+
+/// vggdsl's own kernels run the build of aten's capability, which `ATEN_CPU_CAPABILITY` sets:
+/// under `ATEN_CPU_CAPABILITY=avx2` an AVX-512 machine runs their AVX2 build, as an AVX2 machine
+/// would.
+#[test]
+fn our_kernels_run_the_build_of_atens_capability() {
+    use vggdsl_runtime::ops::{cpu_capability, kernel_isa};
+    let expected = match cpu_capability() {
+        "AVX512" => "avx512",
+        "AVX2" => "avx2",
+        _ => "baseline",
+    };
+    if cfg!(target_arch = "x86_64") {
+        assert_eq!(kernel_isa(), expected, "aten runs {}", cpu_capability());
+    } else {
+        assert_eq!(kernel_isa(), "baseline");
+    }
+}

@@ -44,6 +44,9 @@ const CHOICES: [(Option<KernelChoice>, &[&str]); 5] = [
 
 const BATCHES: [i64; 4] = [1, 4, 16, 64];
 
+/// An inference model's forward pass.
+type Forward = Box<dyn Fn(&Tensor) -> Tensor>;
+
 /// The child's work: for each model and kernel choice, at each batch size, two passes, then a
 /// checked one between marks.
 #[test]
@@ -69,36 +72,30 @@ fn child() {
         None,
     )
     .unwrap();
-    let models: [(&str, Box<dyn Fn() -> Box<dyn Fn(&Tensor) -> Tensor>>); 3] = [
-        (
-            "generated",
-            Box::new(|| {
+    // A model's inference form, built anew under each choice.
+    let build = |name: &str| -> Forward {
+        match name {
+            "generated" => {
                 let m = generated.to_inference();
                 Box::new(move |x| m.forward(x))
-            }),
-        ),
-        (
-            "network",
-            Box::new(|| {
+            }
+            "network" => {
                 let m = seed.to_inference();
                 Box::new(move |x| m.forward(x))
-            }),
-        ),
-        (
-            "pruned",
-            Box::new(|| {
+            }
+            _ => {
                 let m = pruned.to_inference();
                 Box::new(move |x| m.forward(x))
-            }),
-        ),
-    ];
+            }
+        }
+    };
     // The environment's choice (`VGGDSL_KERNELS`, set by the parent) and tuning on every model;
     // each kernel where it applies on the seed's and the pruned model's layers (the generated
     // model runs the seed's layers as the network does).
     for (choice, which) in CHOICES {
         set_kernel_choice(choice);
-        for (name, build) in models.iter().filter(|(name, _)| which.contains(name)) {
-            let forward = build();
+        for name in which {
+            let forward = build(name);
             for batch in BATCHES {
                 let xs = Tensor::randn([batch, 3, 32, 32], (Kind::Float, Device::Cpu));
                 drop(forward(&xs));

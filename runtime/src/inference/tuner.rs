@@ -9,10 +9,15 @@ use tch::Tensor;
 
 use super::{Kernel, KernelCache};
 
-/// Timed rounds after the warm-up run; every round runs each remaining candidate once, in turn.
-const ROUNDS: usize = 3;
+/// Timed rounds after the warm-up run, at least and at most; every round runs each remaining
+/// candidate once, in turn. Best times of a few rounds can still be one burst of another
+/// process's work, so cheap layers take more rounds.
+const ROUNDS: (usize, usize) = (3, 9);
 
-/// After a round, candidates slower than this many times the fastest drop out.
+/// After the first rounds, timing stops once the rounds have taken this long (seconds).
+const BUDGET: f64 = 0.05;
+
+/// From then on, after each round, candidates slower than this many times the fastest drop out.
 const DROP_AFTER: f64 = 1.5;
 
 /// One choice of a kernel for a layer and size class: what was timed, what was chosen, and what
@@ -86,14 +91,16 @@ pub(super) fn choose(
 
 /// Each candidate's best time over the rounds, after one untimed run each (packing, oneDNN's
 /// primitive, the Winograd or matrix form are made there). The candidates take turns, so that
-/// a drifting machine hits them alike; clear losers stop early, which bounds the cost.
+/// a drifting machine hits them alike; clear losers stop early, and the rounds stop at a time
+/// budget, which bounds the cost: about `2 + ROUNDS.0` runs of each candidate for a slow layer.
 fn time(candidates: &[Kernel], run: &dyn Fn(Kernel) -> Tensor) -> Vec<(Kernel, f64)> {
     for &k in candidates {
         drop(run(k));
     }
     let mut best: Vec<(Kernel, f64)> = candidates.iter().map(|&k| (k, f64::INFINITY)).collect();
     let mut running = vec![true; best.len()];
-    for _ in 0..ROUNDS {
+    let start = Instant::now();
+    for round in 1..=ROUNDS.1 {
         for (i, (k, t)) in best.iter_mut().enumerate() {
             if running[i] {
                 let start = Instant::now();
@@ -101,9 +108,15 @@ fn time(candidates: &[Kernel], run: &dyn Fn(Kernel) -> Tensor) -> Vec<(Kernel, f
                 *t = t.min(start.elapsed().as_secs_f64());
             }
         }
+        if round < ROUNDS.0 {
+            continue;
+        }
         let fastest = best.iter().map(|b| b.1).fold(f64::INFINITY, f64::min);
         for (i, (_, t)) in best.iter().enumerate() {
             running[i] &= *t <= DROP_AFTER * fastest;
+        }
+        if start.elapsed().as_secs_f64() > BUDGET || running.iter().filter(|&&r| r).count() < 2 {
+            break;
         }
     }
     best
