@@ -221,7 +221,7 @@ fn fused(layers: &[Layer], section: &Ident) -> Vec<Fused> {
         .collect()
 }
 
-/// The inference model: BatchNorm folded, ReLU fused, conv weights prepacked for oneDNN.
+/// The inference model: BatchNorm folded, ReLU fused, conv kernels chosen per batch size.
 fn inference(net: &Network) -> TokenStream {
     let spec = &net.spec;
     let name = ident(&spec.name);
@@ -243,11 +243,11 @@ fn inference(net: &Network) -> TokenStream {
     let head = head(net);
     let (f_field, c_field) = (ident(names::FEATURES), ident(names::CLASSIFIER));
     let doc = format!(
-        " [`{}`] for inference: each BatchNorm folded into the layer before it, ReLU fused, conv \
-         weights prepacked for oneDNN; small batches run channels-last through oneDNN's fused \
-         conv + ReLU kernel, large ones in oneDNN's blocked layout, and convs on maps of a few \
-         positions as one matrix product ([`vggdsl_runtime::inference`]). Built by \
-         [`{}::to_inference`] from the model's current weights.",
+        " [`{}`] for inference: each BatchNorm folded into the layer before it, ReLU fused, \
+         channels-last maps, and each conv running the kernel measured fastest on this machine \
+         for its batch size (oneDNN's fused conv + ReLU, Winograd's form or one matrix product; \
+         [`vggdsl_runtime::inference`]). Built by [`{}::to_inference`] from the model's current \
+         weights.",
         spec.name, spec.name
     );
     quote! {
