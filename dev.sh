@@ -25,7 +25,7 @@ case "${1:-}" in
     "$bin/examples/seed"
     ;;
   test)
-    "$VGGDSL_PYTHON" tests/python/selfcheck.py
+    "$VGGDSL_PYTHON" test-support/python/selfcheck.py
     # Test threads and the PyTorch reference process run libtorch side by side on few cores:
     # OpenMP's default of spinning while it waits for work made each starve the other (the
     # fidelity tests took 3x as long).

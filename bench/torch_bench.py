@@ -26,7 +26,7 @@ import torch
 
 import malloc  # bench/malloc.py, beside this script
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "python"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "test-support", "python"))
 import seed_vgg  # noqa: E402
 
 

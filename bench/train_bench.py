@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 import malloc  # bench/malloc.py, beside this script
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "python"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "test-support", "python"))
 import seed_vgg  # noqa: E402
 
 

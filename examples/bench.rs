@@ -27,15 +27,17 @@
 #[path = "support/interleave.rs"]
 mod interleave;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use interleave::{interleave, machine, quartiles, ratio, time, tuning_cost, Variant};
-use serde_json::{json, Value};
+use serde_json::Value;
+use vggdsl::files::bench::{BenchResults, BenchRow};
 use vggdsl_runtime::inference::{use_kernel_cache, KernelCache};
 use vggdsl_runtime::tch::{self, nn, nn::ModuleT, CModule, Device, Kind, Tensor};
-use vggdsl_runtime::Network;
+use vggdsl_runtime::{Inference, Network};
+use vggdsl_test_support::pytorch;
 
 vggdsl_runtime::include_vgg!("vgg16_bn");
 vggdsl_runtime::include_vgg!("hrank_vgg16_pruned");
@@ -59,26 +61,16 @@ fn list(name: &str, default: &str) -> Vec<i64> {
 }
 
 /// The PyTorch process's figures at `threads`, after it wrote its frozen TorchScript to `script`;
-/// `onnx` names the ONNX files of the seed and the pruned model, and the seed's weights, for
-/// ONNX Runtime's variants.
+/// with `onnx`, ONNX Runtime's too.
 fn python(
-    threads: i64,
-    iters: usize,
+    (threads, iters): (i64, usize),
     script: &str,
     batches: &[i64],
     reuse: bool,
     onnx: Option<&Onnx>,
 ) -> Value {
-    let python = std::env::var("VGGDSL_PYTHON").unwrap_or_else(|_| "python3".into());
-    let onnx_args = onnx.map(|o| {
-        [
-            "--onnx".into(),
-            o.seed.display().to_string(),
-            o.pruned.display().to_string(),
-            o.weights.display().to_string(),
-        ]
-    });
-    let out = Command::new(python)
+    let onnx_args = onnx.map(|o| [Path::new("--onnx"), &o.seed, &o.pruned, &o.weights]);
+    let out = Command::new(pytorch::interpreter())
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/torch_bench.py"))
         .args(reuse.then_some(REUSE_FREED_MEMORY))
         .args(onnx_args.iter().flatten())
@@ -95,44 +87,32 @@ fn python(
 /// --fold-bn` writes them (what a deployer would run), and the seed's weights, which the PyTorch
 /// process loads so that every variant computes the same outputs.
 struct Onnx {
-    seed: std::path::PathBuf,
-    pruned: std::path::PathBuf,
-    weights: std::path::PathBuf,
+    seed: PathBuf,
+    pruned: PathBuf,
+    weights: PathBuf,
 }
 
 /// Exports both models with `vggdsl` into `dir`; `None` (and a note) where that fails.
-fn export_onnx(
-    vggdsl: &str,
-    dir: &Path,
-    seed: &nn::VarStore,
-    pruned: &nn::VarStore,
-) -> Option<Onnx> {
-    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+fn export_onnx(vggdsl: &str, dir: &Path, m: &Models) -> Option<Onnx> {
     let export = |vs: &nn::VarStore, model: &str| {
         let weights = dir.join(format!("{model}.safetensors"));
         let onnx = dir.join(format!("{model}.onnx"));
         vggdsl_runtime::save_state_dict(vs, &weights).ok()?;
+        let file = format!("{}/examples/{model}.vgg", env!("CARGO_MANIFEST_DIR"));
         let out = Command::new(vggdsl)
-            .args([
-                "export",
-                &format!("{examples}/{model}.vgg"),
-                "--fold-bn",
-                "--weights",
-            ])
+            .args(["export", &file, "--fold-bn", "--weights"])
             .args([&weights, Path::new("-o"), &onnx])
             .output()
             .ok()?;
         if !out.status.success() {
-            println!(
-                "(no ONNX Runtime variant: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+            let why = String::from_utf8_lossy(&out.stderr);
+            println!("(no ONNX Runtime variant: {})", why.trim());
             return None;
         }
         Some((onnx, weights))
     };
-    let (seed, weights) = export(seed, "vgg16_bn")?;
-    let (pruned, _) = export(pruned, "hrank_vgg16_pruned")?;
+    let (seed, weights) = export(&m.vs, "vgg16_bn")?;
+    let (pruned, _) = export(&m.pvs, "hrank_vgg16_pruned")?;
     Some(Onnx {
         seed,
         pruned,
@@ -196,6 +176,19 @@ fn profile(fast: &Vgg16BnInference, batch: i64, iters: usize, peak: f64) {
         }
     }
     let medians: Vec<f64> = times.into_iter().map(|t| quartiles(t)[1]).collect();
+    let names: Vec<&str> = steps.iter().map(|(name, _)| *name).collect();
+    print_profile(&names, &inputs, &medians, (batch, iters), peak);
+}
+
+/// The per-layer table: each step's output, MACs, median time, share and GFLOP/s against `peak`;
+/// `inputs[i]` is step `i`'s input and `inputs[i + 1]` its output.
+fn print_profile(
+    names: &[&str],
+    inputs: &[Tensor],
+    medians: &[f64],
+    (batch, iters): (i64, usize),
+    peak: f64,
+) {
     let total: f64 = medians.iter().sum();
     println!(
         "\nper layer, batch {batch} (median of {iters}; sum {:.2} ms):",
@@ -203,7 +196,7 @@ fn profile(fast: &Vgg16BnInference, batch: i64, iters: usize, peak: f64) {
     );
     println!("| layer | output | MACs | time | share | GFLOP/s | of peak |");
     println!("|---|---|---:|---:|---:|---:|---:|");
-    for (i, (name, _)) in steps.iter().enumerate() {
+    for (i, name) in names.iter().enumerate() {
         let out = inputs[i + 1].size();
         let weight = match *name {
             n if n.starts_with("conv") => Some(9 * inputs[i].size()[1]),
@@ -259,6 +252,184 @@ fn compile_time(vggdsl: &str, file: &str) -> f64 {
     quartiles((0..20).map(|_| run()).collect())[1]
 }
 
+/// The networks this process times: the seed generated and built at run time (the same weights),
+/// their inference forms, and the HRank-pruned example.
+struct Models {
+    vs: nn::VarStore,
+    pvs: nn::VarStore,
+    net: Vgg16Bn,
+    fast: Vgg16BnInference,
+    network_fast: Inference,
+    pruned: Vgg16BnHrank,
+    pruned_fast: Vgg16BnHrankInference,
+}
+
+impl Models {
+    fn new(seed_file: &str) -> Models {
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = Vgg16Bn::new(&vs.root());
+        let rvs = nn::VarStore::new(Device::Cpu);
+        let network = Network::from_file(&rvs.root(), seed_file, None).expect("the seed loads");
+        let mut rvs = rvs;
+        rvs.copy(&vs).expect("same names and shapes");
+        let pvs = nn::VarStore::new(Device::Cpu);
+        let pruned = Vgg16BnHrank::new(&pvs.root());
+        Models {
+            vs,
+            pvs,
+            fast: net.to_inference(),
+            net,
+            network_fast: network.to_inference(),
+            pruned_fast: pruned.to_inference(),
+            pruned,
+        }
+    }
+}
+
+/// What this process times at a batch `xs`, in the order the table's bridge reads them.
+fn variants<'a>(m: &'a Models, torchscript: &'a CModule, xs: &'a Tensor) -> Vec<Variant<'a>> {
+    vec![
+        (
+            "tch forward_t(eval)",
+            Box::new(move || m.net.forward_t(xs, false)),
+        ),
+        (
+            "vggdsl to_inference()",
+            Box::new(move || m.fast.forward(xs)),
+        ),
+        (
+            "vggdsl run-time Network to_inference()",
+            Box::new(move || m.network_fast.forward(xs)),
+        ),
+        (
+            "PyTorch TorchScript frozen (tch::CModule)",
+            Box::new(move || torchscript.forward_ts(&[xs]).expect("TorchScript runs")),
+        ),
+        (
+            "HRank-pruned forward_t(eval)",
+            Box::new(move || m.pruned.forward_t(xs, false)),
+        ),
+        (
+            "HRank-pruned to_inference()",
+            Box::new(move || m.pruned_fast.forward(xs)),
+        ),
+    ]
+}
+
+/// The first passes of a batch size: the kernels tuned for its class (what that cost, printed)
+/// and the fused paths' outputs checked against `forward_t(eval)`.
+fn tune_and_check(m: &Models, xs: &Tensor) {
+    let b = xs.size()[0];
+    let reference = m.net.forward_t(xs, false);
+    // The first batch of a size class: the kernels are tuned here.
+    tuning_cost();
+    let first = [
+        ("to_inference()", m.fast.forward(xs)),
+        ("run-time Network", m.network_fast.forward(xs)),
+    ];
+    drop(m.pruned_fast.forward(xs));
+    let (timed, cached, seconds) = tuning_cost();
+    println!(
+        "| {b} | (kernel choices for this batch class: {timed} timed, {cached} cached, {:.0} ms) | | | | |",
+        seconds * 1e3
+    );
+    for (name, ys) in first {
+        let e = relative_error(&ys, &reference);
+        assert!(
+            e < 1e-4,
+            "{name} differs from forward_t by {e:e} at batch {b}"
+        );
+    }
+}
+
+/// One batch size at `t` threads: every variant's rows, printed as BENCHMARKS.md's table lines;
+/// `theirs` is the PyTorch process's answer for the batch size.
+fn measure(
+    m: &Models,
+    torchscript: &CModule,
+    theirs: &Value,
+    t: i64,
+    b: i64,
+    iters: usize,
+) -> Vec<BenchRow> {
+    let mut rows = Vec::new();
+    let xs = Tensor::randn([b, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let _guard = tch::no_grad_guard();
+    tune_and_check(m, &xs);
+    let variants = variants(m, torchscript, &xs);
+    let n = if b <= 64 { iters } else { (iters / 4).max(8) };
+    let times = interleave(&variants, n);
+    let median = |i: usize| quartiles(times[i].clone())[1];
+    let f = |v: &str, k: &str| theirs[v][k].as_f64().expect("a figure");
+    // eager / torchscript, measured in the PyTorch process.
+    let bridge = f("torchscript", "ratio");
+    let mut row = |variant: &str, seconds: f64, ratio: [f64; 3]| {
+        println!(
+            "| {b} | {variant} | {:.2} ms | {:.0} | **{:.2}×** | {:.2}–{:.2} |",
+            seconds * 1e3,
+            b as f64 / seconds,
+            ratio[1],
+            ratio[0],
+            ratio[2]
+        );
+        rows.push(BenchRow {
+            variant: variant.to_owned(),
+            threads: t,
+            batch: b,
+            images_per_second: b as f64 / seconds,
+            ratio: Some(ratio[1]),
+            ratio_q1: Some(ratio[0]),
+            ratio_q3: Some(ratio[2]),
+        });
+    };
+    for (name, label) in [
+        ("eager", "PyTorch eager"),
+        ("torchscript", "PyTorch TorchScript frozen"),
+        (
+            "optimize_for_inference",
+            "PyTorch frozen + optimize_for_inference",
+        ),
+        ("compile", "PyTorch torch.compile (freezing)"),
+        ("onnxruntime", "ONNX Runtime (vggdsl export --fold-bn)"),
+        ("onnxruntime_pruned", "ONNX Runtime, HRank-pruned"),
+    ] {
+        if theirs.get(name).is_none() {
+            continue; // no ONNX Runtime variant in this run
+        }
+        let q = [f(name, "ratio_q1"), f(name, "ratio"), f(name, "ratio_q3")];
+        row(label, f(name, "seconds"), q);
+    }
+    // Through the bridge (variant 3, the frozen TorchScript) to PyTorch's eager.
+    for i in [0, 1, 2, 5] {
+        row(
+            variants[i].0,
+            median(i),
+            ratio(&times[3], &times[i]).map(|x| x * bridge),
+        );
+    }
+    let torchscript_seconds = f("torchscript", "seconds");
+    print_bridges(b, &variants, &times, torchscript_seconds);
+    rows
+}
+
+/// The bridge's two times, and each fused path against tch's eager op sequence, in this process.
+fn print_bridges(b: i64, variants: &[Variant], times: &[Vec<f64>], torchscript_seconds: f64) {
+    println!(
+        "| {b} | (bridge: TorchScript frozen took {:.2} ms in PyTorch's process, {:.2} ms in this one) | | | | |",
+        torchscript_seconds * 1e3,
+        quartiles(times[3].clone())[1] * 1e3
+    );
+    // Within this process: the fused paths against tch's eager op sequence.
+    for (fused, eager) in [(1, 0), (2, 0), (5, 4)] {
+        let r = ratio(&times[eager], &times[fused]);
+        println!(
+            "| {b} | {} over {} | | | {:.2}× | {:.2}–{:.2} |",
+            variants[fused].0, variants[eager].0, r[1], r[0], r[2]
+        );
+    }
+}
+
 fn main() {
     let reuse = std::env::args().any(|a| a == REUSE_FREED_MEMORY);
     if reuse && !vggdsl_runtime::memory::reuse_freed_memory() {
@@ -270,38 +441,19 @@ fn main() {
     // Kernels tuned afresh, in the warm-up, and the cost reported: not the user's cached choices.
     use_kernel_cache(KernelCache::open(None, "bench"));
     println!("{}", machine());
-    let dir = std::env::temp_dir().join(format!("vggdsl-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a temporary folder");
-
-    tch::manual_seed(0);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let net = Vgg16Bn::new(&vs.root());
-    let fast = net.to_inference();
+    let dir = vggdsl_test_support::tempdir();
     let seed_file = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/vgg16_bn.vgg");
-    let rvs = nn::VarStore::new(Device::Cpu);
-    let network = Network::from_file(&rvs.root(), seed_file, None).expect("the seed loads");
-    let mut rvs = rvs;
-    rvs.copy(&vs).expect("same names and shapes");
-    let network_fast = network.to_inference();
-    let pvs = nn::VarStore::new(Device::Cpu);
-    let pruned = Vgg16BnHrank::new(&pvs.root());
-    let pruned_fast = pruned.to_inference();
-    let onnx = arg("--vggdsl").and_then(|v| export_onnx(&v, &dir, &vs, &pvs));
+    let models = Models::new(seed_file);
+    let onnx = arg("--vggdsl").and_then(|v| export_onnx(&v, dir.path(), &models));
 
     let mut rows = Vec::new();
     let mut torch_version = String::new();
     for &t in &threads {
-        let script = dir.join(format!("seed-{t}.pt"));
-        let py = python(
-            t,
-            iters,
-            script.to_str().unwrap(),
-            &batches,
-            reuse,
-            onnx.as_ref(),
-        );
+        let script = dir.path().join(format!("seed-{t}.pt"));
+        let script = script.to_str().unwrap();
+        let py = python((t, iters), script, &batches, reuse, onnx.as_ref());
         tch::set_num_threads(t as i32);
-        let torchscript = CModule::load(&script).expect("the frozen TorchScript loads");
+        let torchscript = CModule::load(script).expect("the frozen TorchScript loads");
         torch_version = py["torch"].as_str().unwrap_or("?").to_owned();
         let malloc = if reuse {
             ", both processes reusing freed memory"
@@ -312,110 +464,8 @@ fn main() {
         println!("| batch | variant | time | images/s | vs eager PyTorch | spread (quartiles) |");
         println!("|---:|---|---:|---:|---:|---|");
         for &b in &batches {
-            let xs = Tensor::randn([b, 3, 32, 32], (Kind::Float, Device::Cpu));
-            let _guard = tch::no_grad_guard();
-            let reference = net.forward_t(&xs, false);
-            tuning_cost();
-            let first = [
-                ("to_inference()", fast.forward(&xs)),
-                ("run-time Network", network_fast.forward(&xs)),
-            ];
-            drop(pruned_fast.forward(&xs));
-            let (timed, cached, seconds) = tuning_cost();
-            println!(
-                "| {b} | (kernels for this batch class: {timed} timed, {cached} cached, in {:.0} ms) | | | | |",
-                seconds * 1e3
-            );
-            for (name, ys) in first {
-                let e = relative_error(&ys, &reference);
-                assert!(
-                    e < 1e-4,
-                    "{name} differs from forward_t by {e:e} at batch {b}"
-                );
-            }
-            let variants: Vec<Variant> = vec![
-                (
-                    "tch forward_t(eval)",
-                    Box::new(|| net.forward_t(&xs, false)),
-                ),
-                ("vggdsl to_inference()", Box::new(|| fast.forward(&xs))),
-                (
-                    "vggdsl run-time Network to_inference()",
-                    Box::new(|| network_fast.forward(&xs)),
-                ),
-                (
-                    "PyTorch TorchScript frozen (tch::CModule)",
-                    Box::new(|| torchscript.forward_ts(&[&xs]).expect("TorchScript runs")),
-                ),
-                (
-                    "HRank-pruned forward_t(eval)",
-                    Box::new(|| pruned.forward_t(&xs, false)),
-                ),
-                (
-                    "HRank-pruned to_inference()",
-                    Box::new(|| pruned_fast.forward(&xs)),
-                ),
-            ];
-            let n = if b <= 64 { iters } else { (iters / 4).max(8) };
-            let times = interleave(&variants, n);
-            let median = |i: usize| quartiles(times[i].clone())[1];
             let theirs = &py["batches"][b.to_string()];
-            let f = |v: &str, k: &str| theirs[v][k].as_f64().expect("a figure");
-            // eager / torchscript, measured in the PyTorch process.
-            let bridge = f("torchscript", "ratio");
-            let mut row = |variant: &str, seconds: f64, ratio: [f64; 3]| {
-                println!(
-                    "| {b} | {variant} | {:.2} ms | {:.0} | **{:.2}×** | {:.2}–{:.2} |",
-                    seconds * 1e3,
-                    b as f64 / seconds,
-                    ratio[1],
-                    ratio[0],
-                    ratio[2]
-                );
-                rows.push(json!({
-                    "variant": variant, "threads": t, "batch": b,
-                    "images_per_second": b as f64 / seconds, "ratio": ratio[1],
-                    "ratio_q1": ratio[0], "ratio_q3": ratio[2],
-                }));
-            };
-            for (name, label) in [
-                ("eager", "PyTorch eager"),
-                ("torchscript", "PyTorch TorchScript frozen"),
-                (
-                    "optimize_for_inference",
-                    "PyTorch frozen + optimize_for_inference",
-                ),
-                ("compile", "PyTorch torch.compile (freezing)"),
-                ("onnxruntime", "ONNX Runtime (vggdsl export --fold-bn)"),
-                ("onnxruntime_pruned", "ONNX Runtime, HRank-pruned"),
-            ] {
-                if theirs.get(name).is_none() {
-                    continue;
-                }
-                let q = [f(name, "ratio_q1"), f(name, "ratio"), f(name, "ratio_q3")];
-                row(label, f(name, "seconds"), q);
-            }
-            // Through the bridge (variant 3, the frozen TorchScript) to PyTorch's eager.
-            for i in [0, 1, 2, 5] {
-                row(
-                    variants[i].0,
-                    median(i),
-                    ratio(&times[3], &times[i]).map(|x| x * bridge),
-                );
-            }
-            println!(
-                "| {b} | (bridge: TorchScript frozen took {:.2} ms in PyTorch's process, {:.2} ms in this one) | | | | |",
-                f("torchscript", "seconds") * 1e3,
-                median(3) * 1e3
-            );
-            // Within this process: the fused paths against tch's eager op sequence.
-            for (fused, eager) in [(1, 0), (2, 0), (5, 4)] {
-                let r = ratio(&times[eager], &times[fused]);
-                println!(
-                    "| {b} | {} over {} | | | {:.2}× | {:.2}–{:.2} |",
-                    variants[fused].0, variants[eager].0, r[1], r[0], r[2]
-                );
-            }
+            rows.extend(measure(&models, &torchscript, theirs, t, b, iters));
         }
     }
     let last_threads = *threads.last().unwrap();
@@ -423,16 +473,19 @@ fn main() {
     let peak = gemm_peak();
     println!("\nf32 GEMM (1024³, {last_threads} thread(s)): {peak:.1} GFLOP/s");
     for b in [1, 64] {
-        profile(&fast, b, iters, peak);
+        profile(&models.fast, b, iters, peak);
     }
     if let Some(path) = arg("--json") {
         let machine = format!(
             "{}; libtorch {torch_version}; median of per-iteration ratios, interleaved",
             machine()
         );
-        let results = json!({"model": "Vgg16Bn (the seed)", "machine": machine, "rows": rows});
-        std::fs::write(&path, serde_json::to_string_pretty(&results).unwrap())
-            .expect("the results file is written");
+        let results = BenchResults {
+            model: "Vgg16Bn (the seed)".to_owned(),
+            machine: Some(machine),
+            rows,
+        };
+        std::fs::write(&path, results.to_json()).expect("the results file is written");
         println!("\nwrote {path}");
     }
     if let Some(vggdsl) = arg("--vggdsl") {
@@ -441,5 +494,4 @@ fn main() {
             compile_time(&vggdsl, seed_file) * 1e3
         );
     }
-    std::fs::remove_dir_all(&dir).ok();
 }

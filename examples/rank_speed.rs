@@ -1,7 +1,7 @@
 //! How fast `vggdsl rank` computes HRank's ranks, against HRank's own way, on the seed network
 //! (VGG-16-BN, 3×32×32) with the same weights and the same images.
 //!
-//! HRank's way (`tests/python/hrank.py ranks`, written from shared/HRANK.md): one pass over the
+//! HRank's way (`hrank.py ranks` of `vggdsl-test-support`, written from shared/HRANK.md): one pass over the
 //! images per conv with a forward hook on its block output, and `torch.linalg.matrix_rank` per
 //! image and channel (here for all 13 convs, as vggdsl ranks them). vggdsl's way
 //! ([`RankSums`]): one forward pass per batch tapping every block output, and one batched
@@ -17,10 +17,11 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use vggdsl_runtime::hrank::RankSums;
 use vggdsl_runtime::tch::nn::VarStore;
 use vggdsl_runtime::tch::{self, Device, Kind, Tensor};
 use vggdsl_runtime::Network;
+use vggdsl_test_support::pytorch;
+use vggdsl_train::hrank::RankSums;
 
 const BATCH: i64 = 128;
 
@@ -61,9 +62,9 @@ fn main() {
     let means = sums.means();
     println!("vggdsl (one pass, batched matrix_rank):          {ours:8.2} s");
 
-    let python = std::env::var("VGGDSL_PYTHON").unwrap_or_else(|_| "python3".into());
+    let python = pytorch::interpreter();
     let out = Command::new(&python)
-        .arg(root.join("tests/python/hrank.py"))
+        .arg(pytorch::script("hrank.py"))
         .args(["ranks", "--weights"])
         .arg(dir.join("w.safetensors"))
         .arg("--images")

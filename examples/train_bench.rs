@@ -3,7 +3,7 @@
 //!
 //! The vggdsl side is `vggdsl train`'s step: the run-time `Network` built from
 //! `examples/vgg16_bn.vgg`, fed by the data loader (CIFAR-10 binary files of synthetic images,
-//! HRank's crop and flip on a background thread) and stepped by `train::train_step` (forward,
+//! HRank's crop and flip on a background thread) and stepped by `trainer::train_step` (forward,
 //! cross-entropy, backward, the PyTorch-exact SGD), in a process with `vggdsl train`'s malloc
 //! setting (`vggdsl_runtime::memory`). Two long-lived PyTorch processes (`bench/train_bench.py`),
 //! driven through pipes, run the seed's eager loop: one as PyTorch runs by default, one with the
@@ -15,10 +15,7 @@
 //!
 //! Options: `--threads N` (2), `--rounds N` (8), `--steps N` per burst (5), `--batch N` (128),
 //! `--script PATH` (a copy of `bench/train_bench.py`, with `malloc.py` beside it and
-//! `../tests/python/seed_vgg.py`).
-
-#[path = "../tests/support/cifar.rs"]
-mod cifar;
+//! `../test-support/python/seed_vgg.py`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::num::NonZeroUsize;
@@ -26,10 +23,12 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use vggdsl_runtime::data::{Augment, Batches, Dataset, ImageSet, Split};
 use vggdsl_runtime::tch::{self, nn::VarStore, Device};
-use vggdsl_runtime::train::{self, Sgd, SgdConfig, EVAL_BATCH};
 use vggdsl_runtime::Network;
+use vggdsl_test_support::{cifar, pytorch};
+use vggdsl_train::data::{Augment, Batches, Dataset, ImageSet, Split};
+use vggdsl_train::sgd::{Sgd, SgdConfig};
+use vggdsl_train::trainer::{self, EVAL_BATCH};
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -56,7 +55,7 @@ fn main() {
         println!("(glibc refused the 1 GiB mmap threshold: blocks above 32 MiB keep mappings)");
     }
 
-    let data = tempfile::tempdir().unwrap();
+    let data = vggdsl_test_support::tempdir();
     // 5 × 1,024 training images, 2,560 test images.
     cifar::write_cifar10(data.path(), 1024, 2560);
     let train_set = ImageSet::load(Dataset::Cifar10, Split::Train, data.path()).unwrap();
@@ -87,7 +86,7 @@ fn main() {
             loader = train_set.epoch(batch_size, Augment::HRANK, 0, epoch);
             loader.next().unwrap()
         });
-        train::train_step(&net, &mut sgd, &b, recipe.lr).unwrap();
+        trainer::train_step(&net, &mut sgd, &b, recipe.lr).unwrap();
         t.elapsed().as_secs_f64()
     };
 
@@ -108,6 +107,44 @@ fn main() {
     println!(
         "seed network, batch {batch}, {threads} threads, {rounds} rounds of {steps} steps per side"
     );
+    let r = interleaved(&mut rust_step, &mut torch, rounds, steps, batch);
+    for t in torch {
+        t.quit();
+    }
+
+    extrapolate(&net, &test_set, r, batch);
+}
+
+/// A CIFAR-10 epoch's time from the median step `r` and a test pass over `test_set` (scaled to
+/// CIFAR-10's 10,000 test images), and the seed's 150 epochs.
+fn extrapolate(net: &Network, test_set: &ImageSet, r: f64, batch: usize) {
+    let t = Instant::now();
+    let eval_batch = NonZeroUsize::new(EVAL_BATCH).unwrap();
+    let stop = AtomicBool::new(false);
+    trainer::evaluate(net, test_set, eval_batch, &stop, &mut |_, _| {}).unwrap();
+    let test_pass = t.elapsed().as_secs_f64() * 10_000.0 / test_set.len() as f64;
+    let steps_per_epoch = 50_000usize.div_ceil(batch);
+    let epoch_seconds = steps_per_epoch as f64 * r + test_pass;
+    println!(
+        "CIFAR-10 epoch, extrapolated: {steps_per_epoch} steps × {:.1} ms + test pass {:.0} s \
+         = {:.1} min; the seed's 150 epochs ≈ {:.1} h",
+        r * 1e3,
+        test_pass,
+        epoch_seconds / 60.0,
+        150.0 * epoch_seconds / 3600.0
+    );
+}
+
+/// `rounds` rounds in which vggdsl and the two PyTorch processes take `steps` steps each, in
+/// turns; prints each round's medians and ratios, then the medians of all steps and of the
+/// ratios. Returns vggdsl's median step in seconds.
+fn interleaved(
+    rust_step: &mut dyn FnMut() -> f64,
+    torch: &mut [Torch; 2],
+    rounds: usize,
+    steps: usize,
+    batch: usize,
+) -> f64 {
     println!("round  vggdsl step  PyTorch step  ratio   PyTorch, same malloc  ratio");
     let mut ratios = [Vec::new(), Vec::new()];
     let mut all = [Vec::new(), Vec::new(), Vec::new()];
@@ -135,9 +172,6 @@ fn main() {
             a.extend(v);
         }
     }
-    for t in torch {
-        t.quit();
-    }
     let [r, t, same] = all.map(median);
     println!(
         "median step: vggdsl {:.1} ms ({:.1} images/s), PyTorch eager {:.1} ms ({:.1} images/s), \
@@ -163,23 +197,7 @@ fn main() {
             ratios.iter().copied().fold(0.0, f64::max)
         );
     }
-
-    // The test pass of an epoch, on the synthetic test images, scaled to CIFAR-10's 10,000.
-    let t = Instant::now();
-    let eval_batch = NonZeroUsize::new(EVAL_BATCH).unwrap();
-    let stop = AtomicBool::new(false);
-    train::evaluate(&net, &test_set, eval_batch, &stop, &mut |_, _| {}).unwrap();
-    let test_pass = t.elapsed().as_secs_f64() * 10_000.0 / test_set.len() as f64;
-    let steps_per_epoch = 50_000usize.div_ceil(batch);
-    let epoch_seconds = steps_per_epoch as f64 * r + test_pass;
-    println!(
-        "CIFAR-10 epoch, extrapolated: {steps_per_epoch} steps × {:.1} ms + test pass {:.0} s \
-         = {:.1} min; the seed's 150 epochs ≈ {:.1} h",
-        r * 1e3,
-        test_pass,
-        epoch_seconds / 60.0,
-        150.0 * epoch_seconds / 3600.0
-    );
+    r
 }
 
 /// A long-lived `bench/train_bench.py` process, driven through a pipe.
@@ -193,8 +211,7 @@ impl Torch {
     /// Starts the PyTorch side; `reuse_freed_memory` gives it the malloc setting that
     /// `vggdsl train` uses (`vggdsl_runtime::memory`).
     fn spawn(script: &str, threads: usize, batch: usize, reuse_freed_memory: bool) -> Torch {
-        let python = std::env::var("VGGDSL_PYTHON").unwrap_or_else(|_| "python3".into());
-        let mut child = Command::new(python)
+        let mut child = Command::new(pytorch::interpreter())
             .args([script, &threads.to_string(), &batch.to_string()])
             .args(reuse_freed_memory.then_some("--reuse-freed-memory"))
             .stdin(Stdio::piped())

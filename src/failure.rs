@@ -1,18 +1,10 @@
-//! The command's one error type: what is left to say on stderr, and the exit code.
+//! The command's one error type: what is left to say on stderr, and the exit code
+//! ([`crate::exit`]). [`crate::output::report`] shows it.
 
 use std::fmt::Display;
 use std::io::{self, IsTerminal};
-use std::process::ExitCode;
 
-/// A FILE is invalid, or an output cannot be written.
-pub const FAILED: u8 = 1;
-/// A FILE cannot be read. Higher than [`FAILED`]: `check` exits with the highest code of its files.
-pub const UNREADABLE: u8 = 2;
-/// The command line is wrong (clap's own usage errors exit with it too).
-pub const USAGE: u8 = 2;
-/// Stopped by Ctrl-C (128 + SIGINT, as shells report it).
-#[cfg(feature = "torch")]
-pub const INTERRUPTED: u8 = 130;
+use crate::exit::FAILED;
 
 /// Why a command stopped, with the exit code `vggdsl --help` documents for it.
 pub struct Failure {
@@ -22,6 +14,11 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// What stderr still has to show.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     /// `error: ` and one sentence.
     pub fn new(code: u8, sentence: impl Display) -> Self {
         Self {
@@ -74,11 +71,5 @@ impl Failure {
             FAILED,
             format_args!("{weights} holds weights of another model than {model}: {first}{more}"),
         )
-    }
-
-    /// Shows what is left to say and gives the exit code.
-    pub fn report(&self) -> ExitCode {
-        crate::output::stderr(&self.text);
-        ExitCode::from(self.code)
     }
 }

@@ -1,8 +1,14 @@
-//! Reading a FILE argument: a path, or `-` for standard input.
+//! Reading the command's inputs: a FILE argument (a path, or `-` for standard input), its model,
+//! a ranks file.
 
-use crate::failure::{Failure, UNREADABLE, USAGE};
+use crate::exit::{FAILED, MODEL, UNREADABLE};
+use crate::failure::Failure;
 use crate::FileArg;
 use std::io::Read;
+use std::path::Path;
+use vggdsl::files::ranks::{RanksFile, ReadError};
+use vggdsl::Architecture;
+use vggdsl::PickError;
 
 /// The most a FILE may hold. Models take a few hundred bytes each; the bound stops devices such
 /// as `/dev/zero` from being read until memory runs out.
@@ -58,48 +64,35 @@ pub fn read_up_to(file: &FileArg, max_bytes: u64) -> Result<Source, Failure> {
 }
 
 /// The checked networks of a FILE.
-pub fn load(file: &FileArg) -> Result<Vec<vggdsl::Network>, Failure> {
+pub fn load(file: &FileArg) -> Result<Vec<Architecture>, Failure> {
     let source = read(file)?;
     vggdsl::load(&source.text, &source.name).map_err(|d| Failure::invalid(&d))
 }
 
-/// The checked model `name` of FILE, or its only model.
-pub fn model(file: &FileArg, name: Option<&str>) -> Result<vggdsl::Network, Failure> {
-    let source = read(file)?;
-    let nets = vggdsl::load(&source.text, &source.name).map_err(|d| Failure::invalid(&d))?;
-    pick(nets, name, &source.name)
-}
-
-/// The model `name` of a file's checked models, or its only one; `file` names it in errors.
-pub fn pick(
-    nets: Vec<vggdsl::Network>,
+/// The model of `models` (FILE's, which goes by `file`) that `--model NAME` names, or FILE's
+/// only model without it.
+pub fn model<'a>(
+    models: &'a [Architecture],
     name: Option<&str>,
     file: &str,
-) -> Result<vggdsl::Network, Failure> {
-    let names = || {
-        nets.iter()
-            .map(|n| n.spec.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    match (name, nets.as_slice()) {
-        (None, [only]) => Ok(only.clone()),
-        (None, _) => Err(Failure::new(
-            USAGE,
-            format_args!(
-                "{file} declares several models ({}); choose one with --model NAME",
-                names()
-            ),
-        )),
-        (Some(name), _) => nets
-            .iter()
-            .find(|n| n.spec.name == name)
-            .cloned()
-            .ok_or_else(|| {
-                Failure::new(
-                    USAGE,
-                    format_args!("{file} has no model `{name}`; it has {}", names()),
-                )
-            }),
+) -> Result<&'a Architecture, Failure> {
+    vggdsl::pick(models, name, file).map_err(|e| match e {
+        PickError::Several { .. } => {
+            Failure::new(MODEL, format_args!("{e}; choose one with --model NAME"))
+        }
+        PickError::NoSuchModel { .. } => Failure::new(MODEL, e),
+    })
+}
+
+/// A ranks file of `vggdsl rank`.
+pub fn ranks(path: &Path) -> Result<RanksFile, Failure> {
+    RanksFile::read(path).map_err(ranks_failure)
+}
+
+/// A ranks file that cannot be read is exit 2, one that is not a ranks file exit 1.
+pub fn ranks_failure(error: ReadError) -> Failure {
+    match error {
+        ReadError::Io { .. } => Failure::new(UNREADABLE, error),
+        ReadError::Format { .. } => Failure::new(FAILED, error),
     }
 }

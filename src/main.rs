@@ -3,11 +3,11 @@
 //! that carries its exit code; nothing it prints can panic.
 
 mod commands;
+mod exit;
 mod failure;
 mod input;
 mod output;
 mod plot;
-mod ranks_file;
 mod rates;
 mod staged;
 mod weights_file;
@@ -18,13 +18,6 @@ use failure::Failure;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// The exit codes, which README.md and docs/language.md repeat word for word (a test checks).
-const EXIT_CODES: &str = "\
-Exit codes:
-  0  success, also when the reader of standard output stops early (`| head`)
-  1  a FILE is invalid (diagnostics on stderr), or the output cannot be written
-  2  a FILE cannot be read, or the command line is wrong";
-
 /// vggdsl: VGG-family networks written as cfg lists, compiled to typed Rust code on tch.
 ///
 /// A `.vgg` file declares models such as
@@ -32,7 +25,7 @@ Exit codes:
 /// (or the compact form `pub Vgg16Bn<cfg = default, bn = true>`). The language reference is
 /// docs/language.md. A FILE of `-` is standard input.
 #[derive(Parser)]
-#[command(name = "vggdsl", version, about, long_about, after_help = EXIT_CODES)]
+#[command(name = "vggdsl", version, about, long_about, after_help = exit::help(exit::COMPILER))]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -41,40 +34,40 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Check files: silent with exit 0 when valid, diagnostics on stderr otherwise.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = exit::help(exit::COMPILER))]
     Check(commands::check::Args),
     /// Print each model's layers, output shapes, parameters and MACs, and HRank's relucfg/convcfg.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = exit::help(exit::COMPILER))]
     Summary(commands::summary::Args),
     /// Compile a file to formatted Rust source for tch, or with `--target pytorch` to a PyTorch
     /// module (stdout, or OUT written only if changed).
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = exit::help(exit::COMPILER))]
     Compile(commands::compile::Args),
     /// Write a model and its weights (.safetensors or .pt) as an ONNX model (opset 17, dynamic
     /// batch); `--fold-bn` folds BatchNorm into the convs and linears.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = exit::help(exit::EXPORT))]
     Export(commands::export::Args),
     /// Draw a picture (SVG, or PNG for OUT.png): `widths` of models, filter `ranks` with their
     /// cut, `training` curves of runs, `bench` throughput against batch size.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = exit::help(exit::COMPILER))]
     Plot(commands::plot::Args),
     /// Train a model with SGD on CIFAR-10/100 or (Fashion-)MNIST; checkpoints, resume, Ctrl-C.
     #[cfg(feature = "torch")]
-    #[command(after_help = commands::setup::EXIT_CODES)]
+    #[command(after_help = exit::help(exit::TRAIN))]
     Train(commands::train::Args),
     /// Evaluate weights on a test set: accuracy, per-class accuracy, loss.
     #[cfg(feature = "torch")]
-    #[command(after_help = commands::setup::EXIT_CODES)]
+    #[command(after_help = exit::help(exit::TRAIN))]
     Eval(commands::eval::Args),
     /// Rank every conv's filters by the mean matrix rank of their feature maps (HRank), over the
     /// first batches of the training set; writes RANKS_DIR/ranks.json.
     #[cfg(feature = "torch")]
-    #[command(after_help = commands::rank::EXIT_CODES)]
+    #[command(after_help = exit::help(exit::RANK))]
     Rank(commands::rank::Args),
     /// Prune a model to compress rates, keeping the filters of highest rank (or L1 norm, or at
     /// random); writes DIR/model.vgg, DIR/model.safetensors and DIR/kept.json.
     #[cfg(feature = "torch")]
-    #[command(after_help = commands::prune::EXIT_CODES)]
+    #[command(after_help = exit::help(exit::PRUNE))]
     Prune(commands::prune::Args),
 }
 
@@ -123,7 +116,7 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => failure.report(),
+        Err(failure) => output::report(&failure),
     }
 }
 
@@ -131,7 +124,7 @@ fn main() -> ExitCode {
 /// as the commands' own (clap's own exit would hide a failed write of `--help`).
 fn parse() -> Result<Command, Failure> {
     Cli::try_parse().map(|cli| cli.command).map_err(|e| {
-        let code = u8::try_from(e.exit_code()).unwrap_or(failure::FAILED);
+        let code = u8::try_from(e.exit_code()).unwrap_or(exit::FAILED);
         match e.print() {
             Err(io) if !e.use_stderr() => Failure::write("to standard output", io),
             _ => Failure::exit(code),

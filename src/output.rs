@@ -4,6 +4,7 @@
 use crate::failure::Failure;
 use crate::FileArg;
 use std::io::Write;
+use std::process::ExitCode;
 
 pub fn stdout(bytes: &[u8]) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
@@ -14,6 +15,12 @@ pub fn stdout(bytes: &[u8]) -> Result<(), Failure> {
 
 pub fn stderr(text: &str) {
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// Shows what `failure` has left to say and gives its exit code.
+pub fn report(failure: &Failure) -> ExitCode {
+    stderr(failure.text());
+    ExitCode::from(failure.code)
 }
 
 /// Generated code to `target`: standard output, or a file written as

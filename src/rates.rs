@@ -1,7 +1,8 @@
 //! The rates of a `--compress-rate` flag (`vggdsl prune`, `vggdsl plot ranks`): read and checked
 //! by the compiler as the `compress_rate` of a model, and written back in the language's notation.
 
-use crate::failure::{Failure, USAGE};
+use crate::exit::USAGE;
+use crate::failure::Failure;
 use vggdsl::{Diagnostic, Diagnostics};
 
 /// The rates of `--compress-rate`, checked as the `compress_rate` of model `name`, with errors
@@ -68,28 +69,4 @@ pub fn from_flag(source: &str, name: &str, flag: &str) -> Result<Vec<f64>, Failu
         .compress_rate
         .clone()
         .expect("the model has the flag's rates"))
-}
-
-/// Rates in the language's list syntax, runs of equal rates as `[r] * n`.
-pub fn list(rates: &[f64]) -> String {
-    let mut terms: Vec<String> = Vec::new();
-    let mut singles: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < rates.len() {
-        let n = rates[i..].iter().take_while(|&&r| r == rates[i]).count();
-        if n > 1 {
-            if !singles.is_empty() {
-                terms.push(format!("[{}]", singles.join(", ")));
-                singles.clear();
-            }
-            terms.push(format!("[{}] * {n}", rates[i]));
-        } else {
-            singles.push(rates[i].to_string());
-        }
-        i += n;
-    }
-    if !singles.is_empty() {
-        terms.push(format!("[{}]", singles.join(", ")));
-    }
-    terms.join(" + ")
 }

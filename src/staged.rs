@@ -1,18 +1,21 @@
-//! Writing a command's output files all or nothing: each is written under a temporary name in
-//! its folder, and only when every one is complete are they renamed to their names. An error
-//! removes the temporary files, so no half-written or partial set of outputs is ever left.
+//! Writing a command's output files all or nothing: each is written whole and synced under a
+//! temporary name in its folder ([`vggdsl::atomic::Pending`]), and only when every one is
+//! complete are they renamed to their names and the folder synced. An error removes the
+//! temporary files, so no half-written or partial set of outputs is ever left.
 
 use std::path::{Path, PathBuf};
 
-use crate::failure::{Failure, FAILED};
+use vggdsl::atomic::{self, Pending};
 
-/// Output files of one command, written to `.NAME.partial` in `dir` until [`Staged::commit`].
+use crate::exit::FAILED;
+use crate::failure::Failure;
+
+/// Output files of one command, written under temporary names in `dir` until [`Staged::commit`].
 pub struct Staged {
     dir: PathBuf,
     /// Whether `dir` was created here, so that a failure removes it again.
     created: bool,
-    /// (temporary path, final path)
-    files: Vec<(PathBuf, PathBuf)>,
+    files: Vec<Pending>,
 }
 
 impl Staged {
@@ -27,37 +30,30 @@ impl Staged {
         })
     }
 
-    /// The temporary path for output `name`, which the caller writes (e.g. with a library's own
-    /// save function); it becomes `dir/name` at commit.
-    pub fn path(&mut self, name: &str) -> PathBuf {
-        let partial = self.dir.join(format!(".{name}.partial"));
-        self.files.push((partial.clone(), self.dir.join(name)));
-        partial
-    }
-
     /// Writes `bytes` as output `name`.
     pub fn write(&mut self, name: &str, bytes: &[u8]) -> Result<(), Failure> {
-        let path = self.path(name);
-        std::fs::write(&path, bytes).map_err(|e| Failure::write(self.dir.join(name).display(), e))
+        let path = self.dir.join(name);
+        let file = Pending::new(&path, bytes).map_err(|e| Failure::write(path.display(), e))?;
+        self.files.push(file);
+        Ok(())
     }
 
-    /// Renames every file to its final name.
+    /// Renames every file to its name.
     pub fn commit(mut self) -> Result<(), Failure> {
-        while let Some((partial, path)) = self.files.first() {
-            std::fs::rename(partial, path).map_err(|e| Failure::write(path.display(), e))?;
-            self.files.remove(0);
+        for file in std::mem::take(&mut self.files) {
+            let path = file.path().to_owned();
+            file.persist()
+                .map_err(|e| Failure::write(path.display(), e))?;
         }
         self.created = false;
-        Ok(())
+        atomic::sync_dir(&self.dir).map_err(|e| Failure::write(self.dir.display(), e))
     }
 }
 
-/// Not committed: remove what was written.
+/// Not committed: the temporary files are removed, and the folder if it was made here.
 impl Drop for Staged {
     fn drop(&mut self) {
-        for (partial, _) in &self.files {
-            let _ = std::fs::remove_file(partial);
-        }
+        self.files.clear();
         if self.created {
             let _ = std::fs::remove_dir(&self.dir);
         }

@@ -8,7 +8,8 @@ use std::path::Path;
 use safetensors::tensor::{SafeTensorError, SafeTensors};
 use vggdsl_onnx::{Tensor, Weights};
 
-use crate::failure::{Failure, FAILED, UNREADABLE};
+use crate::exit::{FAILED, UNREADABLE};
+use crate::failure::Failure;
 
 /// How every zip archive, and so every `torch.save` file, begins.
 const ZIP_MAGIC: &[u8] = b"PK\x03\x04";

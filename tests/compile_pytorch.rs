@@ -1,28 +1,11 @@
 //! `vggdsl compile --target pytorch` without PyTorch: the module's text (a reviewed snapshot),
 //! black's layout at the language's size limits, names Python cannot take, and the rule that
 //! only a generated file is replaced. tests/pytorch_target.rs runs the modules in PyTorch.
-use std::process::{Command, Output};
+use std::process::Command;
 
 mod common;
-use common::repo;
-
-fn vggdsl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vggdsl"))
-        .args(args)
-        .output()
-        .expect("the vggdsl binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("vggdsl-pytorch-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use common::{repo, text, vggdsl};
+use vggdsl_test_support::tempdir;
 
 /// The module for `file`, checked to have succeeded.
 fn python(file: &str) -> String {
@@ -54,7 +37,8 @@ fn the_seeds_module() {
 /// alone) with the longest names, widths, sizes and init values the language admits.
 #[test]
 fn lines_fit_blacks_width_at_the_limits() {
-    let dir = scratch("limits");
+    let tmp = tempdir();
+    let dir = tmp.path();
     let file = dir.join("limits.vgg");
     std::fs::write(
         &file,
@@ -93,7 +77,8 @@ fn a_model_python_cannot_name_is_one_sentence() {
         ("model nn {}", "model `nn` cannot be a class of the PyTorch module: the module uses that name for something else; rename the model"),
         ("model BatchNorm2d {}", "model `BatchNorm2d` cannot be a class of the PyTorch module: the module uses that name for something else; rename the model"),
     ] {
-        let dir = scratch("names");
+        let tmp = tempdir();
+        let dir = tmp.path();
         let file = dir.join("m.vgg");
         std::fs::write(&file, source).unwrap();
         let out = vggdsl(&["compile", "--target", "pytorch", file.to_str().unwrap()]);
@@ -107,7 +92,8 @@ fn a_model_python_cannot_name_is_one_sentence() {
 
 #[test]
 fn only_a_generated_python_file_is_replaced() {
-    let dir = scratch("replace");
+    let tmp = tempdir();
+    let dir = tmp.path();
     let out = dir.join("net.py");
     let args = |out: &std::path::Path| {
         vggdsl(&[

@@ -11,10 +11,10 @@ use common::models::*;
 use common::repo;
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
 use vggdsl_runtime::tch::nn::{ModuleT, VarStore};
 use vggdsl_runtime::tch::{self, Device, Kind, Tensor};
 use vggdsl_runtime::{load_state_dict, save_state_dict, Network};
+use vggdsl_test_support::{rng, tempdir};
 
 /// Models with shapes the example files lack, declared with `vgg!` and kept as text for the
 /// run-time network: features starting with a pool, two pools in a row, no BatchNorm, a single
@@ -44,16 +44,8 @@ mod odd {
     }
 }
 
-/// libtorch's random generator is global and tests run on parallel threads: whatever draws
-/// random numbers holds this lock from `manual_seed` to its last draw.
-static RNG: Mutex<()> = Mutex::new(());
-
-fn rng() -> MutexGuard<'static, ()> {
-    RNG.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Model `name` of `file` (from the repository root), loaded as a program loads it.
-fn from_file(file: &str, name: &str) -> vggdsl::Network {
+fn from_file(file: &str, name: &str) -> vggdsl::Architecture {
     let models = vggdsl_runtime::load_models(repo(file)).unwrap_or_else(|e| panic!("{e}"));
     models
         .into_iter()
@@ -61,7 +53,7 @@ fn from_file(file: &str, name: &str) -> vggdsl::Network {
         .unwrap_or_else(|| panic!("{file} has no model {name}"))
 }
 
-fn from_source(source: &str, name: &str) -> vggdsl::Network {
+fn from_source(source: &str, name: &str) -> vggdsl::Architecture {
     let models = vggdsl::load(source, "odd").unwrap_or_else(|d| panic!("{d}"));
     models
         .into_iter()
@@ -102,21 +94,13 @@ fn assert_same_variables(a: &VarStore, b: &VarStore, grads: bool, what: &str) {
     }
 }
 
-fn temp_file(name: &str) -> std::path::PathBuf {
-    let name: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
-    std::env::temp_dir().join(format!(
-        "vggdsl-network-{name}-{}.safetensors",
-        std::process::id()
-    ))
-}
-
 const SEED: i64 = 17;
 
 /// Compares generated model `$model` with the run-time network of `$ir`; `[$tap, …]` are the
 /// fields of its activations struct, which must be the `relu_cfg` layers in order.
 macro_rules! compare {
     ($model:ty, $ir:expr, [$($tap:ident),*]) => {{
-        let ir: vggdsl::Network = $ir;
+        let ir: vggdsl::Architecture = $ir;
         let what = stringify!($model);
         let _rng = rng();
         tch::manual_seed(SEED);
@@ -167,7 +151,8 @@ macro_rules! compare {
         }
 
         // Checkpoints both ways, into models drawn from another seed.
-        let file = temp_file(what);
+        let dir = tempdir();
+        let file = dir.path().join("weights.safetensors");
         save_state_dict(&gvs, &file).unwrap();
         tch::manual_seed(SEED + 2);
         let mut other = VarStore::new(Device::Cpu);
@@ -180,7 +165,6 @@ macro_rules! compare {
         let _generated = <$model>::new(&other.root());
         load_state_dict(&mut other, &file).unwrap();
         assert_same_variables(&rvs, &other, false, &format!("{what}: run-time → generated"));
-        std::fs::remove_file(&file).unwrap();
     }};
 }
 

@@ -1,7 +1,7 @@
 //! `vggdsl export` checked by its consumers. Every model of `examples/*.vgg` (the seed and its
 //! HRank pruning among them) and of `tests/models/onnx.vgg` (BatchNorm on and off, non-square
 //! and one-channel inputs), with weights PyTorch made, is exported unfolded and folded; ONNX's
-//! checker and ONNX Runtime (`tests/python/onnx_check.py`) check each file and run it at batch 1
+//! checker and ONNX Runtime (`test-support/python/onnx_check.py`) check each file and run it at batch 1
 //! and 7, against the run-time network's eval forward on the same weights and inputs. Then what
 //! the command refuses: another model's weights, NaN and infinite values, its inputs as output,
 //! an output it cannot write.
@@ -11,13 +11,15 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{cmd, reference, repo, rng, TempDir};
+use common::repo;
 use serde_json::{json, Value};
 use vggdsl::spec::{CfgItem, ModelSpec};
 use vggdsl_onnx::{self as onnx, Options, Weights};
 use vggdsl_runtime::tch::nn::{ModuleT, VarStore};
 use vggdsl_runtime::tch::{self, Device, Kind, Tensor};
 use vggdsl_runtime::{load_state_dict, Network};
+use vggdsl_test_support::pytorch::{self, cmd, reference};
+use vggdsl_test_support::{file_in, rng, tempdir, TempDir};
 
 /// How far ONNX Runtime's logits may lie from the network's: `|ort − vggdsl| ≤ 1e-5 · max(1,
 /// max |vggdsl|)` over the batch, absolute for logits up to 1 and relative to the largest beyond.
@@ -26,7 +28,7 @@ const TOLERANCE: f64 = 1e-5;
 /// A model of a `.vgg` file of the repository.
 struct Case {
     file: String,
-    ir: vggdsl::Network,
+    ir: vggdsl::Architecture,
 }
 
 /// Every model of `examples/*.vgg`, then of `tests/models/onnx.vgg`.
@@ -95,7 +97,7 @@ fn export(case: &Case, weights: &str, out: &str, fold: bool) {
 /// outputs for a batch of 1 and of 7 seeded random images, which are saved to `inputs` as
 /// `batch1` and `batch7`.
 fn network_outputs(
-    ir: &vggdsl::Network,
+    ir: &vggdsl::Architecture,
     weights: &str,
     inputs: &str,
 ) -> (Weights, Vec<(String, Tensor)>) {
@@ -130,22 +132,11 @@ fn network_outputs(
 }
 
 /// Runs `onnx_check.py` on the jobs: its report on each.
-fn onnx_check(jobs: &[Value], dir: &TempDir) -> Vec<Value> {
-    let path = dir.path("jobs.json");
+fn onnx_check(jobs: &[Value], dir: &TempDir) -> Option<Vec<Value>> {
+    let path = file_in(dir, "jobs.json");
     std::fs::write(&path, serde_json::to_string(jobs).unwrap()).unwrap();
-    let python = std::env::var("VGGDSL_PYTHON").unwrap_or_else(|_| "python3".into());
-    let output = Command::new(&python)
-        .arg(repo("tests/python/onnx_check.py"))
-        .arg(&path)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
-    assert!(
-        output.status.success(),
-        "onnx_check.py failed (onnx and onnxruntime come with `eval \"$(bash \
-         scripts/setup-libtorch.sh)\"`): {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("onnx_check.py prints JSON")
+    let report = pytorch::run_json("onnx_check.py", [&path])?;
+    Some(serde_json::from_value(report).expect("onnx_check.py prints a list"))
 }
 
 /// The initializers an export has, from PyTorch's state_dict keys in PyTorch's order: all but
@@ -165,7 +156,7 @@ fn expected_initializers(state_dict: &[String], folded: bool) -> Vec<String> {
 }
 
 /// What `onnx_check.py` reports of an exported file, against the network it came from.
-fn check_report(report: &Value, ir: &vggdsl::Network, state_dict: &[String], folded: bool) {
+fn check_report(report: &Value, ir: &vggdsl::Architecture, state_dict: &[String], folded: bool) {
     let spec = &ir.spec;
     assert_eq!(report["opset"], json!([["", 17]]));
     assert_eq!(report["ir_version"], 8);
@@ -200,7 +191,7 @@ fn deviation(a: &Tensor, b: &Tensor) -> (f64, f64) {
 
 #[test]
 fn onnx_runtime_agrees_with_the_network() {
-    let dir = TempDir::new("onnx");
+    let dir = tempdir();
     let cases = cases();
     // PyTorch's weights: each model's init, then BatchNorm's affine parameters and statistics
     // redrawn as training leaves them (reference.py's randomize_bn); .safetensors and .pt. And
@@ -209,7 +200,7 @@ fn onnx_runtime_agrees_with_the_network() {
         .iter()
         .enumerate()
         .flat_map(|(seed, case)| {
-            let (seed, prefix) = (seed.to_string(), dir.path(&case.ir.spec.name));
+            let (seed, prefix) = (seed.to_string(), file_in(&dir, &case.ir.spec.name));
             let config = config(&case.ir.spec);
             let weights = [
                 "train", "--config", &config, "--seed", &seed, "--steps", "0",
@@ -224,7 +215,9 @@ fn onnx_runtime_agrees_with_the_network() {
             ]
         })
         .collect();
-    let results = reference(&commands);
+    let Some(results) = reference(&commands) else {
+        return;
+    };
     let state_dicts: Vec<Vec<String>> = results
         .chunks(2)
         .map(|pair| {
@@ -241,8 +234,8 @@ fn onnx_runtime_agrees_with_the_network() {
         .iter()
         .map(|case| {
             let name = &case.ir.spec.name;
-            let weights = dir.path(&format!("{name}.safetensors"));
-            let inputs = dir.path(&format!("{name}.inputs.safetensors"));
+            let weights = file_in(&dir, &format!("{name}.safetensors"));
+            let inputs = file_in(&dir, &format!("{name}.inputs.safetensors"));
             network_outputs(&case.ir, &weights, &inputs)
         })
         .collect();
@@ -252,16 +245,18 @@ fn onnx_runtime_agrees_with_the_network() {
         let name = &case.ir.spec.name;
         for fold_bn in [false, true] {
             let stem = format!("{name}{}", if fold_bn { ".folded" } else { "" });
-            let onnx = dir.path(&format!("{stem}.onnx"));
+            let onnx = file_in(&dir, &format!("{stem}.onnx"));
             let bytes = onnx::export(&case.ir, weights, Options { fold_bn }).unwrap();
             std::fs::write(&onnx, bytes).unwrap();
-            let ort = dir.path(&format!("{stem}.ort.safetensors"));
-            let inputs = dir.path(&format!("{name}.inputs.safetensors"));
+            let ort = file_in(&dir, &format!("{stem}.ort.safetensors"));
+            let inputs = file_in(&dir, &format!("{name}.inputs.safetensors"));
             jobs.push(json!({"onnx": onnx, "inputs": inputs, "outputs": ort}));
             expected.push((case, state_dict, fold_bn, ort, outputs));
         }
     }
-    let reports = onnx_check(&jobs, &dir);
+    let Some(reports) = onnx_check(&jobs, &dir) else {
+        return;
+    };
     assert_eq!(reports.len(), jobs.len());
     for (report, (case, state_dict, folded, ort, outputs)) in reports.iter().zip(&expected) {
         check_report(report, &case.ir, state_dict, *folded);
@@ -298,14 +293,14 @@ fn onnx_runtime_agrees_with_the_network() {
         ("BnNonSquare.pt", false),
         ("BnNonSquare_plain.pt", true),
     ] {
-        let out = dir.path(&format!("{weights}.{fold_bn}.onnx"));
-        export(case, &dir.path(weights), &out, fold_bn);
+        let out = file_in(&dir, &format!("{weights}.{fold_bn}.onnx"));
+        export(case, &file_in(&dir, weights), &out, fold_bn);
         let stem = if fold_bn {
             "BnNonSquare.folded"
         } else {
             "BnNonSquare"
         };
-        let library = std::fs::read(dir.path(&format!("{stem}.onnx"))).unwrap();
+        let library = std::fs::read(file_in(&dir, &format!("{stem}.onnx"))).unwrap();
         assert!(std::fs::read(&out).unwrap() == library, "{weights}");
     }
 }
@@ -361,9 +356,9 @@ fn refused(model: &str, weights: &str, out: &str, code: i32) -> String {
 
 #[test]
 fn refuses_weights_of_another_model() {
-    let dir = TempDir::new("onnx-another");
-    let out = dir.path("net.onnx");
-    let weights = dir.path("w.safetensors");
+    let dir = tempdir();
+    let out = file_in(&dir, "net.onnx");
+    let weights = file_in(&dir, "w.safetensors");
     let tensors = state_dict("BnNonSquare");
     save(&tensors, &weights);
     // 14 of NoBnGray's 15 keys differ (its num_batches_tracked is the same), and 24 of
@@ -412,13 +407,13 @@ fn refuses_weights_of_another_model() {
              counters)"
         )
     );
-    let missing = dir.path("missing.safetensors");
+    let missing = file_in(&dir, "missing.safetensors");
     let error = refused("BnNonSquare", &missing, &out, 2);
     assert!(
         error.starts_with(&format!("error: cannot read {missing}: ")),
         "{error}"
     );
-    let text = dir.path("text.safetensors");
+    let text = file_in(&dir, "text.safetensors");
     std::fs::write(&text, "not weights").unwrap();
     assert_eq!(
         refused("BnNonSquare", &text, &out, 1),
@@ -432,9 +427,9 @@ fn refuses_weights_of_another_model() {
 /// Refused rather than warned about: one NaN or infinity makes every output NaN.
 #[test]
 fn refuses_nan_and_infinite_weights() {
-    let dir = TempDir::new("onnx-nan");
-    let out = dir.path("net.onnx");
-    let weights = dir.path("w.safetensors");
+    let dir = tempdir();
+    let out = file_in(&dir, "net.onnx");
+    let weights = file_in(&dir, "w.safetensors");
     for (key, value, shown) in [
         ("features.conv2.weight", f64::NAN, "NaN"),
         ("classifier.norm1.running_mean", f64::INFINITY, "inf"),
@@ -471,12 +466,15 @@ fn refuses_nan_and_infinite_weights() {
 
 #[test]
 fn never_writes_over_its_inputs() {
-    let dir = TempDir::new("onnx-inputs");
-    let weights = dir.path("w.safetensors");
+    let dir = tempdir();
+    let weights = file_in(&dir, "w.safetensors");
     save(&state_dict("BnNonSquare"), &weights);
-    let model = dir.path("models.vgg");
+    let model = file_in(&dir, "models.vgg");
     std::fs::copy(repo(MODELS), &model).unwrap();
-    let (model_link, weights_link) = (dir.path("model-link"), dir.path("weights-hard-link"));
+    let (model_link, weights_link) = (
+        file_in(&dir, "model-link"),
+        file_in(&dir, "weights-hard-link"),
+    );
     std::os::unix::fs::symlink(&model, &model_link).unwrap();
     std::fs::hard_link(&weights, &weights_link).unwrap();
     let before = (
@@ -515,23 +513,23 @@ fn never_writes_over_its_inputs() {
 
 #[test]
 fn reports_an_output_it_cannot_write() {
-    let dir = TempDir::new("onnx-output");
-    let weights = dir.path("w.safetensors");
+    let dir = tempdir();
+    let weights = file_in(&dir, "w.safetensors");
     save(&state_dict("BnNonSquare"), &weights);
-    let folder = dir.path("no-such-folder");
+    let folder = file_in(&dir, "no-such-folder");
     let out = format!("{folder}/net.onnx");
     assert_eq!(
         refused("BnNonSquare", &weights, &out, 1),
         format!("error: cannot write {out}: the folder {folder} does not exist")
     );
-    let out = dir.path("");
+    let out = file_in(&dir, "");
     let out = out.trim_end_matches('/');
     assert_eq!(
         refused("BnNonSquare", &weights, out, 1),
         format!("error: cannot write {out}: it is a folder")
     );
     // An existing file is replaced whole; a device is written as a stream.
-    let out = dir.path("net.onnx");
+    let out = file_in(&dir, "net.onnx");
     std::fs::write(&out, "old").unwrap();
     for out in [out.as_str(), "/dev/null"] {
         let args = [

@@ -2,30 +2,10 @@
 //! (snapshots of the SVG text, reviewed by hand), says what it shows (title with the model, axis
 //! descriptions with units, legend) and keeps the labels of a 19-layer network apart; PNG output
 //! is a PNG of twice the SVG's size; bad input is one sentence and exit 1.
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 mod common;
-use common::repo;
-
-fn vggdsl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vggdsl"))
-        .args(args)
-        .output()
-        .expect("the vggdsl binary runs")
-}
-
-/// A fresh folder for one test's outputs.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vggdsl-plot-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::{path, repo, text, vggdsl};
+use vggdsl_test_support::tempdir;
 
 /// `vggdsl plot ARGS -o -`: the SVG on standard output, after checking that it succeeded.
 fn svg(args: &[&str]) -> String {
@@ -144,7 +124,8 @@ fn widths_of_the_seed_and_its_hrank_pruning() {
 
 #[test]
 fn widths_of_vgg19_keep_their_labels_apart() {
-    let dir = scratch("vgg19");
+    let tmp = tempdir();
+    let dir = tmp.path();
     let file = dir.join("vgg19.vgg");
     std::fs::write(
         &file,
@@ -264,7 +245,8 @@ fn bench_throughput_per_thread_count() {
     assert_eq!(figure.matches("<circle").count(), 30 + 3);
     insta::assert_snapshot!(figure);
 
-    let dir = scratch("bench-png");
+    let tmp = tempdir();
+    let dir = tmp.path();
     let out = dir.join("bench.png");
     let run = vggdsl(&["plot", "bench", &results, "-o", path(&out)]);
     assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
@@ -275,7 +257,8 @@ fn bench_throughput_per_thread_count() {
 
 #[test]
 fn bench_with_a_missing_measurement_and_one_thread_count() {
-    let dir = scratch("bench-gap");
+    let tmp = tempdir();
+    let dir = tmp.path();
     let file = dir.join("results.json");
     // No `machine`, no `ratio`; B was not measured at batch 4.
     std::fs::write(
@@ -303,7 +286,8 @@ fn bench_with_a_missing_measurement_and_one_thread_count() {
 
 #[test]
 fn bad_benchmark_results_are_one_sentence() {
-    let dir = scratch("bad-bench");
+    let tmp = tempdir();
+    let dir = tmp.path();
     let out = dir.join("b.svg");
     let file = dir.join("results.json");
     let row = |fields: &str| format!(r#"{{"model": "A", "rows": [{fields}]}}"#);
@@ -394,7 +378,8 @@ fn the_same_figure_every_run() {
 
 #[test]
 fn png_when_the_name_ends_in_png() {
-    let dir = scratch("png");
+    let tmp = tempdir();
+    let dir = tmp.path();
     let out = dir.join("widths.PNG");
     let run = vggdsl(&[
         "plot",
@@ -423,7 +408,8 @@ fn an_unknown_kind_is_one_sentence() {
 
 #[test]
 fn a_metrics_file_that_is_not_json_lines_names_its_line() {
-    let dir = scratch("metrics");
+    let tmp = tempdir();
+    let dir = tmp.path();
     let run = dir.join("broken");
     std::fs::create_dir(&run).unwrap();
     let metrics = run.join("metrics.jsonl");
@@ -467,14 +453,11 @@ fn a_metrics_file_that_is_not_json_lines_names_its_line() {
     );
 }
 
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 #[test]
 fn a_ranks_file_for_another_model_names_the_conv() {
     let ranks = repo("tests/data/plot/ranks_tiny.json");
-    let dir = scratch("ranks");
+    let tmp = tempdir();
+    let dir = tmp.path();
     let out = dir.join("r.svg");
     let model = |source: &str| {
         let file = dir.join(format!("m{}.vgg", source.len()));
@@ -518,7 +501,8 @@ fn a_ranks_file_for_another_model_names_the_conv() {
 
 #[test]
 fn bad_ranks_files_and_rates() {
-    let dir = scratch("bad-ranks");
+    let tmp = tempdir();
+    let dir = tmp.path();
     let out = dir.join("r.svg");
     let file = dir.join("ranks.json");
     let cases = [
@@ -582,7 +566,8 @@ fn bad_ranks_files_and_rates() {
 
 #[test]
 fn a_picture_is_named_svg_or_png() {
-    let dir = scratch("names");
+    let tmp = tempdir();
+    let dir = tmp.path();
     let model = dir.join("model.vgg");
     std::fs::write(&model, "model A { cfg = vgg11 }").unwrap();
     let (code, err) = failure(&["widths", path(&model), "-o", path(&model)]);

@@ -10,11 +10,10 @@
 //!   the CPU) and writes a state_dict that loads strictly into the Rust struct, and metrics that
 //!   `vggdsl plot training` draws.
 //!
-//! All checks of the first kind run in one Python process (tests/python/pytorch_target.py). Without
-//! Python and torch the tests say why and pass, unless `CI` is set.
+//! All checks of the first kind run in one Python process (`pytorch_target.py` of
+//! `vggdsl-test-support`). Without Python and torch the tests say why and pass, unless `CI` is set.
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -23,7 +22,9 @@ use vggdsl_runtime::tch::{self, Device, Tensor};
 use vggdsl_runtime::{load_state_dict, read_state_dict, save_state_dict};
 mod common;
 use common::models::*;
-use common::{repo, rng, TempDir};
+use common::repo;
+use vggdsl_test_support::pytorch::{python, run_json};
+use vggdsl_test_support::{assert_success, file_in, rng, tempdir, text, TempDir};
 
 vggdsl_runtime::vgg!("tests/models/tiny.vgg");
 
@@ -69,51 +70,6 @@ fn seeded<T>(seed: i64, f: impl FnOnce() -> T) -> T {
     f()
 }
 
-/// The Python with torch the tests use, or `None` (with the reason printed) outside CI. Probed
-/// once per test binary.
-fn python() -> Option<String> {
-    static PYTHON: OnceLock<Result<String, String>> = OnceLock::new();
-    let probed = PYTHON.get_or_init(|| {
-        let python = std::env::var("VGGDSL_PYTHON").unwrap_or_else(|_| "python3".into());
-        let probe = Command::new(&python)
-            .args(["-c", "import torch, safetensors"])
-            .output();
-        match probe {
-            Ok(out) if out.status.success() => Ok(python),
-            Ok(out) => Err(format!(
-                "{python} cannot import torch and safetensors: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )),
-            Err(e) => Err(format!("cannot run {python}: {e}")),
-        }
-    });
-    match probed {
-        Ok(python) => Some(python.clone()),
-        Err(reason) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{reason} (set VGGDSL_PYTHON; see scripts/setup-libtorch.sh)"
-            );
-            println!("skipped: {reason}");
-            None
-        }
-    }
-}
-
-fn text(path: &Path) -> String {
-    path.to_str().unwrap().to_owned()
-}
-
-fn check(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// `vggdsl compile --target pytorch FILE -o OUT`.
 fn compile_to_python(file: &str, out: &Path) {
     let out = Command::new(env!("CARGO_BIN_EXE_vggdsl"))
@@ -127,13 +83,13 @@ fn compile_to_python(file: &str, out: &Path) {
         ])
         .output()
         .unwrap();
-    check(&out, "vggdsl compile --target pytorch");
+    assert_success(&out, "vggdsl compile --target pytorch");
 }
 
 /// The Python module a `.vgg` file compiles to, in `dir`.
 fn module_path(dir: &TempDir, file: &str) -> PathBuf {
     let stem = Path::new(file).file_stem().unwrap().to_str().unwrap();
-    dir.0.join(format!("{stem}.py"))
+    dir.path().join(format!("{stem}.py"))
 }
 
 fn tensors(path: &Path) -> Vec<(String, Tensor)> {
@@ -142,8 +98,10 @@ fn tensors(path: &Path) -> Vec<(String, Tensor)> {
 
 #[test]
 fn generated_modules_match_the_rust_models() {
-    let Some(python) = python() else { return };
-    let dir = TempDir::new("fidelity");
+    if python().is_none() {
+        return;
+    }
+    let dir = tempdir();
     let models = models();
     let mut files: Vec<&str> = models.iter().map(|m| m.file).collect();
     files.dedup();
@@ -157,7 +115,7 @@ fn generated_modules_match_the_rust_models() {
     for (i, m) in models.iter().enumerate() {
         let vs = VarStore::new(Device::Cpu);
         let display = seeded(seed_of(i), || (m.display)(&vs.root()));
-        let init = dir.0.join(format!("{}.rust.safetensors", m.name));
+        let init = dir.path().join(format!("{}.rust.safetensors", m.name));
         save_state_dict(&vs, &init).unwrap();
         jobs.push(serde_json::json!({
             "module": text(&module_path(&dir, m.file)),
@@ -165,17 +123,12 @@ fn generated_modules_match_the_rust_models() {
             "seed": seed_of(i),
             "rust_init": text(&init),
             "rust_repr": display,
-            "out": dir.path(m.name),
+            "out": file_in(&dir, m.name),
         }));
     }
-    let jobs_file = dir.0.join("jobs.json");
+    let jobs_file = dir.path().join("jobs.json");
     std::fs::write(&jobs_file, serde_json::to_string(&jobs).unwrap()).unwrap();
-    let out = Command::new(&python)
-        .args([&repo("tests/python/pytorch_target.py"), &text(&jobs_file)])
-        .output()
-        .unwrap();
-    check(&out, "pytorch_target.py");
-    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let report = run_json("pytorch_target.py", [&jobs_file]).expect("PyTorch was found");
     let results = report["results"].as_array().unwrap();
     assert_eq!(results.len(), models.len());
 
@@ -195,8 +148,8 @@ fn generated_modules_match_the_rust_models() {
         );
 
         // PyTorch's trained weights, both formats, loaded strictly; then the same outputs.
-        let pt = dir.0.join(format!("{}.pt", m.name));
-        let safetensors = dir.0.join(format!("{}.safetensors", m.name));
+        let pt = dir.path().join(format!("{}.pt", m.name));
+        let safetensors = dir.path().join(format!("{}.safetensors", m.name));
         let mut vs = VarStore::new(Device::Cpu);
         let net = seeded(0, || (m.build)(&vs.root()));
         load_state_dict(&mut vs, &safetensors).unwrap_or_else(|e| panic!("{}: {e}", m.name));
@@ -222,7 +175,7 @@ fn generated_modules_match_the_rust_models() {
         );
 
         let outputs: std::collections::HashMap<String, Tensor> =
-            tensors(&dir.0.join(format!("{}.outputs.safetensors", m.name)))
+            tensors(&dir.path().join(format!("{}.outputs.safetensors", m.name)))
                 .into_iter()
                 .collect();
         let x = &outputs["x"];
@@ -247,13 +200,13 @@ fn generated_modules_match_the_rust_models() {
 #[test]
 fn ddp_training_writes_a_state_dict_the_rust_model_loads() {
     let Some(python) = python() else { return };
-    let dir = TempDir::new("ddp");
-    let module = dir.0.join("tiny.py");
+    let dir = tempdir();
+    let module = dir.path().join("tiny.py");
     compile_to_python("tests/models/tiny.vgg", &module);
-    let run = dir.0.join("run");
+    let run = dir.path().join("run");
     let budget = Duration::from_secs(120);
     let started = Instant::now();
-    let mut child = Command::new(&python)
+    let mut child = Command::new(python)
         .args([
             "-m",
             "torch.distributed.run",
@@ -278,7 +231,7 @@ fn ddp_training_writes_a_state_dict_the_rust_model_loads() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let out = child.wait_with_output().unwrap();
-    check(&out, "torchrun examples/ddp_train.py");
+    assert_success(&out, "torchrun examples/ddp_train.py");
     println!(
         "ddp_train.py, 2 processes: {:.1} s\n{}",
         started.elapsed().as_secs_f64(),
@@ -300,7 +253,7 @@ fn ddp_training_writes_a_state_dict_the_rust_model_loads() {
         .args(["plot", "training", &text(&run), "-o", &text(&picture)])
         .output()
         .unwrap();
-    check(&plot, "vggdsl plot training");
+    assert_success(&plot, "vggdsl plot training");
     assert!(std::fs::read_to_string(&picture)
         .unwrap()
         .contains("Training: run"));

@@ -2,9 +2,6 @@
 //! in the real binary format: the run folder, PyTorch loading the checkpoint strictly and getting
 //! the same test accuracy, exact resume (also after Ctrl-C), and bad input as one sentence.
 
-#[path = "support/cifar.rs"]
-mod cifar;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -13,6 +10,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 use vggdsl_runtime::read_state_dict;
 use vggdsl_runtime::tch::Tensor;
+use vggdsl_test_support::{cifar, pytorch, tempdir, TempDir};
 
 const VGGDSL: &str = env!("CARGO_BIN_EXE_vggdsl");
 
@@ -27,12 +25,12 @@ const TINY_CONFIG: &str = r#"{"cfg": [8, "M", 16, "M", 32]}"#;
 /// A data folder (5 × 14 training images, 30 test images) and a file `tiny.vgg` in a temporary
 /// folder; runs go in it too.
 struct Setup {
-    dir: tempfile::TempDir,
+    dir: TempDir,
 }
 
 impl Setup {
     fn new() -> Setup {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempdir();
         std::fs::create_dir(dir.path().join("data")).unwrap();
         cifar::write_cifar10(&dir.path().join("data"), 14, 30);
         std::fs::write(dir.path().join("tiny.vgg"), TINY).unwrap();
@@ -129,21 +127,6 @@ fn assert_same_run(a: &Path, b: &Path) {
     assert_eq!(without_seconds(a), without_seconds(b));
 }
 
-fn python(args: &[&str]) -> Value {
-    let python = std::env::var("VGGDSL_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/python/train_reference.py"
-    );
-    let out = Command::new(&python)
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
-    assert!(out.status.success(), "train_reference.py: {}", stderr(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[test]
 fn a_run_folder_that_pytorch_loads_strictly_with_the_same_accuracy() {
     let s = Setup::new();
@@ -209,15 +192,20 @@ fn a_run_folder_that_pytorch_loads_strictly_with_the_same_accuracy() {
         .collect();
 
     // PyTorch: the seed's model, load_state_dict(strict=True), the same test file.
-    let torch = python(&[
-        "evaluate",
-        "--config",
-        TINY_CONFIG,
-        "--weights",
-        last.to_str().unwrap(),
-        "--data",
-        s.path("data").to_str().unwrap(),
-    ]);
+    let Some(torch) = pytorch::run_json(
+        "train_reference.py",
+        [
+            "evaluate",
+            "--config",
+            TINY_CONFIG,
+            "--weights",
+            last.to_str().unwrap(),
+            "--data",
+            s.path("data").to_str().unwrap(),
+        ],
+    ) else {
+        return;
+    };
     assert_eq!(torch["accuracy"], ours["accuracy"]);
     assert_eq!(
         torch["per_class_correct"],
@@ -501,8 +489,7 @@ cp -r "$DISK/run" after
         .unwrap();
     if !out.status.success() {
         let why = format!("cannot mount a small tmpfs with unshare: {}", stderr(&out));
-        assert!(std::env::var_os("CI").is_none(), "CI is set but {why}");
-        println!("skipped: {why}");
+        vggdsl_test_support::skip(&why);
         return;
     }
     let code = std::fs::read_to_string(s.path("resume.code")).unwrap();
@@ -538,14 +525,13 @@ cp -r "$DISK/run" after
 
 #[test]
 fn trains_on_the_real_fashion_mnist() {
-    let Some(dir) = vggdsl_runtime::data::Dataset::FashionMnist.default_dir() else {
+    let Some(dir) = vggdsl_train::data::Dataset::FashionMnist.default_dir() else {
         let why =
             "Debian's dataset-fashion-mnist is not installed (/usr/share/datasets/fashion-mnist)";
-        assert!(std::env::var_os("CI").is_none(), "CI is set but {why}");
-        println!("skipped: {why}");
+        vggdsl_test_support::skip(why);
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     std::fs::write(
         tmp.path().join("small.vgg"),
         "model Small { input = [1, 28, 28]  cfg = [8, M, 16, M, 32] \

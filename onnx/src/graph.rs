@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use vggdsl::ir::{self, Layer, LayerKind, Network, BATCH_NORM_EPS};
+use vggdsl::ir::{self, Architecture, Layer, LayerKind, BATCH_NORM_EPS};
 use vggdsl::names;
 
 use crate::fold::{self, Norm};
@@ -15,7 +15,7 @@ use crate::proto::{
 use crate::{Error, Options, Weights, INPUT, OUTPUT};
 
 pub(crate) fn build(
-    net: &Network,
+    net: &Architecture,
     weights: &Weights,
     options: Options,
 ) -> Result<GraphProto, Error> {

@@ -34,7 +34,7 @@ use proto::{
     tensor_proto::DataType, tensor_shape_proto::dimension, type_proto, ModelProto,
     OperatorSetIdProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
-use vggdsl::ir::Network;
+use vggdsl::ir::Architecture;
 
 /// ONNX's operator set 17 (ONNX 1.12, IR version 8). Every operator the graph uses has had its
 /// present definition since opset 15 or earlier (later versions only add element types), so a
@@ -62,13 +62,13 @@ pub struct Options {
 }
 
 /// The ONNX model of `net` with `weights`, as bytes of an `.onnx` file.
-pub fn export(net: &Network, weights: &Weights, options: Options) -> Result<Vec<u8>, Error> {
+pub fn export(net: &Architecture, weights: &Weights, options: Options) -> Result<Vec<u8>, Error> {
     model(net, weights, options).map(|m| m.encode_to_vec())
 }
 
 /// The ONNX model of `net` with `weights`. The weights must be exactly the network's state_dict:
 /// every key with its shape, every value finite and no running variance negative.
-pub fn model(net: &Network, weights: &Weights, options: Options) -> Result<ModelProto, Error> {
+pub fn model(net: &Architecture, weights: &Weights, options: Options) -> Result<ModelProto, Error> {
     weights::check(net, weights)?;
     let mut graph = graph::build(net, weights, options)?;
     let [c, h, w] = net.spec.input;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use vggdsl::ir::Network;
+use vggdsl::ir::Architecture;
 use vggdsl::names;
 
 /// One tensor of a state_dict: its shape and its elements in row-major order.
@@ -127,7 +127,7 @@ const COUNTER: &str = "num_batches_tracked";
 /// Checks that `weights` holds exactly the network's tensors, each of its shape (the first
 /// difference is what is reported), then that every value is finite and no running variance
 /// negative.
-pub(crate) fn check(net: &Network, weights: &Weights) -> Result<(), Error> {
+pub(crate) fn check(net: &Architecture, weights: &Weights) -> Result<(), Error> {
     let expected: Vec<(String, &str, Vec<i64>)> = net
         .layers()
         .flat_map(|(section, layer)| {
@@ -193,7 +193,7 @@ pub(crate) mod tests {
     use super::*;
 
     /// Weights for every tensor of `net`: ones, and running variances of 2.
-    pub(crate) fn weights_of(net: &Network) -> Weights {
+    pub(crate) fn weights_of(net: &Architecture) -> Weights {
         let mut weights = Weights::new();
         for (section, layer) in net.layers() {
             for (name, shape) in layer.kind.tensors() {
@@ -207,7 +207,7 @@ pub(crate) mod tests {
         weights
     }
 
-    pub(crate) fn tiny() -> Network {
+    pub(crate) fn tiny() -> Architecture {
         let source = "model Tiny { input = [1, 8, 6]  cfg = [4, M, 6, 5]  num_classes = 3 }";
         vggdsl::check_source(source).unwrap().remove(0)
     }

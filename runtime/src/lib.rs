@@ -1,13 +1,14 @@
 //! What vggdsl-generated tch models need at run time, and the one dependency their users add.
 //!
-//! Generated code names its layers and tensors as PyTorch does, so this crate holds only the
-//! layer types with PyTorch's field names (`weight`, `bias`, `running_mean`, …), PyTorch's default
-//! initialisation, the in-place init functions that rules compile to, weight import/export, and
-//! [`Network`], the same model built at run time from a `.vgg` file. Decisions about a network
-//! (names, shapes, init order, repr) are made by the compiler.
+//! Generated code names its layers and tensors as PyTorch does, so this crate holds the layer
+//! types with PyTorch's field names (`weight`, `bias`, `running_mean`, …) ([`nn`]), PyTorch's
+//! default initialisation and the in-place init functions that rules compile to ([`init`]), the
+//! fused inference layers ([`inference`]) over libtorch operators and kernels of vggdsl's own
+//! ([`ops`]) with their memory policy ([`memory`]), weight import and export ([`state_dict`]),
+//! and [`Network`], the same model built at run time from a `.vgg` file. It re-exports [`tch`]
+//! and the `vgg!` macro. Decisions about a network (names, shapes, init order, repr) are made by
+//! the compiler; training and pruning are the `vggdsl-train` crate's.
 
-pub mod data;
-pub mod hrank;
 pub mod inference;
 pub mod init;
 pub mod memory;
@@ -16,7 +17,6 @@ pub mod nn;
 pub mod ops;
 mod pickle;
 pub mod state_dict;
-pub mod train;
 
 pub use network::{load_models, Inference, Layer, ModelError, Network};
 pub use state_dict::{

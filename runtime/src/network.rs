@@ -12,6 +12,7 @@ use vggdsl::init::Op;
 use vggdsl::ir::{self, LayerKind};
 use vggdsl::names;
 use vggdsl::spec::ModelSpec;
+use vggdsl::PickError;
 
 use crate::inference::{self, ConvReLU2d, FusedLinear};
 use crate::nn::{AvgPool2d, BatchNorm, Conv2d, Linear, MaxPool2d, ReLU};
@@ -91,7 +92,7 @@ impl Layer {
 /// `VarStore` as on a generated model's.
 #[derive(Debug)]
 pub struct Network {
-    ir: vggdsl::Network,
+    ir: vggdsl::Architecture,
     /// The features, then the classifier, in module order (`ir.layers()` order).
     layers: Vec<Layer>,
 }
@@ -100,7 +101,7 @@ impl Network {
     /// Creates every variable under `p` with its PyTorch `state_dict` name, drawing PyTorch's
     /// default initialisation in construction order, then applies the model's init rules: the
     /// same draws as the generated struct's `new` (and PyTorch) after the same seed.
-    pub fn new(p: &Path, net: &vggdsl::Network) -> Self {
+    pub fn new(p: &Path, net: &vggdsl::Architecture) -> Self {
         let layers = net
             .layers()
             .map(|(section, l)| Layer::new(p / section / &l.name, &l.kind))
@@ -113,8 +114,8 @@ impl Network {
         network
     }
 
-    /// Reads and checks a `.vgg` file and builds its model `name`, or its only model when `name`
-    /// is `None`.
+    /// Reads and checks a `.vgg` file and builds its model `name`, or its only model when `name` is
+    /// `None` ([`vggdsl::pick`]).
     pub fn from_file(
         p: &Path,
         path: impl AsRef<FsPath>,
@@ -122,24 +123,7 @@ impl Network {
     ) -> Result<Self, ModelError> {
         let path = path.as_ref();
         let models = load_models(path)?;
-        let file = path.display().to_string();
-        let available = || models.iter().map(|m| m.spec.name.clone()).collect();
-        let net = match name {
-            Some(name) => models.iter().find(|m| m.spec.name == name).ok_or_else(|| {
-                ModelError::NoSuchModel {
-                    file,
-                    name: name.to_owned(),
-                    available: available(),
-                }
-            })?,
-            None if models.len() == 1 => &models[0],
-            None => {
-                return Err(ModelError::Ambiguous {
-                    file,
-                    available: available(),
-                })
-            }
-        };
+        let net = vggdsl::pick(&models, name, &path.display().to_string())?;
         Ok(Self::new(p, net))
     }
 
@@ -161,7 +145,7 @@ impl Network {
     }
 
     /// The checked network this was built from: layers, shapes, `relu_cfg`, `conv_cfg`, head.
-    pub fn ir(&self) -> &vggdsl::Network {
+    pub fn ir(&self) -> &vggdsl::Architecture {
         &self.ir
     }
 
@@ -279,7 +263,7 @@ impl Network {
 type Tap<'a> = &'a mut dyn FnMut(usize, &Tensor);
 
 /// The seed's `nn.AvgPool2d` head between the Sequentials (flattening follows).
-fn head(net: &vggdsl::Network) -> AvgPool2d {
+fn head(net: &vggdsl::Architecture) -> AvgPool2d {
     AvgPool2d::new(net.head.kernel, net.head.stride)
 }
 
@@ -377,21 +361,19 @@ pub enum ModelError {
     /// The checker's diagnostics, rendered rustc-style by `Display`.
     #[error("{0}")]
     Invalid(vggdsl::Diagnostics),
-    #[error("{file} has no model `{name}`; it has {}", available.join(", "))]
-    NoSuchModel {
-        file: String,
-        name: String,
-        available: Vec<String>,
-    },
-    #[error("{file} has several models ({}); name the one to build", available.join(", "))]
-    Ambiguous {
-        file: String,
-        available: Vec<String>,
+    /// No model of the file has the name asked for, or it has several and none was named.
+    #[error("{pick}{}", match pick {
+        PickError::Several { .. } => "; name the one to build",
+        PickError::NoSuchModel { .. } => "",
+    })]
+    Pick {
+        #[from]
+        pick: PickError,
     },
 }
 
 /// Reads and checks a `.vgg` file: its checked models, in file order.
-pub fn load_models(path: impl AsRef<FsPath>) -> Result<Vec<vggdsl::Network>, ModelError> {
+pub fn load_models(path: impl AsRef<FsPath>) -> Result<Vec<vggdsl::Architecture>, ModelError> {
     let path = path.as_ref();
     let source = std::fs::read_to_string(path).map_err(|source| ModelError::Read {
         path: path.to_owned(),

@@ -1,21 +1,13 @@
 //! `ops::batch_norm_train` (what `BatchNorm` runs in train mode) against aten's `batch_norm`:
 //! the same outputs, running statistics and gradients, bit for bit.
 
-use std::sync::{Mutex, MutexGuard};
-
 use vggdsl_runtime::ops;
 use vggdsl_runtime::tch::{self, Device, Kind, Tensor};
 
 #[path = "support/bits.rs"]
 mod bits;
 use bits::assert_bits_equal;
-
-/// libtorch's random generator is global: a test holds this while it draws, so that both runs
-/// of a comparison get the same parameters.
-fn rng() -> MutexGuard<'static, ()> {
-    static RNG: Mutex<()> = Mutex::new(());
-    RNG.lock().unwrap_or_else(|e| e.into_inner())
-}
+use vggdsl_test_support::rng;
 
 /// Output, running mean and variance after, and the gradients of input, weight and bias for one
 /// random upstream gradient: from `ops::batch_norm_train` (`ours`) or aten's `batch_norm`.

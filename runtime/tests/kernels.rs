@@ -115,7 +115,7 @@ fn tuning_times_each_size_class_once_and_remembers() {
     if !tch::utils::has_mkldnn() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vggdsl_test_support::tempdir();
     let path = dir.path().join("kernels").join("this-machine.json");
     use_kernel_cache(KernelCache::open(Some(path.clone()), "this machine"));
     set_kernel_choice(Some(KernelChoice::Tune));
@@ -175,7 +175,7 @@ fn tuning_times_each_size_class_once_and_remembers() {
 
 #[test]
 fn the_cache_round_trips_and_survives_damage() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = vggdsl_test_support::tempdir();
     let path = dir.path().join("k.json");
     let mut cache = KernelCache::open(Some(path.clone()), "cpu A");
     assert_eq!(cache.get("layer"), None);

@@ -4,7 +4,7 @@
 //! `vggdsl::compile` is a unit test in vggdsl-macros, where the expansion function is visible.)
 
 use std::collections::BTreeMap;
-use vggdsl::ir::Network;
+use vggdsl::ir::Architecture;
 use vggdsl::spec::CfgItem;
 use vggdsl_runtime::tch::nn::{ModuleT, VarStore};
 use vggdsl_runtime::tch::{Device, Kind, Tensor};
@@ -87,7 +87,7 @@ macro_rules! facts {
 /// The facts vggdsl computes for model `name` of `source`.
 fn expected(source: &str, name: &str) -> Facts {
     let nets = vggdsl::load(source, "test").unwrap_or_else(|d| panic!("{d}"));
-    let net: &Network = nets.iter().find(|n| n.spec.name == name).expect("model");
+    let net: &Architecture = nets.iter().find(|n| n.spec.name == name).expect("model");
     let summary = vggdsl::analysis::summarize(net);
     Facts {
         input: net.spec.input,

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use vggdsl::ir::LayerKind;
+use vggdsl::PickError;
 use vggdsl_runtime::tch::nn::{ModuleT, VarStore};
 use vggdsl_runtime::tch::{Device, Kind, Tensor};
 use vggdsl_runtime::{load_models, Layer, ModelError, Network};
@@ -16,7 +17,7 @@ fn path(relative: &str) -> PathBuf {
 }
 
 /// Every model of the examples and of this crate's test models.
-fn models() -> Vec<vggdsl::Network> {
+fn models() -> Vec<vggdsl::Architecture> {
     [
         "../examples/vgg16_bn.vgg",
         "../examples/hrank_vgg16_pruned.vgg",
@@ -27,7 +28,7 @@ fn models() -> Vec<vggdsl::Network> {
     .collect()
 }
 
-fn input(net: &vggdsl::Network, batch: i64) -> Tensor {
+fn input(net: &vggdsl::Architecture, batch: i64) -> Tensor {
     let [c, h, w] = net.spec.input;
     Tensor::randn([batch, c, h, w], (Kind::Float, Device::Cpu))
 }
@@ -89,7 +90,15 @@ fn files_that_give_no_network_are_errors() {
 
     let two = path("tests/models/net.vgg");
     let e = build(two.clone(), None).unwrap_err();
-    assert!(matches!(e, ModelError::Ambiguous { .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            ModelError::Pick {
+                pick: PickError::Several { .. }
+            }
+        ),
+        "{e:?}"
+    );
     assert!(
         e.to_string().contains("(SmallPruned, Vgg11Cifar100)"),
         "{e}"

@@ -1,7 +1,7 @@
 //! `vggdsl check FILE...`: every file checked, every error shown.
 
 use crate::failure::Failure;
-use crate::{input, FileArg};
+use crate::{input, output, FileArg};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -16,7 +16,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let mut code = 0;
     for file in &args.files {
         if let Err(failure) = input::load(file) {
-            failure.report();
+            output::report(&failure);
             code = code.max(failure.code);
         }
     }

@@ -1,7 +1,8 @@
 //! `vggdsl compile FILE [--target rust|pytorch] [-o OUT]`: the generated Rust source, or the
 //! PyTorch module for training with DDP.
 
-use crate::failure::{Failure, FAILED};
+use crate::exit::FAILED;
+use crate::failure::Failure;
 use crate::{input, output, FileArg};
 use std::path::Path;
 use vggdsl::codegen::{self, Origin};

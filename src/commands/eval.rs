@@ -4,11 +4,12 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
-use vggdsl_runtime::data::Split;
-use vggdsl_runtime::train::{self, EVAL_BATCH};
+use vggdsl_train::data::Split;
+use vggdsl_train::trainer::{self, EVAL_BATCH};
 
 use super::setup::{Trained, TrainedArgs};
-use crate::failure::{Failure, FAILED};
+use crate::exit::FAILED;
+use crate::failure::Failure;
 use crate::output;
 
 #[derive(clap::Args)]
@@ -49,7 +50,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         data: test,
     } = args.trained.load(Split::Test)?;
     let name = model.ir.spec.name.clone();
-    let evaluation = train::evaluate(
+    let evaluation = trainer::evaluate(
         &net,
         &test,
         args.batch_size,

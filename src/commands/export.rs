@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use vggdsl_onnx::{Error, Options};
 
-use crate::failure::{Failure, FAILED};
+use crate::exit::FAILED;
+use crate::failure::Failure;
 use crate::staged::{refuse_overwrite, Staged};
 use crate::{input, weights_file, FileArg};
 
@@ -42,7 +43,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
         refuse_overwrite(&args.output, file, "the model file")?;
     }
     refuse_overwrite(&args.output, &args.weights, "the weights file")?;
-    let net = input::model(&args.file, args.model.as_deref())?;
+    let source = input::read(&args.file)?;
+    let nets = vggdsl::load(&source.text, &source.name).map_err(|d| Failure::invalid(&d))?;
+    let net = input::model(&nets, args.model.as_deref(), &source.name)?;
     // Eight bytes an element bounds every dtype a state_dict of the model can hold.
     let elements: u64 = net
         .layers()
@@ -53,7 +56,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let options = Options {
         fold_bn: args.fold_bn,
     };
-    let bytes = vggdsl_onnx::export(&net, &weights, options)
+    let bytes = vggdsl_onnx::export(net, &weights, options)
         .map_err(|e| refusal(&e, &args.weights, &net.spec.name))?;
     write(&args.output, &bytes)
 }

@@ -2,9 +2,9 @@
 //! ranks with their cut, training curves, and inference throughput against batch size. SVG, or
 //! PNG when OUT ends in `.png`.
 
-use crate::failure::{Failure, FAILED, USAGE};
+use crate::exit::{FAILED, MODEL, USAGE};
+use crate::failure::Failure;
 use crate::plot::{self, bench, ranks, training, widths};
-use crate::ranks_file::RanksFile;
 use crate::{input, output, rates, FileArg};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -94,7 +94,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             compress_rate,
             out,
         } => {
-            let mut figure = ranks::Ranks::new(RanksFile::read(&path)?);
+            let mut figure = ranks::Ranks::new(input::ranks(&path)?);
             let model = match &model {
                 Some(file) => Some(single_model(file)?),
                 None => None,
@@ -149,20 +149,21 @@ pub fn run(args: Args) -> Result<(), Failure> {
 }
 
 /// The one model of a `--model` file, and the file.
-fn single_model(file: &FileArg) -> Result<(input::Source, vggdsl::Network), Failure> {
+fn single_model(file: &FileArg) -> Result<(input::Source, vggdsl::Architecture), Failure> {
     let source = input::read(file)?;
-    let mut nets = vggdsl::load(&source.text, &source.name).map_err(|d| Failure::invalid(&d))?;
-    if nets.len() != 1 {
+    let nets = vggdsl::load(&source.text, &source.name).map_err(|d| Failure::invalid(&d))?;
+    // `--model` is the file here: a file of several models is the command line's mistake.
+    let model = vggdsl::pick(&nets, None, &source.name).map_err(|_| {
         let names: Vec<&str> = nets.iter().map(|n| n.spec.name.as_str()).collect();
-        return Err(Failure::new(
-            FAILED,
+        Failure::new(
+            MODEL,
             format_args!(
                 "--model needs a file with one model; it has {}",
                 names.join(", ")
             ),
-        ));
-    }
-    Ok((source, nets.remove(0)))
+        )
+    })?;
+    Ok((source, model.clone()))
 }
 
 /// The figure to `target`: SVG, PNG for a `.png` path; a path ending otherwise is refused, so

@@ -7,32 +7,20 @@
 use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
-use serde::Serialize;
 use vggdsl::analysis::{self, thousands};
-use vggdsl::ir::LayerKind;
-use vggdsl::Network as Ir;
-use vggdsl_runtime::hrank::select::{self, Criterion, WidthRule};
-use vggdsl_runtime::hrank::{surgery, Copy};
-use vggdsl_runtime::tch::{self, nn::VarStore, Device};
-use vggdsl_runtime::{ModelError, Network};
+use vggdsl::select::WidthRule;
+use vggdsl_runtime::state_dict::safetensors_bytes;
+use vggdsl_train::hrank::Inherit;
+use vggdsl_train::prune::{
+    self, describe, By as Criterion, Figures, Rates, KEPT_FILE, MODEL_FILE, WEIGHTS_FILE,
+};
+use vggdsl_train::{PruneError, Pruned, Request};
 
 use super::setup::load_failure;
-use crate::failure::{Failure, FAILED, UNREADABLE, USAGE};
+use crate::exit::{FAILED, USAGE};
+use crate::failure::Failure;
 use crate::staged::{refuse_overwrite, Staged};
 use crate::{input, output, FileArg};
-
-/// The exit codes of `prune`.
-pub const EXIT_CODES: &str = "\
-Exit codes:
-  0  success
-  1  FILE, the weights or the ranks are invalid or do not fit one another, or DIR cannot be
-     written (nothing is written)
-  2  a file cannot be read, or the command line is wrong (--compress-rate included)";
-
-/// The files `prune` writes in DIR.
-const MODEL_FILE: &str = "model.vgg";
-const WEIGHTS_FILE: &str = "model.safetensors";
-const KEPT_FILE: &str = "kept.json";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -112,146 +100,66 @@ impl Rule {
             Rule::Hrank => WidthRule::HRank,
         }
     }
-
-    fn describe(self) -> &'static str {
-        match self {
-            Rule::Hrankplus => "HRankPlus's int(c·(1 − r)), the language's",
-            Rule::Hrank => "HRank's c − int(r·c)",
-        }
-    }
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
     let source = input::read(&args.file)?;
     let nets = vggdsl::load(&source.text, &source.name).map_err(|d| Failure::invalid(&d))?;
-    let model = pick(&nets, args.model.as_deref(), &source.name)?;
-    let name = model.spec.name.clone();
-    let full_ir = vggdsl::ir::lower(&model.spec.unpruned())
-        .expect("a model lowers only if its unpruned form does");
-
+    let model = input::model(&nets, args.model.as_deref(), &source.name)?;
     // The rates, checked by the compiler in the model itself.
-    let (rates, rates_text) = match &args.compress_rate {
-        Some(text) => (
-            crate::rates::from_flag(&source.text, &name, text)?,
-            text.clone(),
+    let rates = match &args.compress_rate {
+        Some(text) => Some(Rates {
+            values: crate::rates::from_flag(&source.text, &model.spec.name, text)?,
+            text: text.clone(),
+        }),
+        None => None,
+    };
+    let by = match (args.by, &args.ranks) {
+        (By::Rank, Some(path)) => Criterion::Rank(path),
+        (By::Rank, None) => {
+            return Err(Failure::new(
+                USAGE,
+                "--by rank needs --ranks R, the ranks.json of `vggdsl rank`",
+            ))
+        }
+        (By::L1, _) => Criterion::L1,
+        (By::Random, _) => Criterion::Random,
+    };
+    let inherit = match args.copy {
+        CopyArg::All => Inherit::All,
+        CopyArg::ConvOnly => Inherit::ConvOnly,
+    };
+    let request = Request {
+        source: &source.text,
+        file_name: &source.name,
+        model,
+        weights: &args.weights,
+        rates,
+        by,
+        rule: args.rule.width_rule(),
+        inherit,
+        seed: args.seed,
+    };
+    let pruned = prune::prune(&request).map_err(|e| prune_failure(e, &request))?;
+    write(&args, &pruned)?;
+    output::stdout(report(&args, &request, &pruned).as_bytes())
+}
+
+/// A pruning error as one sentence, with the code `prune --help` gives it.
+fn prune_failure(error: PruneError, request: &Request) -> Failure {
+    match error {
+        PruneError::NoRates { model, file } => Failure::new(
+            USAGE,
+            format_args!("model {model} of {file} has no compress_rate, so give --compress-rate"),
         ),
-        None => match &model.spec.compress_rate {
-            Some(rates) => (rates.clone(), String::new()),
-            None => {
-                return Err(Failure::new(
-                    USAGE,
-                    format_args!(
-                        "model {name} of {} has no compress_rate, so give --compress-rate",
-                        source.name
-                    ),
-                ))
-            }
-        },
-    };
-    let widths: Vec<i64> = select::conv_widths(&full_ir);
-    let keep: Vec<i64> = widths
-        .iter()
-        .zip(&rates)
-        .map(|(&c, &r)| args.rule.width_rule().kept(c, r))
-        .collect();
+        PruneError::Weights(e) => load_failure(&e, &request.model.spec.name),
+        PruneError::Ranks(e) => input::ranks_failure(e),
+        e @ PruneError::RanksDoNotFit { .. } => Failure::new(FAILED, e),
+    }
+}
 
-    // The pruned model's text: FILE's model with the rates that give `keep`.
-    let written_rates = match args.rule {
-        Rule::Hrankplus if !rates_text.is_empty() => rates_text.clone(),
-        Rule::Hrankplus => vggdsl::rewrite::compress_rate(&source.text, &name)
-            .expect("the model has a compress_rate")
-            .to_owned(),
-        Rule::Hrank => crate::rates::list(
-            &widths
-                .iter()
-                .zip(&keep)
-                .zip(&rates)
-                .map(|((&c, &k), &r)| select::language_rate(c, k, r))
-                .collect::<Vec<_>>(),
-        ),
-    };
-
-    let mut full_vs = VarStore::new(Device::Cpu);
-    let full = Network::new(&full_vs.root(), &full_ir);
-    vggdsl_runtime::load_state_dict(&mut full_vs, &args.weights)
-        .map_err(|e| load_failure(&e, &name))?;
-    let (criterion_text, ranks);
-    let criterion = match args.by {
-        By::Rank => {
-            let path = args.ranks.as_ref().ok_or_else(|| {
-                Failure::new(
-                    USAGE,
-                    "--by rank needs --ranks R, the ranks.json of `vggdsl rank`",
-                )
-            })?;
-            ranks = super::rank::read(path)?;
-            criterion_text = format!(
-                "the highest mean feature-map rank ({}, {} images)",
-                path.display(),
-                ranks.images
-            );
-            let scores = ranks.scores_for(&full_ir).map_err(|e| {
-                Failure::new(
-                    FAILED,
-                    format_args!("{} does not fit {}: {e}", path.display(), source.name),
-                )
-            })?;
-            Criterion::Rank(scores)
-        }
-        By::L1 => {
-            criterion_text = "the largest L1 norm".to_owned();
-            Criterion::L1
-        }
-        By::Random => {
-            criterion_text = format!("a random choice (seed {})", args.seed);
-            Criterion::Random(args.seed)
-        }
-    };
-    let kept = select::choose(&full, &keep, &criterion);
-
-    let copy = match args.copy {
-        CopyArg::All => Copy::All,
-        CopyArg::ConvOnly => Copy::ConvOnly,
-    };
-    let comment = format!(
-        "Pruned by `vggdsl prune` from model {name} of {} with the weights {}:\n\
-         filters kept by {criterion_text}; widths by {}{};\n\
-         {}. Weights: {WEIGHTS_FILE}; kept filters: {KEPT_FILE}.",
-        source.name,
-        args.weights.display(),
-        args.rule.describe(),
-        match (args.rule, args.compress_rate.as_ref()) {
-            (Rule::Hrank, Some(text)) => format!(" for the rates {text}"),
-            (Rule::Hrank, None) => format!(" for the rates {}", crate::rates::list(&rates)),
-            (Rule::Hrankplus, _) => String::new(),
-        },
-        match copy {
-            Copy::All => "every tensor copied".to_owned(),
-            Copy::ConvOnly => format!(
-                "conv kernels copied, the rest drawn fresh (seed {})",
-                args.seed
-            ),
-        },
-    );
-    let (text, _) =
-        vggdsl::rewrite::with_compress_rate(&source.text, &name, &written_rates, &comment)
-            .expect("FILE parsed and has the model");
-    let pruned_ir = match vggdsl::check_source(&text).as_deref() {
-        Ok([net]) => net.clone(),
-        _ => unreachable!("the rates were checked in this model:\n{text}"),
-    };
-    assert_eq!(
-        select::conv_widths(&pruned_ir),
-        keep,
-        "the written rates give the kept widths"
-    );
-
-    tch::manual_seed(args.seed as i64);
-    let pruned_vs = VarStore::new(Device::Cpu);
-    let _pruned = Network::new(&pruned_vs.root(), &pruned_ir);
-    surgery::transplant(&full_ir, &full_vs, &kept, &pruned_vs, copy);
-
-    let figures = Figures::new(&full_ir, &pruned_ir);
+/// DIR's files, all or none, never over the model or the weights being pruned.
+fn write(args: &Args, pruned: &Pruned) -> Result<(), Failure> {
     for (file, input, what) in [
         (
             MODEL_FILE,
@@ -268,75 +176,49 @@ pub fn run(args: Args) -> Result<(), Failure> {
             refuse_overwrite(&args.out.join(file), input, what)?;
         }
     }
+    let weights =
+        safetensors_bytes(pruned.vars.variables()).map_err(|e| Failure::new(FAILED, e))?;
     let mut staged = Staged::new(&args.out)?;
-    staged.write(MODEL_FILE, text.as_bytes())?;
-    let weights = staged.path(WEIGHTS_FILE);
-    vggdsl_runtime::save_state_dict(&pruned_vs, &weights).map_err(|e| Failure::new(FAILED, e))?;
-    staged.write(KEPT_FILE, kept_json(&full_ir, &kept).as_bytes())?;
-    staged.commit()?;
+    staged.write(MODEL_FILE, pruned.text.as_bytes())?;
+    staged.write(WEIGHTS_FILE, &weights)?;
+    staged.write(KEPT_FILE, pruned.kept.to_json().as_bytes())?;
+    staged.commit()
+}
 
+/// The before/after figures as HRank's table or as JSON, and how the model was pruned.
+fn report(args: &Args, request: &Request, pruned: &Pruned) -> String {
+    let copied = match request.inherit {
+        Inherit::All => "every tensor".to_owned(),
+        Inherit::ConvOnly => format!("conv kernels only (the rest fresh, seed {})", args.seed),
+    };
     let by = format!(
-        "Kept by: {criterion_text}\nWidths: {}\nCopied: {}\nWrote: {}",
-        args.rule.describe(),
-        match copy {
-            Copy::All => "every tensor".to_owned(),
-            Copy::ConvOnly => format!("conv kernels only (the rest fresh, seed {})", args.seed),
-        },
+        "Kept by: {}\nWidths: {}\nCopied: {copied}\nWrote: {}",
+        pruned.criterion,
+        describe(request.rule),
         [MODEL_FILE, WEIGHTS_FILE, KEPT_FILE]
             .map(|f| args.out.join(f).display().to_string())
             .join(", ")
     );
-    let text = if args.json {
+    if args.json {
         let doc = serde_json::json!({
-            "model": name,
+            "model": request.model.spec.name,
             "by": args.by.name(),
             "rule": match args.rule { Rule::Hrankplus => "hrankplus", Rule::Hrank => "hrank" },
-            "copy": match copy { Copy::All => "all", Copy::ConvOnly => "conv-only" },
-            "compress_rate": written_rates,
-            "layers": figures.layers,
-            "total": figures.total,
+            "copy": match request.inherit { Inherit::All => "all", Inherit::ConvOnly => "conv-only" },
+            "compress_rate": pruned.compress_rate,
+            "layers": pruned.figures.layers,
+            "total": pruned.figures.total,
             "out": args.out,
             "convention": analysis::CONVENTION,
         });
         serde_json::to_string_pretty(&doc).expect("figures serialize") + "\n"
     } else {
-        format!("{}{by}\n({})\n", figures.table(), analysis::CONVENTION)
-    };
-    output::stdout(text.as_bytes())
-}
-
-/// The model named `--model`, or the file's only one.
-fn pick<'a>(nets: &'a [Ir], name: Option<&str>, file: &str) -> Result<&'a Ir, Failure> {
-    let available = || nets.iter().map(|n| n.spec.name.clone()).collect();
-    let error = match (name, nets) {
-        (None, [only]) => return Ok(only),
-        (Some(name), _) => match nets.iter().find(|n| n.spec.name == name) {
-            Some(net) => return Ok(net),
-            None => ModelError::NoSuchModel {
-                file: file.to_owned(),
-                name: name.to_owned(),
-                available: available(),
-            },
-        },
-        (None, _) => ModelError::Ambiguous {
-            file: file.to_owned(),
-            available: available(),
-        },
-    };
-    Err(Failure::new(UNREADABLE, error))
-}
-
-/// `{"conv0": [kept indices], …}`, convs in order (serde_json's map would sort conv10 first).
-fn kept_json(full: &Ir, kept: &[Vec<i64>]) -> String {
-    let names = full.features.iter().filter_map(|l| match l.kind {
-        LayerKind::Conv2d { .. } => Some(&l.name),
-        _ => None,
-    });
-    let entries: Vec<String> = names
-        .zip(kept)
-        .map(|(name, k)| format!("  {}: {}", serde_json::json!(name), serde_json::json!(k)))
-        .collect();
-    format!("{{\n{}\n}}\n", entries.join(",\n"))
+        format!(
+            "{}{by}\n({})\n",
+            table(&pruned.figures),
+            analysis::CONVENTION
+        )
+    }
 }
 
 /// The path of FILE, unless it is standard input.
@@ -347,112 +229,44 @@ fn source_path(file: &FileArg) -> Option<&Path> {
     }
 }
 
-/// Before/after figures of every Conv2d and Linear, and their totals.
-struct Figures {
-    layers: Vec<LayerFigures>,
-    total: Total,
-}
-
-#[derive(Serialize)]
-struct LayerFigures {
-    name: String,
-    kind: &'static str,
-    /// Output channels or features, before and after.
-    filters: [i64; 2],
-    params: [u64; 2],
-    macs: [u64; 2],
-}
-
-#[derive(Serialize)]
-struct Total {
-    params: [u64; 2],
-    macs: [u64; 2],
-    params_removed_pct: f64,
-    macs_removed_pct: f64,
-}
-
-fn removed(before: u64, after: u64) -> f64 {
-    if before == 0 {
-        0.0
-    } else {
-        100.0 * (before - after) as f64 / before as f64
-    }
-}
-
-impl Figures {
-    fn new(full: &Ir, pruned: &Ir) -> Figures {
-        let (a, b) = (analysis::summarize(full), analysis::summarize(pruned));
-        let width = |net: &Ir, i: usize| {
-            let l = net.layers().nth(i).expect("same layers").1;
-            match l.kind {
-                LayerKind::Conv2d { out_channels, .. } => Some(out_channels),
-                LayerKind::Linear { out_features, .. } => Some(out_features),
-                _ => None,
-            }
-        };
-        let layers: Vec<LayerFigures> = a
-            .layers
-            .iter()
-            .zip(&b.layers)
-            .enumerate()
-            .filter_map(|(i, (x, y))| {
-                Some(LayerFigures {
-                    name: x.name.clone(),
-                    kind: x.kind,
-                    filters: [width(full, i)?, width(pruned, i)?],
-                    params: [x.params, y.params],
-                    macs: [x.macs, y.macs],
-                })
-            })
-            .collect();
-        let total = Total {
-            params: [a.params_conv_linear, b.params_conv_linear],
-            macs: [a.macs, b.macs],
-            params_removed_pct: removed(a.params_conv_linear, b.params_conv_linear),
-            macs_removed_pct: removed(a.macs, b.macs),
-        };
-        Figures { layers, total }
-    }
-
-    /// HRank's table: per layer filters, params and MACs before → after, then the totals.
-    fn table(&self) -> String {
-        use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
-        let mut t = Table::new();
-        t.load_preset(UTF8_FULL_CONDENSED)
-            .set_header(["Layer", "Filters", "Params", "Params", "MACs", "MACs"]);
-        t.add_row(["", "before → after", "before", "after", "before", "after"]);
-        for l in &self.layers {
-            t.add_row([
-                l.name.clone(),
-                format!("{} → {}", l.filters[0], l.filters[1]),
-                thousands(l.params[0]),
-                thousands(l.params[1]),
-                thousands(l.macs[0]),
-                thousands(l.macs[1]),
-            ]);
-        }
-        let s = &self.total;
+/// HRank's table: per layer filters, params and MACs before → after, then the totals.
+fn table(figures: &Figures) -> String {
+    use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_header(["Layer", "Filters", "Params", "Params", "MACs", "MACs"]);
+    t.add_row(["", "before → after", "before", "after", "before", "after"]);
+    for l in &figures.layers {
         t.add_row([
-            "Total (Conv2d + Linear)".to_owned(),
-            String::new(),
-            thousands(s.params[0]),
-            thousands(s.params[1]),
-            thousands(s.macs[0]),
-            thousands(s.macs[1]),
+            l.name.clone(),
+            format!("{} → {}", l.filters[0], l.filters[1]),
+            thousands(l.params[0]),
+            thousands(l.params[1]),
+            thousands(l.macs[0]),
+            thousands(l.macs[1]),
         ]);
-        t.add_row([
-            "Removed".to_owned(),
-            String::new(),
-            String::new(),
-            format!("{:.1}%", s.params_removed_pct),
-            String::new(),
-            format!("{:.1}%", s.macs_removed_pct),
-        ]);
-        for i in 1..6 {
-            if let Some(c) = t.column_mut(i) {
-                c.set_cell_alignment(CellAlignment::Right);
-            }
-        }
-        format!("{t}\n")
     }
+    let s = &figures.total;
+    t.add_row([
+        "Total (Conv2d + Linear)".to_owned(),
+        String::new(),
+        thousands(s.params[0]),
+        thousands(s.params[1]),
+        thousands(s.macs[0]),
+        thousands(s.macs[1]),
+    ]);
+    t.add_row([
+        "Removed".to_owned(),
+        String::new(),
+        String::new(),
+        format!("{:.1}%", s.params_removed_pct),
+        String::new(),
+        format!("{:.1}%", s.macs_removed_pct),
+    ]);
+    for i in 1..6 {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    format!("{t}\n")
 }

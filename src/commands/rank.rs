@@ -1,27 +1,20 @@
 //! `vggdsl rank FILE --weights W --out RANKS_DIR`: HRank's filter scores, the mean matrix rank
 //! of each filter's feature map over the first `--limit` batches of the training set, written to
-//! `RANKS_DIR/ranks.json` for `vggdsl prune --ranks` (the format's home: [`crate::ranks_file`]).
+//! `RANKS_DIR/ranks.json` for `vggdsl prune --ranks` (the format: [`vggdsl::files::ranks`]).
 
 use std::io::IsTerminal;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use vggdsl_runtime::data::Split;
-use vggdsl_runtime::hrank::{RankSums, Ranks};
+use vggdsl::files::ranks::RanksFile;
+use vggdsl_train::data::{Dataset, Split};
+use vggdsl_train::hrank::RankSums;
 
 use super::setup::{Trained, TrainedArgs};
 use crate::failure::Failure;
 use crate::output;
-use crate::ranks_file::RanksFile;
 use crate::staged::Staged;
-
-/// The exit codes of `rank`.
-pub const EXIT_CODES: &str = "\
-Exit codes:
-  0  success
-  1  FILE, the data or the weights are invalid, or RANKS_DIR cannot be written (nothing is written)
-  2  a FILE cannot be read, or the command line is wrong";
 
 /// The file `rank` writes in RANKS_DIR.
 pub const RANKS_FILE: &str = "ranks.json";
@@ -74,13 +67,13 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let ranks = sums.means();
 
     let mut staged = Staged::new(&args.out)?;
-    staged.write(RANKS_FILE, to_json(&ranks).as_bytes())?;
+    staged.write(RANKS_FILE, ranks.to_json().as_bytes())?;
     staged.commit()?;
     output::stdout(report(&ranks, model.dataset, &args.out.join(RANKS_FILE)).as_bytes())
 }
 
 /// One line per conv: how its filters' mean ranks spread, and how many are dead (rank 0).
-fn report(ranks: &Ranks, dataset: vggdsl_runtime::data::Dataset, path: &Path) -> String {
+fn report(ranks: &RanksFile, dataset: Dataset, path: &Path) -> String {
     let mut out = format!(
         "{}: mean feature-map rank per filter over the first {} training images of {dataset}\n",
         ranks.model, ranks.images
@@ -99,24 +92,4 @@ fn report(ranks: &Ranks, dataset: vggdsl_runtime::data::Dataset, path: &Path) ->
         );
     }
     out + &format!("wrote {}\n", path.display())
-}
-
-/// The ranks file of `ranks` ([`crate::ranks_file`], the format's home).
-pub fn to_json(ranks: &Ranks) -> String {
-    RanksFile {
-        model: ranks.model.clone(),
-        images: ranks.images,
-        convs: ranks.convs.clone(),
-    }
-    .to_json()
-}
-
-/// Reads a ranks file that `vggdsl rank` wrote; anything else is one sentence.
-pub fn read(path: &Path) -> Result<Ranks, Failure> {
-    let file = RanksFile::read(path)?;
-    Ok(Ranks {
-        model: file.model,
-        images: file.images,
-        convs: file.convs,
-    })
 }

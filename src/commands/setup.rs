@@ -3,20 +3,13 @@
 
 use std::path::PathBuf;
 
-use vggdsl_runtime::data::{DataError, Dataset, ImageSet, Split};
 use vggdsl_runtime::tch::{self, nn::VarStore, Device};
 use vggdsl_runtime::{LoadError, Network};
+use vggdsl_train::data::{DataError, Dataset, ImageSet, Split};
 
-use crate::failure::{Failure, FAILED, UNREADABLE, USAGE};
+use crate::exit::{FAILED, UNREADABLE, USAGE};
+use crate::failure::Failure;
 use crate::{input, FileArg};
-
-/// The exit codes of `train` and `eval`, which README.md and TRAINING.md repeat.
-pub const EXIT_CODES: &str = "\
-Exit codes:
-  0    success
-  1    FILE, the data or a weights file is invalid, or training failed (the last checkpoint stays)
-  2    a FILE cannot be read, or the command line is wrong
-  130  interrupted by Ctrl-C or SIGTERM (train saves a checkpoint first)";
 
 /// The model, data and threads arguments of both commands.
 #[derive(clap::Args)]
@@ -47,7 +40,7 @@ fn parse_dataset(name: &str) -> Result<Dataset, DataError> {
 
 /// A checked model of FILE, the dataset it runs on and the name FILE goes by.
 pub struct Model {
-    pub ir: vggdsl::Network,
+    pub ir: vggdsl::Architecture,
     pub dataset: Dataset,
     pub file_name: String,
 }
@@ -57,7 +50,7 @@ impl ModelArgs {
     pub fn model(&self) -> Result<Model, Failure> {
         let source = input::read(&self.file)?;
         let nets = vggdsl::load(&source.text, &source.name).map_err(|d| Failure::invalid(&d))?;
-        let ir = input::pick(nets, self.model.as_deref(), &source.name)?;
+        let ir = input::model(&nets, self.model.as_deref(), &source.name)?.clone();
         let spec = &ir.spec;
         let dataset = match self.dataset {
             Some(dataset) => dataset,

@@ -1,7 +1,8 @@
 //! `vggdsl summary FILE [--json] [--flops] [--count exact|hrank]`: the figures of each model, as
 //! a table or JSON, each set printed with the convention it counts by.
 
-use crate::failure::{Failure, USAGE};
+use crate::exit::USAGE;
+use crate::failure::Failure;
 use crate::{input, output, FileArg};
 use serde::Serialize;
 use vggdsl::analysis::{self, Convention};

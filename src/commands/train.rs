@@ -8,18 +8,21 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use vggdsl::analysis::thousands;
+use vggdsl::check::{check_recipe, Milestones};
+use vggdsl::files::metrics::EpochMetrics;
+use vggdsl::files::run::{BEST, LAST, STATE};
 use vggdsl::spec::{Recipe, Schedule};
-use vggdsl_runtime::data::Split;
 use vggdsl_runtime::tch::nn::VarStore;
 use vggdsl_runtime::tch::{self, Device};
-use vggdsl_runtime::train::{
-    self, Data, EpochMetrics, Observer, Outcome, Progress, RunDir, TrainError, Trainer, BEST, LAST,
-    STATE,
-};
 use vggdsl_runtime::Network;
+use vggdsl_train::checkpoint::RunDir;
+use vggdsl_train::data::Split;
+use vggdsl_train::trainer::{Data, Observer, Outcome, Progress};
+use vggdsl_train::{TrainError, Trainer};
 
 use super::setup::{load_failure, load_split, ModelArgs};
-use crate::failure::{Failure, FAILED, INTERRUPTED, USAGE};
+use crate::exit::{FAILED, INTERRUPTED, USAGE};
+use crate::failure::Failure;
 use crate::output;
 
 #[derive(clap::Args)]
@@ -129,7 +132,8 @@ impl RecipeArgs {
             }
             Schedule::Cosine => {}
         }
-        train::check_recipe(&r).map_err(|e| usage(format!("the recipe is not valid: {e}")))?;
+        check_recipe(&r, Milestones::PastTheEnd)
+            .map_err(|e| usage(format!("the recipe is not valid: {e}")))?;
         Ok(r)
     }
 }
@@ -146,42 +150,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             .clone()
             .unwrap_or_else(|| Path::new("runs").join(&spec.name)),
     );
-    let saved = dir.state().map_err(|e| Failure::new(FAILED, e))?;
-    let recipe = match (&saved, args.resume) {
-        (Some(_), false) => {
-            return Err(Failure::new(
-                USAGE,
-                format_args!(
-                    "{} already holds a training run; continue it with --resume, or choose \
-                     another --out",
-                    dir.path().display()
-                ),
-            ))
-        }
-        (None, true) => {
-            return Err(Failure::new(
-                USAGE,
-                format_args!(
-                    "{} holds no training run to resume (no {STATE})",
-                    dir.path().display()
-                ),
-            ))
-        }
-        (Some(state), true) => {
-            if let Some(flag) = args.recipe.changes().first() {
-                return Err(Failure::new(
-                    USAGE,
-                    format_args!(
-                        "{flag} cannot change when resuming: the run keeps the recipe in {} \
-                         (only --epochs can change)",
-                        dir.file(STATE).display()
-                    ),
-                ));
-            }
-            state.recipe.clone()
-        }
-        (None, false) => args.recipe.apply(spec.train.clone().unwrap_or_default())?,
-    };
+    let recipe = recipe(&args, &dir, spec.train.clone())?;
     let data_dir = args.model.data_dir(model.dataset)?;
     let data = Data {
         train: load_split(model.dataset, Split::Train, &data_dir)?,
@@ -213,8 +182,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
 
     let state = trainer.state();
     let (dir, recipe) = (trainer.dir().path().to_owned(), state.recipe.clone());
-    let done = state.epoch;
-    if done >= recipe.epochs {
+    if state.epoch >= recipe.epochs {
         output::stderr(&format!(
             "the run in {} has trained all {} epochs; pass --epochs with more to continue it\n",
             dir.display(),
@@ -235,7 +203,54 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let outcome = trainer.run(&STOP, &mut report);
     // The bar goes before anything else is said.
     drop(report);
-    match outcome.map_err(|e| train_failure(e, name))? {
+    let outcome = outcome.map_err(|e| train_failure(e, name))?;
+    ended(outcome, &trainer, &args.model, &model.file_name)
+}
+
+/// The recipe of a new run (FILE's `train` block, or the seed's, under the flags), or of the run
+/// to resume (its own; only `--epochs` may change, which the trainer applies).
+fn recipe(args: &Args, dir: &RunDir, written: Option<Recipe>) -> Result<Recipe, Failure> {
+    let saved = dir.state().map_err(|e| Failure::new(FAILED, e))?;
+    match (&saved, args.resume) {
+        (Some(_), false) => Err(Failure::new(
+            USAGE,
+            format_args!(
+                "{} already holds a training run; continue it with --resume, or choose \
+                 another --out",
+                dir.path().display()
+            ),
+        )),
+        (None, true) => Err(Failure::new(
+            USAGE,
+            format_args!(
+                "{} holds no training run to resume (no {STATE})",
+                dir.path().display()
+            ),
+        )),
+        (Some(state), true) => match args.recipe.changes().first() {
+            Some(flag) => Err(Failure::new(
+                USAGE,
+                format_args!(
+                    "{flag} cannot change when resuming: the run keeps the recipe in {} \
+                     (only --epochs can change)",
+                    dir.file(STATE).display()
+                ),
+            )),
+            None => Ok(state.recipe.clone()),
+        },
+        (None, false) => args.recipe.apply(written.unwrap_or_default()),
+    }
+}
+
+/// What is said when the run ends: where the weights are, or how to continue it.
+fn ended(
+    outcome: Outcome,
+    trainer: &Trainer,
+    model: &ModelArgs,
+    file_name: &str,
+) -> Result<(), Failure> {
+    let dir = trainer.dir().path();
+    match outcome {
         Outcome::Finished => {
             let best = trainer
                 .state()
@@ -260,8 +275,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
                  continue with `{}`\n",
                 dir.display(),
                 epoch + 1,
-                recipe.epochs,
-                resume_command(&args.model, &model.file_name, &dir)
+                trainer.state().recipe.epochs,
+                resume_command(model, file_name, dir)
             ));
             Err(Failure::exit(INTERRUPTED))
         }

@@ -3,41 +3,16 @@
 //! batch sizes ticked where they were measured. Each variant has a colour, the same in every
 //! panel, and a marker at every measurement.
 //!
-//! The results file, one JSON object (docs/language.md, "Benchmark results files"):
-//! `{"model": NAME, "machine": TEXT, "rows": [{"variant": NAME, "threads": N, "batch": N,
-//! "images_per_second": X, "ratio": X}, …]}`. `machine` and `ratio` may be absent, and keys the
-//! figure does not draw are read past. Variants keep the order of their first row.
+//! The results file is [`vggdsl::files::bench`]'s; variants keep the order of their first row.
 
 use super::{colour, legend, short, titled, Area, Chart, Drawn, FONT, LABEL, LIGHT, TICK};
-use crate::failure::{Failure, FAILED};
+use crate::exit::FAILED;
+use crate::failure::Failure;
 use crate::{input, FileArg};
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::prelude::*;
-use serde::{Deserialize, Deserializer};
-
-/// The fields the figure draws; the others (`ratio`, …) are read past.
-#[derive(Deserialize)]
-struct File {
-    model: String,
-    #[serde(default)]
-    machine: Option<String>,
-    rows: Vec<Row>,
-}
-
-#[derive(Deserialize)]
-struct Row {
-    variant: String,
-    threads: i64,
-    batch: i64,
-    /// `null` (what serde_json writes for a NaN or an infinity) is read as NaN, and refused with
-    /// the row's number.
-    #[serde(deserialize_with = "number_or_null")]
-    images_per_second: f64,
-}
-
-fn number_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
-}
+use vggdsl::files::bench::BenchResults;
+use vggdsl::files::FormatError;
 
 /// One measurement: a variant (its index), at a thread count and a batch size.
 struct Point {
@@ -66,51 +41,24 @@ impl Results {
     pub fn read(file: &FileArg) -> Result<Results, Failure> {
         let source = input::read_up_to(file, input::MAX_DATA_BYTES)?;
         let name = &source.name;
-        let parsed: File = serde_json::from_str(&source.text).map_err(|e| {
-            Failure::new(
+        let results = BenchResults::from_json(&source.text).map_err(|e| match e {
+            FormatError::Json(e) => Failure::new(
                 FAILED,
                 format_args!(
                     "{name} is not a benchmark results file (a JSON object with model and \
                      rows): {e}"
                 ),
-            )
+            ),
+            FormatError::Invalid(why) => Failure::new(FAILED, format_args!("{name} {why}")),
         })?;
-        Results::new(parsed).map_err(|why| Failure::new(FAILED, format_args!("{name} {why}")))
+        Ok(Results::new(results))
     }
 
-    /// The checked run, or what is wrong with it (said after the file's name).
-    fn new(file: File) -> Result<Results, String> {
-        if file.rows.is_empty() {
-            return Err("holds no benchmark row".to_owned());
-        }
+    /// The figure's data: the rows as points, their variants, thread counts and batch sizes.
+    fn new(file: BenchResults) -> Results {
         let mut variants: Vec<String> = Vec::new();
         let mut points: Vec<Point> = Vec::new();
-        for (i, row) in file.rows.into_iter().enumerate() {
-            let n = i + 1;
-            if row.threads <= 0 {
-                return Err(format!(
-                    "row {n} has threads {}; a thread count is positive",
-                    row.threads
-                ));
-            }
-            if row.batch <= 0 {
-                return Err(format!(
-                    "row {n} has batch {}; a batch size is positive",
-                    row.batch
-                ));
-            }
-            let ips = row.images_per_second;
-            if !(ips.is_finite() && ips > 0.0) {
-                let shown = if ips.is_nan() {
-                    "null".to_owned()
-                } else {
-                    ips.to_string()
-                };
-                return Err(format!(
-                    "row {n} has images_per_second {shown}; a throughput is a positive finite \
-                     number"
-                ));
-            }
+        for row in file.rows {
             let variant = match variants.iter().position(|v| *v == row.variant) {
                 Some(v) => v,
                 None => {
@@ -118,22 +66,11 @@ impl Results {
                     variants.len() - 1
                 }
             };
-            let same =
-                |p: &Point| (p.variant, p.threads, p.batch) == (variant, row.threads, row.batch);
-            if let Some(first) = points.iter().position(same) {
-                return Err(format!(
-                    "row {n} measures {} at {} threads and batch {} again (row {} did)",
-                    variants[variant],
-                    row.threads,
-                    row.batch,
-                    first + 1
-                ));
-            }
             points.push(Point {
                 variant,
                 threads: row.threads,
                 batch: row.batch,
-                images_per_second: ips,
+                images_per_second: row.images_per_second,
             });
         }
         let sorted = |f: fn(&Point) -> i64| {
@@ -142,14 +79,14 @@ impl Results {
             values.dedup();
             values
         };
-        Ok(Results {
+        Results {
             model: file.model,
             machine: file.machine.filter(|m| !m.trim().is_empty()),
             variants,
             threads: sorted(|p| p.threads),
             batches: sorted(|p| p.batch),
             points,
-        })
+        }
     }
 }
 

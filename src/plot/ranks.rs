@@ -1,17 +1,20 @@
 //! `vggdsl plot ranks`: per conv, every filter's average feature-map rank, and the cut a
 //! compress_rate makes: a conv of width c with rate r keeps its `int(c·(1 − r))` highest-ranked
-//! filters (HRankPlus's rule, [`vggdsl::ir::pruned_width`]), the lower index first among equal
-//! ranks.
+//! filters (HRankPlus's rule), the lower index first among equal ranks, as `vggdsl prune` keeps
+//! them ([`vggdsl::select`]).
 //!
-//! The ranks come from the file `vggdsl rank` writes ([`crate::ranks_file`]).
+//! The ranks come from the file `vggdsl rank` writes ([`vggdsl::files::ranks`]).
 
 use super::{
-    category_label_area, category_labels, colour, legend, titled, Area, Categories, Drawn, FONT,
-    LABEL, LIGHT, TICK,
+    category_label_area, category_labels, colour, legend, titled, Area, Categories, Chart, Drawn,
+    FONT, LABEL, LIGHT, TICK,
 };
-use crate::ranks_file::RanksFile;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
-use vggdsl::ir::{pruned_width, LayerKind, Network};
+use vggdsl::files::ranks::RanksFile;
+use vggdsl::ir::{Architecture, LayerKind};
+use vggdsl::rewrite::rate_list;
+use vggdsl::select::{keep_highest, WidthRule};
 use vggdsl::spec::CfgItem;
 
 /// The ranks of one conv's filters, and which survive the cut once there is one.
@@ -49,7 +52,7 @@ impl Ranks {
 
     /// Whether the file ranks `net`'s filters: all its convs in order, each with one rank per
     /// filter of its cfg width; else the sentence that names the first conv that differs.
-    pub fn check_against(&self, net: &Network) -> Result<(), String> {
+    pub fn check_against(&self, net: &Architecture) -> Result<(), String> {
         let (ranked, model) = (&self.model, &net.spec.name);
         let widths = net.spec.features().iter().filter_map(|item| match item {
             CfgItem::Conv(w) => Some(*w),
@@ -110,13 +113,12 @@ impl Ranks {
     pub fn cut(&mut self, rates: Option<&[f64]>) {
         let Some(rates) = rates else { return };
         for (conv, &rate) in self.convs.iter_mut().zip(rates) {
-            let keep = pruned_width(conv.ranks.len() as i64, rate).max(0) as usize;
-            let mut order: Vec<usize> = (0..conv.ranks.len()).collect();
-            // Highest rank first; equal ranks keep the lower index first (a stable sort).
-            order.sort_by(|&a, &b| conv.ranks[b].total_cmp(&conv.ranks[a]));
+            let keep = WidthRule::HRankPlus
+                .kept(conv.ranks.len() as i64, rate)
+                .max(0);
             let mut kept = vec![false; conv.ranks.len()];
-            for &i in &order[..keep.min(order.len())] {
-                kept[i] = true;
+            for i in keep_highest(&conv.ranks, keep as usize) {
+                kept[i as usize] = true;
             }
             conv.kept = Some(kept);
         }
@@ -146,7 +148,7 @@ pub fn draw(root: &Area, figure: &Ranks) -> Drawn {
     let caption = match &figure.rates {
         Some(rates) => format!(
             "cut by compress_rate {}: each conv keeps its int(c·(1 − r)) highest-ranked filters",
-            crate::rates::list(rates)
+            rate_list(rates)
         ),
         None => "no cut: give --compress-rate, or a --model with a compress_rate".to_owned(),
     };
@@ -187,6 +189,12 @@ pub fn draw(root: &Area, figure: &Ranks) -> Drawn {
         .draw()?;
     category_labels(root, &chart, &names, bottom)?;
 
+    filters(&mut chart, figure)?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight)
+}
+
+/// Every filter as a point in its conv's column, pruned ones apart, and each conv's cut.
+fn filters(chart: &mut Chart<'_, '_, Categories, RangedCoordf64>, figure: &Ranks) -> Drawn {
     let points = |keep: bool| {
         figure.convs.iter().enumerate().flat_map(move |(i, c)| {
             c.ranks.iter().enumerate().filter_map(move |(j, &r)| {
@@ -234,7 +242,7 @@ pub fn draw(root: &Area, figure: &Ranks) -> Drawn {
             .label("cut: the lowest rank kept")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK.stroke_width(3)));
     }
-    legend(&mut chart, SeriesLabelPosition::UpperRight)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,30 +1,19 @@
 //! `vggdsl plot training`: loss and accuracy per epoch of one or more runs, read from the
-//! `metrics.jsonl` that `vggdsl train` (and `examples/ddp_train.py`) write in a run folder: one
-//! JSON object per line with `epoch` (from 1), `loss`, `train_accuracy`, `test_accuracy`
-//! (fractions), `lr` and `seconds`, and `test_loss` when there is one. Each run has a colour;
-//! training curves are solid, test curves dashed, in both panels.
+//! `metrics.jsonl` that `vggdsl train` (and `examples/ddp_train.py`) write in a run folder
+//! ([`vggdsl::files::metrics`]). Each run has a colour; training curves are solid, test curves
+//! dashed, in both panels; a figure a line lacks is not drawn.
 
 use super::{colour, legend, titled, Area, Chart, Drawn, FONT, LABEL, LIGHT, TICK};
-use crate::failure::{Failure, FAILED};
+use crate::exit::FAILED;
+use crate::failure::Failure;
 use crate::{input, FileArg};
 use plotters::coord::types::RangedCoordf64;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
-use serde::Deserialize;
 use std::path::Path;
-
-/// The metrics file inside a run folder.
-pub const METRICS: &str = "metrics.jsonl";
-
-/// The fields the figure draws; the others (`lr`, `seconds`, …) are read past.
-#[derive(Deserialize)]
-struct Epoch {
-    epoch: u32,
-    loss: f64,
-    train_accuracy: Option<f64>,
-    test_accuracy: Option<f64>,
-    test_loss: Option<f64>,
-}
+use vggdsl::files::metrics::EpochMetrics as Epoch;
+use vggdsl::files::run::METRICS;
+use vggdsl::files::FormatError;
 
 /// One run: its folder's name and its epochs, in order.
 pub struct Run {
@@ -55,7 +44,7 @@ impl Run {
             if line.trim().is_empty() {
                 continue;
             }
-            let epoch: Epoch = serde_json::from_str(line).map_err(|e| {
+            let epoch = Epoch::from_line(line).map_err(|e| {
                 Failure::new(
                     FAILED,
                     format_args!(
@@ -80,7 +69,10 @@ impl Run {
 }
 
 /// serde_json's message without its ` at line 1 column 9`, which counts within one line.
-fn without_position(e: &serde_json::Error) -> String {
+fn without_position(e: &FormatError) -> String {
+    let FormatError::Json(e) = e else {
+        return e.to_string();
+    };
     let text = e.to_string();
     let text = match text.rfind(" at line ") {
         Some(at) => &text[..at],
@@ -146,8 +138,7 @@ pub fn draw(root: &Area, runs: &[Run]) -> Drawn {
     let max_loss = runs
         .iter()
         .flat_map(|r| &r.epochs)
-        .flat_map(|e| [Some(e.loss), e.test_loss])
-        .flatten()
+        .flat_map(|e| [e.loss, e.test_loss])
         .filter(|l| l.is_finite())
         .fold(0.0_f64, f64::max);
     let (left, right) = area.split_horizontally(area.dim_in_pixel().0 / 2);
@@ -158,17 +149,17 @@ pub fn draw(root: &Area, runs: &[Run]) -> Drawn {
     let mut accuracy = panel(&right, "Accuracy", x, 0.0..100.0, "accuracy (%)")?;
     for (i, run) in runs.iter().enumerate() {
         let style = colour(i).stroke_width(2);
-        let series = |f: fn(&Epoch) -> Option<f64>, scale: f64| -> Vec<(f64, f64)> {
+        let series = |f: fn(&Epoch) -> f64, scale: f64| -> Vec<(f64, f64)> {
             run.epochs
                 .iter()
-                .filter_map(|e| Some((e.epoch as f64, f(e)? * scale)))
+                .map(|e| (e.epoch as f64, f(e) * scale))
                 .filter(|(_, v)| v.is_finite())
                 .collect()
         };
         let name = &run.name;
         curve(
             &mut loss,
-            series(|e| Some(e.loss), 1.0),
+            series(|e| e.loss, 1.0),
             style,
             false,
             format!("{name}: train"),

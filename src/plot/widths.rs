@@ -8,7 +8,7 @@ use super::{
 };
 use plotters::prelude::*;
 use vggdsl::analysis;
-use vggdsl::ir::{self, LayerKind, Network};
+use vggdsl::ir::{self, Architecture, LayerKind};
 
 /// One conv, or one Conv2d/Linear with its figures, pruned and unpruned.
 struct Bar {
@@ -30,7 +30,7 @@ pub struct Model {
 }
 
 impl Model {
-    pub fn new(net: &Network) -> Model {
+    pub fn new(net: &Architecture) -> Model {
         let base = ir::lower(&net.spec.unpruned())
             .expect("lower accepts a pruned network only if its unpruned form lowers too");
         let pairs: Vec<_> = net

@@ -88,7 +88,7 @@ models! {
 
 /// `tch::manual_seed(seed)`, then the model, as `torch.manual_seed(seed)` before `VGG(...)`.
 pub fn build(model: &Model, seed: i64) -> (VarStore, Box<dyn Generated>) {
-    let _rng = super::rng();
+    let _rng = vggdsl_test_support::rng();
     tch::manual_seed(seed);
     let vs = VarStore::new(Device::Cpu);
     let net = (model.build)(&vs.root());
@@ -97,7 +97,7 @@ pub fn build(model: &Model, seed: i64) -> (VarStore, Box<dyn Generated>) {
 
 /// A seeded batch of `n` inputs for `model` (`torch.randn`) and labels in `0..classes`.
 pub fn batch(model: &Model, n: i64, seed: i64) -> (Tensor, Tensor) {
-    let _rng = super::rng();
+    let _rng = vggdsl_test_support::rng();
     tch::manual_seed(seed);
     let [c, h, w] = model.input;
     let x = Tensor::randn([n, c, h, w], (Kind::Float, Device::Cpu));

@@ -10,7 +10,7 @@ use quote::{quote, quote_spanned};
 use std::ops::Range;
 use std::path::PathBuf;
 use vggdsl::codegen::{self, Origin};
-use vggdsl::Network;
+use vggdsl::Architecture;
 
 /// Declares VGG models written in the vggdsl language (docs/language.md).
 ///
@@ -98,7 +98,7 @@ fn expand_file(path: &syn::LitStr, input: TokenStream) -> TokenStream {
     }
 }
 
-fn models(nets: &[Network], file: Option<String>) -> TokenStream {
+fn models(nets: &[Architecture], file: Option<String>) -> TokenStream {
     let origin = Origin { file };
     nets.iter()
         .map(|net| codegen::tokens(net, &origin))

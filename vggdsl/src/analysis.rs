@@ -7,7 +7,7 @@
 //! otherwise, and mismatched counts are what their users ask about most: [`hrank`] counts as
 //! HRank's `get_flops.py` does ([`HRANK_CONVENTION`]), to compare with its published tables.
 
-use crate::ir::{self, LayerKind, Network};
+use crate::ir::{self, Architecture, LayerKind};
 
 /// What the MACs figures count, printed wherever they are.
 pub const CONVENTION: &str =
@@ -108,7 +108,7 @@ pub struct Baseline {
     pub flops: Option<u128>,
 }
 
-pub fn summarize(net: &Network) -> Summary {
+pub fn summarize(net: &Architecture) -> Summary {
     let layers: Vec<LayerSummary> = net
         .layers()
         .map(|(section, l)| LayerSummary {
@@ -226,7 +226,7 @@ pub struct HrankTotals {
 /// Counts `net` as HRank does: its unpruned layers, each conv with the filters its rate keeps by
 /// HRank's rule (which differs from the width vggdsl builds, `int(c·(1 - r))`), over the full
 /// input channels. HRank's published VGG-16 figures are counted this way.
-pub fn hrank(net: &Network) -> HrankSummary {
+pub fn hrank(net: &Architecture) -> HrankSummary {
     let rates = net.spec.compress_rate.as_deref().unwrap_or(&[]);
     let counted = hrank_layers(net, rates);
     let unpruned = net.spec.compress_rate.as_ref().map(|_| {
@@ -247,7 +247,7 @@ pub fn hrank(net: &Network) -> HrankSummary {
 }
 
 /// HRank's per-layer figures of `net` unpruned, the convs cut by `rates` (none: no cut).
-fn hrank_layers(net: &Network, rates: &[f64]) -> Vec<HrankLayer> {
+fn hrank_layers(net: &Architecture, rates: &[f64]) -> Vec<HrankLayer> {
     let base = ir::lower(&net.spec.unpruned())
         .expect("lower accepts a pruned network only if its unpruned form lowers too");
     let mut convs = 0;

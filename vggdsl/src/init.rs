@@ -6,7 +6,7 @@
 //! weight, then bias, of each matching layer. tch draws the same random numbers as PyTorch for
 //! the same ops in the same order, so `plan` reproduces that order exactly.
 
-use crate::ir::{LayerKind, Network};
+use crate::ir::{Architecture, LayerKind};
 use crate::spec::{Dist, InitRule, TENSORS};
 
 /// One in-place initialisation, with its parameters evaluated for its layer.
@@ -27,7 +27,7 @@ pub struct Step {
 }
 
 /// The rule pass in PyTorch's `modules()` order: per layer, weight then bias.
-pub fn plan(net: &Network) -> Vec<Step> {
+pub fn plan(net: &Architecture) -> Vec<Step> {
     let mut steps = Vec::new();
     for (section, layer) in net.layers() {
         for tensor in TENSORS {

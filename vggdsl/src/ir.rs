@@ -165,8 +165,10 @@ pub struct Head {
     pub flat: i64,
 }
 
+/// A checked model's architecture: its layers, shapes and the positions HRank reads, without any
+/// weights (the run-time `vggdsl_runtime::Network` holds those, built from this).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Network {
+pub struct Architecture {
     pub spec: ModelSpec,
     pub features: Vec<Layer>,
     pub head: Head,
@@ -180,11 +182,22 @@ pub struct Network {
     pub conv_cfg: Vec<usize>,
 }
 
-impl Network {
+impl Architecture {
     /// Every layer with its Sequential's name, in module order.
     pub fn layers(&self) -> impl Iterator<Item = (&'static str, &Layer)> {
         let f = self.features.iter().map(|l| (names::FEATURES, l));
         f.chain(self.classifier.iter().map(|l| (names::CLASSIFIER, l)))
+    }
+
+    /// The convs in order: each one's position in `features`, name and output channels.
+    pub fn convs(&self) -> impl Iterator<Item = (usize, &str, i64)> {
+        self.features
+            .iter()
+            .enumerate()
+            .filter_map(|(p, l)| match l.kind {
+                LayerKind::Conv2d { out_channels, .. } => Some((p, l.name.as_str(), out_channels)),
+                _ => None,
+            })
     }
 }
 
@@ -247,139 +260,22 @@ fn pooled(size: i64, kernel: i64, stride: i64) -> i64 {
     }
 }
 
-pub fn lower(spec: &ModelSpec) -> Result<Network, LowerError> {
-    let mut features = Vec::new();
-    let mut block_outputs = Vec::new();
-    let mut conv_cfg = Vec::new();
-    let [mut c, mut h, mut w] = spec.input;
-    let mut conv_count = 0;
-    let conv_total = spec
-        .features()
-        .iter()
-        .filter(|i| matches!(i, CfgItem::Conv(_)))
-        .count();
-    // Where the latest conv block's output sits, until we know whether a pool follows it.
-    let mut pending_block_end: Option<usize> = None;
-    for (i, item) in spec.features().iter().enumerate() {
-        let in_shape = vec![c, h, w];
-        match *item {
-            CfgItem::Pool => {
-                let (oh, ow) = (pooled(h, 2, 2), pooled(w, 2, 2));
-                if oh < 1 || ow < 1 {
-                    return Err(LowerError::PoolTooSmall {
-                        index: i,
-                        shape: in_shape,
-                    });
-                }
-                if pending_block_end.take().is_some() {
-                    block_outputs.push(features.len());
-                }
-                h = oh;
-                w = ow;
-                let kind = LayerKind::MaxPool2d {
-                    kernel: 2,
-                    stride: 2,
-                };
-                features.push(layer(names::pool(i), kind, in_shape, vec![c, h, w], i));
-            }
-            CfgItem::Conv(v) => {
-                if let Some(relu) = pending_block_end.take() {
-                    block_outputs.push(relu);
-                }
-                let rate = spec.compress_rate.as_ref().map_or(0.0, |r| r[conv_count]);
-                let out = pruned_width(v, rate);
-                if out < 1 {
-                    return Err(LowerError::NoChannelsLeft {
-                        index: i,
-                        width: v,
-                        rate,
-                    });
-                }
-                conv_count += 1;
-                let is_last = conv_count == conv_total;
-                if !is_last {
-                    conv_cfg.push(features.len());
-                }
-                let conv = LayerKind::Conv2d {
-                    in_channels: c,
-                    out_channels: out,
-                    kernel: 3,
-                    stride: 1,
-                    padding: 1,
-                };
-                features.push(layer(names::conv(i), conv, in_shape, vec![out, h, w], i));
-                c = out;
-                let shape = vec![c, h, w];
-                if spec.bn {
-                    let norm = LayerKind::BatchNorm2d { features: c };
-                    features.push(layer(names::norm(i), norm, shape.clone(), shape.clone(), i));
-                }
-                pending_block_end = Some(features.len());
-                features.push(layer(
-                    names::relu(i),
-                    LayerKind::ReLU,
-                    shape.clone(),
-                    shape,
-                    i,
-                ));
-            }
-        }
-    }
-    if let Some(relu) = pending_block_end {
-        block_outputs.push(relu);
-    }
+/// A model's architecture: its layers with their shapes, where its conv blocks end, the head and
+/// the classifier; an error when a size drops below one or a count outgrows 64 bits.
+pub fn lower(spec: &ModelSpec) -> Result<Architecture, LowerError> {
+    let features = features(spec)?;
+    let [c, h, w] = features.shape;
     // HRank ranks every conv but the last.
-    let relu_cfg = block_outputs[..block_outputs.len() - 1].to_vec();
-    // The seed's forward: AvgPool2d(2), then flatten.
-    let (kernel, stride) = (2, 2);
-    let (ph, pw) = (pooled(h, kernel, stride), pooled(w, kernel, stride));
-    if ph < 1 || pw < 1 {
-        return Err(LowerError::HeadTooSmall {
-            shape: vec![c, h, w],
-        });
-    }
-    // Within the checker's limits (widths ≤ 2^16, sides ≤ 2^14) every single size fits in i64.
-    let flat = c * ph * pw;
-    let head = Head {
-        kernel,
-        stride,
-        flat,
-    };
-
-    let hidden = spec.hidden();
-    let classes = spec.num_classes;
-    let classifier = vec![
-        dense(
-            names::LINEAR1,
-            LayerKind::Linear {
-                in_features: flat,
-                out_features: hidden,
-            },
-            flat,
-        ),
-        dense(
-            names::CLASSIFIER_NORM,
-            LayerKind::BatchNorm1d { features: hidden },
-            hidden,
-        ),
-        dense(names::CLASSIFIER_RELU, LayerKind::ReLU, hidden),
-        dense(
-            names::LINEAR2,
-            LayerKind::Linear {
-                in_features: hidden,
-                out_features: classes,
-            },
-            hidden,
-        ),
-    ];
-    let net = Network {
+    let relu_cfg = features.block_outputs[..features.block_outputs.len() - 1].to_vec();
+    let head = head(c, h, w)?;
+    let net = Architecture {
         spec: spec.clone(),
-        features,
+        classifier: classifier(head.flat, spec.hidden(), spec.num_classes),
+        features: features.layers,
         head,
-        classifier,
-        block_outputs,
+        block_outputs: features.block_outputs,
         relu_cfg,
-        conv_cfg,
+        conv_cfg: features.conv_cfg,
     };
     for (what, count) in [
         ("parameters", Layer::exact_params as fn(&Layer) -> u128),
@@ -404,6 +300,164 @@ pub fn lower(spec: &ModelSpec) -> Result<Network, LowerError> {
         })?;
     }
     Ok(net)
+}
+
+/// The `features` Sequential of a cfg, with where its blocks end.
+struct Features {
+    layers: Vec<Layer>,
+    block_outputs: Vec<usize>,
+    conv_cfg: Vec<usize>,
+    /// C, H, W after the last layer.
+    shape: [i64; 3],
+}
+
+/// The seed's `make_layers`: each conv (pruned to its rate) with its BatchNorm2d and ReLU, each
+/// `M` a 2×2 max-pool, shapes inferred as they go.
+fn features(spec: &ModelSpec) -> Result<Features, LowerError> {
+    let mut out = Features {
+        layers: Vec::new(),
+        block_outputs: Vec::new(),
+        conv_cfg: Vec::new(),
+        shape: spec.input,
+    };
+    let conv_total = spec
+        .features()
+        .iter()
+        .filter(|i| matches!(i, CfgItem::Conv(_)))
+        .count();
+    let mut conv_count = 0;
+    // Where the latest conv block's output sits, until we know whether a pool follows it.
+    let mut pending_block_end: Option<usize> = None;
+    for (i, item) in spec.features().iter().enumerate() {
+        let [c, h, w] = out.shape;
+        let in_shape = vec![c, h, w];
+        match *item {
+            CfgItem::Pool => {
+                let (oh, ow) = (pooled(h, 2, 2), pooled(w, 2, 2));
+                if oh < 1 || ow < 1 {
+                    return Err(LowerError::PoolTooSmall {
+                        index: i,
+                        shape: in_shape,
+                    });
+                }
+                if pending_block_end.take().is_some() {
+                    out.block_outputs.push(out.layers.len());
+                }
+                out.shape = [c, oh, ow];
+                let kind = LayerKind::MaxPool2d {
+                    kernel: 2,
+                    stride: 2,
+                };
+                out.layers
+                    .push(layer(names::pool(i), kind, in_shape, vec![c, oh, ow], i));
+            }
+            CfgItem::Conv(v) => {
+                if let Some(relu) = pending_block_end.take() {
+                    out.block_outputs.push(relu);
+                }
+                let rate = spec.compress_rate.as_ref().map_or(0.0, |r| r[conv_count]);
+                conv_count += 1;
+                if conv_count < conv_total {
+                    out.conv_cfg.push(out.layers.len());
+                }
+                pending_block_end = Some(conv_block(&mut out, spec.bn, i, v, rate)?);
+            }
+        }
+    }
+    if let Some(relu) = pending_block_end {
+        out.block_outputs.push(relu);
+    }
+    Ok(out)
+}
+
+/// Conv `i` (`width` channels before pruning by `rate`), its BatchNorm2d when `bn`, its ReLU;
+/// returns where the ReLU is.
+fn conv_block(
+    out: &mut Features,
+    bn: bool,
+    i: usize,
+    width: i64,
+    rate: f64,
+) -> Result<usize, LowerError> {
+    let [c, h, w] = out.shape;
+    let channels = pruned_width(width, rate);
+    if channels < 1 {
+        return Err(LowerError::NoChannelsLeft {
+            index: i,
+            width,
+            rate,
+        });
+    }
+    let conv = LayerKind::Conv2d {
+        in_channels: c,
+        out_channels: channels,
+        kernel: 3,
+        stride: 1,
+        padding: 1,
+    };
+    let shape = vec![channels, h, w];
+    out.layers
+        .push(layer(names::conv(i), conv, vec![c, h, w], shape.clone(), i));
+    out.shape = [channels, h, w];
+    if bn {
+        let norm = LayerKind::BatchNorm2d { features: channels };
+        out.layers
+            .push(layer(names::norm(i), norm, shape.clone(), shape.clone(), i));
+    }
+    let relu = out.layers.len();
+    out.layers.push(layer(
+        names::relu(i),
+        LayerKind::ReLU,
+        shape.clone(),
+        shape,
+        i,
+    ));
+    Ok(relu)
+}
+
+/// The seed's forward between the Sequentials: AvgPool2d(2), then flatten.
+fn head(c: i64, h: i64, w: i64) -> Result<Head, LowerError> {
+    let (kernel, stride) = (2, 2);
+    let (ph, pw) = (pooled(h, kernel, stride), pooled(w, kernel, stride));
+    if ph < 1 || pw < 1 {
+        return Err(LowerError::HeadTooSmall {
+            shape: vec![c, h, w],
+        });
+    }
+    // Within the checker's limits (widths ≤ 2^16, sides ≤ 2^14) every single size fits in i64.
+    Ok(Head {
+        kernel,
+        stride,
+        flat: c * ph * pw,
+    })
+}
+
+/// The seed's classifier: linear1, its BatchNorm1d and ReLU, linear2.
+fn classifier(flat: i64, hidden: i64, classes: i64) -> Vec<Layer> {
+    vec![
+        dense(
+            names::LINEAR1,
+            LayerKind::Linear {
+                in_features: flat,
+                out_features: hidden,
+            },
+            flat,
+        ),
+        dense(
+            names::CLASSIFIER_NORM,
+            LayerKind::BatchNorm1d { features: hidden },
+            hidden,
+        ),
+        dense(names::CLASSIFIER_RELU, LayerKind::ReLU, hidden),
+        dense(
+            names::LINEAR2,
+            LayerKind::Linear {
+                in_features: hidden,
+                out_features: classes,
+            },
+            hidden,
+        ),
+    ]
 }
 
 fn layer(

@@ -2,7 +2,7 @@
 //!
 //! BatchNorm is printed without the `bias=True` that PyTorch releases newer than the seed add.
 
-use crate::ir::{Layer, LayerKind, Network};
+use crate::ir::{Architecture, Layer, LayerKind};
 use crate::names;
 
 /// A BatchNorm's options after its feature count, as the seed's PyTorch printed them (newer
@@ -39,7 +39,7 @@ pub fn layer(kind: &LayerKind) -> String {
 }
 
 /// The whole network's repr, as `print(net)` shows it.
-pub fn network(net: &Network) -> String {
+pub fn network(net: &Architecture) -> String {
     let mut out = format!("{}(\n", names::TORCH_CLASS);
     section(&mut out, names::FEATURES, &net.features);
     section(&mut out, names::CLASSIFIER, &net.classifier);

@@ -112,6 +112,30 @@ fn skip_trivia(source: &str, mut at: usize) -> usize {
     }
 }
 
+/// Rates in the language's list syntax, runs of equal rates as `[r] * n`.
+pub fn rate_list(rates: &[f64]) -> String {
+    let mut terms: Vec<String> = Vec::new();
+    let mut singles: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < rates.len() {
+        let n = rates[i..].iter().take_while(|&&r| r == rates[i]).count();
+        if n > 1 {
+            if !singles.is_empty() {
+                terms.push(format!("[{}]", singles.join(", ")));
+                singles.clear();
+            }
+            terms.push(format!("[{}] * {n}", rates[i]));
+        } else {
+            singles.push(rates[i].to_string());
+        }
+        i += n;
+    }
+    if !singles.is_empty() {
+        terms.push(format!("[{}]", singles.join(", ")));
+    }
+    terms.join(" + ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::{with_compress_rate, KEY};

@@ -36,7 +36,7 @@ fn by_hand(rates: &[f64]) -> (u64, u64) {
     (params + linears, flops + linears)
 }
 
-fn load(source: &str) -> vggdsl::Network {
+fn load(source: &str) -> vggdsl::Architecture {
     let mut nets =
         vggdsl::load(source, "test.vgg").unwrap_or_else(|d| panic!("{}", d.render(false)));
     nets.remove(0)

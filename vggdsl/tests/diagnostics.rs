@@ -2,32 +2,12 @@
 //! hand: the caret sits under the offending text, the sentence says what is wrong) and an explicit
 //! line:col for every diagnostic.
 
-/// Renders the diagnostics of `src` (which must fail), checking each one's line:col and shape.
-fn diagnose(src: &str, expected: &[(usize, usize)]) -> String {
-    let d = match vggdsl::load(src, "bad.vgg") {
-        Ok(_) => panic!("expected diagnostics for:\n{src}"),
-        Err(d) => d,
-    };
-    let found: Vec<(usize, usize)> = d.items.iter().map(|i| i.line_col(src)).collect();
-    assert_eq!(found, expected, "line:col of the diagnostics of:\n{src}");
-    let rendered = d.render(false);
-    for (item, (line, col)) in d.items.iter().zip(expected) {
-        // One plain sentence and an optional one-line hint.
-        assert!(!item.message.contains('\n'), "{}", item.message);
-        assert!(!item.message.ends_with('.'), "{}", item.message);
-        assert!(!item.message.is_empty());
-        assert!(!item.help.as_deref().is_some_and(|h| h.contains('\n')));
-        let gutter = " ".repeat(line.to_string().len());
-        let at = format!(
-            "error: {}\n{gutter}--> bad.vgg:{line}:{col}\n",
-            item.message
-        );
-        assert!(rendered.contains(&at), "{at:?} in:\n{rendered}");
-    }
-    // No colour codes unless asked for.
-    assert!(!rendered.contains('\x1b'));
-    rendered
-}
+#[path = "diagnostics/limits.rs"]
+mod limits;
+#[path = "diagnostics/render.rs"]
+mod render;
+
+use render::diagnose;
 
 /// `bad!(name, source, (line, col), …)`: a test asserting the locations and the snapshot.
 macro_rules! bad {
@@ -469,21 +449,6 @@ bad!(
     (1, 26)
 );
 
-#[test]
-fn too_many_errors() {
-    // 120 models, each with one error: the first 100 are reported, then one line for the rest.
-    let src: String = (0..120)
-        .map(|i| format!("model A{i} {{ bn = 1 }}\n"))
-        .collect();
-    // `model A{i} { bn = 1 }`: the `1` is in column 16 + the digits of i.
-    let expected: Vec<(usize, usize)> = (0..=100)
-        .map(|i| (i + 1, 16 + i.to_string().len()))
-        .collect();
-    let rendered = diagnose(&src, &expected);
-    let last = rendered.split("\n\n").last().unwrap();
-    insta::assert_snapshot!(last);
-}
-
 bad!(
     syntax_number_with_suffix,
     "model A { cfg = [64u8, 512] }\n",
@@ -501,28 +466,6 @@ bad!(
     "model A {\n\tcfg = [64, M,, 512]\n}\n",
     (2, 15)
 );
-
-#[test]
-fn deep_nesting() {
-    let src = format!(
-        "model A {{ init = {{ conv.weight = constant({}1{}) }} }}\n",
-        "(".repeat(200),
-        ")".repeat(200)
-    );
-    // `{`, `{` and `constant(` open three; the 62nd `(` after them is the 65th bracket.
-    let rendered = diagnose(&src, &[(1, 42 + 62)]);
-    insta::assert_snapshot!(rendered);
-}
-
-#[test]
-fn long_expression() {
-    let src = format!(
-        "model A {{ init = {{ conv.bias = constant(0{}) }} }}\n",
-        " + 1".repeat(1000)
-    );
-    let rendered = diagnose(&src, &[(1, 20)]);
-    insta::assert_snapshot!(rendered);
-}
 
 // --- several errors at once --------------------------------------------------------------------
 
@@ -550,32 +493,6 @@ bad!(
     (5, 25)
 );
 
-#[test]
-fn colour_is_only_added_on_request() {
-    let d = vggdsl::load("model A { bm = true }", "bad.vgg").unwrap_err();
-    let coloured = d.render(true);
-    assert!(coloured.contains("\x1b["));
-    let stripped: String = strip_ansi(&coloured);
-    assert_eq!(stripped, d.render(false));
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 // --- text that is not ASCII --------------------------------------------------------------------
 
 bad!(
@@ -597,12 +514,6 @@ bad!(
     "\u{feff}model A { cfg = [] }\n",
     (1, 17)
 );
-
-#[test]
-fn a_byte_order_mark_is_accepted() {
-    let nets = vggdsl::load("\u{feff}model A { cfg = vgg11 }\n", "bom.vgg").unwrap();
-    assert_eq!(nets[0].spec.name, "A");
-}
 
 // --- the train block -----------------------------------------------------------------------------
 

@@ -6,15 +6,15 @@ mod common;
 
 use common::read;
 use vggdsl::analysis::{summarize, Summary};
-use vggdsl::Network;
+use vggdsl::Architecture;
 
 /// The networks of a source text that must check.
-fn nets(src: &str) -> Vec<Network> {
+fn nets(src: &str) -> Vec<Architecture> {
     vggdsl::load(src, "test.vgg").unwrap_or_else(|d| panic!("{}", d.render(false)))
 }
 
 /// The one network of a source text.
-fn net(src: &str) -> Network {
+fn net(src: &str) -> Architecture {
     let mut all = nets(src);
     assert_eq!(all.len(), 1, "{src}");
     all.remove(0)

@@ -3,7 +3,7 @@
 
 use vggdsl::analysis::summarize;
 
-fn net(src: &str) -> vggdsl::Network {
+fn net(src: &str) -> vggdsl::Architecture {
     let mut nets = vggdsl::load(src, "limits.vgg").unwrap_or_else(|d| panic!("{d}"));
     nets.remove(0)
 }

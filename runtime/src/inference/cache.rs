@@ -85,23 +85,11 @@ fn read(path: &Path, machine: &str) -> Option<CacheFile> {
     (file.machine == machine).then_some(file)
 }
 
-/// Writes `file` to a temporary name beside `path` and renames it there: readers see the old
-/// file or the new one, never part of one.
+/// Writes `file` whole ([`vggdsl::atomic`]): readers see the old file or the new one.
 fn write(path: &Path, file: &CacheFile) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
+    std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
     let text = serde_json::to_string_pretty(file).map_err(std::io::Error::other)?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("kernels"),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+    vggdsl::atomic::write(path, text.as_bytes())
 }
 
 /// `$XDG_CACHE_HOME/vggdsl/kernels`, else `$HOME/.cache/vggdsl/kernels`.

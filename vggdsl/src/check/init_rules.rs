@@ -6,7 +6,7 @@ use super::Checker;
 use crate::ast::{self, Number, Span, Spanned, Value};
 use crate::diagnostic::Diagnostic;
 use crate::init::{self, Op};
-use crate::ir::Network;
+use crate::ir::Architecture;
 use crate::spec::{self, Dist, Expr, InitRule, Target};
 
 /// The words `init` takes for whole rule sets.
@@ -208,7 +208,7 @@ impl Checker {
     /// Rules must match a layer and give finite parameters for every layer they touch.
     pub(super) fn init_values(
         &mut self,
-        net: &Network,
+        net: &Architecture,
         spans: &[Span],
         bn: Option<&Spanned<Value>>,
     ) {

@@ -1,8 +1,9 @@
 //! Syntax tree to checked networks. Reports every independent error at once, each pointing at
 //! the text that causes it.
 //!
-//! One file per concern: [`settings`] (the settings and their lists), [`init_rules`],
-//! [`idents`] (names and visibility), [`suggest`] (wording); this file checks a file's models
+//! One file per concern: [`settings`] (the settings and their lists), [`init_rules`], [`recipe`]
+//! (the train block, and the ranges [`check_recipe`] holds a recipe to), [`idents`] (names and
+//! visibility), [`suggest`] (wording); this file checks a file's models
 //! and turns lowering errors into diagnostics.
 
 mod idents;
@@ -13,9 +14,11 @@ mod suggest;
 
 use crate::ast::{self, Span, Spanned, Value};
 use crate::diagnostic::Diagnostic;
-use crate::ir::{self, LowerError, Network};
+use crate::ir::{self, Architecture, LowerError};
 use crate::presets;
-use crate::spec::{defaults, CfgItem, ModelSpec, KEYS};
+use crate::spec::{defaults, CfgItem, ModelSpec, Recipe, KEYS};
+pub use recipe::{check_recipe, Milestones, RecipeError, MAX_BATCH, MAX_EPOCHS};
+
 use idents::generated_structs;
 use settings::{feature_convs, preset_cfg};
 use std::collections::HashMap;
@@ -35,7 +38,7 @@ pub const MAX_CFG: usize = 1024;
 pub const MAX_ERRORS: usize = 100;
 
 /// Checks every model of a file.
-pub fn check(file: &ast::File) -> Result<Vec<Network>, Vec<Diagnostic>> {
+pub fn check(file: &ast::File) -> Result<Vec<Architecture>, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let mut nets = Vec::new();
     // Every model name, and every struct name the generated code defines, with the model (and
@@ -119,35 +122,12 @@ impl Checker {
         self.errors.push(Diagnostic::new(span, message));
     }
 
-    fn model(&mut self, model: &ast::Model) -> Option<Network> {
+    fn model(&mut self, model: &ast::Model) -> Option<Architecture> {
         self.model_name(&model.name);
         if let Some(v) = &model.visibility {
             self.visibility(v);
         }
-        let mut settings: Vec<&ast::Setting> = Vec::new();
-        for s in &model.settings {
-            let key = &s.key;
-            if key.node == "train" {
-                self.errors.push(
-                    Diagnostic::new(key.span.clone(), "`train` is a block, not a setting")
-                        .with_help("write `train { epochs = 30 }` without `=`"),
-                );
-            } else if !KEYS.contains(&key.node.as_str()) {
-                let d = Diagnostic::new(key.span.clone(), format!("unknown key `{}`", key.node));
-                self.errors
-                    .push(with_suggestion(d, &key.node, &KEYS, "keys are"));
-            } else if let Some(first) = settings.iter().find(|p| p.key.node == key.node) {
-                self.errors.push(
-                    Diagnostic::new(
-                        key.span.clone(),
-                        format!("`{}` is set twice in model `{}`", key.node, model.name.node),
-                    )
-                    .with_label(first.key.span.clone(), "first set here"),
-                );
-            } else {
-                settings.push(s);
-            }
-        }
+        let settings = self.model_settings(model);
         let get = |k: &str| settings.iter().find(|s| s.key.node == k).map(|s| &s.value);
         let before = self.errors.len();
         let input = get("input").map_or(Some(defaults::INPUT), |v| self.input(v));
@@ -171,15 +151,7 @@ impl Checker {
             None => init_rules::named(defaults::INIT).map(|rules| (rules, Vec::new())),
             Some(v) => self.init(v),
         };
-        if let [first, rest @ ..] = model.train.as_slice() {
-            for block in rest {
-                self.errors.push(
-                    Diagnostic::new(block.keyword.clone(), "a model has one train block")
-                        .with_label(first.keyword.clone(), "the first one"),
-                );
-            }
-        }
-        let train = model.train.first().map(|block| self.recipe(block));
+        let train = self.train(model);
         if self.errors.len() > before {
             return None;
         }
@@ -209,6 +181,48 @@ impl Checker {
         };
         self.init_values(&net, &rule_spans, get("bn"));
         (self.errors.len() == before).then_some(net)
+    }
+
+    /// The model's settings with known keys, each once; the others are errors.
+    fn model_settings<'m>(&mut self, model: &'m ast::Model) -> Vec<&'m ast::Setting> {
+        let mut settings: Vec<&ast::Setting> = Vec::new();
+        for s in &model.settings {
+            let key = &s.key;
+            if key.node == "train" {
+                self.errors.push(
+                    Diagnostic::new(key.span.clone(), "`train` is a block, not a setting")
+                        .with_help("write `train { epochs = 30 }` without `=`"),
+                );
+            } else if !KEYS.contains(&key.node.as_str()) {
+                let d = Diagnostic::new(key.span.clone(), format!("unknown key `{}`", key.node));
+                self.errors
+                    .push(with_suggestion(d, &key.node, &KEYS, "keys are"));
+            } else if let Some(first) = settings.iter().find(|p| p.key.node == key.node) {
+                self.errors.push(
+                    Diagnostic::new(
+                        key.span.clone(),
+                        format!("`{}` is set twice in model `{}`", key.node, model.name.node),
+                    )
+                    .with_label(first.key.span.clone(), "first set here"),
+                );
+            } else {
+                settings.push(s);
+            }
+        }
+        settings
+    }
+
+    /// The recipe of the model's one `train` block (`None`: none; `Some(None)`: an invalid one).
+    fn train(&mut self, model: &ast::Model) -> Option<Option<Recipe>> {
+        if let [first, rest @ ..] = model.train.as_slice() {
+            for block in rest {
+                self.errors.push(
+                    Diagnostic::new(block.keyword.clone(), "a model has one train block")
+                        .with_label(first.keyword.clone(), "the first one"),
+                );
+            }
+        }
+        model.train.first().map(|block| self.recipe(block))
     }
 
     fn lower_error(

@@ -163,25 +163,7 @@ impl Checker {
         let mut out = Vec::new();
         let mut ok = true;
         for item in &items {
-            let entry = match &item.node {
-                Item::Word(w) if w == "M" => Some(CfgItem::Pool),
-                Item::Word(w) => {
-                    let d = Diagnostic::new(
-                        item.span.clone(),
-                        format!("cfg entries are widths or `M`, found `{w}`"),
-                    );
-                    self.errors.push(if w.eq_ignore_ascii_case("m") {
-                        d.with_help("write `M`")
-                    } else {
-                        d
-                    });
-                    None
-                }
-                Item::Number(n) => self
-                    .bounded(n, &item.span, "width", 1, MAX_WIDTH)
-                    .map(CfgItem::Conv),
-            };
-            match entry {
+            match self.cfg_entry(item) {
                 Some(e) => out.push((e, item.span.clone())),
                 None => ok = false,
             }
@@ -211,6 +193,28 @@ impl Checker {
             return None;
         }
         Some(cfg)
+    }
+
+    /// One entry of a cfg list: a width or `M`.
+    fn cfg_entry(&mut self, item: &Spanned<Item>) -> Option<CfgItem> {
+        match &item.node {
+            Item::Word(w) if w == "M" => Some(CfgItem::Pool),
+            Item::Word(w) => {
+                let d = Diagnostic::new(
+                    item.span.clone(),
+                    format!("cfg entries are widths or `M`, found `{w}`"),
+                );
+                self.errors.push(if w.eq_ignore_ascii_case("m") {
+                    d.with_help("write `M`")
+                } else {
+                    d
+                });
+                None
+            }
+            Item::Number(n) => self
+                .bounded(n, &item.span, "width", 1, MAX_WIDTH)
+                .map(CfgItem::Conv),
+        }
     }
 
     pub(super) fn boolean(&mut self, key: &str, v: &Spanned<Value>) -> Option<bool> {

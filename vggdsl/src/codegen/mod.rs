@@ -10,8 +10,29 @@ pub mod rust;
 pub use rust::{file, tokens};
 
 use crate::analysis::{self, thousands};
-use crate::ir::Network;
+use crate::ir::Architecture;
 use crate::spec::CfgItem;
+
+/// How every generated Rust file begins; [`crate::write_if_changed`] replaces only a file that
+/// begins so (or with [`PYTHON_HEADER`], for Python contents): any other was written by hand.
+pub const RUST_HEADER: &str = "// @generated";
+/// How every generated Python module begins.
+pub const PYTHON_HEADER: &str = "# @generated";
+
+/// The header of generated `contents`: Python's or Rust's.
+pub fn header_of(contents: &str) -> &'static str {
+    if contents.starts_with(PYTHON_HEADER) {
+        PYTHON_HEADER
+    } else {
+        RUST_HEADER
+    }
+}
+
+/// A generated file's first line: `header`, and the file the models come from (`from`, written
+/// as the language's comments take it).
+fn header_line(header: &str, from: &str) -> String {
+    format!("{header} by vggdsl from {from}. Do not edit.")
+}
 
 /// Where the model came from, for the doc comment (`None` for inline `vgg!` models).
 #[derive(Debug, Clone, Default)]
@@ -44,7 +65,7 @@ pub fn cfg_text(cfg: &[CfgItem]) -> String {
 }
 
 /// What a generated model's doc comment or docstring says about it: origin, shapes, figures, cfg.
-fn model_doc(net: &Network, origin: &Origin, s: &analysis::Summary) -> String {
+fn model_doc(net: &Architecture, origin: &Origin, s: &analysis::Summary) -> String {
     let spec = &net.spec;
     let from = origin
         .file

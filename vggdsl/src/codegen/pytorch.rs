@@ -7,17 +7,14 @@
 //! not fit on one line exploded one item per line with a trailing comma), so that formatting the
 //! file changes nothing.
 
-use super::{model_doc, Origin};
+use super::{header_line, model_doc, Origin, PYTHON_HEADER};
 use crate::analysis;
 use crate::init::{self, Op};
-use crate::ir::{Layer, LayerKind, Network};
+use crate::ir::{Architecture, Layer, LayerKind};
 use crate::names;
 use crate::repr::NORM_OPTIONS;
 use crate::spec::CfgItem;
 use std::fmt;
-
-/// The header every generated Python file starts with.
-pub const GENERATED_HEADER: &str = "# @generated";
 
 /// black's line length.
 const WIDTH: usize = 88;
@@ -65,19 +62,13 @@ impl std::error::Error for Unsupported {}
 
 /// The module `vggdsl compile --target pytorch` writes: header, docstring, imports, the BatchNorm
 /// classes, then one class per model in file order.
-pub fn file(nets: &[Network], origin: &Origin) -> Result<String, Unsupported> {
+pub fn file(nets: &[Architecture], origin: &Origin) -> Result<String, Unsupported> {
     for net in nets {
         check_name(&net.spec.name)?;
     }
     let from = origin.file.as_deref().unwrap_or("vgg!");
     let mut py = Py::default();
-    py.line(
-        0,
-        &format!(
-            "{GENERATED_HEADER} by vggdsl from {}. Do not edit.",
-            escaped(from)
-        ),
-    );
+    py.line(0, &header_line(PYTHON_HEADER, &escaped(from)));
     py.line(
         0,
         &format!(
@@ -152,14 +143,13 @@ fn norm_classes(py: &mut Py) {
     }
 }
 
-fn model(py: &mut Py, net: &Network, origin: &Origin) {
-    let spec = &net.spec;
+fn model(py: &mut Py, net: &Architecture, origin: &Origin) {
     let summary = analysis::summarize(net);
     py.blank();
     py.blank();
     py.call(
         0,
-        &format!("class {}(", spec.name),
+        &format!("class {}(", net.spec.name),
         &["nn.Module".to_owned()],
         "):",
     );
@@ -172,7 +162,45 @@ fn model(py: &mut Py, net: &Network, origin: &Origin) {
     }
     py.line(1, "\"\"\"");
     py.blank();
+    constants(py, net);
 
+    py.blank();
+    py.line(1, "def __init__(self):");
+    py.line(2, "super().__init__()");
+    sequential(py, names::FEATURES, &net.features);
+    sequential(py, names::CLASSIFIER, &net.classifier);
+    let steps = init::plan(net);
+    if !steps.is_empty() {
+        py.line(2, "self._initialize_weights()");
+    }
+
+    py.blank();
+    py.line(1, "def _get_name(self):");
+    py.line(
+        2,
+        "# The class name print(model) shows, as the seed's and the Rust model's do.",
+    );
+    py.line(2, &format!("return {}", quoted(names::TORCH_CLASS)));
+
+    py.blank();
+    py.line(1, "def forward(self, x):");
+    py.line(2, &format!("x = self.{}(x)", names::FEATURES));
+    let head = &net.head;
+    py.line(
+        2,
+        &format!(
+            "x = nn.functional.avg_pool2d(x, kernel_size={}, stride={})",
+            head.kernel, head.stride
+        ),
+    );
+    py.line(2, "x = torch.flatten(x, 1)");
+    py.line(2, &format!("return self.{}(x)", names::CLASSIFIER));
+    initialize_weights(py, &steps);
+}
+
+/// The class's constants: input shape, classes, cfg, rates, HRank's relucfg and convcfg.
+fn constants(py: &mut Py, net: &Architecture) {
+    let spec = &net.spec;
     let [c, h, w] = spec.input;
     py.line(1, &format!("INPUT_SHAPE = ({c}, {h}, {w})"));
     py.line(1, &format!("NUM_CLASSES = {}", spec.num_classes));
@@ -207,56 +235,28 @@ fn model(py: &mut Py, net: &Network, origin: &Origin) {
         "# HRank's convcfg: positions of the convs in `features` (all but the last).",
     );
     py.collection(1, "CONV_CFG = [", &positions(&net.conv_cfg), "]");
+}
 
-    py.blank();
-    py.line(1, "def __init__(self):");
-    py.line(2, "super().__init__()");
-    sequential(py, names::FEATURES, &net.features);
-    sequential(py, names::CLASSIFIER, &net.classifier);
-    let steps = init::plan(net);
-    if !steps.is_empty() {
-        py.line(2, "self._initialize_weights()");
+/// `_initialize_weights`, the init plan's steps in order, when there are any.
+fn initialize_weights(py: &mut Py, steps: &[init::Step]) {
+    if steps.is_empty() {
+        return;
     }
-
     py.blank();
-    py.line(1, "def _get_name(self):");
+    py.line(1, "@torch.no_grad()");
+    py.line(1, "def _initialize_weights(self):");
     py.line(
         2,
-        "# The class name print(model) shows, as the seed's and the Rust model's do.",
+        "\"\"\"The model's init rules, applied as the seed's _initialize_weights does.\"\"\"",
     );
-    py.line(2, &format!("return {}", quoted(names::TORCH_CLASS)));
-
-    py.blank();
-    py.line(1, "def forward(self, x):");
-    py.line(2, &format!("x = self.{}(x)", names::FEATURES));
-    let head = &net.head;
-    py.line(
-        2,
-        &format!(
-            "x = nn.functional.avg_pool2d(x, kernel_size={}, stride={})",
-            head.kernel, head.stride
-        ),
-    );
-    py.line(2, "x = torch.flatten(x, 1)");
-    py.line(2, &format!("return self.{}(x)", names::CLASSIFIER));
-
-    if !steps.is_empty() {
-        py.blank();
-        py.line(1, "@torch.no_grad()");
-        py.line(1, "def _initialize_weights(self):");
-        py.line(
-            2,
-            "\"\"\"The model's init rules, applied as the seed's _initialize_weights does.\"\"\"",
-        );
-        for step in steps {
-            let (method, args) = match step.op {
-                Op::Normal { mean, std } => ("normal_", vec![float(mean), float(std)]),
-                Op::Uniform { low, high } => ("uniform_", vec![float(low), float(high)]),
-                Op::Constant(v) => ("fill_", vec![float(v)]),
-            };
-            let target = format!("self.{}.{}.{}", step.section, step.layer, step.tensor);
-            py.call(2, &format!("{target}.{method}("), &args, ")");
-        }
+    for step in steps {
+        let (method, args) = match step.op {
+            Op::Normal { mean, std } => ("normal_", vec![float(mean), float(std)]),
+            Op::Uniform { low, high } => ("uniform_", vec![float(low), float(high)]),
+            Op::Constant(v) => ("fill_", vec![float(v)]),
+        };
+        let target = format!("self.{}.{}.{}", step.section, step.layer, step.tensor);
+        py.call(2, &format!("{target}.{method}("), &args, ")");
     }
 }
 

@@ -1,0 +1,105 @@
+//! The command's exit codes: the codes, and one table per command of what each means there, from
+//! which `--help` prints its "Exit codes:" (README.md, docs/language.md and TRAINING.md repeat
+//! them word for word; tests compare).
+
+/// A FILE is invalid, or an output cannot be written.
+pub const FAILED: u8 = 1;
+/// A FILE cannot be read. Higher than [`FAILED`]: `check` exits with the highest code of its files.
+pub const UNREADABLE: u8 = 2;
+/// The command line is wrong (clap's own usage errors exit with it too).
+pub const USAGE: u8 = 2;
+/// The file has no model of the name asked for, or several and none is named: the command line
+/// must say which, in every command that takes a model.
+pub const MODEL: u8 = USAGE;
+/// Stopped by Ctrl-C (128 + SIGINT, as shells report it).
+#[cfg(feature = "torch")]
+pub const INTERRUPTED: u8 = 130;
+
+/// A command's exit codes and what each means; a meaning's `\n` continues it on the next line.
+pub type Table = &'static [(u8, &'static str)];
+
+/// `check`, `summary`, `compile`, `plot` and `vggdsl` itself.
+pub const COMPILER: Table = &[
+    (
+        0,
+        "success, also when the reader of standard output stops early (`| head`)",
+    ),
+    (
+        FAILED,
+        "a FILE is invalid (diagnostics on stderr), or the output cannot be written",
+    ),
+    (USAGE, "a FILE cannot be read, or the command line is wrong"),
+];
+
+/// `export`.
+pub const EXPORT: Table = &[
+    (0, "success"),
+    (
+        FAILED,
+        "FILE or the weights are invalid or do not fit one another, or OUT cannot be written\n\
+         (nothing is written)",
+    ),
+    (USAGE, "a file cannot be read, or the command line is wrong"),
+];
+
+/// `train` and `eval`.
+#[cfg(feature = "torch")]
+pub const TRAIN: Table = &[
+    (0, "success"),
+    (
+        FAILED,
+        "FILE, the data or a weights file is invalid, or training failed (the last checkpoint stays)",
+    ),
+    (USAGE, "a FILE cannot be read, or the command line is wrong"),
+    (
+        INTERRUPTED,
+        "interrupted by Ctrl-C or SIGTERM (train saves a checkpoint first)",
+    ),
+];
+
+/// `rank`.
+#[cfg(feature = "torch")]
+pub const RANK: Table = &[
+    (0, "success"),
+    (
+        FAILED,
+        "FILE, the data or the weights are invalid, or RANKS_DIR cannot be written (nothing is written)",
+    ),
+    (USAGE, "a FILE cannot be read, or the command line is wrong"),
+];
+
+/// `prune`.
+#[cfg(feature = "torch")]
+pub const PRUNE: Table = &[
+    (0, "success"),
+    (
+        FAILED,
+        "FILE, the weights or the ranks are invalid or do not fit one another, or DIR cannot be\n\
+         written (nothing is written)",
+    ),
+    (
+        USAGE,
+        "a file cannot be read, or the command line is wrong (--compress-rate included)",
+    ),
+];
+
+/// A table as `--help` prints it: `Exit codes:`, then a line per code, the meanings aligned.
+pub fn help(table: Table) -> String {
+    let width = table
+        .iter()
+        .map(|(code, _)| code.to_string().len())
+        .max()
+        .unwrap_or(1);
+    let mut text = String::from("Exit codes:");
+    for (code, meaning) in table {
+        for (i, line) in meaning.lines().enumerate() {
+            let code = if i == 0 {
+                code.to_string()
+            } else {
+                String::new()
+            };
+            text += &format!("\n  {code:<width$}  {line}");
+        }
+    }
+    text
+}

@@ -1,0 +1,68 @@
+//! Which filters each conv keeps, by a [`Criterion`]: the torch-free rules (how many a rate
+//! keeps, the highest scores with ties to the lower index) are [`vggdsl::select`]'s; here are the
+//! scores that need the network (L1 norms of its kernels) and random choices, from a seeded
+//! ChaCha8 generator, never from libtorch's.
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tch::{Kind, Tensor};
+use vggdsl::select::keep_highest;
+use vggdsl_runtime::{Layer, Network};
+
+/// What decides which filters of a conv survive; the others are removed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Criterion<'a> {
+    /// The highest mean feature-map rank (HRank), one score list per conv.
+    Rank(Vec<&'a [f64]>),
+    /// The largest L1 norm of the filter's kernel (its weights summed in absolute value).
+    L1,
+    /// A uniformly random choice, per conv in order, from ChaCha8 seeded with this.
+    Random(u64),
+}
+
+/// The surviving filter indices of each conv of `net`, ascending: `keep[i]` of conv `i`'s filters,
+/// chosen by `criterion`.
+pub fn choose(net: &Network, keep: &[i64], criterion: &Criterion) -> Vec<Vec<i64>> {
+    let convs: Vec<(usize, &str, i64)> = net.ir().convs().collect();
+    assert_eq!(keep.len(), convs.len(), "one width per conv");
+    let mut rng = match criterion {
+        Criterion::Random(seed) => Some(ChaCha8Rng::seed_from_u64(*seed)),
+        _ => None,
+    };
+    convs
+        .iter()
+        .zip(keep)
+        .enumerate()
+        .map(|(i, (&(_, name, width), &k))| match criterion {
+            Criterion::Rank(scores) => keep_highest(scores[i], k as usize),
+            Criterion::L1 => {
+                let path = vggdsl::names::module_path(vggdsl::names::FEATURES, name);
+                let Some(Layer::Conv2d(conv)) = net.layer(&path) else {
+                    unreachable!("{path} is a conv of this network")
+                };
+                keep_highest(&filter_l1(&conv.weight), k as usize)
+            }
+            Criterion::Random(_) => {
+                let rng = rng.as_mut().expect("seeded for Criterion::Random");
+                let mut order: Vec<i64> = (0..width).collect();
+                order.shuffle(rng);
+                order.truncate(k as usize);
+                order.sort_unstable();
+                order
+            }
+        })
+        .collect()
+}
+
+/// The L1 norm of each output filter of a conv weight `[out, in, k, k]`, summed in f64.
+pub fn filter_l1(weight: &Tensor) -> Vec<f64> {
+    let norms = tch::no_grad(|| {
+        weight.abs().to_kind(Kind::Double).sum_dim_intlist(
+            [1, 2, 3].as_slice(),
+            false,
+            Kind::Double,
+        )
+    });
+    Vec::<f64>::try_from(&norms).expect("a double vector")
+}

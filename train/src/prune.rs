@@ -1,0 +1,348 @@
+//! Pruning a model to compress rates: its weights loaded, the filters each conv keeps chosen by a
+//! criterion, the network cut down to them ([`crate::hrank::surgery`]), and the pruned model
+//! written as the same file's model with the `compress_rate` that gives the kept widths. What
+//! `vggdsl prune` does between reading its arguments and writing its files.
+//!
+//! The model to prune is the network the weights hold: its `compress_rate`, if any, is where it
+//! is pruned to (when no other rates are given), not a cut already made.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use tch::nn::VarStore;
+use tch::Device;
+use vggdsl::analysis;
+use vggdsl::files::kept::KeptFile;
+use vggdsl::files::ranks::{RanksFile, ReadError};
+use vggdsl::ir::LayerKind;
+use vggdsl::rewrite::{self, rate_list};
+use vggdsl::select::{language_rate, WidthRule};
+use vggdsl::Architecture;
+use vggdsl_runtime::state_dict::LoadError;
+use vggdsl_runtime::Network;
+
+use crate::hrank::{self, Criterion, Inherit, RanksMismatch};
+
+/// What to prune, to what, and how.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    /// The `.vgg` file's text, and the name it goes by in messages and in the pruned file's
+    /// comment.
+    pub source: &'a str,
+    pub file_name: &'a str,
+    /// The model to prune, one of the file's.
+    pub model: &'a Architecture,
+    /// The unpruned model's weights (a `.safetensors` file or a `torch.save` archive).
+    pub weights: &'a Path,
+    /// The rates; `None`: the model's own `compress_rate`.
+    pub rates: Option<Rates>,
+    /// Which filters survive.
+    pub by: By<'a>,
+    /// How many filters survive.
+    pub rule: WidthRule,
+    /// What the pruned network inherits.
+    pub inherit: Inherit,
+    /// Seeds [`By::Random`] and the draws of what the pruned network does not inherit.
+    pub seed: u64,
+}
+
+/// Rates given for the model, checked as its `compress_rate` would be.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rates {
+    /// One per conv, or one fewer (the last conv keeps its width).
+    pub values: Vec<f64>,
+    /// The list as it was written, such as `[0.95] + [0.5] * 6`.
+    pub text: String,
+}
+
+/// Which filters of each conv survive; ties go to the lower filter index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum By<'a> {
+    /// The highest mean feature-map rank, from the ranks file of `vggdsl rank` at this path.
+    Rank(&'a Path),
+    /// The largest L1 norm of the filter's kernel.
+    L1,
+    /// A uniformly random choice, seeded by [`Request::seed`].
+    Random,
+}
+
+/// A pruned model.
+#[derive(Debug)]
+pub struct Pruned {
+    /// The pruned model's `.vgg` text: the file's, with the model's new `compress_rate` and a
+    /// comment saying how it was pruned.
+    pub text: String,
+    /// The pruned model, as the text declares it.
+    pub architecture: Architecture,
+    /// Its weights.
+    pub vars: VarStore,
+    /// The filters each conv kept.
+    pub kept: KeptFile,
+    /// The `compress_rate` written in the text.
+    pub compress_rate: String,
+    /// How the filters were chosen, in words, such as `the largest L1 norm`.
+    pub criterion: String,
+    pub figures: Figures,
+}
+
+/// Why a model could not be pruned: one sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum PruneError {
+    #[error("model {model} of {file} has no compress_rate, and no rates were given")]
+    NoRates { model: String, file: String },
+    #[error(transparent)]
+    Weights(#[from] LoadError),
+    #[error(transparent)]
+    Ranks(#[from] ReadError),
+    #[error("{} does not fit {file}: {source}", ranks.display())]
+    RanksDoNotFit {
+        ranks: PathBuf,
+        file: String,
+        source: Box<RanksMismatch>,
+    },
+}
+
+/// Prunes `request.model` as `request` says.
+pub fn prune(request: &Request) -> Result<Pruned, PruneError> {
+    let full_ir = vggdsl::ir::lower(&request.model.spec.unpruned())
+        .expect("a model lowers only if its unpruned form does");
+    let (rates, given) = rates(request)?;
+    let widths: Vec<i64> = full_ir.convs().map(|(.., c)| c).collect();
+    let keep: Vec<i64> = widths
+        .iter()
+        .zip(&rates)
+        .map(|(&c, &r)| request.rule.kept(c, r))
+        .collect();
+
+    let mut full_vs = VarStore::new(Device::Cpu);
+    let full = Network::new(&full_vs.root(), &full_ir);
+    vggdsl_runtime::load_state_dict(&mut full_vs, request.weights)?;
+    let ranks;
+    let (criterion, text) = match request.by {
+        By::Rank(path) => {
+            ranks = RanksFile::read(path)?;
+            let scores = hrank::scores_for(&ranks, &full_ir).map_err(|source| {
+                PruneError::RanksDoNotFit {
+                    ranks: path.to_owned(),
+                    file: request.file_name.to_owned(),
+                    source: Box::new(source),
+                }
+            })?;
+            let text = format!(
+                "the highest mean feature-map rank ({}, {} images)",
+                path.display(),
+                ranks.images
+            );
+            (Criterion::Rank(scores), text)
+        }
+        By::L1 => (Criterion::L1, "the largest L1 norm".to_owned()),
+        By::Random => (
+            Criterion::Random(request.seed),
+            format!("a random choice (seed {})", request.seed),
+        ),
+    };
+    let kept = hrank::choose(&full, &keep, &criterion);
+
+    let compress_rate = written_rates(request, given, &widths, &keep, &rates);
+    let comment = comment(
+        request,
+        &criterion_rates(request.rule, given, &rates),
+        &text,
+    );
+    let (pruned_text, architecture) = rewritten(request, &compress_rate, &comment, &keep);
+
+    tch::manual_seed(request.seed as i64);
+    let vars = VarStore::new(Device::Cpu);
+    let _pruned = Network::new(&vars.root(), &architecture);
+    hrank::transplant(&full_ir, &full_vs, &kept, &vars, request.inherit);
+
+    Ok(Pruned {
+        figures: Figures::new(&full_ir, &architecture),
+        kept: KeptFile {
+            convs: full_ir
+                .convs()
+                .map(|(_, name, _)| name.to_owned())
+                .zip(kept)
+                .collect(),
+        },
+        text: pruned_text,
+        architecture,
+        vars,
+        compress_rate,
+        criterion: text,
+    })
+}
+
+/// The rates to prune to, and their text when they were given rather than the model's own.
+fn rates<'a>(request: &'a Request) -> Result<(Vec<f64>, Option<&'a str>), PruneError> {
+    match (&request.rates, &request.model.spec.compress_rate) {
+        (Some(rates), _) => Ok((rates.values.clone(), Some(rates.text.as_str()))),
+        (None, Some(rates)) => Ok((rates.clone(), None)),
+        (None, None) => Err(PruneError::NoRates {
+            model: request.model.spec.name.clone(),
+            file: request.file_name.to_owned(),
+        }),
+    }
+}
+
+/// The `compress_rate` the pruned model's text gets: the rates as given (the model's own text
+/// when none were), or for HRank's rule, the rates that give its widths in the language.
+fn written_rates(
+    request: &Request,
+    given: Option<&str>,
+    widths: &[i64],
+    keep: &[i64],
+    rates: &[f64],
+) -> String {
+    match (request.rule, given) {
+        (WidthRule::HRankPlus, Some(text)) => text.to_owned(),
+        (WidthRule::HRankPlus, None) => {
+            rewrite::compress_rate(request.source, &request.model.spec.name)
+                .expect("the model has a compress_rate")
+                .to_owned()
+        }
+        (WidthRule::HRank, _) => rate_list(
+            &widths
+                .iter()
+                .zip(keep)
+                .zip(rates)
+                .map(|((&c, &k), &r)| language_rate(c, k, r))
+                .collect::<Vec<_>>(),
+        ),
+    }
+}
+
+/// The pruned model's text and architecture: the file with the model's `compress_rate` replaced,
+/// `comment` above it; its convs `keep` wide.
+fn rewritten(
+    request: &Request,
+    compress_rate: &str,
+    comment: &str,
+    keep: &[i64],
+) -> (String, Architecture) {
+    let name = &request.model.spec.name;
+    let (text, _) = rewrite::with_compress_rate(request.source, name, compress_rate, comment)
+        .expect("the source parsed and has the model");
+    let architecture = match vggdsl::check_source(&text).as_deref() {
+        Ok([net]) => net.clone(),
+        _ => unreachable!("the rates were checked in this model:\n{text}"),
+    };
+    assert_eq!(
+        architecture.convs().map(|(.., c)| c).collect::<Vec<_>>(),
+        keep,
+        "the written rates give the kept widths"
+    );
+    (text, architecture)
+}
+
+/// The files [`Pruned`] is written as, in a folder: the model, its weights, the kept filters.
+pub const MODEL_FILE: &str = "model.vgg";
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub const KEPT_FILE: &str = "kept.json";
+
+/// How a width rule reads in the pruned file's comment and the command's report.
+pub fn describe(rule: WidthRule) -> &'static str {
+    match rule {
+        WidthRule::HRankPlus => "HRankPlus's int(c·(1 − r)), the language's",
+        WidthRule::HRank => "HRank's c − int(r·c)",
+    }
+}
+
+/// `for the rates …` after HRank's rule, whose widths differ from the language's for those rates.
+fn criterion_rates(rule: WidthRule, given: Option<&str>, rates: &[f64]) -> String {
+    match (rule, given) {
+        (WidthRule::HRank, Some(text)) => format!(" for the rates {text}"),
+        (WidthRule::HRank, None) => format!(" for the rates {}", rate_list(rates)),
+        (WidthRule::HRankPlus, _) => String::new(),
+    }
+}
+
+/// The pruned model's comment: where it comes from, and how it was pruned.
+fn comment(request: &Request, rates: &str, criterion: &str) -> String {
+    format!(
+        "Pruned by `vggdsl prune` from model {} of {} with the weights {}:\n\
+         filters kept by {criterion}; widths by {}{rates};\n\
+         {}. Weights: {WEIGHTS_FILE}; kept filters: {KEPT_FILE}.",
+        request.model.spec.name,
+        request.file_name,
+        request.weights.display(),
+        describe(request.rule),
+        match request.inherit {
+            Inherit::All => "every tensor copied".to_owned(),
+            Inherit::ConvOnly => format!(
+                "conv kernels copied, the rest drawn fresh (seed {})",
+                request.seed
+            ),
+        },
+    )
+}
+
+/// Before/after figures of every Conv2d and Linear, and their totals.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Figures {
+    pub layers: Vec<LayerFigures>,
+    pub total: Total,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LayerFigures {
+    pub name: String,
+    pub kind: &'static str,
+    /// Output channels or features, before and after.
+    pub filters: [i64; 2],
+    pub params: [u64; 2],
+    pub macs: [u64; 2],
+}
+
+/// Conv2d and Linear parameters and MACs, before and after, and the share removed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Total {
+    pub params: [u64; 2],
+    pub macs: [u64; 2],
+    pub params_removed_pct: f64,
+    pub macs_removed_pct: f64,
+}
+
+fn removed(before: u64, after: u64) -> f64 {
+    if before == 0 {
+        0.0
+    } else {
+        100.0 * (before - after) as f64 / before as f64
+    }
+}
+
+impl Figures {
+    pub fn new(full: &Architecture, pruned: &Architecture) -> Figures {
+        let (a, b) = (analysis::summarize(full), analysis::summarize(pruned));
+        let width = |net: &Architecture, i: usize| {
+            let l = net.layers().nth(i).expect("same layers").1;
+            match l.kind {
+                LayerKind::Conv2d { out_channels, .. } => Some(out_channels),
+                LayerKind::Linear { out_features, .. } => Some(out_features),
+                _ => None,
+            }
+        };
+        let layers: Vec<LayerFigures> = a
+            .layers
+            .iter()
+            .zip(&b.layers)
+            .enumerate()
+            .filter_map(|(i, (x, y))| {
+                Some(LayerFigures {
+                    name: x.name.clone(),
+                    kind: x.kind,
+                    filters: [width(full, i)?, width(pruned, i)?],
+                    params: [x.params, y.params],
+                    macs: [x.macs, y.macs],
+                })
+            })
+            .collect();
+        let total = Total {
+            params: [a.params_conv_linear, b.params_conv_linear],
+            macs: [a.macs, b.macs],
+            params_removed_pct: removed(a.params_conv_linear, b.params_conv_linear),
+            macs_removed_pct: removed(a.macs, b.macs),
+        };
+        Figures { layers, total }
+    }
+}

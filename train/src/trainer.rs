@@ -1,0 +1,446 @@
+//! Training and evaluating image classifiers: the loop of `vggdsl train` and `vggdsl eval`.
+//!
+//! [`Trainer`] runs a [`Recipe`] (SGD with momentum and weight decay, a learning-rate schedule)
+//! on a model and its [`VarStore`], as the seed's PyTorch loop does: BatchNorm in train mode and
+//! mean cross-entropy for the steps, eval mode for the test set after every epoch. It saves a
+//! checkpoint in a [`RunDir`] after each epoch and when asked to stop, and continues one exactly:
+//! training two epochs gives the same tensors, bit for bit, as training one and resuming for one,
+//! also from the middle of an epoch, since the batches of an epoch depend only on the seed and
+//! the epoch ([`crate::data`]) and the optimiser state is saved whole ([`Sgd`]).
+
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use tch::nn::{ModuleT, VarStore};
+use tch::{Kind, Reduction, TchError, Tensor};
+use vggdsl::files::metrics::EpochMetrics;
+use vggdsl::files::run::{LAST, OPTIMIZER};
+use vggdsl::spec::Recipe;
+use vggdsl_runtime::state_dict;
+
+use crate::checkpoint::{Best, EpochSums, RunDir, RunState};
+use crate::data::{Batch, ImageSet};
+use crate::error::TrainError;
+use crate::sgd::{Sgd, SgdConfig};
+
+/// The batch size of evaluation passes: large enough to keep the cores busy, small enough for
+/// the seed network's activations to stay in a few hundred MB.
+pub const EVAL_BATCH: usize = 256;
+
+/// One training step as PyTorch's loop takes it: zero the gradients, forward in train mode,
+/// mean cross-entropy, backward, SGD step. Returns the loss and how many images it got right.
+pub fn train_step(
+    model: &dyn ModuleT,
+    sgd: &mut Sgd,
+    batch: &Batch,
+    lr: f64,
+) -> Result<(f64, u64), TchError> {
+    sgd.zero_grad();
+    let logits = model.forward_t(&batch.images, true);
+    let loss =
+        logits.f_cross_entropy_loss::<Tensor>(&batch.labels, None, Reduction::Mean, -100, 0.0)?;
+    loss.f_backward()?;
+    sgd.step(lr)?;
+    let correct = tch::no_grad(|| correct(&logits, &batch.labels))?;
+    Ok((loss.f_double_value(&[])?, correct))
+}
+
+fn correct(logits: &Tensor, labels: &Tensor) -> Result<u64, TchError> {
+    let right = logits
+        .f_argmax(-1, false)?
+        .f_eq_tensor(labels)?
+        .f_sum(Kind::Int64)?;
+    Ok(right.f_int64_value(&[])? as u64)
+}
+
+/// A model's figures on a dataset split.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// Mean cross-entropy over all images.
+    pub loss: f64,
+    /// Per class (by label): images classified right, and images.
+    pub correct: Vec<u64>,
+    pub images: Vec<u64>,
+}
+
+impl Evaluation {
+    /// The fraction of all images classified right.
+    pub fn accuracy(&self) -> f64 {
+        self.correct.iter().sum::<u64>() as f64 / self.images.iter().sum::<u64>().max(1) as f64
+    }
+
+    /// The fraction of class `label`'s images classified right, `None` if it has none.
+    pub fn class_accuracy(&self, label: usize) -> Option<f64> {
+        let n = self.images[label];
+        (n > 0).then(|| self.correct[label] as f64 / n as f64)
+    }
+}
+
+/// Evaluates `model` in eval mode on every image of `set`, `batch_size` at a time; `progress` is
+/// told the batches done (from 0) and their number. Returns `None` if `stop` is raised before the end.
+pub fn evaluate(
+    model: &dyn ModuleT,
+    set: &ImageSet,
+    batch_size: NonZeroUsize,
+    stop: &AtomicBool,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Option<Evaluation>, TchError> {
+    let classes = set.dataset().num_classes() as usize;
+    let mut correct = vec![0u64; classes];
+    let mut images = vec![0u64; classes];
+    let mut loss_sum = 0.0;
+    let batches = set.in_order(batch_size, set.len());
+    let total = batches.len();
+    progress(0, total);
+    for (i, batch) in batches.enumerate() {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        tch::no_grad(|| -> Result<(), TchError> {
+            let logits = model.forward_t(&batch.images, false);
+            let loss = logits.f_cross_entropy_loss::<Tensor>(
+                &batch.labels,
+                None,
+                Reduction::Sum,
+                -100,
+                0.0,
+            )?;
+            loss_sum += loss.f_double_value(&[])?;
+            let predicted = Vec::<i64>::try_from(logits.f_argmax(-1, false)?)?;
+            let labels = Vec::<i64>::try_from(&batch.labels)?;
+            for (p, l) in predicted.into_iter().zip(labels) {
+                let l = l as usize;
+                images[l] += 1;
+                correct[l] += u64::from(p as usize == l);
+            }
+            Ok(())
+        })?;
+        progress(i + 1, total);
+    }
+    let n = images.iter().sum::<u64>().max(1);
+    Ok(Some(Evaluation {
+        loss: loss_sum / n as f64,
+        correct,
+        images,
+    }))
+}
+
+/// Where training stands after a batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Counted from 0.
+    pub epoch: u32,
+    pub epochs: u32,
+    /// Batches of the epoch done, and their number.
+    pub batch: usize,
+    pub batches: usize,
+    /// The epoch's running mean loss and accuracy.
+    pub loss: f64,
+    pub accuracy: f64,
+    /// Images trained on in this process during this epoch, and the seconds that took.
+    pub images: u64,
+    pub seconds: f64,
+}
+
+/// What a training loop reports as it goes; every method does nothing by default.
+pub trait Observer {
+    /// Epoch `epoch` (from 0) starts, or resumes after `progress.batch` batches.
+    fn epoch_start(&mut self, _progress: &Progress) {}
+    fn batch(&mut self, _progress: &Progress) {}
+    /// The test pass has done `done` of `total` batches.
+    fn evaluating(&mut self, _done: usize, _total: usize) {}
+    fn epoch_end(&mut self, _metrics: &EpochMetrics, _best: bool) {}
+}
+
+/// The silent observer.
+impl Observer for () {}
+
+/// How [`Trainer::run`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// All epochs of the recipe are done.
+    Finished,
+    /// Stopped on request, with a checkpoint saved at epoch `epoch` (from 0) after `batch` of its
+    /// `batches` batches.
+    Stopped {
+        epoch: u32,
+        batch: usize,
+        batches: usize,
+    },
+}
+
+/// The training and test sets of a run.
+#[derive(Debug, Clone)]
+pub struct Data {
+    pub train: ImageSet,
+    pub test: ImageSet,
+}
+
+/// A run of a recipe on a model, saving its checkpoints in a [`RunDir`].
+pub struct Trainer<'a> {
+    model: &'a dyn ModuleT,
+    vs: &'a VarStore,
+    sgd: Sgd,
+    data: Data,
+    dir: RunDir,
+    state: RunState,
+    metrics: Vec<String>,
+}
+
+impl<'a> Trainer<'a> {
+    /// A new run of `recipe` in `dir`, which must not hold one. The model's weights are where
+    /// training starts: seed libtorch with `recipe.seed` before building it, as PyTorch's
+    /// `torch.manual_seed(seed)` before the model does.
+    pub fn new(
+        model: &'a dyn ModuleT,
+        vs: &'a VarStore,
+        name: &str,
+        data: Data,
+        recipe: Recipe,
+        dir: RunDir,
+    ) -> Result<Trainer<'a>, TrainError> {
+        if dir.state()?.is_some() {
+            return Err(TrainError::RunExists {
+                dir: dir.path().into(),
+            });
+        }
+        let dataset = data.train.dataset();
+        let state = RunState::new(name, dataset.name(), data.train.len(), recipe);
+        Ok(Trainer {
+            model,
+            sgd: Sgd::new(vs, sgd_config(&state.recipe)),
+            vs,
+            data,
+            dir,
+            state,
+            metrics: Vec::new(),
+        })
+    }
+
+    /// Continues the run saved in `dir` from its checkpoint: weights, momentum buffers,
+    /// position and figures. `epochs`, if given, replaces the recipe's number of epochs (to
+    /// train longer); the rest of the recipe is the saved one.
+    pub fn resume(
+        model: &'a dyn ModuleT,
+        vs: &'a mut VarStore,
+        name: &str,
+        data: Data,
+        dir: RunDir,
+        epochs: Option<u32>,
+    ) -> Result<Trainer<'a>, TrainError> {
+        let mut state = dir.state()?.ok_or_else(|| TrainError::NoRun {
+            dir: dir.path().into(),
+        })?;
+        if state.model != name {
+            return Err(TrainError::OtherModel {
+                dir: dir.path().into(),
+                saved: state.model,
+                model: name.into(),
+            });
+        }
+        let dataset = data.train.dataset();
+        if state.dataset != dataset.name() || state.train_images != data.train.len() {
+            return Err(TrainError::OtherData {
+                dir: dir.path().into(),
+                saved: state.dataset,
+                saved_images: state.train_images,
+                dataset,
+                images: data.train.len(),
+            });
+        }
+        if let Some(epochs) = epochs {
+            if epochs < state.epoch {
+                return Err(TrainError::EpochsDone {
+                    done: state.epoch,
+                    epochs,
+                });
+            }
+            state.recipe.epochs = epochs;
+        }
+        dir.check(LAST, state.files.last)?;
+        dir.check(OPTIMIZER, state.files.optimizer)?;
+        state_dict::load_state_dict(vs, dir.file(LAST))?;
+        let mut sgd = Sgd::new(vs, sgd_config(&state.recipe));
+        let path = dir.file(OPTIMIZER);
+        let buffers = state_dict::read_state_dict(&path)?;
+        sgd.load_state(buffers)
+            .map_err(|mismatches| TrainError::OptimizerState { path, mismatches })?;
+        let metrics = dir.metrics(state.epoch)?;
+        Ok(Trainer {
+            model,
+            vs,
+            sgd,
+            data,
+            dir,
+            state,
+            metrics,
+        })
+    }
+
+    pub fn state(&self) -> &RunState {
+        &self.state
+    }
+
+    pub fn dir(&self) -> &RunDir {
+        &self.dir
+    }
+
+    /// Batches per epoch.
+    pub fn batches(&self) -> usize {
+        self.data.train.len().div_ceil(self.batch_size().get())
+    }
+
+    fn batch_size(&self) -> NonZeroUsize {
+        NonZeroUsize::new(self.state.recipe.batch_size as usize).expect("checked recipes")
+    }
+
+    /// Trains to the end of the recipe, saving a checkpoint after every epoch. When `stop` is
+    /// raised it finishes the current batch, saves a checkpoint there and returns
+    /// [`Outcome::Stopped`].
+    pub fn run(
+        &mut self,
+        stop: &AtomicBool,
+        observer: &mut dyn Observer,
+    ) -> Result<Outcome, TrainError> {
+        while self.state.epoch < self.state.recipe.epochs {
+            let started = Instant::now();
+            if !self.train_epoch(stop, observer, started)? || stop.load(Ordering::Relaxed) {
+                return self.stop(started);
+            }
+            let Some(test) = evaluate(
+                self.model,
+                &self.data.test,
+                NonZeroUsize::new(EVAL_BATCH).expect("positive"),
+                stop,
+                &mut |done, total| observer.evaluating(done, total),
+            )?
+            else {
+                return self.stop(started);
+            };
+            self.end_epoch(&test, started, observer)?;
+        }
+        Ok(Outcome::Finished)
+    }
+
+    /// Trains the batches of the current epoch that are left; `false` when `stop` is raised
+    /// before its last batch.
+    fn train_epoch(
+        &mut self,
+        stop: &AtomicBool,
+        observer: &mut dyn Observer,
+        started: Instant,
+    ) -> Result<bool, TrainError> {
+        let recipe = &self.state.recipe;
+        let (epoch, epochs, seed) = (self.state.epoch, recipe.epochs, recipe.seed);
+        let lr = recipe.lr_at(epoch);
+        let batches = self.batches();
+        let mut images = 0u64;
+        let progress = |state: &RunState, images: u64| Progress {
+            epoch,
+            epochs,
+            batch: state.batch,
+            batches,
+            loss: state.sums.loss / state.sums.images.max(1) as f64,
+            accuracy: state.sums.correct as f64 / state.sums.images.max(1) as f64,
+            images,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        observer.epoch_start(&progress(&self.state, 0));
+        let augment = self.data.train.dataset().train_augment();
+        let loader = self.data.train.epoch_from(
+            self.batch_size(),
+            augment,
+            seed,
+            u64::from(epoch),
+            self.state.batch,
+        );
+        for batch in loader {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            let (loss, right) = train_step(self.model, &mut self.sgd, &batch, lr)?;
+            if !loss.is_finite() {
+                return Err(TrainError::Diverged {
+                    epoch: epoch + 1,
+                    batch: self.state.batch + 1,
+                    loss,
+                });
+            }
+            let n = batch.labels.size()[0] as u64;
+            let sums = &mut self.state.sums;
+            sums.loss += loss * n as f64;
+            sums.correct += right;
+            sums.images += n;
+            self.state.batch += 1;
+            self.state.step += 1;
+            images += n;
+            observer.batch(&progress(&self.state, images));
+        }
+        Ok(true)
+    }
+
+    /// After the test pass: the epoch's figures, whether it is the best so far, its checkpoint.
+    fn end_epoch(
+        &mut self,
+        test: &Evaluation,
+        started: Instant,
+        observer: &mut dyn Observer,
+    ) -> Result<(), TrainError> {
+        let epoch = self.state.epoch;
+        let sums = self.state.sums;
+        let metrics = EpochMetrics {
+            epoch: epoch + 1,
+            loss: sums.loss / sums.images.max(1) as f64,
+            train_accuracy: sums.correct as f64 / sums.images.max(1) as f64,
+            test_accuracy: test.accuracy(),
+            test_loss: test.loss,
+            lr: self.state.recipe.lr_at(epoch),
+            seconds: sums.seconds + started.elapsed().as_secs_f64(),
+        };
+        let best = match self.state.best {
+            Some(b) => metrics.test_accuracy > b.test_accuracy,
+            None => true,
+        };
+        if best {
+            self.state.best = Some(Best {
+                epoch: epoch + 1,
+                test_accuracy: metrics.test_accuracy,
+            });
+        }
+        self.metrics.push(metrics.to_line());
+        self.state.epoch += 1;
+        self.state.batch = 0;
+        self.state.sums = EpochSums::default();
+        self.save(best, true)?;
+        observer.epoch_end(&metrics, best);
+        Ok(())
+    }
+
+    /// Saves a checkpoint where the run stands and reports it stopped.
+    fn stop(&mut self, started: Instant) -> Result<Outcome, TrainError> {
+        self.state.sums.seconds += started.elapsed().as_secs_f64();
+        self.save(false, false)?;
+        Ok(Outcome::Stopped {
+            epoch: self.state.epoch,
+            batch: self.state.batch,
+            batches: self.batches(),
+        })
+    }
+
+    fn save(&mut self, best: bool, epoch_end: bool) -> Result<(), TrainError> {
+        let last = state_dict::safetensors_bytes(self.vs.variables())?;
+        let optimizer = state_dict::safetensors_bytes(self.sgd.state())?;
+        let metrics = epoch_end.then_some(self.metrics.as_slice());
+        self.dir
+            .save(&mut self.state, &last, &optimizer, best, metrics)
+    }
+}
+
+fn sgd_config(recipe: &Recipe) -> SgdConfig {
+    SgdConfig {
+        momentum: recipe.momentum,
+        weight_decay: recipe.weight_decay,
+        nesterov: recipe.nesterov,
+    }
+}

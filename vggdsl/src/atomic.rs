@@ -1,0 +1,105 @@
+//! Files written whole: the bytes go to a temporary file beside the destination, are synced, and
+//! the file is renamed into place, then the folder is synced; a reader, or a crash, sees the old
+//! file or the new one, never part of one. Every writer of vggdsl's outputs goes through here:
+//! generated code ([`crate::write_if_changed`]), the command's output files, training checkpoints.
+
+use std::fs::{File, OpenOptions, Permissions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+
+/// A file written in full and synced under a temporary name in its destination's folder; it is
+/// removed unless [`Pending::persist`] renames it into place. Several pending files persisted one
+/// after the other, then [`sync_dir`], make an all-or-nothing set for as long as no rename fails.
+#[derive(Debug)]
+pub struct Pending {
+    temp: NamedTempFile,
+    path: PathBuf,
+}
+
+impl Pending {
+    /// `bytes` as the future contents of `path`, with a new file's permissions (0666 less the
+    /// umask).
+    pub fn new(path: &Path, bytes: &[u8]) -> io::Result<Pending> {
+        Pending::with_permissions(path, bytes, None)
+    }
+
+    /// `bytes` as the future contents of `path`, with `permissions` when given (to keep those of
+    /// the file it replaces).
+    pub fn with_permissions(
+        path: &Path,
+        bytes: &[u8],
+        permissions: Option<Permissions>,
+    ) -> io::Result<Pending> {
+        let name = path
+            .file_name()
+            .ok_or_else(|| io::Error::other("it does not name a file"))?;
+        let dir = folder(path);
+        let mut prefix = std::ffi::OsString::from(".");
+        prefix.push(name);
+        prefix.push(".");
+        // Opened here rather than by tempfile's own builder, whose errors name the temporary path.
+        let open = |temp: &Path| OpenOptions::new().write(true).create_new(true).open(temp);
+        let mut temp = tempfile::Builder::new()
+            .prefix(&prefix)
+            .suffix(".tmp")
+            .make_in(dir, open)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("the folder {} does not exist", dir.display()),
+                ),
+                _ => e,
+            })?;
+        let file: &mut File = temp.as_file_mut();
+        file.write_all(bytes)?;
+        if let Some(permissions) = permissions {
+            file.set_permissions(permissions)?;
+        }
+        file.sync_all()?;
+        Ok(Pending {
+            temp,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The file's destination.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Renames the file to its destination, replacing what is there. Durable once the folder is
+    /// synced ([`sync_dir`]).
+    pub fn persist(self) -> io::Result<()> {
+        self.temp.persist(&self.path).map(drop).map_err(|e| e.error)
+    }
+}
+
+/// Syncs a folder, which makes the renames into it durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Writes `bytes` to `path` whole and durably: a [`Pending`] file persisted, its folder synced.
+pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_with_permissions(path, bytes, None)
+}
+
+/// [`write`], with `permissions` when given.
+pub fn write_with_permissions(
+    path: &Path,
+    bytes: &[u8],
+    permissions: Option<Permissions>,
+) -> io::Result<()> {
+    Pending::with_permissions(path, bytes, permissions)?.persist()?;
+    sync_dir(folder(path))
+}
+
+/// The folder a file is in; `.` for a bare name.
+fn folder(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}

@@ -1,0 +1,22 @@
+//! The files vggdsl's tools hand each other, one type per format with its reading and writing:
+//! a training run's folder ([`run`]) and its `metrics.jsonl` ([`metrics`]), the ranks file of
+//! `vggdsl rank` ([`ranks`]), the kept filters of `vggdsl prune` ([`kept`]) and the benchmark
+//! results of `examples/bench.rs` ([`bench`]). They live here, below both the trainer and the
+//! compiler-only `vggdsl plot`, so that every writer and reader agrees on them.
+
+pub mod bench;
+pub mod kept;
+pub mod metrics;
+mod ordered;
+pub mod ranks;
+pub mod run;
+
+/// Why a file's text is not the format it should be: serde_json's sentence, or the rule the
+/// contents break.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
