@@ -33,13 +33,12 @@ fn mark(text: &str) {
 const ALL: &[&str] = &["generated", "network", "pruned"];
 const SEED_AND_PRUNED: &[&str] = &["network", "pruned"];
 
-/// Kernel choices (`None`: the environment's) and the models the child runs them on.
-const CHOICES: [(Option<KernelChoice>, &[&str]); 5] = [
+/// Kernel choices (`None`: the environment's) and the models the child runs them on. Winograd's
+/// and the matrix form run no oneDNN code; a fixed oneDNN runs it on every layer.
+const CHOICES: [(Option<KernelChoice>, &[&str]); 3] = [
     (None, ALL),
     (Some(KernelChoice::Tune), ALL),
     (Some(KernelChoice::Fixed(Kernel::OneDnn)), SEED_AND_PRUNED),
-    (Some(KernelChoice::Fixed(Kernel::Winograd)), SEED_AND_PRUNED),
-    (Some(KernelChoice::Fixed(Kernel::Matrix)), SEED_AND_PRUNED),
 ];
 
 const BATCHES: [i64; 4] = [1, 4, 16, 64];
@@ -90,8 +89,8 @@ fn child() {
         }
     };
     // The environment's choice (`VGGDSL_KERNELS`, set by the parent) and tuning on every model;
-    // each kernel where it applies on the seed's and the pruned model's layers (the generated
-    // model runs the seed's layers as the network does).
+    // oneDNN's kernel on every layer of the seed and the pruned model (the generated model runs
+    // the seed's layers as the network does).
     for (choice, which) in CHOICES {
         set_kernel_choice(choice);
         for name in which {
