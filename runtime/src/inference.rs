@@ -69,6 +69,10 @@ pub fn winograd_weight(weight: &Tensor) -> Tensor {
         .contiguous()
 }
 
+/// Larger batches are timed on their first this many images, which bounds what tuning costs;
+/// per image, the kernels' times change little beyond it.
+const TIMED_BATCH: i64 = 64;
+
 /// The guess ([`KernelChoice::Guess`]) runs Winograd's form from this batch size on, for a wide
 /// 3×3 conv on a small map (see [`ConvReLU2d::guess`]). Not at batch 1: a batch of one streams
 /// the weights, and their Winograd form is 16/9 the size.
@@ -325,10 +329,11 @@ impl ConvReLU2d {
             .into_iter()
             .filter(|&k| self.applies(k, xs))
             .collect();
+        let timed = xs.narrow(0, 0, size[0].min(TIMED_BATCH));
         let chosen = match candidates[..] {
             [only] => only,
-            _ => tuner::choose(&self.key(situation), size[0], &candidates, &|k| {
-                tch::no_grad(|| self.run(k, xs))
+            _ => tuner::choose(&self.key(situation), timed.size()[0], &candidates, &|k| {
+                tch::no_grad(|| self.run(k, &timed))
             }),
         };
         let mut choices = self.choices.borrow_mut();

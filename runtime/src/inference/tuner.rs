@@ -12,7 +12,7 @@ use super::{Kernel, KernelCache};
 /// Timed rounds after the warm-up run, at least and at most; every round runs each remaining
 /// candidate once, in turn. Best times of a few rounds can still be one burst of another
 /// process's work, so cheap layers take more rounds.
-const ROUNDS: (usize, usize) = (3, 9);
+const ROUNDS: (usize, usize) = (2, 9);
 
 /// After the first rounds, timing stops once the rounds have taken this long (seconds).
 const BUDGET: f64 = 0.05;
@@ -26,7 +26,7 @@ const DROP_AFTER: f64 = 1.5;
 pub struct TuningRecord {
     /// The layer and situation, as the cache keys them (threads, shape, map, batch class).
     pub key: String,
-    /// The batch size that was timed.
+    /// The batch size that was timed (a batch above 64 images is timed on its first 64).
     pub batch: i64,
     /// The best time of each candidate timed (seconds); empty when the cache had the choice.
     pub times: Vec<(Kernel, f64)>,
@@ -92,7 +92,7 @@ pub(super) fn choose(
 /// Each candidate's best time over the rounds, after one untimed run each (packing, oneDNN's
 /// primitive, the Winograd or matrix form are made there). The candidates take turns, so that
 /// a drifting machine hits them alike; clear losers stop early, and the rounds stop at a time
-/// budget, which bounds the cost: about `2 + ROUNDS.0` runs of each candidate for a slow layer.
+/// budget, which bounds the cost: `1 + ROUNDS.0` runs of each candidate for a slow layer.
 fn time(candidates: &[Kernel], run: &dyn Fn(Kernel) -> Tensor) -> Vec<(Kernel, f64)> {
     for &k in candidates {
         drop(run(k));
