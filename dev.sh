@@ -33,13 +33,13 @@ case "${1:-}" in
     ;;
   bench)
     # BENCHMARKS.md's tables (printed), once under this machine's own ISA and once under the AVX2
-    # emulation (aten's and oneDNN's AVX2 kernels, and vggdsl's, on an AVX-512 machine), and the
+    # emulation (aten's, oneDNN's, MKL's and vggdsl's AVX2 kernels on an AVX-512 machine), and the
     # picture of the first (docs/img/bench.svg).
     cargo build --quiet --release --bin vggdsl
     mkdir -p target/bench
     for isa in native avx2; do
       emulation=()
-      [ "$isa" = avx2 ] && emulation=(ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2)
+      [ "$isa" = avx2 ] && emulation=(ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2)
       echo "## ISA: $isa"
       env "${emulation[@]}" cargo run --quiet --release --example bench -- \
         --vggdsl target/release/vggdsl --json "target/bench/results-$isa.json" "${@:2}"

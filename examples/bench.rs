@@ -12,8 +12,8 @@
 //! `eager / vggdsl = (eager / torchscript)[PyTorch process] × (torchscript / vggdsl)[this one]`.
 //!
 //! Every table names the CPU and the ISA in effect (`ONEDNN_MAX_CPU_ISA=AVX2
-//! ATEN_CPU_CAPABILITY=avx2` emulates an AVX2 machine on an AVX-512 one; `./dev.sh bench` runs
-//! both). The conv kernels are tuned afresh in the warm-up of each batch size, and what that cost
+//! ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2` emulates an AVX2 machine on an AVX-512
+//! one; `./dev.sh bench` runs both). The conv kernels are tuned afresh in the warm-up of each batch size, and what that cost
 //! is printed.
 //!
 //! Then, per layer of the generated inference model at batch 1 and 64, the time and GFLOP/s

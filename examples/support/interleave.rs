@@ -52,12 +52,16 @@ pub fn ratio(base: &[f64], variant: &[f64]) -> [f64; 3] {
     quartiles(base.iter().zip(variant).map(|(b, v)| b / v).collect())
 }
 
-/// The CPU and the ISA in effect: `lscpu`'s model name, aten's capability, oneDNN's ceiling and
-/// the build of vggdsl's own kernels.
+/// The CPU and the ISA in effect: `lscpu`'s model name, aten's capability, oneDNN's and MKL's
+/// ceilings and the build of vggdsl's own kernels.
 pub fn machine() -> String {
-    let onednn = std::env::var("ONEDNN_MAX_CPU_ISA").unwrap_or_else(|_| "none".into());
+    let ceiling = |var| std::env::var(var).unwrap_or_else(|_| "none".into());
+    let (onednn, mkl) = (
+        ceiling("ONEDNN_MAX_CPU_ISA"),
+        ceiling("MKL_ENABLE_INSTRUCTIONS"),
+    );
     format!(
-        "{} ({} CPUs): aten {}, oneDNN max ISA {onednn}, vggdsl kernels {}",
+        "{} ({} CPUs): aten {}, oneDNN max ISA {onednn}, MKL max ISA {mkl}, vggdsl kernels {}",
         cpu_model(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         ops::cpu_capability(),

@@ -3,7 +3,8 @@
 //! stdout) names every reorder it executes; a child process runs each model, kernel choice and
 //! batch size after a warm-up between two marks, and any reorder of a conv weight between them
 //! fails the test. Under the machine's own ISA and under the AVX2 emulation
-//! (`ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2`), where oneDNN picks other formats.
+//! (`ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2`), where
+//! oneDNN picks other formats.
 use std::io::Write;
 use std::process::Command;
 
@@ -150,6 +151,7 @@ fn no_forward_pass_reorders_a_weight() {
         &[
             ("ONEDNN_MAX_CPU_ISA", "AVX2"),
             ("ATEN_CPU_CAPABILITY", "avx2"),
+            ("MKL_ENABLE_INSTRUCTIONS", "AVX2"),
         ],
     ];
     for isa in emulations {

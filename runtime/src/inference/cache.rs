@@ -101,17 +101,21 @@ fn default_dir() -> Option<PathBuf> {
     Some(base.join("vggdsl").join("kernels"))
 }
 
-/// What a kernel's speed depends on besides the layer: the CPU model, the ISA aten and oneDNN
-/// run (`ATEN_CPU_CAPABILITY` and `ONEDNN_MAX_CPU_ISA` can lower it) and libtorch's version.
+/// What a kernel's speed depends on besides the layer: the CPU model, the ISA aten, oneDNN and
+/// MKL run (`ATEN_CPU_CAPABILITY`, `ONEDNN_MAX_CPU_ISA` and `MKL_ENABLE_INSTRUCTIONS` can lower
+/// it) and libtorch's version.
 pub fn machine() -> String {
-    let onednn = std::env::var("ONEDNN_MAX_CPU_ISA")
-        .or_else(|_| std::env::var("DNNL_MAX_CPU_ISA"))
-        .unwrap_or_else(|_| "all".into());
+    let ceiling = |vars: &[&str]| {
+        vars.iter()
+            .find_map(|v| std::env::var(v).ok())
+            .map_or_else(|| "all".into(), |v| v.to_ascii_lowercase())
+    };
     format!(
-        "{}; aten {}; oneDNN max {}; libtorch {}",
+        "{}; aten {}; oneDNN max {}; MKL max {}; libtorch {}",
         cpu_model(),
         ops::cpu_capability(),
-        onednn.to_ascii_lowercase(),
+        ceiling(&["ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"]),
+        ceiling(&["MKL_ENABLE_INSTRUCTIONS"]),
         ops::torch_version()
     )
 }
