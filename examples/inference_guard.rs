@@ -6,7 +6,7 @@
 //!
 //! Paths: the generated seed's `to_inference()`, the run-time `Network`'s (built from
 //! `examples/vgg16_bn.vgg`), and the HRank-pruned example's. Kernels are tuned afresh (not from
-//! the user's cache), in the warm-up. Options: `--batches 1,4,16,64`, `--iters 15` (fewer at
+//! the user's cache), in the warm-up. Options: `--batches 1,4,16,64`, `--iters 11` (fewer at
 //! larger batches).
 #[path = "support/interleave.rs"]
 mod interleave;
@@ -35,7 +35,7 @@ fn main() {
         .split(',')
         .map(|b| b.trim().parse().expect("--batches: numbers such as 1,4"))
         .collect();
-    let iters: usize = arg("--iters").map_or(15, |n| n.parse().expect("--iters N"));
+    let iters: usize = arg("--iters").map_or(11, |n| n.parse().expect("--iters N"));
     use_kernel_cache(KernelCache::open(None, "inference guard"));
     tch::manual_seed(0);
     let vs = nn::VarStore::new(Device::Cpu);
