@@ -2,7 +2,8 @@
 # The two commands of the README, with all set-up included:
 #   ./dev.sh seed   compile examples/vgg16_bn.vgg, build the generated code, run it on a random batch
 #   ./dev.sh test   every test of the workspace (Rust and the PyTorch reference checks)
-#   ./dev.sh bench  the benchmark against PyTorch: BENCHMARKS.md's tables and docs/img/bench.svg
+#   ./dev.sh bench  the benchmark against PyTorch, on this CPU's ISA and on AVX2: BENCHMARKS.md's
+#                   tables and docs/img/bench.svg
 #   ./dev.sh pictures  the README's pictures (docs/img/*.svg), DDP training runs included
 # libtorch: $LIBTORCH if set, else torch==2.13.0 from PyPI in a cache outside the checkout.
 set -euo pipefail
@@ -31,12 +32,19 @@ case "${1:-}" in
     OMP_WAIT_POLICY=PASSIVE cargo test --workspace --no-fail-fast
     ;;
   bench)
-    # BENCHMARKS.md's tables (printed) and its picture (docs/img/bench.svg).
+    # BENCHMARKS.md's tables (printed), once under this machine's own ISA and once under the AVX2
+    # emulation (aten's, oneDNN's, MKL's and vggdsl's AVX2 kernels on an AVX-512 machine), and the
+    # picture of the first (docs/img/bench.svg).
     cargo build --quiet --release --bin vggdsl
     mkdir -p target/bench
-    cargo run --quiet --release --example bench -- --vggdsl target/release/vggdsl \
-      --json target/bench/results.json "${@:2}"
-    target/release/vggdsl plot bench target/bench/results.json -o docs/img/bench.svg
+    for isa in native avx2; do
+      emulation=()
+      [ "$isa" = avx2 ] && emulation=(ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2)
+      echo "## ISA: $isa"
+      env "${emulation[@]}" cargo run --quiet --release --example bench -- \
+        --vggdsl target/release/vggdsl --json "target/bench/results-$isa.json" "${@:2}"
+    done
+    target/release/vggdsl plot bench target/bench/results-native.json -o docs/img/bench.svg
     ;;
   pictures)
     # The widths of the seed and its HRank pruning; then both trained for 10 epochs by

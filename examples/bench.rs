@@ -4,11 +4,17 @@
 //! Every figure is a median of per-iteration ratios between variants run back to back, in a
 //! shuffled order, in one process: the drift hits both sides of a ratio alike. Two processes take part. The
 //! PyTorch one (`bench/torch_bench.py`) interleaves eager, frozen TorchScript,
-//! `optimize_for_inference` and torch.compile; this one interleaves tch's `forward_t(eval)`, the
+//! `optimize_for_inference`, torch.compile and (with `--vggdsl`, whose `export --fold-bn` writes
+//! the ONNX files) ONNX Runtime on the seed and on the HRank-pruned model; this one interleaves tch's `forward_t(eval)`, the
 //! generated `to_inference()`, the run-time `Network`'s, the HRank-pruned example's, and the very
 //! frozen TorchScript file the PyTorch process wrote, loaded with `tch::CModule`. That module runs
 //! the same libtorch code in both processes, so it bridges them:
 //! `eager / vggdsl = (eager / torchscript)[PyTorch process] × (torchscript / vggdsl)[this one]`.
+//!
+//! Every table names the CPU and the ISA in effect (`ONEDNN_MAX_CPU_ISA=AVX2
+//! ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2` emulates an AVX2 machine on an AVX-512
+//! one; `./dev.sh bench` runs both). The conv kernels are tuned afresh in the warm-up of each batch size, and what that cost
+//! is printed.
 //!
 //! Then, per layer of the generated inference model at batch 1 and 64, the time and GFLOP/s
 //! against this machine's measured f32 GEMM peak; and, with `--vggdsl PATH`, `vggdsl compile`'s
@@ -18,14 +24,17 @@
 //! batch 64), `--json PATH` (the rows for `vggdsl plot bench`), `--vggdsl PATH`, and
 //! `--reuse-freed-memory`: both processes under the malloc setting of the `vggdsl` command
 //! (`vggdsl_runtime::memory`; `bench/malloc.py`).
+#[path = "support/interleave.rs"]
+mod interleave;
+
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use interleave::{interleave, machine, quartiles, ratio, time, tuning_cost, Variant};
 use serde_json::Value;
 use vggdsl::files::bench::{BenchResults, BenchRow};
+use vggdsl_runtime::inference::{use_kernel_cache, KernelCache};
 use vggdsl_runtime::tch::{self, nn, nn::ModuleT, CModule, Device, Kind, Tensor};
 use vggdsl_runtime::{Inference, Network};
 use vggdsl_test_support::pytorch;
@@ -51,25 +60,20 @@ fn list(name: &str, default: &str) -> Vec<i64> {
         .collect()
 }
 
-/// First quartile, median and third quartile.
-fn quartiles(mut v: Vec<f64>) -> [f64; 3] {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    [v[n / 4], v[n / 2], v[(3 * n) / 4]]
-}
-
-/// Seconds `f` takes, once.
-fn time(f: &dyn Fn() -> Tensor) -> f64 {
-    let start = Instant::now();
-    drop(f());
-    start.elapsed().as_secs_f64()
-}
-
-/// The PyTorch process's figures at `threads`, after it wrote its frozen TorchScript to `script`.
-fn python(threads: i64, iters: usize, script: &str, batches: &[i64], reuse: bool) -> Value {
+/// The PyTorch process's figures at `threads`, after it wrote its frozen TorchScript to `script`;
+/// with `onnx`, ONNX Runtime's too.
+fn python(
+    (threads, iters): (i64, usize),
+    script: &str,
+    batches: &[i64],
+    reuse: bool,
+    onnx: Option<&Onnx>,
+) -> Value {
+    let onnx_args = onnx.map(|o| [Path::new("--onnx"), &o.seed, &o.pruned, &o.weights]);
     let out = Command::new(pytorch::interpreter())
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/torch_bench.py"))
         .args(reuse.then_some(REUSE_FREED_MEMORY))
+        .args(onnx_args.iter().flatten())
         .args([threads.to_string(), iters.to_string(), script.to_owned()])
         .args(batches.iter().map(i64::to_string))
         .stderr(std::process::Stdio::inherit())
@@ -79,32 +83,41 @@ fn python(threads: i64, iters: usize, script: &str, batches: &[i64], reuse: bool
     serde_json::from_slice(&out.stdout).expect("torch_bench.py prints JSON")
 }
 
-/// A variant of this process: its name and one forward pass on the batch.
-type Variant<'a> = (&'static str, Box<dyn Fn() -> Tensor + 'a>);
-
-/// Runs `variants` in turn, in a new (seeded) order each iteration so that no variant always
-/// follows the same one, and returns each one's times.
-fn interleave(variants: &[Variant], iters: usize) -> Vec<Vec<f64>> {
-    for (_, f) in variants {
-        for _ in 0..3 {
-            drop(f());
-        }
-    }
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let mut order: Vec<usize> = (0..variants.len()).collect();
-    let mut times = vec![Vec::with_capacity(iters); variants.len()];
-    for _ in 0..iters {
-        order.shuffle(&mut rng);
-        for &i in &order {
-            times[i].push(time(&*variants[i].1));
-        }
-    }
-    times
+/// The files ONNX Runtime's variants run: the seed and the pruned model as `vggdsl export
+/// --fold-bn` writes them (what a deployer would run), and the seed's weights, which the PyTorch
+/// process loads so that every variant computes the same outputs.
+struct Onnx {
+    seed: PathBuf,
+    pruned: PathBuf,
+    weights: PathBuf,
 }
 
-/// The quartiles of the per-iteration ratio `base` time / `variant` time.
-fn ratio(base: &[f64], variant: &[f64]) -> [f64; 3] {
-    quartiles(base.iter().zip(variant).map(|(b, v)| b / v).collect())
+/// Exports both models with `vggdsl` into `dir`; `None` (and a note) where that fails.
+fn export_onnx(vggdsl: &str, dir: &Path, m: &Models) -> Option<Onnx> {
+    let export = |vs: &nn::VarStore, model: &str| {
+        let weights = dir.join(format!("{model}.safetensors"));
+        let onnx = dir.join(format!("{model}.onnx"));
+        vggdsl_runtime::save_state_dict(vs, &weights).ok()?;
+        let file = format!("{}/examples/{model}.vgg", env!("CARGO_MANIFEST_DIR"));
+        let out = Command::new(vggdsl)
+            .args(["export", &file, "--fold-bn", "--weights"])
+            .args([&weights, Path::new("-o"), &onnx])
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            let why = String::from_utf8_lossy(&out.stderr);
+            println!("(no ONNX Runtime variant: {})", why.trim());
+            return None;
+        }
+        Some((onnx, weights))
+    };
+    let (seed, weights) = export(&m.vs, "vgg16_bn")?;
+    let (pruned, _) = export(&m.pvs, "hrank_vgg16_pruned")?;
+    Some(Onnx {
+        seed,
+        pruned,
+        weights,
+    })
 }
 
 /// The largest relative difference of `ys` from `reference`, against its largest magnitude.
@@ -242,6 +255,8 @@ fn compile_time(vggdsl: &str, file: &str) -> f64 {
 /// The networks this process times: the seed generated and built at run time (the same weights),
 /// their inference forms, and the HRank-pruned example.
 struct Models {
+    vs: nn::VarStore,
+    pvs: nn::VarStore,
     net: Vgg16Bn,
     fast: Vgg16BnInference,
     network_fast: Inference,
@@ -261,6 +276,8 @@ impl Models {
         let pvs = nn::VarStore::new(Device::Cpu);
         let pruned = Vgg16BnHrank::new(&pvs.root());
         Models {
+            vs,
+            pvs,
             fast: net.to_inference(),
             net,
             network_fast: network.to_inference(),
@@ -300,6 +317,32 @@ fn variants<'a>(m: &'a Models, torchscript: &'a CModule, xs: &'a Tensor) -> Vec<
     ]
 }
 
+/// The first passes of a batch size: the kernels tuned for its class (what that cost, printed)
+/// and the fused paths' outputs checked against `forward_t(eval)`.
+fn tune_and_check(m: &Models, xs: &Tensor) {
+    let b = xs.size()[0];
+    let reference = m.net.forward_t(xs, false);
+    // The first batch of a size class: the kernels are tuned here.
+    tuning_cost();
+    let first = [
+        ("to_inference()", m.fast.forward(xs)),
+        ("run-time Network", m.network_fast.forward(xs)),
+    ];
+    drop(m.pruned_fast.forward(xs));
+    let (timed, cached, seconds) = tuning_cost();
+    println!(
+        "| {b} | (kernel choices for this batch class: {timed} timed, {cached} cached, {:.0} ms) | | | | |",
+        seconds * 1e3
+    );
+    for (name, ys) in first {
+        let e = relative_error(&ys, &reference);
+        assert!(
+            e < 1e-4,
+            "{name} differs from forward_t by {e:e} at batch {b}"
+        );
+    }
+}
+
 /// One batch size at `t` threads: every variant's rows, printed as BENCHMARKS.md's table lines;
 /// `theirs` is the PyTorch process's answer for the batch size.
 fn measure(
@@ -313,17 +356,7 @@ fn measure(
     let mut rows = Vec::new();
     let xs = Tensor::randn([b, 3, 32, 32], (Kind::Float, Device::Cpu));
     let _guard = tch::no_grad_guard();
-    let reference = m.net.forward_t(&xs, false);
-    for (name, ys) in [
-        ("to_inference()", m.fast.forward(&xs)),
-        ("run-time Network", m.network_fast.forward(&xs)),
-    ] {
-        let e = relative_error(&ys, &reference);
-        assert!(
-            e < 1e-4,
-            "{name} differs from forward_t by {e:e} at batch {b}"
-        );
-    }
+    tune_and_check(m, &xs);
     let variants = variants(m, torchscript, &xs);
     let n = if b <= 64 { iters } else { (iters / 4).max(8) };
     let times = interleave(&variants, n);
@@ -358,7 +391,12 @@ fn measure(
             "PyTorch frozen + optimize_for_inference",
         ),
         ("compile", "PyTorch torch.compile (freezing)"),
+        ("onnxruntime", "ONNX Runtime (vggdsl export --fold-bn)"),
+        ("onnxruntime_pruned", "ONNX Runtime, HRank-pruned"),
     ] {
+        if theirs.get(name).is_none() {
+            continue; // no ONNX Runtime variant in this run
+        }
         let q = [f(name, "ratio_q1"), f(name, "ratio"), f(name, "ratio_q3")];
         row(label, f(name, "seconds"), q);
     }
@@ -400,17 +438,22 @@ fn main() {
     let threads = list("--threads", "1,2");
     let batches = list("--batches", "1,4,16,64,256");
     let iters: usize = arg("--iters").map_or(40, |n| n.parse().expect("--iters N"));
+    // Kernels tuned afresh, in the warm-up, and the cost reported: not the user's cached choices.
+    use_kernel_cache(KernelCache::open(None, "bench"));
+    println!("{}", machine());
     let dir = vggdsl_test_support::tempdir();
     let seed_file = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/vgg16_bn.vgg");
     let models = Models::new(seed_file);
+    let onnx = arg("--vggdsl").and_then(|v| export_onnx(&v, dir.path(), &models));
 
     let mut rows = Vec::new();
     let mut torch_version = String::new();
     for &t in &threads {
         let script = dir.path().join(format!("seed-{t}.pt"));
-        let py = python(t, iters, script.to_str().unwrap(), &batches, reuse);
+        let script = script.to_str().unwrap();
+        let py = python((t, iters), script, &batches, reuse, onnx.as_ref());
         tch::set_num_threads(t as i32);
-        let torchscript = CModule::load(&script).expect("the frozen TorchScript loads");
+        let torchscript = CModule::load(script).expect("the frozen TorchScript loads");
         torch_version = py["torch"].as_str().unwrap_or("?").to_owned();
         let malloc = if reuse {
             ", both processes reusing freed memory"
@@ -434,9 +477,8 @@ fn main() {
     }
     if let Some(path) = arg("--json") {
         let machine = format!(
-            "{} CPUs, libtorch {}; median of per-iteration ratios, interleaved",
-            std::thread::available_parallelism().map_or(0, |n| n.get()),
-            torch_version
+            "{}; libtorch {torch_version}; median of per-iteration ratios, interleaved",
+            machine()
         );
         let results = BenchResults {
             model: "Vgg16Bn (the seed)".to_owned(),

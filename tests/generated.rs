@@ -5,7 +5,6 @@ mod common;
 
 use common::models::*;
 use common::models::{self, build};
-use vggdsl_runtime::inference::BLOCKED_FROM_BATCH;
 use vggdsl_runtime::load_state_dict;
 use vggdsl_runtime::tch::{self, nn, nn::ModuleT, Device, Kind, Tensor};
 use vggdsl_test_support::pytorch::{cmd, reference};
@@ -29,10 +28,10 @@ fn activations_are_the_relu_cfg_points() {
     );
 }
 
-/// `to_inference()` (each BatchNorm folded into the conv or linear before it, ReLU fused, oneDNN's
-/// blocked layout from `BLOCKED_FROM_BATCH` images on) gives `forward_t(xs, false)`'s outputs:
-/// with weights trained by PyTorch, every BatchNorm's statistics and affine redrawn per channel
-/// (`train --randomize-bn`), on seeded batches on both sides of the layout switch, for the seed,
+/// `to_inference()` (each BatchNorm folded into the conv or linear before it, ReLU fused, each
+/// conv's kernel chosen per batch-size class) gives `forward_t(xs, false)`'s outputs: with
+/// weights trained by PyTorch, every BatchNorm's statistics and affine redrawn per channel
+/// (`train --randomize-bn`), on seeded batches of several size classes, for the seed,
 /// HRank's pruned VGG-16 (odd widths), a model without BatchNorm2d and a non-square input.
 ///
 /// Folding reorders float operations, so the outputs agree to a relative tolerance, against
@@ -40,7 +39,7 @@ fn activations_are_the_relu_cfg_points() {
 #[test]
 fn inference_model_matches_eval_mode_with_trained_weights() {
     const REL_TOL: f64 = 1e-4;
-    let b = BLOCKED_FROM_BATCH;
+    let b = 16;
     let batches = [1, b - 1, b, b + 1, 64];
     let models = [
         models::seed(),

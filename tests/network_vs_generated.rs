@@ -142,7 +142,8 @@ macro_rules! compare {
         }
 
         let (want, got) = (generated.to_inference(), network.to_inference());
-        // Batch 4 runs plain tensors, batch 16 oneDNN's blocked layout.
+        // Two batch-size classes, each with the kernels the first model chose (and the tuner's
+        // cache hands the second).
         for n in [4, 16] {
             let xs = Tensor::randn([n, c, h, w], (Kind::Float, Device::Cpu));
             let what = format!("{what}: to_inference, batch {n}");

@@ -56,7 +56,7 @@ template <int kChains>
 
 // `y = x·α + β` per channel for planes [begin, end) (plane p is channel p % channels), one
 // rounding each (aten's kernel computes both with fused multiply-adds).
-void batch_norm_apply(const float* x, float* y, const float* alpha, const float* beta,
+[[gnu::always_inline]] inline void batch_norm_apply(const float* x, float* y, const float* alpha, const float* beta,
                       int64_t begin, int64_t end, int64_t channels, int64_t plane) {
   for (int64_t p = begin; p < end; ++p) {
     const float a = alpha[p % channels], b = beta[p % channels];
@@ -69,11 +69,10 @@ void batch_norm_apply(const float* x, float* y, const float* alpha, const float*
   }
 }
 
-VGGDSL_VECTOR_CLONES void batch_norm_apply_f32(const float* x, float* y, const float* alpha,
-                                               const float* beta, int64_t begin, int64_t end,
-                                               int64_t channels, int64_t plane) {
-  batch_norm_apply(x, y, alpha, beta, begin, end, channels, plane);
-}
+VGGDSL_ISA_BUILDS(batch_norm_apply_f32,
+                  (const float* x, float* y, const float* alpha, const float* beta, int64_t begin,
+                   int64_t end, int64_t channels, int64_t plane),
+                  (x, y, alpha, beta, begin, end, channels, plane), batch_norm_apply)
 
 // Whether `BatchNormTrain` takes a batch: contiguous f32 NCHW maps of more than one pixel (aten
 // treats 1×1 maps as channels-last, with other sums) and f32 parameters on the host, where aten's

@@ -1,5 +1,5 @@
 // What every kernel file shares: the guard of the `extern "C"` entry points, the grain of the
-// parallel loops, the per-ISA builds and whether aten fuses multiply-adds. In one place so that
+// parallel loops, the per-ISA builds and their dispatch, and whether aten fuses multiply-adds. In one place so that
 // every entry point fails the same way and every kernel splits its work alike.
 #pragma once
 
@@ -35,14 +35,30 @@ inline int64_t grain(int64_t size) { return std::max<int64_t>(1, 32768 / size); 
 // whose roundings the SGD step and train-mode BatchNorm reproduce; elsewhere aten's ops run.
 bool aten_fuses_multiply_add();
 
+// The x86-64 level of the kernels' builds that run: the one matching aten's CPU capability
+// (`at::get_cpu_capability()`, which honours ATEN_CPU_CAPABILITY), so that a machine told to run
+// aten's AVX2 kernels runs these kernels' AVX2 builds too, as an AVX2-only machine would.
+enum class Isa { kBaseline, kAvx2, kAvx512 };
+Isa isa();
+
 }  // namespace vggdsl
 
-// One build per vector width, picked when the library loads (x86-64 with glibc's ifunc; elsewhere
-// the baseline build).
-#if defined(__x86_64__) && defined(__GLIBC__)
-// x86-64-v3 is AVX2 with FMA, which the SGD step needs to compute as aten does.
-#define VGGDSL_VECTOR_CLONES \
-  [[gnu::target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")]]
+// Defines `name params` as a call of `kernel args` built once per vector width (x86-64's v4,
+// v3 and baseline levels; elsewhere the baseline alone), running the build of `vggdsl::isa()`.
+// `kernel` must be always_inline, so that each build compiles it for its own level.
+#if defined(__x86_64__)
+#define VGGDSL_ISA_BUILDS(name, params, args, kernel)                      \
+  [[gnu::target("arch=x86-64-v4")]] void name##_avx512 params { kernel args; } \
+  [[gnu::target("arch=x86-64-v3")]] void name##_avx2 params { kernel args; }   \
+  void name##_baseline params { kernel args; }                                \
+  void name params {                                                          \
+    switch (vggdsl::isa()) {                                                  \
+      case vggdsl::Isa::kAvx512: return name##_avx512 args;                   \
+      case vggdsl::Isa::kAvx2: return name##_avx2 args;                       \
+      case vggdsl::Isa::kBaseline: return name##_baseline args;               \
+    }                                                                         \
+  }
 #else
-#define VGGDSL_VECTOR_CLONES
+#define VGGDSL_ISA_BUILDS(name, params, args, kernel) \
+  void name params { kernel args; }
 #endif

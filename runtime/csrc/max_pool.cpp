@@ -145,29 +145,25 @@ template <typename T>
   });
 }
 
-VGGDSL_VECTOR_CLONES void max_pool2x2_f32(const float* x, float* y, int32_t* where,
-                                          int64_t begin, int64_t end, int64_t h, int64_t w,
-                                          bool relu) {
-  max_pool2x2(x, y, where, begin, end, h, w, relu);
-}
+VGGDSL_ISA_BUILDS(max_pool2x2_f32,
+                  (const float* x, float* y, int32_t* where, int64_t begin, int64_t end, int64_t h,
+                   int64_t w, bool relu),
+                  (x, y, where, begin, end, h, w, relu), max_pool2x2)
 
-VGGDSL_VECTOR_CLONES void max_pool2x2_f64(const double* x, double* y, int32_t* where,
-                                          int64_t begin, int64_t end, int64_t h, int64_t w,
-                                          bool relu) {
-  max_pool2x2(x, y, where, begin, end, h, w, relu);
-}
+VGGDSL_ISA_BUILDS(max_pool2x2_f64,
+                  (const double* x, double* y, int32_t* where, int64_t begin, int64_t end,
+                   int64_t h, int64_t w, bool relu),
+                  (x, y, where, begin, end, h, w, relu), max_pool2x2)
 
-VGGDSL_VECTOR_CLONES void max_pool2x2_backward_f32(const float* gy, const int32_t* where,
-                                                   float* gx, int64_t begin, int64_t end,
-                                                   int64_t h, int64_t w) {
-  max_pool2x2_backward(gy, where, gx, begin, end, h, w);
-}
+VGGDSL_ISA_BUILDS(max_pool2x2_backward_f32,
+                  (const float* gy, const int32_t* where, float* gx, int64_t begin, int64_t end,
+                   int64_t h, int64_t w),
+                  (gy, where, gx, begin, end, h, w), max_pool2x2_backward)
 
-VGGDSL_VECTOR_CLONES void max_pool2x2_backward_f64(const double* gy, const int32_t* where,
-                                                   double* gx, int64_t begin, int64_t end,
-                                                   int64_t h, int64_t w) {
-  max_pool2x2_backward(gy, where, gx, begin, end, h, w);
-}
+VGGDSL_ISA_BUILDS(max_pool2x2_backward_f64,
+                  (const double* gy, const int32_t* where, double* gx, int64_t begin,
+                   int64_t end, int64_t h, int64_t w),
+                  (gy, where, gx, begin, end, h, w), max_pool2x2_backward)
 
 // `max_pool2d(x, 2, 2)`, or with `relu` `max_pool2d(relu(x), 2, 2)`, for contiguous f32/f64
 // NCHW tensors, its planes split over libtorch's threads. With `relu` one pass replaces three

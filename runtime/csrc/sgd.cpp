@@ -40,17 +40,15 @@ template <typename T>
   }
 }
 
-VGGDSL_VECTOR_CLONES void sgd_step_f32(float* p, const float* g, float* buf, int64_t begin,
-                                       int64_t end, bool decay, float wd, int momentum, float m,
-                                       bool nesterov, float neg_lr) {
-  sgd_step(p, g, buf, begin, end, decay, wd, momentum, m, nesterov, neg_lr);
-}
+VGGDSL_ISA_BUILDS(sgd_step_f32,
+                  (float* p, const float* g, float* buf, int64_t begin, int64_t end, bool decay,
+                   float wd, int momentum, float m, bool nesterov, float neg_lr),
+                  (p, g, buf, begin, end, decay, wd, momentum, m, nesterov, neg_lr), sgd_step)
 
-VGGDSL_VECTOR_CLONES void sgd_step_f64(double* p, const double* g, double* buf, int64_t begin,
-                                       int64_t end, bool decay, double wd, int momentum, double m,
-                                       bool nesterov, double neg_lr) {
-  sgd_step(p, g, buf, begin, end, decay, wd, momentum, m, nesterov, neg_lr);
-}
+VGGDSL_ISA_BUILDS(sgd_step_f64,
+                  (double* p, const double* g, double* buf, int64_t begin, int64_t end,
+                   bool decay, double wd, int momentum, double m, bool nesterov, double neg_lr),
+                  (p, g, buf, begin, end, decay, wd, momentum, m, nesterov, neg_lr), sgd_step)
 
 // Whether `sgd_step` can update `param` from `grad` and `buf` (undefined before the first step):
 // dense contiguous f32/f64 host tensors of one shape and dtype. Others take aten's ops.

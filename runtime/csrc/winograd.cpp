@@ -24,8 +24,9 @@ namespace {
 
 // V of tiles [begin, end) from the channels-last input x[n][h][w][c], zero-padded by one; `v`
 // holds the tiles from `first` on.
-void winograd_input(const float* x, float* v, int64_t first, int64_t begin, int64_t end,
-                    int64_t c, int64_t h, int64_t w) {
+[[gnu::always_inline]] inline void winograd_input(const float* x, float* v, int64_t first,
+                                                  int64_t begin, int64_t end, int64_t c, int64_t h,
+                                                  int64_t w) {
   const int64_t th = h / 2, tw = w / 2;
   const std::vector<float> zeros(c, 0.0f);
   for (int64_t p = begin; p < end; ++p) {
@@ -60,8 +61,9 @@ void winograd_input(const float* x, float* v, int64_t first, int64_t begin, int6
 
 // relu(Aᵀ M A + bias) for tiles [begin, end) into the channels-last output y[n][h][w][k]; `m`
 // holds the `tiles` tiles from `first` on.
-void winograd_output(const float* m, const float* bias, float* y, int64_t first, int64_t tiles,
-                     int64_t begin, int64_t end, int64_t k, int64_t h, int64_t w) {
+[[gnu::always_inline]] inline void winograd_output(const float* m, const float* bias, float* y,
+                                                   int64_t first, int64_t tiles, int64_t begin,
+                                                   int64_t end, int64_t k, int64_t h, int64_t w) {
   const int64_t th = h / 2, tw = w / 2;
   const int64_t next = tiles * k;
   for (int64_t p = begin; p < end; ++p) {
@@ -89,17 +91,15 @@ void winograd_output(const float* m, const float* bias, float* y, int64_t first,
   }
 }
 
-VGGDSL_VECTOR_CLONES void winograd_input_f32(const float* x, float* v, int64_t first,
-                                             int64_t begin, int64_t end, int64_t c, int64_t h,
-                                             int64_t w) {
-  winograd_input(x, v, first, begin, end, c, h, w);
-}
+VGGDSL_ISA_BUILDS(winograd_input_f32,
+                  (const float* x, float* v, int64_t first, int64_t begin, int64_t end, int64_t c,
+                   int64_t h, int64_t w),
+                  (x, v, first, begin, end, c, h, w), winograd_input)
 
-VGGDSL_VECTOR_CLONES void winograd_output_f32(const float* m, const float* bias, float* y,
-                                              int64_t first, int64_t tiles, int64_t begin,
-                                              int64_t end, int64_t k, int64_t h, int64_t w) {
-  winograd_output(m, bias, y, first, tiles, begin, end, k, h, w);
-}
+VGGDSL_ISA_BUILDS(winograd_output_f32,
+                  (const float* m, const float* bias, float* y, int64_t first, int64_t tiles,
+                   int64_t begin, int64_t end, int64_t k, int64_t h, int64_t w),
+                  (m, bias, y, first, tiles, begin, end, k, h, w), winograd_output)
 
 // The bytes of V, and of M, that one part of a batch works on: a part's V and M stay in the L2
 // caches (2 MiB per core on the machines measured) from the transform to the products and on to

@@ -1,21 +1,39 @@
 //! Layers of the inference models that generated `to_inference()` returns: each BatchNorm folded
-//! into the conv or linear before it, the ReLU after it fused, conv weights prepacked for oneDNN
-//! once, and the weights a pass reads in huge pages ([`crate::memory`]). A compiler that sees the
-//! whole network can do this; eager PyTorch does not.
+//! into the conv or linear before it, the ReLU after it fused, and the weights a pass reads in
+//! huge pages ([`crate::memory`]). A compiler that sees the whole network can do this; eager
+//! PyTorch does not.
 //!
-//! A conv runs the kernel that measured fastest for its batch and map (BENCHMARKS.md; [`enter`],
-//! [`ConvReLU2d::forward`]): small batches in channels-last tensors through oneDNN's fused conv +
-//! ReLU, large ones in oneDNN's blocked layout from the first conv on, so that no conv converts
-//! its input; a conv on a map of a few positions as one matrix product, a wide conv on a small
-//! map in Winograd's F(2×2, 3×3) form. Weights oneDNN can't run (f64, f16 or bf16, a GPU, a
-//! libtorch without oneDNN) run folded on plain tensors.
+//! Activations travel channels-last from [`enter`] to [`leave`], and every conv kernel reads and
+//! writes that layout, so a layer's choice of kernel costs the next layer nothing. Each conv
+//! picks its [`Kernel`] per batch-size class (1, 2–3, 4–7, …, by powers of two) and thread
+//! count: by default the first batch of a class times the kernels that apply (oneDNN's fused
+//! conv + ReLU on a weight packed for that batch's shape, Winograd's F(2×2, 3×3) form, the
+//! matrix form of a conv on a map of a few positions) and keeps the fastest, remembered per
+//! machine in a small file ([`KernelCache`]); [`tuning_log`] reports what that cost and chose.
+//! `VGGDSL_KERNELS` (or [`set_kernel_choice`]) fixes the choice instead: `guess` (a rule of
+//! thumb from the shape, untimed), or one kernel wherever it applies (`onednn`, `winograd`,
+//! `matrix`, `aten`). Weights oneDNN can't run (f64, f16 or bf16, a GPU, a libtorch without
+//! oneDNN) run folded through aten's conv.
 
-use std::cell::OnceCell;
+mod cache;
+mod dense;
+mod kernel;
+mod packing;
+mod tuner;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+pub use cache::{cpu_model, machine, KernelCache};
+pub use kernel::{kernel_choice, set_kernel_choice, Kernel, KernelChoice, KERNELS_VAR};
+pub use tuner::{tuning_log, use_kernel_cache, TuningRecord};
 
 use crate::memory;
 use crate::nn::{BatchNorm, Conv2d, Linear};
 use crate::ops;
-use tch::{Device, IndexOp, Kind, Tensor};
+use dense::Dense;
+use packing::Packings;
+use tch::{Device, Kind, Tensor};
 
 /// Builds what the layers keep for their passes: without a graph, and with blocks that huge pages
 /// can cover from end to end ([`memory::in_whole_huge_pages`]).
@@ -28,71 +46,6 @@ fn affine(norm: &BatchNorm) -> (Tensor, Tensor) {
     let scale = &norm.weight / (&norm.running_var + norm.eps).sqrt();
     let shift = &norm.bias - &norm.running_mean * &scale;
     (scale, shift)
-}
-
-/// From this batch size on, activations travel in oneDNN's blocked layout; below it, in
-/// channels-last dense tensors.
-pub const BLOCKED_FROM_BATCH: i64 = 16;
-
-/// From this batch size on, a wide 3×3 conv on a small map runs Winograd's F(2×2, 3×3) (see
-/// `ConvReLU2d::winograd_for`). Not at batch 1: a batch of one streams the weights, and their
-/// Winograd form is 16/9 the size.
-pub const WINOGRAD_FROM_BATCH: i64 = 2;
-
-/// From this batch size on, a conv whose map has few positions runs as a matrix product (see
-/// [`ConvReLU2d::forward`]): the smallest batch at which it measured faster than the conv
-/// kernels the batch would otherwise take (BENCHMARKS.md).
-pub const DENSE_FROM_BATCH: i64 = 8;
-
-/// Whether tensors like `t` can run on oneDNN: f32 on the CPU, with a libtorch built with oneDNN
-/// (f64 has no oneDNN format; f16 and bf16 need CPU extensions to prepack). Conv layers prepack
-/// their weights exactly when their weights pass, so a batch that passes meets prepacked weights
-/// of its own kind.
-fn onednn_runs(t: &Tensor) -> bool {
-    t.kind() == Kind::Float && t.device() == Device::Cpu && tch::utils::has_mkldnn()
-}
-
-/// Puts a batch in the layout the inference layers run it in.
-pub fn enter(xs: &Tensor) -> Tensor {
-    if !onednn_runs(xs) || xs.dim() != 4 {
-        xs.shallow_clone()
-    } else if xs.size()[0] >= BLOCKED_FROM_BATCH {
-        xs.to_mkldnn()
-    } else {
-        // NCHW sizes over NHWC memory: PyTorch's channels_last format.
-        xs.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
-    }
-}
-
-/// Back to a plain, contiguous NCHW tensor (what flattening needs), whichever layout `enter` chose.
-pub fn leave(xs: Tensor) -> Tensor {
-    if xs.is_mkldnn() {
-        xs.to_dense(None, false)
-    } else {
-        xs.contiguous()
-    }
-}
-
-/// Conv2d (+ folded BatchNorm2d) + ReLU, with the folded weight also prepacked for oneDNN where
-/// its layout can run.
-#[derive(Debug)]
-pub struct ConvReLU2d {
-    /// The folded weight.
-    pub weight: Tensor,
-    /// The folded bias.
-    pub bias: Tensor,
-    /// `weight` prepacked in oneDNN's format and `bias` as a oneDNN tensor; `None` where oneDNN
-    /// can't run the weights' kind and device.
-    pub packed: Option<(Tensor, Tensor)>,
-    pub stride: i64,
-    pub padding: i64,
-    /// The conv as a matrix for the first map size that qualified (see
-    /// [`ConvReLU2d::forward`]); built on first use, as the size is known only then. Other map
-    /// sizes run the conv kernels. Built from `weight` and `bias` as they were then: replace
-    /// those (or `packed`) and build the layer anew.
-    dense: OnceCell<Dense>,
-    /// `weight` in Winograd's form (see [`winograd_weight`]), built on first use, like `dense`.
-    winograd: OnceCell<Tensor>,
 }
 
 /// Winograd's F(2×2, 3×3) form of 3×3 conv weights `[out, in, 3, 3]`: `G g Gᵀ` for each channel
@@ -116,81 +69,84 @@ pub fn winograd_weight(weight: &Tensor) -> Tensor {
         .contiguous()
 }
 
-/// A conv on an `h × w` map as the matrix product it is: `weight` is `(out channels × output
-/// positions) × (in channels × h × w)`, zero where a kernel tap falls in the padding.
-#[derive(Debug)]
-struct Dense {
+/// Larger batches are timed on their first this many images, which bounds what tuning costs;
+/// per image, the kernels' times change little beyond it.
+const TIMED_BATCH: i64 = 64;
+
+/// The guess ([`KernelChoice::Guess`]) runs Winograd's form from this batch size on, for a wide
+/// 3×3 conv on a small map (see [`ConvReLU2d::guess`]). Not at batch 1: a batch of one streams
+/// the weights, and their Winograd form is 16/9 the size.
+pub const WINOGRAD_FROM_BATCH: i64 = 2;
+
+/// The guess runs the matrix form from this batch size on, for a conv whose map has few
+/// positions.
+pub const DENSE_FROM_BATCH: i64 = 8;
+
+/// Whether tensors like `t` can run on oneDNN: f32 on the CPU, with a libtorch built with oneDNN
+/// (f64 has no oneDNN format; f16 and bf16 need CPU extensions to prepack).
+fn onednn_runs(t: &Tensor) -> bool {
+    t.kind() == Kind::Float && t.device() == Device::Cpu && tch::utils::has_mkldnn()
+}
+
+/// Puts a batch in the layout the inference layers run it in: channels-last (NCHW sizes over
+/// NHWC memory, PyTorch's `channels_last`) where oneDNN runs.
+pub fn enter(xs: &Tensor) -> Tensor {
+    if onednn_runs(xs) && xs.dim() == 4 {
+        xs.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+    } else {
+        xs.shallow_clone()
+    }
+}
+
+/// Back to a plain, contiguous NCHW tensor (what flattening needs).
+pub fn leave(xs: Tensor) -> Tensor {
+    xs.contiguous()
+}
+
+/// The size class of a batch: the largest power of two up to its size (0 for no image).
+pub fn batch_class(batch: i64) -> i64 {
+    if batch <= 0 {
+        0
+    } else {
+        1 << (63 - batch.leading_zeros())
+    }
+}
+
+/// What a conv's choice of kernel depends on besides the layer: the map, the batch's size
+/// class and libtorch's thread count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Situation {
     map: (i64, i64),
-    out: [i64; 3],
-    weight: Tensor,
-    bias: Tensor,
+    class: i64,
+    threads: i32,
 }
 
-impl Dense {
-    /// Worth it when the matrix has at most twice the kernel's elements: then every output
-    /// position sees (nearly) the whole map, and the product wastes little on padding. `out` is
-    /// the output map; a kernel larger than the padded map has none (libtorch refuses it).
-    fn pays(kernel: (i64, i64), map: (i64, i64), out: (i64, i64)) -> bool {
-        let budget = 2 * kernel.0 * kernel.1;
-        out.0 >= 1 && out.1 >= 1 && map.0 * map.1 <= budget && out.0 * out.1 <= budget && {
-            map.0 * map.1 * out.0 * out.1 <= budget
-        }
-    }
-
-    /// Places each kernel tap where it meets the map: entry `(o, oy, ox; c, iy, ix)` is
-    /// `weight[o, c, iy - oy·stride + padding, ix - ox·stride + padding]` (a copy: exact).
-    fn new(conv: &ConvReLU2d, map: (i64, i64), out: (i64, i64)) -> Self {
-        let [o, c, kh, kw] = conv.weight.size()[..] else {
-            unreachable!("conv weights are 4-d")
-        };
-        let (s, p) = (conv.stride, conv.padding);
-        let opts = (conv.weight.kind(), conv.weight.device());
-        let weight = Tensor::zeros([o, out.0, out.1, c, map.0, map.1], opts);
-        for (oy, ox, iy, ix) in positions(out, map) {
-            let (ky, kx) = (iy - oy * s + p, ix - ox * s + p);
-            if (0..kh).contains(&ky) && (0..kw).contains(&kx) {
-                weight
-                    .i((.., oy, ox, .., iy, ix))
-                    .copy_(&conv.weight.i((.., .., ky, kx)));
-            }
-        }
-        let positions = out.0 * out.1;
-        let weight = weight.reshape([o * positions, c * map.0 * map.1]);
-        memory::huge_pages(&weight);
-        Dense {
-            map,
-            out: [o, out.0, out.1],
-            weight,
-            bias: conv
-                .bias
-                .view([o, 1])
-                .expand([o, positions], false)
-                .reshape([-1]),
-        }
-    }
-
-    fn forward(&self, xs: &Tensor) -> Tensor {
-        let xs = leave(xs.shallow_clone());
-        let batch = xs.size()[0];
-        let [o, oh, ow] = self.out;
-        xs.view([batch, -1])
-            .linear(&self.weight, Some(&self.bias))
-            .relu_()
-            .view([batch, o, oh, ow])
-    }
-}
-
-/// Every `(oy, ox, iy, ix)` of an `out` map and an input `map`.
-fn positions(out: (i64, i64), map: (i64, i64)) -> impl Iterator<Item = (i64, i64, i64, i64)> {
-    (0..out.0).flat_map(move |oy| {
-        (0..out.1).flat_map(move |ox| {
-            (0..map.0).flat_map(move |iy| (0..map.1).map(move |ix| (oy, ox, iy, ix)))
-        })
-    })
+/// Conv2d (+ folded BatchNorm2d) + ReLU, running the kernel chosen for each batch (see the
+/// module's documentation).
+#[derive(Debug)]
+pub struct ConvReLU2d {
+    /// The folded weight, `[out, in, kh, kw]`.
+    pub weight: Tensor,
+    /// The folded bias.
+    pub bias: Tensor,
+    pub stride: i64,
+    pub padding: i64,
+    /// Whether oneDNN runs the weights' kind and device (else every batch runs [`Kernel::Aten`]).
+    onednn: bool,
+    /// `weight` packed for oneDNN for each input shape met.
+    packings: Packings,
+    /// `weight` in Winograd's form ([`winograd_weight`]), while a choice runs it.
+    winograd: RefCell<Option<Tensor>>,
+    /// The conv as a matrix for one map size, while a choice runs it.
+    dense: RefCell<Option<Dense>>,
+    /// The kernel chosen for each situation met, under [`KernelChoice::Tune`].
+    choices: RefCell<HashMap<Situation, Kernel>>,
 }
 
 impl ConvReLU2d {
-    /// Folds `norm` (if any) into `conv` with its current statistics.
+    /// Folds `norm` (if any) into `conv` with its current statistics. Nothing else is built
+    /// before a batch shows the map size: packings, Winograd's and the matrix form are made for
+    /// the batches that need them.
     pub fn new(conv: &Conv2d, norm: Option<&BatchNorm>) -> Self {
         no_grad_in_huge_pages(|| {
             let (weight, bias) = match norm {
@@ -203,115 +159,209 @@ impl ConvReLU2d {
                 }
                 None => (conv.weight.copy(), conv.bias.copy()),
             };
-            let (s, p) = (conv.stride, conv.padding);
             let (weight, bias) = (weight.contiguous(), bias.contiguous());
-            let packed = onednn_runs(&weight).then(|| {
-                let packed_weight = weight.to_mkldnn().mkldnn_reorder_conv2d_weight(
-                    [p, p],
-                    [s, s],
-                    [1, 1],
-                    1,
-                    None::<i64>,
-                );
-                (packed_weight, bias.to_mkldnn())
-            });
-            // What each pass reads: the packed weight where there is one.
-            memory::huge_pages(packed.as_ref().map_or(&weight, |(w, _)| w));
+            let onednn = onednn_runs(&weight);
+            if !onednn {
+                memory::huge_pages(&weight);
+            }
             Self {
                 weight,
                 bias,
-                packed,
-                stride: s,
-                padding: p,
-                dense: OnceCell::new(),
-                winograd: OnceCell::new(),
+                stride: conv.stride,
+                padding: conv.padding,
+                onednn,
+                packings: Packings::default(),
+                winograd: RefCell::new(None),
+                dense: RefCell::new(None),
+                choices: RefCell::new(HashMap::new()),
             }
         })
     }
 
-    /// The matrix form of this conv for `xs`, where it pays: prepacked (f32) weights, a batch of
-    /// [`DENSE_FROM_BATCH`] or more, and a map small enough (see `Dense::pays`).
-    fn dense_for(&self, xs: &Tensor) -> Option<&Dense> {
-        let &[batch, _, h, w] = &xs.size()[..] else {
-            return None;
-        };
-        let [_, _, kh, kw] = self.weight.size()[..] else {
-            return None;
-        };
-        let (s, p) = (self.stride, self.padding);
-        if self.packed.is_none() || batch < DENSE_FROM_BATCH || h + 2 * p < kh || w + 2 * p < kw {
-            return None;
-        }
-        let out = ((h + 2 * p - kh) / s + 1, (w + 2 * p - kw) / s + 1);
-        if !Dense::pays((kh, kw), (h, w), out) {
-            return None;
-        }
-        let dense = self
-            .dense
-            .get_or_init(|| no_grad_in_huge_pages(|| Dense::new(self, (h, w), out)));
-        (dense.map == (h, w)).then_some(dense)
+    /// `relu(conv2d(xs))` by the kernel chosen for `xs` ([`ConvReLU2d::kernel_for`]), in the
+    /// layout of [`enter`]. Like tch's own layers, panics where libtorch refuses the input (a
+    /// batch of the wrong shape or kind).
+    pub fn forward(&self, xs: &Tensor) -> Tensor {
+        self.run(self.kernel_for(xs), xs)
     }
 
-    /// Winograd's form of this conv for `xs`, where it pays: prepacked (f32) 3×3 weights with
-    /// stride 1 and padding 1, a batch of [`WINOGRAD_FROM_BATCH`] or more, a map of even sides
-    /// with at most 64 positions, and wide layers: the transforms only move data, about
-    /// `16·(in + out)` floats per 2×2 block of outputs, against the `20·in·out` multiplications
-    /// they save, so the harmonic mean of the input and output channels must reach 160 (128 → 128
-    /// convs measured slower, 128 → 256 faster); 16×16 maps measured slower at every width.
-    fn winograd_for(&self, xs: &Tensor) -> Option<&Tensor> {
+    /// `relu(conv2d(xs))` by `kernel`, or `None` where it doesn't apply to `xs`.
+    pub fn forward_with(&self, kernel: Kernel, xs: &Tensor) -> Option<Tensor> {
+        self.applies(kernel, xs).then(|| self.run(kernel, xs))
+    }
+
+    /// The kernel that runs `xs`, chosen as [`kernel_choice`] says: timed on this batch if its
+    /// size class is new to this layer (and to the machine's cache).
+    pub fn kernel_for(&self, xs: &Tensor) -> Kernel {
+        if !self.onednn || xs.dim() != 4 {
+            return Kernel::Aten;
+        }
+        match kernel_choice() {
+            KernelChoice::Fixed(k) if self.applies(k, xs) => k,
+            KernelChoice::Fixed(_) => Kernel::OneDnn,
+            KernelChoice::Guess => self.guess(xs),
+            KernelChoice::Tune => self.tuned(xs),
+        }
+    }
+
+    /// The rule of thumb the tuner replaces: the matrix form from [`DENSE_FROM_BATCH`] images
+    /// on where it applies; Winograd's form from [`WINOGRAD_FROM_BATCH`] on for maps of at most
+    /// 64 positions and wide layers (the transforms move about `16·(in + out)` floats per 2×2
+    /// block of outputs against the `20·in·out` multiplications they save, so the harmonic mean
+    /// of the channels must reach 160); oneDNN's kernel otherwise. Measured on one AVX-512 CPU.
+    pub fn guess(&self, xs: &Tensor) -> Kernel {
         let &[batch, c, h, w] = &xs.size()[..] else {
-            return None;
+            return Kernel::Aten;
         };
-        let [k, _, 3, 3] = self.weight.size()[..] else {
-            return None;
-        };
-        let pays = self.packed.is_some()
-            && (self.stride, self.padding) == (1, 1)
-            && batch >= WINOGRAD_FROM_BATCH
-            && h % 2 == 0
-            && w % 2 == 0
+        let k = self.weight.size()[0];
+        if batch >= DENSE_FROM_BATCH && self.applies(Kernel::Matrix, xs) {
+            Kernel::Matrix
+        } else if batch >= WINOGRAD_FROM_BATCH
+            && self.applies(Kernel::Winograd, xs)
             && h * w <= 64
-            && 2 * c * k >= 160 * (c + k);
-        pays.then(|| {
-            self.winograd.get_or_init(|| {
+            && 2 * c * k >= 160 * (c + k)
+        {
+            Kernel::Winograd
+        } else if self.onednn {
+            Kernel::OneDnn
+        } else {
+            Kernel::Aten
+        }
+    }
+
+    /// Whether `kernel` can compute this conv on batches like `xs`.
+    pub fn applies(&self, kernel: Kernel, xs: &Tensor) -> bool {
+        let &[_, _, h, w] = &xs.size()[..] else {
+            return kernel == Kernel::Aten;
+        };
+        let [_, _, kh, kw] = self.weight.size()[..] else {
+            return false;
+        };
+        let (s, p) = (self.stride, self.padding);
+        match kernel {
+            Kernel::Aten => true,
+            Kernel::OneDnn => self.onednn,
+            Kernel::Winograd => {
+                self.onednn
+                    && (kh, kw, s, p) == (3, 3, 1, 1)
+                    && h > 0
+                    && w > 0
+                    && h % 2 == 0
+                    && w % 2 == 0
+            }
+            Kernel::Matrix => {
+                let fits = h + 2 * p >= kh && w + 2 * p >= kw && {
+                    let out = ((h + 2 * p - kh) / s + 1, (w + 2 * p - kw) / s + 1);
+                    Dense::fits((kh, kw), (h, w), out)
+                };
+                let map_free = self.dense.borrow().as_ref().is_none_or(|d| d.map == (h, w));
+                self.onednn && fits && map_free
+            }
+        }
+    }
+
+    /// The oneDNN weight that batches like `xs` run on: packed for their exact shape, and
+    /// shared with other shapes whose packing has the same bytes. `None` where oneDNN can't run
+    /// the weights.
+    pub fn packed_weight(&self, xs: &Tensor) -> Option<Tensor> {
+        let shape: [i64; 4] = xs.size().try_into().ok()?;
+        self.onednn.then(|| {
+            self.packings
+                .get(&self.weight, (self.stride, self.padding), shape)
+        })
+    }
+
+    /// How many distinct oneDNN packings of the weight this layer keeps.
+    pub fn packings_kept(&self) -> usize {
+        self.packings.distinct()
+    }
+
+    fn run(&self, kernel: Kernel, xs: &Tensor) -> Tensor {
+        let (s, p) = (self.stride, self.padding);
+        match kernel {
+            Kernel::OneDnn => {
+                let weight = self.packed_weight(xs).expect("oneDNN runs these weights");
+                ops::conv2d_relu(xs, &weight, &self.bias, s, p)
+                    .unwrap_or_else(|e| panic!("oneDNN conv2d + ReLU failed: {e}"))
+            }
+            Kernel::Winograd => {
+                let u = self.winograd_form();
+                ops::winograd_conv_relu(xs, &u, &self.bias)
+                    .unwrap_or_else(|e| panic!("Winograd conv2d + ReLU failed: {e}"))
+            }
+            Kernel::Matrix => {
+                let map = (xs.size()[2], xs.size()[3]);
+                let mut dense = self.dense.borrow_mut();
+                let dense = dense.get_or_insert_with(|| {
+                    no_grad_in_huge_pages(|| Dense::new(&self.weight, &self.bias, (s, p), map))
+                });
+                dense.forward(xs)
+            }
+            Kernel::Aten => xs
+                .conv2d(&self.weight, Some(&self.bias), [s, s], [p, p], [1, 1], 1)
+                .relu_(),
+        }
+    }
+
+    fn winograd_form(&self) -> Tensor {
+        self.winograd
+            .borrow_mut()
+            .get_or_insert_with(|| {
                 let u = no_grad_in_huge_pages(|| winograd_weight(&self.weight));
                 memory::huge_pages(&u);
                 u
             })
-        })
+            .shallow_clone()
     }
 
-    /// Runs in the layout of `xs` (see [`enter`]), or, on a map of a few positions and a batch
-    /// of [`DENSE_FROM_BATCH`] or more, as one matrix product over the flattened maps: it skips
-    /// the kernel taps that fall in the padding (on a 2×2 map, 4 of 9 per output) and runs as one
-    /// GEMM, and the matrix (at most twice the kernel's size) costs little to keep. Its output is
-    /// a plain tensor. Or, where `winograd_for` says it pays, in Winograd's form, with a
-    /// channels-last output. Like tch's own layers, panics where libtorch refuses the input (a
-    /// batch of the wrong shape or kind).
-    pub fn forward(&self, xs: &Tensor) -> Tensor {
-        if let Some(dense) = self.dense_for(xs) {
-            return dense.forward(xs);
+    /// The kernel tuned for the situation of `xs`, timed now if it is new.
+    fn tuned(&self, xs: &Tensor) -> Kernel {
+        let size = xs.size();
+        let situation = Situation {
+            map: (size[2], size[3]),
+            class: batch_class(size[0]),
+            threads: tch::get_num_threads(),
+        };
+        if let Some(&k) = self.choices.borrow().get(&situation) {
+            return k;
         }
-        if let Some(u) = self.winograd_for(xs) {
-            let xs = if xs.is_mkldnn() {
-                xs.to_dense(None, false)
-            } else {
-                xs.shallow_clone()
-            };
-            return ops::winograd_conv_relu(&xs, u, &self.bias)
-                .unwrap_or_else(|e| panic!("Winograd conv2d + ReLU failed: {e}"));
+        let candidates: Vec<Kernel> = Kernel::TUNED
+            .into_iter()
+            .filter(|&k| self.applies(k, xs))
+            .collect();
+        let timed = xs.narrow(0, 0, size[0].min(TIMED_BATCH));
+        let chosen = match candidates[..] {
+            [only] => only,
+            _ => tuner::choose(&self.key(situation), timed.size()[0], &candidates, &|k| {
+                tch::no_grad(|| self.run(k, &timed))
+            }),
+        };
+        let mut choices = self.choices.borrow_mut();
+        choices.insert(situation, chosen);
+        // Forms no choice runs are not kept.
+        if !choices.values().any(|&k| k == Kernel::Winograd) {
+            self.winograd.borrow_mut().take();
         }
-        let (s, p) = (self.stride, self.padding);
-        match &self.packed {
-            Some((w, b)) if xs.is_mkldnn() => xs
-                .mkldnn_convolution(w, Some(b), [p, p], [s, s], [1, 1], 1)
-                .relu_(),
-            Some((w, _)) if ops::has_conv2d_relu() => ops::conv2d_relu(xs, w, &self.bias, s, p)
-                .unwrap_or_else(|e| panic!("oneDNN conv2d + ReLU failed: {e}")),
-            _ => xs
-                .conv2d(&self.weight, Some(&self.bias), [s, s], [p, p], [1, 1], 1)
-                .relu_(),
+        if !choices.values().any(|&k| k == Kernel::Matrix) {
+            self.dense.borrow_mut().take();
         }
+        chosen
+    }
+
+    /// The cache's key of this layer in `situation`.
+    fn key(&self, situation: Situation) -> String {
+        let [o, c, kh, kw] = self.weight.size()[..] else {
+            unreachable!("conv weights are 4-d")
+        };
+        format!(
+            "{} threads, conv {o}x{c}x{kh}x{kw} stride {} padding {} on {}x{}, batch class {}",
+            situation.threads,
+            self.stride,
+            self.padding,
+            situation.map.0,
+            situation.map.1,
+            situation.class
+        )
     }
 }
 

@@ -80,10 +80,10 @@ fn inference_weights_lie_in_huge_pages() {
     // 512 → 512 channels, 3×3: 9 MiB of weights, the seed's deepest convs.
     let conv = Conv2d::new(vs.root() / "conv", 512, 512, 3, 1, 1);
     let layer = ConvReLU2d::new(&conv, None);
-    let read_by_passes = match &layer.packed {
-        Some((weight, _)) => weight,
-        None => &layer.weight,
-    };
+    let xs = Tensor::randn([2, 512, 4, 4], (Kind::Float, Device::Cpu));
+    // Packed for the batch's shape when it first comes.
+    let packed = layer.packed_weight(&xs);
+    let read_by_passes = packed.as_ref().unwrap_or(&layer.weight);
     let (data, len) = data_bytes(read_by_passes).unwrap();
     let (data, len) = (data as usize, len);
     assert!(len >= 512 * 512 * 9 * 4, "{len} bytes of weights");
@@ -99,7 +99,6 @@ fn inference_weights_lie_in_huge_pages() {
     assert_eq!(huge_pages(read_by_passes), whole_huge_pages(data, len));
 
     // The layer still computes relu(conv2d(x)).
-    let xs = Tensor::randn([2, 512, 4, 4], (Kind::Float, Device::Cpu));
     let expected = xs
         .conv2d(&conv.weight, Some(&conv.bias), [1, 1], [1, 1], [1, 1], 1)
         .relu();

@@ -1,7 +1,7 @@
 //! `to_inference()` works on every store the model itself runs on: where oneDNN
 //! can't be used (a kind other than f32, a device other than the CPU, a libtorch without oneDNN)
 //! the folded weights run on plain tensors and give the eval-mode outputs.
-use vggdsl_runtime::inference::BLOCKED_FROM_BATCH;
+use vggdsl_runtime::inference::ConvReLU2d;
 use vggdsl_runtime::tch::nn::{ModuleT, VarStore};
 use vggdsl_runtime::tch::{self, Device, Kind, Tensor};
 
@@ -41,11 +41,16 @@ fn relative_difference(kind: Kind) -> f64 {
     let fast = net.to_inference();
     // Only f32 weights are prepacked for oneDNN (where libtorch has it).
     let packed = kind == Kind::Float && tch::utils::has_mkldnn();
-    assert_eq!(fast.conv0.packed.is_some(), packed, "{kind:?}");
-    [1, BLOCKED_FROM_BATCH]
+    [1, 16]
         .into_iter()
         .map(|batch| {
             let xs = Tensor::randn([batch, 3, 16, 16], (kind, Device::Cpu));
+            let entered = vggdsl_runtime::inference::enter(&xs);
+            assert_eq!(
+                fast.conv0.packed_weight(&entered).is_some(),
+                packed,
+                "{kind:?}"
+            );
             let eval = tch::no_grad(|| net.forward_t(&xs, false));
             let out = fast.forward(&xs);
             assert_eq!((out.kind(), out.size()), (kind, vec![batch, 5]));
@@ -119,18 +124,18 @@ fn fused_conv_relu_matches_conv2d_then_relu() {
     assert!(ops::conv2d_relu(&wrong, &weight, &bias, 1, 1).is_err());
 }
 
-/// A conv on a map of a few positions runs, from `DENSE_FROM_BATCH` images on, as one matrix
-/// product; it equals `relu(conv2d(…))` for 2×2 and 1×1 maps (padding 1), a 3×3 map without
-/// padding, stride 2, plain, channels-last and blocked inputs, and leaves larger maps and
-/// smaller batches to the conv kernels (same results there too).
+/// The matrix form of a conv on a map of a few positions applies to 2×2 and 1×1 maps (padding
+/// 1), a 3×3 map without padding and stride 2, not to larger maps; where it applies it equals
+/// `relu(conv2d(…))` for plain and channels-last inputs and writes channels-last, as oneDNN's
+/// kernel does (which gives the same numbers there too).
 #[test]
 fn convs_on_small_maps_as_a_matrix_product_match_conv2d() {
-    use vggdsl_runtime::inference::{self, ConvReLU2d, DENSE_FROM_BATCH};
+    use vggdsl_runtime::inference::{enter, Kernel};
     use vggdsl_runtime::nn::Conv2d;
     tch::manual_seed(2);
     let opts = (Kind::Float, Device::Cpu);
     let vs = VarStore::new(Device::Cpu);
-    // (map, stride, padding, whether the matrix pays)
+    // (map, stride, padding, whether the matrix form applies)
     let cases = [
         (2, 1, 1, true),
         (1, 1, 1, true),
@@ -142,7 +147,7 @@ fn convs_on_small_maps_as_a_matrix_product_match_conv2d() {
         let path = vs.root() / format!("conv{map}_{stride}_{padding}");
         let conv = Conv2d::new(path, 6, 5, 3, stride, padding);
         let layer = ConvReLU2d::new(&conv, None);
-        for batch in [1, DENSE_FROM_BATCH, BLOCKED_FROM_BATCH + 1] {
+        for batch in [1, 8, 17] {
             let xs = Tensor::randn([batch, 6, map, map], opts);
             let want = tch::no_grad(|| {
                 xs.conv2d(
@@ -155,33 +160,36 @@ fn convs_on_small_maps_as_a_matrix_product_match_conv2d() {
                 )
                 .relu()
             });
-            let raw = layer.forward(&inference::enter(&xs));
-            if tch::utils::has_mkldnn() {
-                // Which path ran shows in the layout: the conv kernels keep the blocked layout
-                // (large batches) or write channels-last (small ones); the matrix product
-                // writes plain NCHW. Maps of one position look alike in the last two.
-                if batch >= BLOCKED_FROM_BATCH {
-                    assert_eq!(raw.is_mkldnn(), !dense, "map {map}, stride {stride}");
-                } else if batch == DENSE_FROM_BATCH && want.size()[2] > 1 {
-                    assert_eq!(raw.is_contiguous(), dense, "map {map}, stride {stride}");
+            let scale = want.abs().max().double_value(&[]);
+            for input in [xs.shallow_clone(), enter(&xs)] {
+                let matrix = layer.forward_with(Kernel::Matrix, &input);
+                assert_eq!(
+                    matrix.is_some(),
+                    dense && tch::utils::has_mkldnn(),
+                    "map {map}, stride {stride}"
+                );
+                let onednn = layer.forward_with(Kernel::OneDnn, &input);
+                for got in matrix.into_iter().chain(onednn) {
+                    // Channels-last out: the layout every kernel keeps.
+                    let out = got.size();
+                    assert_eq!(got.stride()[1], 1, "map {map}, batch {batch}");
+                    assert_eq!(out, want.size(), "map {map}, batch {batch}");
+                    let diff = (&got - &want).abs().max().double_value(&[]);
+                    assert!(
+                        diff <= 1e-5 * scale,
+                        "map {map}, stride {stride}, padding {padding}, batch {batch}: {diff}"
+                    );
                 }
             }
-            let got = inference::leave(raw);
-            assert_eq!(got.size(), want.size(), "map {map}, batch {batch}");
-            let diff = (&got - &want).abs().max().double_value(&[]);
-            let scale = want.abs().max().double_value(&[]);
-            assert!(
-                diff <= 1e-5 * scale,
-                "map {map}, stride {stride}, padding {padding}, batch {batch}: difference {diff}"
-            );
         }
     }
-    // A kernel larger than the padded map is refused at every batch size, as conv2d refuses it
+    // A kernel larger than the padded map is refused by every kernel, as conv2d refuses it
     // (integer division would give such a map one output position).
     let conv = Conv2d::new(vs.root() / "too_small", 6, 5, 3, 2, 0);
     let layer = ConvReLU2d::new(&conv, None);
-    for batch in [1, DENSE_FROM_BATCH, BLOCKED_FROM_BATCH] {
-        let xs = inference::enter(&Tensor::randn([batch, 6, 2, 2], opts));
+    for batch in [1, 8, 16] {
+        let xs = enter(&Tensor::randn([batch, 6, 2, 2], opts));
+        assert!(!layer.applies(Kernel::Matrix, &xs));
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| layer.forward(&xs)));
         assert!(run.is_err(), "batch {batch}: a 3×3 kernel on a 2×2 map ran");
     }
@@ -264,25 +272,23 @@ fn winograd_conv_matches_conv2d() {
     assert!(winograd_conv_relu(&wrong_channels, &u, &bias).is_err());
 }
 
-/// A 3×3 conv on a map of at most 64 positions whose channels in and out have a harmonic mean
-/// of 160 or more runs in Winograd's form from `WINOGRAD_FROM_BATCH` images on, in every layout
-/// `enter` picks (its output is then exactly the Winograd op's), and the conv kernels take the
-/// rest; all equal `relu(conv2d(…))`.
+/// Winograd's form applies to 3×3 convs with stride and padding 1 on maps of even sides; the
+/// guess (the tuner's starting point) runs it from `WINOGRAD_FROM_BATCH` images on for maps of
+/// at most 64 positions whose channels in and out have a harmonic mean of 160 or more. Run by
+/// the layer, its output is exactly the Winograd op's, and it equals `relu(conv2d(…))`.
 #[test]
-fn winograd_runs_where_it_pays() {
-    use vggdsl_runtime::inference::{
-        self, winograd_weight, ConvReLU2d, DENSE_FROM_BATCH, WINOGRAD_FROM_BATCH,
-    };
+fn winograd_runs_where_it_applies() {
+    use vggdsl_runtime::inference::{enter, winograd_weight, Kernel, WINOGRAD_FROM_BATCH};
     use vggdsl_runtime::nn::Conv2d;
     use vggdsl_runtime::ops::winograd_conv_relu;
     tch::manual_seed(4);
     let opts = (Kind::Float, Device::Cpu);
     let vs = VarStore::new(Device::Cpu);
-    // (in, out, map, whether Winograd's form runs from WINOGRAD_FROM_BATCH)
+    // (in, out, map, whether the guess runs Winograd's form from WINOGRAD_FROM_BATCH)
     let cases = [
         (256, 256, 4, true),
         (256, 512, 8, true),
-        (256, 256, 2, true),
+        (256, 256, 6, true),
         (128, 256, 8, true),
         (160, 160, 4, true),
         (159, 160, 4, false),
@@ -290,33 +296,57 @@ fn winograd_runs_where_it_pays() {
         (64, 512, 4, false),
         (256, 256, 16, false),
     ];
-    for (c, k, map, pays) in cases {
+    for (c, k, map, guessed) in cases {
         let conv = Conv2d::new(vs.root() / format!("conv{c}_{k}_{map}"), c, k, 3, 1, 1);
         let layer = ConvReLU2d::new(&conv, None);
         let u = winograd_weight(&conv.weight);
-        for batch in [1, WINOGRAD_FROM_BATCH, BLOCKED_FROM_BATCH] {
+        for batch in [1, WINOGRAD_FROM_BATCH, 16] {
             let xs = Tensor::randn([batch, c, map, map], opts);
             let want = conv_relu_f64(&xs, &conv.weight, &conv.bias);
-            let got = tch::no_grad(|| inference::leave(layer.forward(&inference::enter(&xs))));
-            if tch::utils::has_mkldnn() {
-                let winograd = winograd_conv_relu(&xs, &u, &conv.bias).unwrap();
-                // On a 2×2 map the matrix form goes first, from DENSE_FROM_BATCH on.
-                let dense = map == 2 && batch >= DENSE_FROM_BATCH;
-                assert_eq!(
-                    got.equal(&winograd.contiguous()),
-                    pays && batch >= WINOGRAD_FROM_BATCH && !dense,
-                    "{c}→{k} on {map}×{map}, batch {batch}: which path ran"
-                );
+            let scale = want.abs().max().double_value(&[]);
+            let input = enter(&xs);
+            if !tch::utils::has_mkldnn() {
+                continue;
             }
+            assert_eq!(
+                layer.guess(&input) == Kernel::Winograd,
+                guessed && batch >= WINOGRAD_FROM_BATCH,
+                "{c}→{k} on {map}×{map}, batch {batch}: the guess"
+            );
+            let got = layer.forward_with(Kernel::Winograd, &input).unwrap();
+            let winograd = winograd_conv_relu(&xs, &u, &conv.bias).unwrap();
+            assert!(
+                got.equal(&winograd),
+                "{c}→{k} on {map}×{map}, batch {batch}"
+            );
             let diff = (got.to_kind(Kind::Double) - &want)
                 .abs()
                 .max()
                 .double_value(&[]);
-            let scale = want.abs().max().double_value(&[]);
             assert!(
                 diff <= 1e-5 * scale,
                 "{c}→{k} on {map}×{map}, batch {batch}: difference {diff} of {scale}"
             );
         }
+    }
+    // Odd maps, other kernel sizes, strides and paddings: not Winograd's F(2×2, 3×3).
+    let xs = Tensor::randn([2, 8, 5, 6], opts);
+    for (size, stride, padding) in [(3, 1, 1), (3, 2, 1), (3, 1, 0), (1, 1, 0)] {
+        let conv = Conv2d::new(
+            vs.root() / format!("k{size}s{stride}p{padding}"),
+            8,
+            8,
+            size,
+            stride,
+            padding,
+        );
+        let layer = ConvReLU2d::new(&conv, None);
+        let even = xs.narrow(2, 0, 4);
+        let applies = (size, stride, padding) == (3, 1, 1);
+        assert!(!layer.applies(Kernel::Winograd, &xs));
+        assert_eq!(
+            layer.applies(Kernel::Winograd, &even),
+            applies && tch::utils::has_mkldnn()
+        );
     }
 }

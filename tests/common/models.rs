@@ -18,7 +18,7 @@ pub use generated::*;
 
 /// What the tests use of a generated model type, as a trait object.
 pub trait Generated: ModuleT + Display {
-    /// `to_inference()`: BatchNorm folded, oneDNN layout from `BLOCKED_FROM_BATCH` on.
+    /// `to_inference()`: BatchNorm folded, ReLU fused, conv kernels chosen per batch size.
     fn inference(&self) -> Box<dyn Module>;
 }
 

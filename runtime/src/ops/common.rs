@@ -1,5 +1,5 @@
 //! What every kernel's Rust side shares, as `csrc/common.h` on the C++ side: an entry point's
-//! result as a `Result`, with the message of its failure.
+//! result as a `Result`, with the message of its failure, and which ISA build runs.
 
 use std::ffi::CStr;
 use std::os::raw::c_char;
@@ -9,6 +9,34 @@ use torch_sys::C_tensor;
 
 extern "C" {
     fn vggdsl_last_error() -> *const c_char;
+    fn vggdsl_cpu_capability() -> *const c_char;
+    fn vggdsl_kernel_isa() -> *const c_char;
+    fn vggdsl_torch_version() -> *const c_char;
+}
+
+/// The version of the libtorch the kernels were built against ("2.13.0"; "?" if unknown).
+pub fn torch_version() -> &'static str {
+    // SAFETY: a NUL-terminated string literal of the C++ side.
+    unsafe { static_str(vggdsl_torch_version()) }
+}
+
+/// aten's CPU capability: "AVX512", "AVX2", "DEFAULT", … (`ATEN_CPU_CAPABILITY` can lower it).
+pub fn cpu_capability() -> &'static str {
+    // SAFETY: a NUL-terminated string in a static of the C++ side, never freed.
+    unsafe { static_str(vggdsl_cpu_capability()) }
+}
+
+/// The build of vggdsl's own kernels that runs, the one matching [`cpu_capability`]: "avx512",
+/// "avx2" or "baseline".
+pub fn kernel_isa() -> &'static str {
+    // SAFETY: a NUL-terminated string literal of the C++ side.
+    unsafe { static_str(vggdsl_kernel_isa()) }
+}
+
+/// # Safety
+/// `s` is a NUL-terminated UTF-8 string that lives as long as the process.
+unsafe fn static_str(s: *const c_char) -> &'static str {
+    CStr::from_ptr(s).to_str().unwrap_or("?")
 }
 
 /// The message of the entry point that failed last on this thread (`csrc/common.h`'s guard).

@@ -1,5 +1,5 @@
 //! The generated `…Inference` struct and `to_inference`: BatchNorm folded, ReLU fused, conv
-//! weights prepacked for oneDNN, as [`ir::fusions`] groups the layers.
+//! kernels chosen per batch size at run time, as [`ir::fusions`] groups the layers.
 
 use proc_macro2::{Ident, TokenStream};
 use quote::quote;
@@ -59,7 +59,7 @@ fn fused(layers: &[Layer], section: &Ident) -> Vec<Fused> {
         .collect()
 }
 
-/// The inference model: BatchNorm folded, ReLU fused, conv weights prepacked for oneDNN.
+/// The inference model: BatchNorm folded, ReLU fused, conv kernels chosen per batch size.
 pub(super) fn inference(net: &Architecture) -> TokenStream {
     let spec = &net.spec;
     let name = ident(&spec.name);
@@ -81,11 +81,11 @@ pub(super) fn inference(net: &Architecture) -> TokenStream {
     let head = head(net);
     let (f_field, c_field) = (ident(names::FEATURES), ident(names::CLASSIFIER));
     let doc = format!(
-        " [`{}`] for inference: each BatchNorm folded into the layer before it, ReLU fused, conv \
-         weights prepacked for oneDNN; small batches run channels-last through oneDNN's fused \
-         conv + ReLU kernel, large ones in oneDNN's blocked layout, and convs on maps of a few \
-         positions as one matrix product ([`vggdsl_runtime::inference`]). Built by \
-         [`{}::to_inference`] from the model's current weights.",
+        " [`{}`] for inference: each BatchNorm folded into the layer before it, ReLU fused, \
+         channels-last maps, and each conv running the kernel measured fastest on this machine \
+         for its batch size (oneDNN's fused conv + ReLU, Winograd's form or one matrix product; \
+         [`vggdsl_runtime::inference`]). Built by [`{}::to_inference`] from the model's current \
+         weights.",
         spec.name, spec.name
     );
     quote! {

@@ -1,0 +1,123 @@
+//! Picking a conv's kernel by timing the candidates on the batch at hand, cuDNN's benchmark mode
+//! for oneDNN, Winograd's form and the matrix form: once per layer shape, batch-size class and
+//! thread count on a machine, the choice kept in [`KernelCache`] for the next process.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use tch::Tensor;
+
+use super::{Kernel, KernelCache};
+
+/// Timed rounds after the warm-up run, at least and at most; every round runs each remaining
+/// candidate once, in turn. Best times of a few rounds can still be one burst of another
+/// process's work, so cheap layers take more rounds.
+const ROUNDS: (usize, usize) = (2, 9);
+
+/// After the first rounds, timing stops once the rounds have taken this long (seconds).
+const BUDGET: f64 = 0.05;
+
+/// From then on, after each round, candidates slower than this many times the fastest drop out.
+const DROP_AFTER: f64 = 1.5;
+
+/// One choice of a kernel for a layer and size class: what was timed, what was chosen, and what
+/// it cost.
+#[derive(Debug, Clone)]
+pub struct TuningRecord {
+    /// The layer and situation, as the cache keys them (threads, shape, map, batch class).
+    pub key: String,
+    /// The batch size that was timed (a batch above 64 images is timed on its first 64).
+    pub batch: i64,
+    /// The best time of each candidate timed (seconds); empty when the cache had the choice.
+    pub times: Vec<(Kernel, f64)>,
+    pub chosen: Kernel,
+    /// The wall time the choice took, warm-up included (seconds).
+    pub seconds: f64,
+}
+
+/// The choices of this process, from the user's cache folder unless [`use_kernel_cache`] set
+/// another.
+static CACHE: Mutex<Option<KernelCache>> = Mutex::new(None);
+
+/// Every choice made since the last [`tuning_log`].
+static LOG: Mutex<Vec<TuningRecord>> = Mutex::new(Vec::new());
+
+/// Keeps this process's choices in `cache` from now on (tests: a cache in a temporary folder,
+/// or none: `KernelCache::open(None, …)`).
+pub fn use_kernel_cache(cache: KernelCache) {
+    *CACHE.lock().unwrap_or_else(|e| e.into_inner()) = Some(cache);
+}
+
+/// The choices made (timed or found in the cache) since the last call, in order: what tuning
+/// cost, and what it chose.
+pub fn tuning_log() -> Vec<TuningRecord> {
+    std::mem::take(&mut *LOG.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// The fastest of `candidates` for `key`, from the cache or by timing `run` on each. `batch` is
+/// the batch size `run` computes, for the record.
+pub(super) fn choose(
+    key: &str,
+    batch: i64,
+    candidates: &[Kernel],
+    run: &dyn Fn(Kernel) -> Tensor,
+) -> Kernel {
+    let start = Instant::now();
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let cache = cache.get_or_insert_with(KernelCache::for_this_machine);
+    let (chosen, times) = match cache.get(key).filter(|k| candidates.contains(k)) {
+        Some(kernel) => (kernel, Vec::new()),
+        None => {
+            let times = time(candidates, run);
+            let fastest = times
+                .iter()
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map_or(Kernel::OneDnn, |&(k, _)| k);
+            cache.insert(key, fastest);
+            (fastest, times)
+        }
+    };
+    LOG.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(TuningRecord {
+            key: key.to_owned(),
+            batch,
+            times,
+            chosen,
+            seconds: start.elapsed().as_secs_f64(),
+        });
+    chosen
+}
+
+/// Each candidate's best time over the rounds, after one untimed run each (packing, oneDNN's
+/// primitive, the Winograd or matrix form are made there). The candidates take turns, so that
+/// a drifting machine hits them alike; clear losers stop early, and the rounds stop at a time
+/// budget, which bounds the cost: `1 + ROUNDS.0` runs of each candidate for a slow layer.
+fn time(candidates: &[Kernel], run: &dyn Fn(Kernel) -> Tensor) -> Vec<(Kernel, f64)> {
+    for &k in candidates {
+        drop(run(k));
+    }
+    let mut best: Vec<(Kernel, f64)> = candidates.iter().map(|&k| (k, f64::INFINITY)).collect();
+    let mut running = vec![true; best.len()];
+    let start = Instant::now();
+    for round in 1..=ROUNDS.1 {
+        for (i, (k, t)) in best.iter_mut().enumerate() {
+            if running[i] {
+                let start = Instant::now();
+                drop(run(*k));
+                *t = t.min(start.elapsed().as_secs_f64());
+            }
+        }
+        if round < ROUNDS.0 {
+            continue;
+        }
+        let fastest = best.iter().map(|b| b.1).fold(f64::INFINITY, f64::min);
+        for (i, (_, t)) in best.iter().enumerate() {
+            running[i] &= *t <= DROP_AFTER * fastest;
+        }
+        if start.elapsed().as_secs_f64() > BUDGET || running.iter().filter(|&&r| r).count() < 2 {
+            break;
+        }
+    }
+    best
+}
