@@ -13,6 +13,7 @@ pub mod hrank;
 pub mod prune;
 pub mod sgd;
 pub mod trainer;
+pub mod weights;
 
 pub use error::TrainError;
 pub use prune::{prune, PruneError, Pruned, Request};
