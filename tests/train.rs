@@ -1027,21 +1027,29 @@ fn an_interrupt_while_setting_up_stops_before_training_even_in_a_background_job(
         .spawn()
         .unwrap();
     let pid = child.id().to_string();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut stdin = child.stdin.take().unwrap();
     let (heard_tx, heard) = std::sync::mpsc::channel::<()>();
     let sender = std::thread::spawn(move || {
-        // Until vggdsl says it heard one (signals before its handler are ignored, as SIGINT is).
-        while heard.recv_timeout(Duration::from_millis(50)).is_err() {
+        // Until vggdsl says it heard one (signals before its handler are ignored, as SIGINT is),
+        // for 10 s at most; then FILE, so that set-up goes on.
+        for _ in 0..200 {
             let _ = Command::new("kill").args(["-INT", &pid]).status();
+            if heard.recv_timeout(Duration::from_millis(50)).is_ok() {
+                break;
+            }
         }
+        stdin.write_all(TINY.as_bytes()).unwrap();
     });
-    let mut seen = stderr_until(&mut err, "stopping before training starts");
-    heard_tx.send(()).unwrap();
+    let mut seen = String::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line.contains("stopping before training starts") {
+            let _ = heard_tx.send(());
+        }
+        seen += &line;
+        seen.push('\n');
+    }
     sender.join().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(TINY.as_bytes()).unwrap();
-    drop(stdin);
-    err.read_to_string(&mut seen).unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(130), "{seen}");
     assert!(
         seen.contains("interrupted before training started; nothing was saved"),
