@@ -6,6 +6,7 @@ mod commands;
 mod exit;
 mod failure;
 mod input;
+#[cfg(feature = "torch")]
 mod numbers;
 mod output;
 mod plot;

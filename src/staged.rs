@@ -7,18 +7,21 @@
 
 use std::path::Path;
 
+#[cfg(feature = "torch")]
 use vggdsl::folder::{FileSet, OutputDir};
 
 use crate::exit::FAILED;
 use crate::failure::Failure;
 
 /// Output files of one command, staged in its locked folder until [`Staged::commit`].
+#[cfg(feature = "torch")]
 pub struct Staged {
     /// Before `dir`, so that it is dropped (and its staging folder removed) first.
     set: Option<FileSet>,
     dir: OutputDir,
 }
 
+#[cfg(feature = "torch")]
 impl Staged {
     /// Opens `dir` for the command's files, creating it if missing.
     pub fn new(dir: &Path) -> Result<Staged, Failure> {

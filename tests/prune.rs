@@ -475,40 +475,52 @@ fn bad_input_is_one_sentence_and_nothing_is_written() {
     let bad = ["--ranks", "bad.json"];
     let no_filter = ["--compress-rate", "[1.0] * 4"];
     let l1 = ["--by", "l1"];
+    // A ranks file that fits Small but for `images` and conv0's rank of filter 1.
+    let fitting = |images: &str, rank: &str| {
+        let ones = |n: usize| vec!["1"; n].join(", ");
+        format!(
+            r#"{{"model": "Small", "images": {images}, "ranks": {{"conv0": [1, {rank}, {}],
+                "conv2": [{}], "conv3": [{}], "conv5": [{}]}}}}"#,
+            ones(6),
+            ones(16),
+            ones(16),
+            ones(24)
+        )
+    };
     for (json, args, code, why) in [
         (
-            r#"{"model": "Small", "images": 64, "ranks": {"conv0": [1, -2]}}"#,
+            fitting("64", "-2"),
             [&bad[..], &rates].concat(),
             1,
             "filter 1 of conv0 has rank -2, but a mean rank is a number ≥ 0",
         ),
         (
-            r#"{"model": "Small", "images": 64, "ranks": {"conv0": [1e999]}}"#,
+            fitting("64", "1e999"),
             [&bad[..], &rates].concat(),
             1,
             "number out of range",
         ),
         (
-            r#"{"model": "Small", "images": -3, "ranks": {"conv0": [1]}}"#,
+            fitting("-3", "1"),
             [&bad[..], &rates].concat(),
             1,
             "images is -3, but the ranks are means over at least 1 image",
         ),
         (
-            "",
+            String::new(),
             [&["--ranks", "/dev/zero"][..], &rates].concat(),
             2,
             "error: cannot read /dev/zero: it is larger than 1,088 KiB, more than a ranks file \
              of the model holds\n",
         ),
         (
-            "",
+            String::new(),
             [&ranks[..], &l1, &rates].concat(),
             2,
             "--ranks is read only by --by rank, so --by l1 would ignore it",
         ),
         (
-            "",
+            String::new(),
             [&ranks[..], &no_filter].concat(),
             2,
             "rate 1 is outside [0, 1)",
