@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
+use vggdsl::files::ranks::RanksFile;
 use vggdsl_runtime::tch::nn::VarStore;
 use vggdsl_runtime::tch::{self, Device, Kind, Tensor};
 use vggdsl_runtime::Network;
@@ -24,6 +25,17 @@ use vggdsl_test_support::pytorch;
 use vggdsl_train::hrank::RankSums;
 
 const BATCH: i64 = 128;
+
+/// vggdsl's mean ranks of `xs`, `BATCH` images at a time.
+fn ranks(net: &Network, xs: &Tensor) -> RanksFile {
+    let images = xs.size()[0];
+    let mut sums = RankSums::new(net);
+    for first in (0..images).step_by(BATCH as usize) {
+        let batch = xs.narrow(0, first, BATCH.min(images - first));
+        sums.add(net, &batch).expect("the seed's maps are finite");
+    }
+    sums.means()
+}
 
 fn main() {
     let mut images = 640;
@@ -54,12 +66,8 @@ fn main() {
     );
 
     let start = Instant::now();
-    let mut sums = RankSums::new(&net);
-    for first in (0..images).step_by(BATCH as usize) {
-        sums.add(&net, &xs.narrow(0, first, BATCH.min(images - first)));
-    }
+    let means = ranks(&net, &xs);
     let ours = start.elapsed().as_secs_f64();
-    let means = sums.means();
     println!("vggdsl (one pass, batched matrix_rank):          {ours:8.2} s");
 
     let python = pytorch::interpreter();

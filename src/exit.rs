@@ -42,19 +42,32 @@ pub const EXPORT: Table = &[
     (USAGE, "a file cannot be read, or the command line is wrong"),
 ];
 
-/// `train` and `eval`.
+/// `train`.
 #[cfg(feature = "torch")]
 pub const TRAIN: Table = &[
     (0, "success"),
     (
         FAILED,
-        "FILE, the data or a weights file is invalid, or training failed (the last checkpoint stays)",
+        "FILE, the data or a weights file is invalid, RUN_DIR cannot be written or is in use, or\n\
+         training failed (the last checkpoint stays)",
     ),
     (USAGE, "a FILE cannot be read, or the command line is wrong"),
     (
         INTERRUPTED,
-        "interrupted by Ctrl-C or SIGTERM (train saves a checkpoint first)",
+        "interrupted by Ctrl-C or SIGTERM (once training has begun, a checkpoint is saved\n\
+         first)",
     ),
+];
+
+/// `eval`.
+#[cfg(feature = "torch")]
+pub const EVAL: Table = &[
+    (0, "success"),
+    (
+        FAILED,
+        "FILE, the data or the weights are invalid (NaN or infinite weights included)",
+    ),
+    (USAGE, "a FILE cannot be read, or the command line is wrong"),
 ];
 
 /// `rank`.
@@ -63,7 +76,8 @@ pub const RANK: Table = &[
     (0, "success"),
     (
         FAILED,
-        "FILE, the data or the weights are invalid, or RANKS_DIR cannot be written (nothing is written)",
+        "FILE, the data or the weights are invalid, or RANKS_DIR cannot be written or is in use\n\
+         (nothing is written)",
     ),
     (USAGE, "a FILE cannot be read, or the command line is wrong"),
 ];
@@ -75,7 +89,7 @@ pub const PRUNE: Table = &[
     (
         FAILED,
         "FILE, the weights or the ranks are invalid or do not fit one another, or DIR cannot be\n\
-         written (nothing is written)",
+         written, is in use or holds files prune did not write (nothing is written)",
     ),
     (
         USAGE,

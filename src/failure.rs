@@ -54,6 +54,34 @@ impl Failure {
         }
     }
 
+    /// A panic caught at the top (tch turns a libtorch error of a call without `f_` into one): one
+    /// sentence, libtorch's message without its C++ backtrace, instead of a panic's report.
+    pub fn panicked(payload: &(dyn std::any::Any + Send)) -> Self {
+        let text = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic without a message");
+        // tch's `unwrap` shows the error's Debug form: `… Err value: Torch("message\nException …")`.
+        match text.split_once("Torch(\"") {
+            Some((_, rest)) => {
+                let end = ["\\n", "\")"]
+                    .iter()
+                    .filter_map(|stop| rest.find(stop))
+                    .min()
+                    .unwrap_or(rest.len());
+                Self::new(FAILED, format_args!("libtorch failed: {}", &rest[..end]))
+            }
+            None => Self::new(
+                FAILED,
+                format_args!(
+                    "internal error: {}; this is a bug of vggdsl",
+                    text.lines().next().unwrap_or_default()
+                ),
+            ),
+        }
+    }
+
     /// A weights file holding another model's weights: the first of `differences` named, the
     /// others counted.
     pub fn another_model(

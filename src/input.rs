@@ -5,7 +5,6 @@ use crate::exit::{FAILED, MODEL, UNREADABLE};
 use crate::failure::Failure;
 use crate::FileArg;
 use std::io::Read;
-use std::path::Path;
 use vggdsl::files::ranks::{RanksFile, ReadError};
 use vggdsl::Architecture;
 use vggdsl::PickError;
@@ -14,7 +13,8 @@ use vggdsl::PickError;
 /// as `/dev/zero` from being read until memory runs out.
 const MAX_BYTES: u64 = 1 << 20;
 
-/// The most a data file (ranks, metrics) may hold: a rank per filter of the widest networks.
+/// The most a data file (metrics, benchmark results, a ranks file read without its model) may
+/// hold.
 pub const MAX_DATA_BYTES: u64 = 256 << 20;
 
 /// A FILE's text and the name its diagnostics show.
@@ -49,8 +49,8 @@ pub fn read_up_to(file: &FileArg, max_bytes: u64) -> Result<Source, Failure> {
     .map_err(|e| cannot(&e))?;
     if bytes.len() as u64 > max_bytes {
         return Err(cannot(&format_args!(
-            "it is larger than {} MiB",
-            max_bytes >> 20
+            "it is larger than {}",
+            vggdsl::files::size(max_bytes)
         )));
     }
     let text = String::from_utf8(bytes).map_err(|e| {
@@ -84,15 +84,21 @@ pub fn model<'a>(
     })
 }
 
-/// A ranks file of `vggdsl rank`.
-pub fn ranks(path: &Path) -> Result<RanksFile, Failure> {
-    RanksFile::read(path).map_err(ranks_failure)
+/// A ranks file of `vggdsl rank`, refused beyond `max_bytes` ([`vggdsl::files::ranks::max_bytes`]).
+pub fn ranks(file: &FileArg, max_bytes: u64) -> Result<RanksFile, Failure> {
+    let source = read_up_to(file, max_bytes)?;
+    RanksFile::from_json(&source.text).map_err(|source_error| {
+        ranks_failure(ReadError::Format {
+            path: source.name.into(),
+            source: source_error,
+        })
+    })
 }
 
 /// A ranks file that cannot be read is exit 2, one that is not a ranks file exit 1.
 pub fn ranks_failure(error: ReadError) -> Failure {
     match error {
-        ReadError::Io { .. } => Failure::new(UNREADABLE, error),
+        ReadError::Io { .. } | ReadError::TooLarge { .. } => Failure::new(UNREADABLE, error),
         ReadError::Format { .. } => Failure::new(FAILED, error),
     }
 }

@@ -6,6 +6,8 @@ mod commands;
 mod exit;
 mod failure;
 mod input;
+#[cfg(feature = "torch")]
+mod numbers;
 mod output;
 mod plot;
 mod rates;
@@ -60,7 +62,7 @@ enum Command {
     Train(commands::train::Args),
     /// Evaluate weights on a test set: accuracy, per-class accuracy, loss.
     #[cfg(feature = "torch")]
-    #[command(after_help = exit::help(exit::TRAIN))]
+    #[command(after_help = exit::help(exit::EVAL))]
     Eval(commands::eval::Args),
     /// Rank every conv's filters by the mean matrix rank of their feature maps (HRank), over the
     /// first batches of the training set; writes RANKS_DIR/ranks.json.
@@ -111,7 +113,15 @@ fn main() -> ExitCode {
     // glibc takes a lower threshold, and nothing else depends on it.
     #[cfg(feature = "torch")]
     vggdsl_runtime::memory::reuse_freed_memory();
-    let result = parse().and_then(|command| match command {
+    let result = parse().and_then(|command| guarded(|| run(command)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => output::report(&failure),
+    }
+}
+
+fn run(command: Command) -> Result<(), Failure> {
+    match command {
         Command::Check(args) => commands::check::run(args),
         Command::Summary(args) => commands::summary::run(args),
         Command::Compile(args) => commands::compile::run(args),
@@ -129,11 +139,23 @@ fn main() -> ExitCode {
         Command::Latency(args) => commands::latency::run(args),
         #[cfg(feature = "torch")]
         Command::Study(args) => commands::study::run(args),
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => output::report(&failure),
     }
+}
+
+/// Runs a command so that a panic, above all a libtorch error that tch raises as one, ends it
+/// with one sentence and exit 1 rather than a panic's report and backtrace. (Testing only:
+/// `VGGDSL_TEST_FAIL=torch` makes a libtorch call fail first.)
+fn guarded(command: impl FnOnce() -> Result<(), Failure>) -> Result<(), Failure> {
+    std::panic::set_hook(Box::new(|_| {}));
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        #[cfg(feature = "torch")]
+        if vggdsl::folder::test_failure("torch").is_some() {
+            use vggdsl_runtime::tch::{Device, Kind, Tensor};
+            let _ = Tensor::zeros([2], (Kind::Float, Device::Cpu)).view([3]);
+        }
+        command()
+    }))
+    .unwrap_or_else(|payload| Err(Failure::panicked(payload.as_ref())))
 }
 
 /// The command line, or clap's help, version or usage error printed under the same output policy

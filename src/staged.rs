@@ -1,62 +1,80 @@
-//! Writing a command's output files all or nothing: each is written whole and synced under a
-//! temporary name in its folder ([`vggdsl::atomic::Pending`]), and only when every one is
-//! complete are they renamed to their names and the folder synced. An error removes the
-//! temporary files, so no half-written or partial set of outputs is ever left.
+//! A command's output folder (`rank --out`, `prune --out`), opened before the command's work so
+//! that an unwritable or busy folder fails first ([`vggdsl::folder::OutputDir`]: created if
+//! missing, locked against other vggdsl processes, recovered from a killed command), and its
+//! files written all or nothing as one [`vggdsl::folder::FileSet`]: a failure or a kill at any
+//! point leaves either all the new files or none of them. A command that fails removes what it
+//! staged, and the folder if it made it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use vggdsl::atomic::{self, Pending};
+#[cfg(feature = "torch")]
+use vggdsl::folder::{FileSet, OutputDir};
 
 use crate::exit::FAILED;
 use crate::failure::Failure;
 
-/// Output files of one command, written under temporary names in `dir` until [`Staged::commit`].
+/// Output files of one command, staged in its locked folder until [`Staged::commit`].
+#[cfg(feature = "torch")]
 pub struct Staged {
-    dir: PathBuf,
-    /// Whether `dir` was created here, so that a failure removes it again.
-    created: bool,
-    files: Vec<Pending>,
+    /// Before `dir`, so that it is dropped (and its staging folder removed) first.
+    set: Option<FileSet>,
+    dir: OutputDir,
 }
 
+#[cfg(feature = "torch")]
 impl Staged {
-    /// Creates `dir` if missing.
+    /// Opens `dir` for the command's files, creating it if missing.
     pub fn new(dir: &Path) -> Result<Staged, Failure> {
-        let created = !dir.exists();
-        std::fs::create_dir_all(dir).map_err(|e| Failure::write(dir.display(), e))?;
-        Ok(Staged {
-            dir: dir.to_path_buf(),
-            created,
-            files: Vec::new(),
-        })
+        let dir = OutputDir::open(dir).map_err(|e| Failure::new(FAILED, e))?;
+        Ok(Staged { set: None, dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// What the folder holds already, sorted.
+    pub fn entries(&self) -> Result<Vec<String>, Failure> {
+        self.dir.entries().map_err(|e| Failure::new(FAILED, e))
     }
 
     /// Writes `bytes` as output `name`.
     pub fn write(&mut self, name: &str, bytes: &[u8]) -> Result<(), Failure> {
-        let path = self.dir.join(name);
-        let file = Pending::new(&path, bytes).map_err(|e| Failure::write(path.display(), e))?;
-        self.files.push(file);
-        Ok(())
+        let set = match &mut self.set {
+            Some(set) => set,
+            None => {
+                let set = self
+                    .dir
+                    .file_set()
+                    .map_err(|e| Failure::write(self.dir.path().display(), e))?;
+                self.set.insert(set)
+            }
+        };
+        set.write(name, bytes)
+            .map_err(|e| Failure::write(self.dir.path().join(name).display(), e.source))
     }
 
-    /// Renames every file to its name.
+    /// Puts every file in place.
     pub fn commit(mut self) -> Result<(), Failure> {
-        for file in std::mem::take(&mut self.files) {
-            let path = file.path().to_owned();
-            file.persist()
-                .map_err(|e| Failure::write(path.display(), e))?;
-        }
-        self.created = false;
-        atomic::sync_dir(&self.dir).map_err(|e| Failure::write(self.dir.display(), e))
-    }
-}
-
-/// Not committed: the temporary files are removed, and the folder if it was made here.
-impl Drop for Staged {
-    fn drop(&mut self) {
-        self.files.clear();
-        if self.created {
-            let _ = std::fs::remove_dir(&self.dir);
-        }
+        let Some(set) = self.set.take() else {
+            return Ok(());
+        };
+        set.commit().map_err(|e| {
+            let then = if e.committed {
+                "; the files are written whole, and the next vggdsl command that writes the folder \
+                 puts them in place"
+            } else {
+                ""
+            };
+            Failure::new(
+                FAILED,
+                format_args!(
+                    "cannot write {}: {}{then}",
+                    self.dir.path().join(&e.name).display(),
+                    e.source
+                ),
+            )
+        })
     }
 }
 

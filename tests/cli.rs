@@ -306,6 +306,29 @@ fn compile_refuses_to_overwrite_a_file_it_did_not_generate() {
         )
     );
     assert_eq!(std::fs::read_to_string(&hand).unwrap(), "fn main() {}\n");
+    // Generated Python is vggdsl's, but of the other language: said so, and kept.
+    let module = dir.join("model.py");
+    let model = repo("examples/vgg16_bn.vgg");
+    let out = vggdsl(&[
+        "compile",
+        &model,
+        "--target",
+        "pytorch",
+        "-o",
+        path(&module),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let python = std::fs::read_to_string(&module).unwrap();
+    let err = one_error(&vggdsl(&["compile", &model, "-o", path(&module)]), 1);
+    assert_eq!(
+        err,
+        format!(
+            "error: cannot write {}: it holds code vggdsl generated in Python, not Rust, so \
+             vggdsl will not replace it with the other language\n",
+            module.display()
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&module).unwrap(), python);
 }
 
 #[test]

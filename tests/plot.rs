@@ -523,6 +523,14 @@ fn bad_ranks_files_and_rates() {
             r#"{"model": "A", "images": 1, "ranks": {"conv0": [1]}, "extra": 1}"#,
             "unknown field `extra`",
         ),
+        (
+            r#"{"model": "A", "images": 0, "ranks": {"conv0": [1]}}"#,
+            "images is 0, but the ranks are means over at least 1 image",
+        ),
+        (
+            r#"{"model": "A", "images": 1, "ranks": {"conv0": [1, -0.5]}}"#,
+            "filter 1 of conv0 has rank -0.5, but a mean rank is a number ≥ 0",
+        ),
     ];
     for (content, why) in cases {
         std::fs::write(&file, content).unwrap();
@@ -542,6 +550,7 @@ fn bad_ranks_files_and_rates() {
             "[0.5] * 5",
             "error: compress_rate has 5 rates but the model has 3 convs",
         ),
+        // One diagnostic for the one list item that makes three rates.
         ("[1.5] * 3", "error: rate 1.5 is outside [0, 1)"),
         (
             "[0.5] } model B {",
@@ -560,8 +569,103 @@ fn bad_ranks_files_and_rates() {
         assert_eq!(run.status.code(), Some(2), "{rates}");
         let err = text(&run.stderr);
         assert!(err.starts_with(why), "{rates}: {err}");
+        assert_eq!(err.matches("error:").count(), 1, "{rates}: {err}");
     }
     assert!(!out.exists());
+    // A device is refused as soon as it holds more than any ranks file may.
+    let (code, err) = failure(&["ranks", "/dev/zero", "-o", path(&out)]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        err,
+        "error: cannot read /dev/zero: it is larger than 256 MiB\n"
+    );
+}
+
+#[test]
+fn ranks_from_standard_input() {
+    let ranks = std::fs::read(repo("tests/data/plot/ranks_tiny.json")).unwrap();
+    let from_file = svg(&["ranks", &repo("tests/data/plot/ranks_tiny.json")]);
+    let out = common::vggdsl_with_stdin(&["plot", "ranks", "-", "-o", "-"], &ranks);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), from_file);
+}
+
+#[test]
+fn a_picture_replaces_only_a_picture_vggdsl_drew() {
+    let tmp = tempdir();
+    let dir = tmp.path();
+    let model = repo("tests/models/tiny.vgg");
+    for name in ["w.svg", "w.png"] {
+        let out = dir.join(name);
+        let draw = || vggdsl(&["plot", "widths", &model, "-o", path(&out)]);
+        // Its own picture, drawn again: replaced.
+        for _ in 0..2 {
+            let run = draw();
+            assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+        }
+        let ours = std::fs::read(&out).unwrap();
+        // Someone's picture by that name: kept.
+        std::fs::write(&out, b"<svg>a drawing</svg>").unwrap();
+        let (code, err) = failure(&["widths", &model, "-o", path(&out)]);
+        assert_eq!(code, 1);
+        assert_eq!(
+            err,
+            format!(
+                "error: cannot write {}: it is not a picture vggdsl drew, so vggdsl will not \
+                 replace it\n",
+                out.display()
+            )
+        );
+        assert_eq!(std::fs::read(&out).unwrap(), b"<svg>a drawing</svg>");
+        std::fs::write(&out, &ours).unwrap();
+        assert_eq!(draw().status.code(), Some(0));
+    }
+}
+
+#[test]
+fn metrics_with_repeated_or_unordered_epochs_are_refused() {
+    let tmp = tempdir();
+    let dir = tmp.path();
+    let metrics = dir.join("metrics.jsonl");
+    let out = dir.join("t.svg");
+    for (lines, why) in [
+        ("1 2 2", "line 3 has epoch 2 after epoch 2 (line 2)"),
+        ("1 3 2", "line 3 has epoch 2 after epoch 3 (line 2)"),
+    ] {
+        let text: String = lines
+            .split(' ')
+            .map(|e| format!("{{\"epoch\": {e}, \"loss\": 1.0}}\n"))
+            .collect();
+        std::fs::write(&metrics, text).unwrap();
+        let (code, err) = failure(&["training", path(&metrics), "-o", path(&out)]);
+        assert_eq!(code, 1);
+        assert_eq!(
+            err,
+            format!(
+                "error: {} {why}: the epochs of a metrics file go up, each once\n",
+                metrics.display()
+            )
+        );
+    }
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_panel_without_curves_has_no_legend() {
+    let tmp = tempdir();
+    let metrics = tmp.path().join("metrics.jsonl");
+    // Losses only, as some tools write: the accuracy panel stays empty, without a legend box.
+    std::fs::write(
+        &metrics,
+        "{\"epoch\": 1, \"loss\": 2.0}\n{\"epoch\": 2, \"loss\": 1.5}\n",
+    )
+    .unwrap();
+    let figure = svg(&["training", path(&metrics)]);
+    // A legend is drawn on a white box at opacity 0.85.
+    let boxes = |figure: &str| figure.matches(r##"opacity="0.85" fill="#FFFFFF""##).count();
+    assert_eq!(boxes(&figure), 1, "{figure}");
+    let both = svg(&["training", &repo("tests/data/plot/runs/baseline")]);
+    assert_eq!(boxes(&both), 2);
 }
 
 #[test]

@@ -3,13 +3,16 @@
 //! the same test accuracy, exact resume (also after Ctrl-C), and bad input as one sentence.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 use vggdsl_runtime::read_state_dict;
-use vggdsl_runtime::tch::Tensor;
+use vggdsl_runtime::state_dict::safetensors_bytes;
+use vggdsl_runtime::tch::{self, Tensor};
 use vggdsl_test_support::{cifar, pytorch, tempdir, TempDir};
 
 const VGGDSL: &str = env!("CARGO_BIN_EXE_vggdsl");
@@ -46,6 +49,16 @@ impl Setup {
         self.command(args).output().unwrap()
     }
 
+    /// `vggdsl <args>` in the temporary folder, without `--data` (for the commands that take
+    /// none, or another).
+    fn bare(&self, args: &[&str]) -> Output {
+        Command::new(VGGDSL)
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap()
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(VGGDSL);
         cmd.args(args)
@@ -53,6 +66,15 @@ impl Setup {
             .arg(self.path("data"))
             .current_dir(self.dir.path());
         cmd
+    }
+
+    /// Starts `vggdsl <args>` and waits until it says `wanted` on stderr: the process, the rest
+    /// of its stderr, and what it said so far.
+    fn spawn_until(&self, args: &[&str], wanted: &str) -> (Child, BufReader<ChildStderr>, String) {
+        let mut child = self.command(args).stderr(Stdio::piped()).spawn().unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let seen = stderr_until(&mut err, wanted);
+        (child, err, seen)
     }
 
     /// Trains `tiny.vgg` into `run` with `extra` flags; panics unless it succeeds.
@@ -125,6 +147,58 @@ fn assert_same_run(a: &Path, b: &Path) {
         lines
     };
     assert_eq!(without_seconds(a), without_seconds(b));
+}
+
+/// Every name in `dir`, hidden ones included, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `prune` on `tiny.vgg` with arguments that need no ranks.
+const PRUNE_TINY: [&str; 6] = [
+    "prune",
+    "tiny.vgg",
+    "--by",
+    "l1",
+    "--compress-rate",
+    "[0.5] * 2",
+];
+
+/// What a run folder holds once a run has saved: its five files and nothing else.
+const RUN_FILES: [&str; 5] = [
+    "best.safetensors",
+    "last.safetensors",
+    "metrics.jsonl",
+    "optimizer.safetensors",
+    "state.json",
+];
+
+/// Reads `child`'s stderr until a line contains `wanted`; returns all read.
+fn stderr_until(err: &mut impl BufRead, wanted: &str) -> String {
+    let mut seen = String::new();
+    while !seen.contains(wanted) {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "no `{wanted}` in: {seen}"
+        );
+        seen += &line;
+    }
+    seen
+}
+
+/// Sends SIGINT to `child`.
+fn interrupt(child: &Child) {
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
 }
 
 #[test]
@@ -262,26 +336,9 @@ fn ctrl_c_saves_a_checkpoint_that_resumes_exactly() {
     let epochs = ["--epochs", "6"];
     s.train("whole", &epochs);
 
-    let mut child = s
-        .command(&["train", "tiny.vgg", "--out", "stopped", "--epochs", "6"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains("epoch 1/6") {
-        let mut line = String::new();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "no epoch line: {seen}"
-        );
-        seen += &line;
-    }
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    let args = ["train", "tiny.vgg", "--out", "stopped", "--epochs", "6"];
+    let (mut child, mut err, mut seen) = s.spawn_until(&args, "epoch 1/6");
+    interrupt(&child);
     err.read_to_string(&mut seen).unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "{seen}");
@@ -430,7 +487,9 @@ fn command_line_mistakes_are_one_sentence() {
     s.train("run", &["--epochs", "1"]);
     let text = assert_one_sentence(&s.vggdsl(&["train", "tiny.vgg", "--out", "run"]), 2);
     assert!(
-        text.contains("run already holds a training run; continue it with --resume"),
+        text.contains(
+            "run already holds a training run; continue it with `vggdsl train tiny.vgg --data "
+        ) && text.ends_with("--out run --resume`, or choose another --out\n"),
         "{text}"
     );
     let text = assert_one_sentence(
@@ -468,6 +527,51 @@ fn command_line_mistakes_are_one_sentence() {
         text.contains("momentum must be a number in [0, 1), not 1.5"),
         "{text}"
     );
+    // A negative number is a value, which the recipe's range refuses.
+    let text = assert_one_sentence(&s.vggdsl(&["train", "tiny.vgg", "--lr", "-1"]), 2);
+    assert!(
+        text.contains("the recipe is not valid: lr must be a positive number, not -1"),
+        "{text}"
+    );
+    // Every whole-number flag of every command says its range alike, the real limit included.
+    for (args, range) in [
+        (
+            &["train", "tiny.vgg", "--epochs", "0"][..],
+            "1 to 1,000,000",
+        ),
+        (
+            &["train", "tiny.vgg", "--batch-size", "70000"],
+            "1 to 65,536",
+        ),
+        (&["train", "tiny.vgg", "--threads", "-1"], "1 to 1,024"),
+        (
+            &["eval", "tiny.vgg", "--weights", "w", "--batch-size", "0"],
+            "1 to 65,536",
+        ),
+        (
+            &[
+                "rank",
+                "tiny.vgg",
+                "--weights",
+                "w",
+                "--out",
+                "r",
+                "--limit",
+                "0",
+            ],
+            "1 to 1,000,000",
+        ),
+    ] {
+        let out = s.vggdsl(args);
+        let text = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
+        let first = text.lines().next().unwrap();
+        assert!(
+            first.starts_with("error: invalid value ")
+                && first.ends_with(&format!(": expected a whole number from {range}")),
+            "{args:?}: {text}"
+        );
+    }
 }
 
 #[test]
@@ -484,6 +588,9 @@ set +e
 "$VGGDSL" train tiny.vgg --data data --out "$DISK/run" --resume --epochs 2 2>resume.err
 echo $? > resume.code
 cp -r "$DISK/run" after
+"$VGGDSL" train tiny.vgg --data data --out "$DISK/fresh" 2>fresh.err
+echo $? > fresh.code
+ls -A "$DISK" > disk.list
 "#;
     std::fs::create_dir(s.path("disk")).unwrap();
     let out = Command::new("unshare")
@@ -498,25 +605,25 @@ cp -r "$DISK/run" after
         vggdsl_test_support::skip(&why);
         return;
     }
-    let code = std::fs::read_to_string(s.path("resume.code")).unwrap();
-    let text = std::fs::read_to_string(s.path("resume.err")).unwrap();
-    assert_eq!(code.trim(), "1", "{text}");
-    let error = text.lines().last().unwrap();
+    // The last line a command of the script said on stderr, having exited with 1.
+    let failed = |name: &str| {
+        let code = std::fs::read_to_string(s.path(&format!("{name}.code"))).unwrap();
+        let text = std::fs::read_to_string(s.path(&format!("{name}.err"))).unwrap();
+        assert_eq!(code.trim(), "1", "{text}");
+        let error = text.lines().last().unwrap().to_owned();
+        assert!(
+            error.starts_with("error: cannot save the checkpoint in")
+                && error.contains("No space left on device"),
+            "{text}"
+        );
+        error
+    };
+    let error = failed("resume");
     assert!(
-        error.starts_with("error: cannot save the checkpoint in")
-            && error.contains("No space left on device")
-            && error.ends_with("the previous checkpoint there is intact"),
-        "{text}"
+        error.ends_with("the previous checkpoint there is intact"),
+        "{error}"
     );
     // Every file as it was, and no temporary file left.
-    let listing = |dir: &Path| {
-        let mut names: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        names.sort();
-        names
-    };
     assert_eq!(listing(&s.path("run")), listing(&s.path("after")));
     for name in listing(&s.path("run")) {
         assert_eq!(
@@ -527,6 +634,14 @@ cp -r "$DISK/run" after
     }
     // And the run still resumes from it.
     s.train("after", &["--resume", "--epochs", "2"]);
+    // A new run's first save claims no previous checkpoint, and leaves no folder behind.
+    let error = failed("fresh");
+    assert!(
+        error.ends_with("no checkpoint had been saved there yet"),
+        "{error}"
+    );
+    let disk = std::fs::read_to_string(s.path("disk.list")).unwrap();
+    assert_eq!(disk.lines().collect::<Vec<_>>(), ["fill", "run"]);
 }
 
 #[test]
@@ -565,17 +680,388 @@ fn trains_on_the_real_fashion_mnist() {
 
 #[test]
 fn training_md_repeats_the_exit_codes() {
-    let out = Command::new(VGGDSL)
-        .args(["train", "--help"])
-        .output()
-        .unwrap();
-    let help = String::from_utf8(out.stdout).unwrap();
-    let block = &help[help
-        .find("Exit codes:")
-        .expect("the help lists the exit codes")..];
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/TRAINING.md")).unwrap();
+    for command in ["train", "eval"] {
+        let out = Command::new(VGGDSL)
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8(out.stdout).unwrap();
+        let block = &help[help
+            .find("Exit codes:")
+            .expect("the help lists the exit codes")..];
+        assert!(
+            doc.contains(block.trim_end()),
+            "TRAINING.md lacks:\n{block}"
+        );
+        // eval has no checkpoint to save on Ctrl-C, so no code of its own for it.
+        assert_eq!(block.contains("130"), command == "train", "{block}");
+    }
+}
+
+#[test]
+fn a_new_run_never_replaces_files_it_did_not_write() {
+    let s = Setup::new();
+    // The run folder examples/ddp_train.py writes: metrics.jsonl and last.safetensors.
+    let ddp = s.path("ddp");
+    std::fs::create_dir(&ddp).unwrap();
+    std::fs::write(ddp.join("metrics.jsonl"), "{\"epoch\": 1, \"loss\": 2.0}\n").unwrap();
+    std::fs::write(ddp.join("last.safetensors"), "its weights").unwrap();
+    let text = assert_one_sentence(&s.vggdsl(&["train", "tiny.vgg", "--out", "ddp"]), 1);
     assert!(
-        doc.contains(block.trim_end()),
-        "TRAINING.md lacks:\n{block}"
+        text.contains(
+            "ddp holds files that are not a vggdsl training run (last.safetensors, \
+             metrics.jsonl); choose an empty or new folder for the run"
+        ),
+        "{text}"
     );
+    // Nor its own input weights.
+    let out = s.vggdsl(&[
+        "train",
+        "tiny.vgg",
+        "--out",
+        "ddp",
+        "--init",
+        "ddp/last.safetensors",
+    ]);
+    let text = assert_one_sentence(&out, 2);
+    assert!(
+        text.contains("--init ddp/last.safetensors is inside ddp, the folder of the new run"),
+        "{text}"
+    );
+    assert_eq!(listing(&ddp), ["last.safetensors", "metrics.jsonl"]);
+    assert_eq!(
+        std::fs::read_to_string(ddp.join("last.safetensors")).unwrap(),
+        "its weights"
+    );
+}
+
+#[test]
+fn a_kill_at_any_step_of_a_save_leaves_a_run_that_resumes_exactly() {
+    let s = Setup::new();
+    s.train("whole", &["--threads", "1"]);
+    // VGGDSL_TEST_FAIL=commit:N aborts the process at the N-th step of its saves, where a kill
+    // could stop it: before a save's commit, after it, and after each of its files is in place.
+    let mut steps = 0;
+    for step in 1.. {
+        let run = format!("k{step}");
+        let out = s
+            .command(&["train", "tiny.vgg", "--threads", "1", "--out", &run])
+            .env("VGGDSL_TEST_FAIL", format!("commit:{step}"))
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break; // past the last step of the run's two saves
+        }
+        assert_eq!(
+            out.status.signal(),
+            Some(6),
+            "step {step}: {}",
+            stderr(&out)
+        );
+        steps = step;
+        // Killed before its first checkpoint, the run has nothing to resume and starts again;
+        // otherwise it resumes, and the save the kill cut short is completed or discarded first.
+        let resumed = s.vggdsl(&[
+            "train",
+            "tiny.vgg",
+            "--threads",
+            "1",
+            "--out",
+            &run,
+            "--resume",
+        ]);
+        if !resumed.status.success() {
+            let text = assert_one_sentence(&resumed, 2);
+            assert!(
+                text.contains("holds no training run to resume")
+                    && text.contains("starts again without --resume"),
+                "step {step}: {text}"
+            );
+            s.train(&run, &["--threads", "1"]);
+        }
+        assert_same_run(&s.path("whole"), &s.path(&run));
+        assert_eq!(listing(&s.path(&run)), RUN_FILES, "step {step}");
+    }
+    // Two saves of at least 4 files (the weights, the momentum buffers, the metrics and the
+    // state), each with a step before and after its commit.
+    assert!(steps >= 12, "{steps} steps");
+}
+
+#[test]
+fn a_folder_in_use_is_refused_at_once_naming_its_process() {
+    let s = Setup::new();
+    s.train("weights", &["--epochs", "1"]);
+    let args = ["train", "tiny.vgg", "--out", "busy", "--epochs", "1000"];
+    let (mut first, _err, _) = s.spawn_until(&args, "epoch 1/1000");
+    let busy = format!(
+        "busy is being written by another vggdsl command (process {})",
+        first.id()
+    );
+    let weights = ["--weights", "weights/last.safetensors"];
+    for args in [
+        vec!["train", "tiny.vgg", "--out", "busy"],
+        vec!["train", "tiny.vgg", "--out", "busy", "--resume"],
+        [&["rank", "tiny.vgg", "--out", "busy"][..], &weights].concat(),
+    ] {
+        let text = assert_one_sentence(&s.vggdsl(&args), 1);
+        assert!(text.contains(&busy), "{args:?}: {text}");
+    }
+    let out = s.bare(&[&PRUNE_TINY[..], &weights, &["--out", "busy"]].concat());
+    let text = assert_one_sentence(&out, 1);
+    assert!(text.contains(&busy), "prune: {text}");
+    interrupt(&first);
+    assert_eq!(first.wait().unwrap().code(), Some(130));
+    // Released: the next command takes the folder (and finds more epochs done than it asks for).
+    let out = s.vggdsl(&[
+        "train", "tiny.vgg", "--out", "busy", "--resume", "--epochs", "1",
+    ]);
+    let text = assert_one_sentence(&out, 2);
+    assert!(text.contains("more than the 1 asked for"), "{text}");
+}
+
+#[test]
+fn a_batch_of_one_image_is_refused_before_training() {
+    let s = Setup::new();
+    // 70 training images: batches of 69 leave one image, as do batches of 1.
+    for (batch, sizes) in [
+        ("69", "batch sizes such as 68 or 70 leave none"),
+        ("1", "a batch size such as 2 leaves none"),
+    ] {
+        let out = s.vggdsl(&["train", "tiny.vgg", "--out", "one", "--batch-size", batch]);
+        let text = assert_one_sentence(&out, 2);
+        assert!(
+            text.contains(
+                "and BatchNorm cannot train on one image (PyTorch refuses such a batch too)"
+            ) && text.contains(sizes),
+            "{text}"
+        );
+        assert!(!s.path("one").exists());
+    }
+    s.train("two", &["--epochs", "1", "--batch-size", "68"]);
+}
+
+#[test]
+fn resuming_accepts_the_flags_of_the_first_command_and_keeps_a_cosine_schedule() {
+    let s = Setup::new();
+    s.train("whole", &[]);
+    s.train("run", &["--epochs", "1", "--batch-size", "16"]);
+    // A restart script repeats the command: every value equal to the run's own is accepted.
+    s.train(
+        "run",
+        &[
+            "--resume",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--lr",
+            "0.05",
+            "--momentum",
+            "0.9",
+            "--weight-decay",
+            "5e-4",
+            "--nesterov",
+            "false",
+            "--schedule",
+            "multistep",
+            "--milestones",
+            "1",
+            "--gamma",
+            "0.5",
+            "--seed",
+            "3",
+        ],
+    );
+    assert_same_run(&s.path("whole"), &s.path("run"));
+    // A value that differs is named; a named recipe that differs in any setting too.
+    for (flag, value) in [("--seed", "4"), ("--recipe", "seed")] {
+        let out = s.vggdsl(&["train", "tiny.vgg", "--out", "run", "--resume", flag, value]);
+        let text = assert_one_sentence(&out, 2);
+        assert!(
+            text.contains(&format!("{flag} cannot change when resuming")),
+            "{text}"
+        );
+    }
+
+    // The cosine schedule's length is the run's epochs: it stays.
+    s.train(
+        "cos",
+        &[
+            "--schedule",
+            "cosine",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "35",
+        ],
+    );
+    let text = assert_one_sentence(
+        &s.vggdsl(&[
+            "train", "tiny.vgg", "--out", "cos", "--resume", "--epochs", "3",
+        ]),
+        2,
+    );
+    assert!(
+        text.contains(
+            "the run's cosine schedule decays the learning rate over its 2 epochs, which cannot \
+             change to 3 when resuming"
+        ),
+        "{text}"
+    );
+    let out = s.train(
+        "cos",
+        &["--resume", "--epochs", "2", "--schedule", "cosine"],
+    );
+    assert!(stderr(&out).contains("has trained all 2 epochs"));
+}
+
+/// The weights of `from` with `value` at the first element of `key`, written to `to`.
+fn spoiled(from: &Path, key: &str, value: f64, to: &Path) {
+    let tensors: Vec<(String, Tensor)> = read_state_dict(from)
+        .unwrap()
+        .into_iter()
+        .map(|(name, t)| {
+            if name == key {
+                let _ = tch::no_grad(|| t.view([-1]).get(0).fill_(value));
+            }
+            (name, t)
+        })
+        .collect();
+    std::fs::write(to, safetensors_bytes(tensors).unwrap()).unwrap();
+}
+
+#[test]
+fn unusable_weights_are_refused_with_the_tensors_name() {
+    let s = Setup::new();
+    s.train("run", &["--epochs", "1"]);
+    let last = s.path("run/last.safetensors");
+    spoiled(
+        &last,
+        "features.conv0.weight",
+        f64::NAN,
+        &s.path("nan.safetensors"),
+    );
+    spoiled(
+        &last,
+        "classifier.norm1.running_var",
+        -1.0,
+        &s.path("neg.safetensors"),
+    );
+    let nan = "error: nan.safetensors holds NaN in features.conv0.weight: such weights give NaN \
+               outputs, so vggdsl does not use them\n";
+    let out = s.vggdsl(&["eval", "tiny.vgg", "--weights", "nan.safetensors"]);
+    assert_eq!(assert_one_sentence(&out, 1), nan);
+    // Not "diverged": --init names the tensor too, before any epoch.
+    let out = s.vggdsl(&[
+        "train",
+        "tiny.vgg",
+        "--out",
+        "nan",
+        "--init",
+        "nan.safetensors",
+    ]);
+    assert_eq!(assert_one_sentence(&out, 1), nan);
+    assert!(!s.path("nan").exists());
+    let out = s.vggdsl(&["eval", "tiny.vgg", "--weights", "neg.safetensors"]);
+    assert!(
+        assert_one_sentence(&out, 1)
+            .contains("holds a negative variance in classifier.norm1.running_var"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn outputs_and_data_are_checked_before_any_work() {
+    let s = Setup::new();
+    let data = s.path("data");
+    let data = data.to_str().unwrap();
+    let weights = ["--weights", "w.safetensors"];
+    let file = "tiny.vgg is a file, not a folder";
+    // Each fails before reading data or weights (none of the weights exist).
+    for (args, code, why) in [
+        (
+            vec!["train", "tiny.vgg", "--data", data, "--out", "tiny.vgg"],
+            1,
+            file,
+        ),
+        (
+            vec![
+                "train",
+                "tiny.vgg",
+                "--data",
+                data,
+                "--out",
+                "/proc/vggdsl/run",
+            ],
+            1,
+            "cannot create the folder /proc/vggdsl/run",
+        ),
+        (
+            vec!["train", "tiny.vgg", "--data", "tiny.vgg", "--out", "r"],
+            2,
+            "--data tiny.vgg is a file, not a folder of cifar10 data",
+        ),
+        (
+            [&["rank", "tiny.vgg", "--out", "tiny.vgg"][..], &weights].concat(),
+            1,
+            file,
+        ),
+        (
+            [&PRUNE_TINY[..], &weights, &["--out", "tiny.vgg"]].concat(),
+            1,
+            file,
+        ),
+    ] {
+        let text = assert_one_sentence(&s.bare(&args), code);
+        assert!(text.contains(why), "{args:?}: {text}");
+    }
+    assert!(!s.path("r").exists());
+}
+
+#[test]
+fn an_interrupt_while_setting_up_stops_before_training_even_in_a_background_job() {
+    let s = Setup::new();
+    // A background job of a shell without job control: SIGINT ignored as the shell leaves it,
+    // FILE read from standard input and held open, so that set-up waits for the test.
+    let mut child = Command::new("sh")
+        .args(["-c", "trap '' INT; exec \"$0\" \"$@\""])
+        .arg(VGGDSL)
+        .args(["train", "-", "--out", "bg", "--data", "data"])
+        .current_dir(s.dir.path())
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let mut stdin = child.stdin.take().unwrap();
+    let (heard_tx, heard) = std::sync::mpsc::channel::<()>();
+    let sender = std::thread::spawn(move || {
+        // Until vggdsl says it heard one (signals before its handler are ignored, as SIGINT is),
+        // for 10 s at most; then FILE, so that set-up goes on.
+        for _ in 0..200 {
+            let _ = Command::new("kill").args(["-INT", &pid]).status();
+            if heard.recv_timeout(Duration::from_millis(50)).is_ok() {
+                break;
+            }
+        }
+        stdin.write_all(TINY.as_bytes()).unwrap();
+    });
+    let mut seen = String::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line.contains("stopping before training starts") {
+            let _ = heard_tx.send(());
+        }
+        seen += &line;
+        seen.push('\n');
+    }
+    sender.join().unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130), "{seen}");
+    assert!(
+        seen.contains("interrupted before training started; nothing was saved"),
+        "{seen}"
+    );
+    assert!(!s.path("bg").exists());
 }

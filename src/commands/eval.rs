@@ -4,21 +4,29 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
+use vggdsl::check::MAX_BATCH;
 use vggdsl_train::data::split::first;
 use vggdsl_train::data::Split;
+use vggdsl_train::error::torch_sentence;
 use vggdsl_train::trainer::{self, EVAL_BATCH};
 
 use super::setup::{Trained, TrainedArgs};
 use crate::exit::FAILED;
 use crate::failure::Failure;
-use crate::output;
+use crate::{numbers, output};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     trained: TrainedArgs,
     /// Images per forward pass.
-    #[arg(long, value_name = "N", default_value_t = NonZeroUsize::new(EVAL_BATCH).expect("positive"))]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = NonZeroUsize::new(EVAL_BATCH).expect("positive"),
+        value_parser = numbers::count::<NonZeroUsize>(MAX_BATCH as usize),
+        allow_negative_numbers = true
+    )]
     batch_size: NonZeroUsize,
     /// Print one JSON object: accuracy (a fraction), loss, per_class.
     #[arg(long)]
@@ -65,7 +73,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
         &AtomicBool::new(false),
         &mut |_, _| {},
     )
-    .map_err(|e| Failure::new(FAILED, format_args!("libtorch failed: {e}")))?
+    .map_err(|e| {
+        Failure::new(
+            FAILED,
+            format_args!("libtorch failed: {}", torch_sentence(&e)),
+        )
+    })?
     .expect("never stopped");
     let per_class = model
         .dataset

@@ -13,7 +13,7 @@ use vggdsl_onnx::{Error, Options};
 
 use crate::exit::FAILED;
 use crate::failure::Failure;
-use crate::staged::{refuse_overwrite, Staged};
+use crate::staged::refuse_overwrite;
 use crate::{input, weights_file, FileArg};
 
 #[derive(clap::Args)]
@@ -86,17 +86,6 @@ fn write(out: &Path, bytes: &[u8]) -> Result<(), Failure> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => out.to_path_buf(),
         Err(e) => return Err(fail(e)),
     };
-    let name = file.file_name().and_then(|n| n.to_str());
-    let name = name.ok_or_else(|| fail(io::Error::other("it does not name a UTF-8 file")))?;
-    let dir = match file.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        let why = format!("the folder {} does not exist", dir.display());
-        return Err(fail(io::Error::new(io::ErrorKind::NotFound, why)));
-    }
-    let mut staged = Staged::new(dir)?;
-    staged.write(name, bytes)?;
-    staged.commit()
+    // A missing folder is "the folder … does not exist", not a new tree.
+    vggdsl::atomic::write(&file, bytes).map_err(fail)
 }

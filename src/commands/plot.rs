@@ -7,7 +7,10 @@ use crate::failure::Failure;
 use crate::plot::{self, bench, ranks, study, training, widths};
 use crate::{input, output, rates, FileArg};
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use vggdsl::files::ranks::max_bytes;
+use vggdsl::spec::CfgItem;
 
 #[derive(clap::Args)]
 #[command(allow_external_subcommands = true)]
@@ -33,9 +36,10 @@ enum Kind {
     /// Per conv, the distribution of filter ranks, and the cut a compress_rate makes.
     Ranks {
         /// A ranks file, as `vggdsl rank` writes it: JSON {"model": NAME, "images": N,
-        /// "ranks": {"conv0": [...], ...}} (docs/language.md, "Ranks files").
+        /// "ranks": {"conv0": [...], ...}} (docs/language.md, "Ranks files"; `-` reads standard
+        /// input).
         #[arg(value_name = "RANKS")]
-        ranks: PathBuf,
+        ranks: FileArg,
         /// The model the ranks belong to: its convs' names and cfg widths must be the file's,
         /// and its compress_rate gives the cut.
         #[arg(long, value_name = "MODEL.vgg")]
@@ -83,7 +87,8 @@ enum Kind {
 
 #[derive(clap::Args)]
 struct Out {
-    /// The picture to write: SVG, or PNG when it ends in .png (`-` writes SVG to standard output).
+    /// The picture to write: SVG, or PNG when it ends in .png (`-` writes SVG to standard output);
+    /// a file there is replaced only if vggdsl drew it.
     #[arg(short, long, value_name = "OUT.svg")]
     output: FileArg,
 }
@@ -99,19 +104,26 @@ pub fn run(args: Args) -> Result<(), Failure> {
             (plot::svg(w, h, |root| widths::draw(root, &models)), out)
         }
         Kind::Ranks {
-            ranks: path,
+            ranks: file,
             model,
             compress_rate,
             out,
         } => {
-            let mut figure = ranks::Ranks::new(input::ranks(&path)?);
             let model = match &model {
                 Some(file) => Some(single_model(file)?),
                 None => None,
             };
+            let max = model
+                .as_ref()
+                .map_or(input::MAX_DATA_BYTES, |(_, net)| ranks_bytes(net));
+            let mut figure = ranks::Ranks::new(input::ranks(&file, max)?);
             if let Some((source, net)) = &model {
                 figure.check_against(net).map_err(|e| {
-                    let (path, file) = (path.display(), &source.name);
+                    let path = match &file {
+                        FileArg::Path(path) => path.display().to_string(),
+                        FileArg::Std => "<stdin>".to_owned(),
+                    };
+                    let file = &source.name;
                     Failure::new(FAILED, format_args!("{path} does not fit {file}: {e}"))
                 })?;
             }
@@ -163,6 +175,15 @@ pub fn run(args: Args) -> Result<(), Failure> {
     write(&out.output, svg)
 }
 
+/// The most a ranks file of `net` (its filters by its cfg widths) is read to.
+fn ranks_bytes(net: &vggdsl::Architecture) -> u64 {
+    let widths = net.spec.features().iter().map(|item| match item {
+        CfgItem::Conv(width) => *width as u64,
+        CfgItem::Pool => 0,
+    });
+    max_bytes(widths.sum())
+}
+
 /// The one model of a `--model` file, and the file.
 fn single_model(file: &FileArg) -> Result<(input::Source, vggdsl::Architecture), Failure> {
     let source = input::read(file)?;
@@ -205,5 +226,36 @@ fn write(target: &FileArg, svg: String) -> Result<(), Failure> {
             ))
         }
     };
-    std::fs::write(path, bytes).map_err(|e| Failure::write(path.display(), e))
+    refuse_foreign(path)?;
+    // Through a symlink, the picture it points to is replaced, not the link.
+    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+    vggdsl::atomic::write(&target, &bytes).map_err(|e| Failure::write(path.display(), e))
+}
+
+/// A file at `path` is replaced only if it is a picture vggdsl drew ([`plot::drew`]): anything
+/// else by that name is someone's work.
+fn refuse_foreign(path: &Path) -> Result<(), Failure> {
+    let refuse = |why: &str| {
+        Failure::new(
+            FAILED,
+            format_args!("cannot write {}: {why}", path.display()),
+        )
+    };
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Failure::write(path.display(), e)),
+        Ok(meta) if !meta.is_file() => return Err(refuse("it is not a file")),
+        Ok(_) => {}
+    }
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(plot::MARK_BYTES as u64).read_to_end(&mut head))
+        .map_err(|e| Failure::write(path.display(), e))?;
+    if plot::drew(&head) {
+        Ok(())
+    } else {
+        Err(refuse(
+            "it is not a picture vggdsl drew, so vggdsl will not replace it",
+        ))
+    }
 }

@@ -19,7 +19,7 @@ use vggdsl_train::prune::{
 };
 use vggdsl_train::{PruneError, Pruned, Request};
 
-use super::setup::{self, load_failure, load_split, parse_dataset};
+use super::setup::{self, load_split, parse_dataset, weights_failure};
 use crate::exit::{FAILED, USAGE};
 use crate::failure::Failure;
 use crate::staged::{refuse_overwrite, Staged};
@@ -61,7 +61,8 @@ pub struct Args {
     /// Seeds --by random and the pruned model's fresh init.
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
-    /// The folder to write model.vgg, model.safetensors and kept.json in (created if missing).
+    /// The folder to write model.vgg, model.safetensors and kept.json in (created if missing; it
+    /// must be empty, or hold what prune wrote there before).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// Print the before/after figures as JSON instead of a table.
@@ -154,11 +155,21 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 "--by rank needs --ranks R, the ranks.json of `vggdsl rank`",
             ))
         }
-        (By::L1, _) => Criterion::L1,
-        (By::Random, _) => Criterion::Random,
-        (By::Bn, _) => Criterion::Bn,
-        (By::Fpgm, _) => Criterion::Fpgm,
-        (By::Taylor, _) => {
+        (by, Some(_)) => {
+            return Err(Failure::new(
+                USAGE,
+                format_args!(
+                    "--ranks is read only by --by rank, so --by {} would ignore it; leave it out, \
+                     or prune --by rank",
+                    by.name()
+                ),
+            ))
+        }
+        (By::L1, None) => Criterion::L1,
+        (By::Random, None) => Criterion::Random,
+        (By::Bn, None) => Criterion::Bn,
+        (By::Fpgm, None) => Criterion::Fpgm,
+        (By::Taylor, None) => {
             taylor_set = taylor_images(&args.taylor, model)?;
             Criterion::Taylor(TaylorImages {
                 set: &taylor_set,
@@ -186,8 +197,20 @@ pub fn run(args: Args) -> Result<(), Failure> {
         inherit,
         seed: args.seed,
     };
+    refuse_inputs(&args)?;
+    // Before the work: a folder that cannot be written, or someone else's, fails first.
+    let mut staged = Staged::new(&args.out)?;
+    refuse_foreign(&staged)?;
     let pruned = prune::prune(&request).map_err(|e| prune_failure(e, &request))?;
-    write(&args, &pruned)?;
+    let weights =
+        safetensors_bytes(pruned.vars.variables()).map_err(|e| Failure::new(FAILED, e))?;
+    staged.write(MODEL_FILE, pruned.text.as_bytes())?;
+    staged.write(WEIGHTS_FILE, &weights)?;
+    staged.write(KEPT_FILE, pruned.kept.to_json().as_bytes())?;
+    staged.commit()?;
+    for note in &pruned.notes {
+        output::stderr(&format!("note: {note}\n"));
+    }
     output::stdout(report(&args, &request, &pruned).as_bytes())
 }
 
@@ -217,16 +240,17 @@ fn prune_failure(error: PruneError, request: &Request) -> Failure {
             USAGE,
             format_args!("model {model} of {file} has no compress_rate, so give --compress-rate"),
         ),
-        PruneError::Weights(e) => load_failure(&e, &request.model.spec.name),
+        PruneError::Weights(e) => weights_failure(&e, &request.model.spec.name),
         PruneError::Ranks(e) => input::ranks_failure(e),
         e @ (PruneError::RanksDoNotFit { .. }
+        | PruneError::PrunedWeights { .. }
         | PruneError::NoBatchNorm(_)
         | PruneError::Torch(_)) => Failure::new(FAILED, e),
     }
 }
 
-/// DIR's files, all or none, never over the model or the weights being pruned.
-fn write(args: &Args, pruned: &Pruned) -> Result<(), Failure> {
+/// DIR's files never replace the model or the weights being pruned, under any name.
+fn refuse_inputs(args: &Args) -> Result<(), Failure> {
     for (file, input, what) in [
         (
             MODEL_FILE,
@@ -243,13 +267,45 @@ fn write(args: &Args, pruned: &Pruned) -> Result<(), Failure> {
             refuse_overwrite(&args.out.join(file), input, what)?;
         }
     }
-    let weights =
-        safetensors_bytes(pruned.vars.variables()).map_err(|e| Failure::new(FAILED, e))?;
-    let mut staged = Staged::new(&args.out)?;
-    staged.write(MODEL_FILE, pruned.text.as_bytes())?;
-    staged.write(WEIGHTS_FILE, &weights)?;
-    staged.write(KEPT_FILE, pruned.kept.to_json().as_bytes())?;
-    staged.commit()
+    Ok(())
+}
+
+/// DIR may be new or empty, or hold what prune wrote there before (its model.vgg begins with
+/// prune's comment), which the new files replace; anything else is someone's work.
+fn refuse_foreign(staged: &Staged) -> Result<(), Failure> {
+    let entries = staged.entries()?;
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let model = staged.path().join(MODEL_FILE);
+    let ours = input::read(&FileArg::Path(model.clone())).is_ok_and(|s| prune::wrote(&s.text));
+    let others: Vec<&str> = entries
+        .iter()
+        .map(String::as_str)
+        .filter(|e| ![MODEL_FILE, WEIGHTS_FILE, KEPT_FILE].contains(e))
+        .collect();
+    if ours && others.is_empty() {
+        return Ok(());
+    }
+    let why = if !ours && entries.iter().any(|e| e == MODEL_FILE) {
+        format!(
+            "cannot write {}: it does not begin with prune's comment, so vggdsl prune did not \
+             write it and will not replace it; choose another --out",
+            model.display()
+        )
+    } else {
+        let shown = if ours {
+            others
+        } else {
+            entries.iter().map(String::as_str).collect()
+        };
+        format!(
+            "{} holds files vggdsl prune did not write ({}); choose an empty or new --out",
+            staged.path().display(),
+            shown.join(", ")
+        )
+    };
+    Err(Failure::new(FAILED, why))
 }
 
 /// The before/after figures as HRank's table or as JSON, and how the model was pruned.

@@ -7,29 +7,47 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use vggdsl::check::MAX_BATCH;
 use vggdsl::files::ranks::RanksFile;
 use vggdsl_train::data::{Dataset, Split};
 use vggdsl_train::hrank::RankSums;
 
 use super::setup::{Trained, TrainedArgs};
+use crate::exit::FAILED;
 use crate::failure::Failure;
-use crate::output;
 use crate::staged::Staged;
+use crate::{input, numbers, output, FileArg};
 
 /// The file `rank` writes in RANKS_DIR.
 pub const RANKS_FILE: &str = "ranks.json";
+
+/// The most batches `--limit` takes: more than any training set vggdsl reads holds.
+const MAX_LIMIT: usize = 1_000_000;
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     trained: TrainedArgs,
     /// How many batches of the training set to rank over (HRank: 5 of 128 images).
-    #[arg(long, value_name = "N", default_value_t = NonZeroUsize::new(5).expect("positive"))]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = NonZeroUsize::new(5).expect("positive"),
+        value_parser = numbers::count::<NonZeroUsize>(MAX_LIMIT),
+        allow_negative_numbers = true
+    )]
     limit: NonZeroUsize,
     /// Images per batch.
-    #[arg(long, value_name = "N", default_value_t = NonZeroUsize::new(128).expect("positive"))]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = NonZeroUsize::new(128).expect("positive"),
+        value_parser = numbers::count::<NonZeroUsize>(MAX_BATCH as usize),
+        allow_negative_numbers = true
+    )]
     batch_size: NonZeroUsize,
-    /// The folder to write ranks.json in (created if missing).
+    /// The folder to write ranks.json in (created if missing; an existing ranks.json is replaced
+    /// only if it is one).
     #[arg(long, value_name = "RANKS_DIR")]
     out: PathBuf,
 }
@@ -37,6 +55,9 @@ pub struct Args {
 /// Ranks the training set's first `limit × batch_size` images in file order, unaugmented, so
 /// that the same weights always give the same ranks (HRank's loader shuffles and augments).
 pub fn run(args: Args) -> Result<(), Failure> {
+    // Before any work: a folder that cannot be written, or another command's, fails first.
+    let mut staged = Staged::new(&args.out)?;
+    refuse_foreign(&staged)?;
     let Trained {
         model,
         net,
@@ -60,16 +81,35 @@ pub fn run(args: Args) -> Result<(), Failure> {
     );
     let mut sums = RankSums::new(&net);
     for batch in train.in_order(args.batch_size, images) {
-        sums.add(&net, &batch.images);
+        if let Err(e) = sums.add(&net, &batch.images) {
+            bar.finish_and_clear();
+            return Err(Failure::new(FAILED, format_args!("cannot rank: {e}")));
+        }
         bar.set_position(sums.images() as u64);
     }
     bar.finish_and_clear();
     let ranks = sums.means();
 
-    let mut staged = Staged::new(&args.out)?;
     staged.write(RANKS_FILE, ranks.to_json().as_bytes())?;
     staged.commit()?;
     output::stdout(report(&ranks, model.dataset, &args.out.join(RANKS_FILE)).as_bytes())
+}
+
+/// An existing RANKS_DIR/ranks.json is replaced only if it is a ranks file: anything else there
+/// by that name is someone's work.
+fn refuse_foreign(staged: &Staged) -> Result<(), Failure> {
+    let path = staged.path().join(RANKS_FILE);
+    if !path.exists() || input::ranks(&FileArg::Path(path.clone()), input::MAX_DATA_BYTES).is_ok() {
+        return Ok(());
+    }
+    Err(Failure::new(
+        FAILED,
+        format_args!(
+            "cannot write {}: it is not a ranks file, so vggdsl did not write it and will not \
+             replace it",
+            path.display()
+        ),
+    ))
 }
 
 /// One line per conv: how its filters' mean ranks spread, and how many are dead (rank 0).

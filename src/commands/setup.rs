@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use vggdsl_runtime::tch::{self, nn::VarStore, Device};
 use vggdsl_runtime::{LoadError, Network};
 use vggdsl_train::data::{DataError, Dataset, ImageSet, Split};
+use vggdsl_train::weights::{self, WeightsError};
 
 use crate::exit::{FAILED, UNREADABLE, USAGE};
 use crate::failure::Failure;
-use crate::{input, FileArg};
+use crate::{input, numbers, FileArg};
 
 /// The model, data and threads arguments of both commands.
 #[derive(clap::Args)]
@@ -30,7 +31,12 @@ pub struct ModelArgs {
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// libtorch's intra-op threads [default: libtorch's, one per core]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..=1024))]
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = numbers::count::<i64>(1024),
+        allow_negative_numbers = true
+    )]
     pub threads: Option<i64>,
 }
 
@@ -84,24 +90,38 @@ impl ModelArgs {
     }
 }
 
-/// The folder of a dataset's files: `given`, else where a system package installed it.
+/// The folder of a dataset's files: `given` (checked to be a folder), else where a system
+/// package installed it.
 pub fn data_dir(given: Option<&PathBuf>, dataset: Dataset) -> Result<PathBuf, Failure> {
-    given
-        .cloned()
-        .or_else(|| dataset.default_dir())
-        .ok_or_else(|| {
-            let why = match dataset {
-                Dataset::FashionMnist => {
-                    "Fashion-MNIST is not installed where Debian's dataset-fashion-mnist puts it \
-                     (/usr/share/datasets/fashion-mnist)"
-                }
-                _ => "vggdsl knows no place where it is installed",
-            };
-            Failure::new(
+    if let Some(dir) = given {
+        return match std::fs::metadata(dir) {
+            Ok(meta) if meta.is_dir() => Ok(dir.clone()),
+            Ok(_) => Err(Failure::new(
                 USAGE,
-                format_args!("--data DIR is needed for {dataset}: {why}"),
-            )
-        })
+                format_args!(
+                    "--data {} is a file, not a folder of {dataset} data",
+                    dir.display()
+                ),
+            )),
+            Err(e) => Err(Failure::new(
+                UNREADABLE,
+                format_args!("cannot read --data {}: {e}", dir.display()),
+            )),
+        };
+    }
+    dataset.default_dir().ok_or_else(|| {
+        let why = match dataset {
+            Dataset::FashionMnist => {
+                "Fashion-MNIST is not installed where Debian's dataset-fashion-mnist puts it \
+                     (/usr/share/datasets/fashion-mnist)"
+            }
+            _ => "vggdsl knows no place where it is installed",
+        };
+        Failure::new(
+            USAGE,
+            format_args!("--data DIR is needed for {dataset}: {why}"),
+        )
+    })
 }
 
 /// The dataset whose images and classes a model takes; Fashion-MNIST before MNIST.
@@ -135,8 +155,8 @@ impl TrainedArgs {
         let model = self.model.model()?;
         let mut vs = VarStore::new(Device::Cpu);
         let net = Network::new(&vs.root(), &model.ir);
-        vggdsl_runtime::load_state_dict(&mut vs, &self.weights)
-            .map_err(|e| load_failure(&e, &model.ir.spec.name))?;
+        weights::load(&mut vs, &self.weights)
+            .map_err(|e| weights_failure(&e, &model.ir.spec.name))?;
         let data = load_split(model.dataset, split, &self.model.data_dir(model.dataset)?)?;
         Ok(Trained { model, net, data })
     }
@@ -160,5 +180,13 @@ pub fn load_failure(error: &LoadError, model: &str) -> Failure {
             Failure::another_model(path.display(), model, &mismatches[0], mismatches.len())
         }
         _ => Failure::new(FAILED, error),
+    }
+}
+
+/// Weights that cannot be used: [`load_failure`]'s codes, and exit 1 for NaN or infinite values.
+pub fn weights_failure(error: &WeightsError, model: &str) -> Failure {
+    match error {
+        WeightsError::Load(e) => load_failure(e, model),
+        e => Failure::new(FAILED, e),
     }
 }

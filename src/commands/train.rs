@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use vggdsl::check::{check_recipe, Milestones};
+use vggdsl::check::{check_recipe, Milestones, MAX_BATCH, MAX_EPOCHS};
 use vggdsl::files::metrics::EpochMetrics;
 use vggdsl::files::run::{BEST, LAST, STATE};
 use vggdsl::spec::{Recipe, Schedule};
@@ -15,24 +15,27 @@ use vggdsl_runtime::tch::nn::VarStore;
 use vggdsl_runtime::tch::{self, Device};
 use vggdsl_runtime::Network;
 use vggdsl_train::checkpoint::{RunDir, RunState};
+use vggdsl_train::error::SaveStage;
 use vggdsl_train::sparsity::Sparsity;
 use vggdsl_train::trainer::{Observer, Outcome, Progress};
-use vggdsl_train::{TrainError, Trainer};
+use vggdsl_train::{weights, TrainError, Trainer};
 
-use super::setup::{load_failure, ModelArgs};
+use super::setup::{load_failure, weights_failure, ModelArgs};
 use super::split::{self, SplitArgs};
 use crate::exit::{FAILED, INTERRUPTED, USAGE};
 use crate::failure::Failure;
-use crate::output;
+use crate::{numbers, output, FileArg};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     model: ModelArgs,
-    /// The run's folder: checkpoints, optimizer state, metrics.jsonl [default: runs/<model>]
+    /// The run's folder: checkpoints, optimizer state, metrics.jsonl; new or empty for a new run,
+    /// and locked while training [default: runs/<model>]
     #[arg(long, value_name = "RUN_DIR")]
     out: Option<PathBuf>,
-    /// Continue the run in the --out folder exactly where its last checkpoint stopped.
+    /// Continue the run in the --out folder exactly where its last checkpoint stopped (recipe
+    /// flags may repeat the run's values).
     #[arg(long)]
     resume: bool,
     /// Start from these weights (loaded strictly), e.g. a pruned model to fine-tune.
@@ -57,23 +60,35 @@ fn parse_sparsity(text: &str) -> Result<f64, String> {
 
 /// Flags over the recipe that FILE's `train { … }` block writes (or the seed's).
 #[derive(clap::Args)]
-#[command(next_help_heading = "Recipe (overrides FILE's train block; with --resume only --epochs)")]
+#[command(
+    next_help_heading = "Recipe (overrides FILE's train block; with --resume only --epochs may change)"
+)]
 struct RecipeArgs {
     /// Start from a named recipe instead of FILE's: seed (SGD lr 0.01, momentum 0.9, weight
     /// decay 5e-4, batch 128, 150 epochs, ×0.1 at 50 and 100) or hrankplus (the same, batch 256)
     #[arg(long, value_name = "NAME", value_parser = Recipe::NAMES)]
     recipe: Option<String>,
-    /// Epochs to train in all (with --resume: the new total).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    /// Epochs to train in all (with --resume: the new total; a cosine schedule's cannot change).
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = numbers::count::<u32>(MAX_EPOCHS as usize),
+        allow_negative_numbers = true
+    )]
     epochs: Option<u32>,
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = numbers::count::<u32>(MAX_BATCH as usize),
+        allow_negative_numbers = true
+    )]
     batch_size: Option<u32>,
     /// The initial learning rate.
-    #[arg(long, value_name = "LR")]
+    #[arg(long, value_name = "LR", allow_negative_numbers = true)]
     lr: Option<f64>,
-    #[arg(long, value_name = "M")]
+    #[arg(long, value_name = "M", allow_negative_numbers = true)]
     momentum: Option<f64>,
-    #[arg(long, value_name = "WD")]
+    #[arg(long, value_name = "WD", allow_negative_numbers = true)]
     weight_decay: Option<f64>,
     /// Nesterov momentum (`--nesterov false` turns off a file's).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
@@ -85,7 +100,7 @@ struct RecipeArgs {
     /// The epochs (from 0) at which multistep multiplies the learning rate by gamma.
     #[arg(long, value_name = "E,E,…", value_delimiter = ',', num_args = 1)]
     milestones: Option<Vec<u32>>,
-    #[arg(long, value_name = "G")]
+    #[arg(long, value_name = "G", allow_negative_numbers = true)]
     gamma: Option<f64>,
     /// Seeds the model's init draws, the shuffling and the augmentation.
     #[arg(long, value_name = "N")]
@@ -93,23 +108,44 @@ struct RecipeArgs {
 }
 
 impl RecipeArgs {
-    /// The flags given other than `--epochs`, by name, for refusing them with `--resume`.
-    fn changes(&self) -> Vec<&'static str> {
+    /// The first flag other than `--epochs` whose value makes `asked` differ from `saved`, by
+    /// name: `--recipe` when no flag of that setting was given.
+    fn change(&self, asked: &Recipe, saved: &Recipe) -> Option<&'static str> {
+        let steps = |r: &Recipe| match &r.schedule {
+            Schedule::MultiStep { milestones, gamma } => (false, milestones.clone(), *gamma),
+            Schedule::Cosine => (true, Vec::new(), 0.0),
+        };
+        let (a, b) = (steps(asked), steps(saved));
         [
-            ("--recipe", self.recipe.is_some()),
-            ("--batch-size", self.batch_size.is_some()),
-            ("--lr", self.lr.is_some()),
-            ("--momentum", self.momentum.is_some()),
-            ("--weight-decay", self.weight_decay.is_some()),
-            ("--nesterov", self.nesterov.is_some()),
-            ("--schedule", self.schedule.is_some()),
-            ("--milestones", self.milestones.is_some()),
-            ("--gamma", self.gamma.is_some()),
-            ("--seed", self.seed.is_some()),
+            (
+                "--batch-size",
+                self.batch_size.is_some(),
+                asked.batch_size != saved.batch_size,
+            ),
+            ("--lr", self.lr.is_some(), asked.lr != saved.lr),
+            (
+                "--momentum",
+                self.momentum.is_some(),
+                asked.momentum != saved.momentum,
+            ),
+            (
+                "--weight-decay",
+                self.weight_decay.is_some(),
+                asked.weight_decay != saved.weight_decay,
+            ),
+            (
+                "--nesterov",
+                self.nesterov.is_some(),
+                asked.nesterov != saved.nesterov,
+            ),
+            ("--schedule", self.schedule.is_some(), a.0 != b.0),
+            ("--milestones", self.milestones.is_some(), a.1 != b.1),
+            ("--gamma", self.gamma.is_some(), a.2 != b.2),
+            ("--seed", self.seed.is_some(), asked.seed != saved.seed),
         ]
         .into_iter()
-        .filter_map(|(flag, given)| given.then_some(flag))
-        .collect()
+        .find(|&(.., differs)| differs)
+        .map(|(flag, given, _)| if given { flag } else { "--recipe" })
     }
 
     /// `base` with the flags applied, checked.
@@ -151,20 +187,36 @@ impl RecipeArgs {
     }
 }
 
-/// Raised by Ctrl-C (SIGINT), SIGTERM or SIGHUP: the trainer finishes its batch, saves a
-/// checkpoint and stops.
+/// Raised by Ctrl-C (SIGINT), SIGTERM or SIGHUP: during set-up the command stops before training;
+/// during training the trainer finishes its batch, saves a checkpoint and stops.
 static STOP: AtomicBool = AtomicBool::new(false);
+/// Set once training starts.
+static TRAINING: AtomicBool = AtomicBool::new(false);
 
 pub fn run(args: Args) -> Result<(), Failure> {
+    catch_stops()?;
     let model = args.model.model()?;
     let spec = &model.ir.spec;
-    let dir = RunDir::new(
+    let name = spec.name.as_str();
+    let mut dir = RunDir::new(
         args.out
             .clone()
             .unwrap_or_else(|| Path::new("runs").join(&spec.name)),
     );
-    let saved = dir.state().map_err(|e| Failure::new(FAILED, e))?;
-    let recipe = recipe(&args, &dir, saved.as_ref(), spec.train.clone())?;
+    let resume = resume_command(&args.model, &model.file_name, dir.path());
+    if !args.resume {
+        refuse_inputs_inside(&args, dir.path())?;
+    }
+    // Before any long work: the folder created, locked, recovered, checked writable.
+    let saved = dir.open().map_err(|e| train_failure(e, name, &resume))?;
+    let recipe = recipe(
+        &args,
+        &dir,
+        saved.as_ref(),
+        spec.train.clone(),
+        name,
+        &resume,
+    )?;
     let data_dir = args.model.data_dir(model.dataset)?;
     let validation = saved.as_ref().map(|s| s.validation_images);
     let data = args.split.load(model.dataset, &data_dir, validation)?;
@@ -177,9 +229,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
     tch::manual_seed(recipe.seed as i64);
     let mut vs = VarStore::new(Device::Cpu);
     let net = Network::new(&vs.root(), &model.ir);
-    let name = spec.name.as_str();
     if let Some(init) = &args.init {
-        vggdsl_runtime::load_state_dict(&mut vs, init).map_err(|e| load_failure(&e, name))?;
+        weights::load(&mut vs, init).map_err(|e| weights_failure(&e, name))?;
     }
     // The scales are the variables themselves, which a resume's load copies into.
     let sparsity = (lambda > 0.0)
@@ -191,18 +242,15 @@ pub fn run(args: Args) -> Result<(), Failure> {
     } else {
         Trainer::new(&net, &vs, name, data, recipe, dir)
     };
-    let mut trainer = trainer.map_err(|e| train_failure(e, name))?;
+    let mut trainer = trainer.map_err(|e| train_failure(e, name, &resume))?;
     if let Some(sparsity) = sparsity {
         trainer = trainer.with_sparsity(sparsity);
     }
-
-    // Also SIGTERM and SIGHUP: a job scheduler's or a closed terminal's stop keeps the work too.
-    ctrlc::set_handler(|| {
-        if !STOP.swap(true, Ordering::Relaxed) {
-            output::stderr("\nstopping: saving a checkpoint after this batch\n");
-        }
-    })
-    .map_err(|e| Failure::new(FAILED, format_args!("cannot catch Ctrl-C: {e}")))?;
+    if STOP.load(Ordering::Relaxed) {
+        output::stderr("interrupted before training started; nothing was saved\n");
+        return Err(Failure::exit(INTERRUPTED));
+    }
+    TRAINING.store(true, Ordering::Relaxed);
 
     let state = trainer.state();
     let (dir, recipe) = (trainer.dir().path().to_owned(), state.recipe.clone());
@@ -230,56 +278,115 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let outcome = trainer.run(&STOP, &mut report);
     // The bar goes before anything else is said.
     drop(report);
-    let outcome = outcome.map_err(|e| train_failure(e, name))?;
-    ended(outcome, &trainer, &args.model, &model.file_name)
+    let outcome = outcome.map_err(|e| train_failure(e, name, &resume))?;
+    ended(outcome, &trainer, &resume)
+}
+
+/// Raises [`STOP`] on Ctrl-C, SIGTERM (a job scheduler's stop) or SIGHUP (a closed terminal).
+/// First of all, so that a stop during set-up (reading FILE, loading the data) is kept, even in a
+/// background job whose shell ignores SIGINT for it, and ends the command before training.
+fn catch_stops() -> Result<(), Failure> {
+    ctrlc::set_handler(|| {
+        if !STOP.swap(true, Ordering::Relaxed) {
+            output::stderr(if TRAINING.load(Ordering::Relaxed) {
+                "\nstopping: saving a checkpoint after this batch\n"
+            } else {
+                "\nstopping before training starts\n"
+            });
+        }
+    })
+    .map_err(|e| Failure::new(FAILED, format_args!("cannot catch Ctrl-C: {e}")))
+}
+
+/// A new run's folder must hold nothing, so no input may lie in it: the run would refuse the
+/// folder, and `--init` weights there are what a user loses first.
+fn refuse_inputs_inside(args: &Args, dir: &Path) -> Result<(), Failure> {
+    let out = match dir.canonicalize() {
+        Ok(out) if out.is_dir() => out,
+        // A folder still to be made holds nothing; a file is refused as the run's folder.
+        _ => return Ok(()),
+    };
+    let file = match &args.model.file {
+        FileArg::Path(path) => Some(path),
+        FileArg::Std => None,
+    };
+    let inputs = [
+        ("FILE", file),
+        ("--init", args.init.as_ref()),
+        ("--data", args.model.data.as_ref()),
+    ];
+    for (what, path) in inputs {
+        let Some(path) = path else { continue };
+        if path.canonicalize().is_ok_and(|p| p.starts_with(&out)) {
+            return Err(Failure::new(
+                USAGE,
+                format_args!(
+                    "{what} {} is inside {}, the folder of the new run, which must hold nothing \
+                     else; choose another --out",
+                    path.display(),
+                    dir.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The recipe of a new run (FILE's `train` block, or the seed's, under the flags), or of the run
-/// to resume (its own; only `--epochs` may change, which the trainer applies).
+/// to resume (its own; flags may repeat its values, and only `--epochs` may change, which the
+/// trainer applies).
 fn recipe(
     args: &Args,
     dir: &RunDir,
     saved: Option<&RunState>,
     written: Option<Recipe>,
+    model: &str,
+    resume: &str,
 ) -> Result<Recipe, Failure> {
+    let here = dir.path().display();
     match (saved, args.resume) {
+        (Some(state), false) if state.model != model => Err(Failure::new(
+            USAGE,
+            format_args!(
+                "{here} already holds a training run of model {}; choose another --out",
+                state.model
+            ),
+        )),
         (Some(_), false) => Err(Failure::new(
             USAGE,
             format_args!(
-                "{} already holds a training run; continue it with --resume, or choose \
-                 another --out",
-                dir.path().display()
+                "{here} already holds a training run; continue it with `{resume}`, or choose \
+                 another --out"
             ),
         )),
         (None, true) => Err(Failure::new(
             USAGE,
             format_args!(
-                "{} holds no training run to resume (no {STATE})",
-                dir.path().display()
+                "{here} holds no training run to resume (no {STATE}); a run stopped before its \
+                 first checkpoint starts again without --resume"
             ),
         )),
-        (Some(state), true) => match args.recipe.changes().first() {
-            Some(flag) => Err(Failure::new(
-                USAGE,
-                format_args!(
-                    "{flag} cannot change when resuming: the run keeps the recipe in {} \
-                     (only --epochs can change)",
-                    dir.file(STATE).display()
-                ),
-            )),
-            None => Ok(state.recipe.clone()),
-        },
+        (Some(state), true) => {
+            let mut asked = args.recipe.apply(state.recipe.clone())?;
+            asked.epochs = state.recipe.epochs;
+            match args.recipe.change(&asked, &state.recipe) {
+                Some(flag) => Err(Failure::new(
+                    USAGE,
+                    format_args!(
+                        "{flag} cannot change when resuming: the run keeps the recipe in {} \
+                         (only --epochs can change)",
+                        dir.file(STATE).display()
+                    ),
+                )),
+                None => Ok(state.recipe.clone()),
+            }
+        }
         (None, false) => args.recipe.apply(written.unwrap_or_default()),
     }
 }
 
 /// What is said when the run ends: where the weights are, or how to continue it.
-fn ended(
-    outcome: Outcome,
-    trainer: &Trainer,
-    model: &ModelArgs,
-    file_name: &str,
-) -> Result<(), Failure> {
+fn ended(outcome: Outcome, trainer: &Trainer, resume: &str) -> Result<(), Failure> {
     let dir = trainer.dir().path();
     match outcome {
         Outcome::Finished => {
@@ -309,11 +416,10 @@ fn ended(
         } => {
             output::stderr(&format!(
                 "interrupted: checkpoint saved in {} at epoch {}/{}, batch {batch}/{batches}; \
-                 continue with `{}`\n",
+                 continue with `{resume}`\n",
                 dir.display(),
                 epoch + 1,
                 trainer.state().recipe.epochs,
-                resume_command(model, file_name, dir)
             ));
             Err(Failure::exit(INTERRUPTED))
         }
@@ -335,13 +441,20 @@ fn resume_command(m: &ModelArgs, file: &str, dir: &Path) -> String {
     command + &format!(" --out {} --resume", dir.display())
 }
 
-/// A trainer's error as one sentence; weights of another model name their first difference.
-fn train_failure(error: TrainError, model: &str) -> Failure {
+/// A trainer's error as one sentence; weights of another model name their first difference, and
+/// a save that is whole but not yet in place names the command that completes it.
+fn train_failure(error: TrainError, model: &str, resume: &str) -> Failure {
     match error {
         TrainError::Load(e) => load_failure(&e, model),
-        TrainError::RunExists { .. } | TrainError::NoRun { .. } | TrainError::EpochsDone { .. } => {
-            Failure::new(USAGE, error)
-        }
+        TrainError::RunExists { .. }
+        | TrainError::NoRun { .. }
+        | TrainError::EpochsDone { .. }
+        | TrainError::CosineEpochs { .. }
+        | TrainError::BatchOfOne(_) => Failure::new(USAGE, error),
+        TrainError::Save {
+            stage: SaveStage::Committed,
+            ..
+        } => Failure::new(FAILED, format_args!("{error}: `{resume}`")),
         e => Failure::new(FAILED, e),
     }
 }

@@ -68,9 +68,42 @@ pub fn line_panel<'a, 'b>(
     builder
 }
 
+/// How every SVG vggdsl draws begins: `plot` replaces only a picture that begins so (or a PNG
+/// with [`PNG_TEXT`]), never one that someone else made.
+const SVG_MARK: &str = "<!-- Drawn by vggdsl plot. -->\n";
+
+/// The text chunk (keyword, NUL, text) that marks every PNG vggdsl draws, right after its header.
+const PNG_TEXT: &[u8] = b"Software\0vggdsl plot";
+
+/// The PNG signature and its IHDR chunk, which every PNG begins with.
+const PNG_HEAD: usize = 8 + 25;
+
+/// Whether `head`, the first bytes of a file, is a picture vggdsl drew.
+pub fn drew(head: &[u8]) -> bool {
+    head.starts_with(SVG_MARK.as_bytes())
+        || head
+            .get(PNG_HEAD..)
+            .is_some_and(|rest| rest.starts_with(&png_chunk(b"tEXt", PNG_TEXT)))
+}
+
+/// How many bytes of a file [`drew`] needs.
+pub const MARK_BYTES: usize = PNG_HEAD + 12 + PNG_TEXT.len();
+
+/// A PNG chunk: length, type, data, CRC-32 of type and data.
+fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut chunk = (data.len() as u32).to_be_bytes().to_vec();
+    chunk.extend(kind);
+    chunk.extend(data);
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(kind);
+    crc.update(data);
+    chunk.extend(crc.finalize().to_be_bytes());
+    chunk
+}
+
 /// The SVG text of a `width` × `height` figure that `draw` paints on a white background.
 pub fn svg(width: u32, height: u32, draw: impl FnOnce(&Area) -> Drawn) -> Result<String, String> {
-    let mut text = String::new();
+    let mut text = String::from(SVG_MARK);
     {
         let root = SVGBackend::with_string(&mut text, (width, height)).into_drawing_area();
         let drawn = root
@@ -101,9 +134,12 @@ pub fn png(svg: &str) -> Result<Vec<u8>, String> {
         resvg::tiny_skia::Transform::from_scale(scale, scale),
         &mut pixmap.as_mut(),
     );
-    pixmap
+    let mut png = pixmap
         .encode_png()
-        .map_err(|e| format!("cannot encode the PNG: {e}"))
+        .map_err(|e| format!("cannot encode the PNG: {e}"))?;
+    let mark = png_chunk(b"tEXt", PNG_TEXT);
+    png.splice(PNG_HEAD..PNG_HEAD, mark);
+    Ok(png)
 }
 
 /// `1234567` → `1.2M`: a short count for axis ticks.

@@ -39,7 +39,8 @@ impl Run {
             .and_then(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_else(|| path.display().to_string());
         let source = input::read_up_to(&FileArg::Path(file.clone()), input::MAX_DATA_BYTES)?;
-        let mut epochs = Vec::new();
+        let mut epochs: Vec<Epoch> = Vec::new();
+        let mut last_line = 0;
         for (i, line) in source.text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
@@ -55,7 +56,23 @@ impl Run {
                     ),
                 )
             })?;
+            // Which of two lines of one epoch is right, or where a line out of order belongs,
+            // cannot be known: such a file is refused rather than drawn one way.
+            if let Some(before) = epochs.last().filter(|b| b.epoch >= epoch.epoch) {
+                return Err(Failure::new(
+                    FAILED,
+                    format_args!(
+                        "{} line {} has epoch {} after epoch {} (line {last_line}): the epochs of \
+                         a metrics file go up, each once",
+                        file.display(),
+                        i + 1,
+                        epoch.epoch,
+                        before.epoch
+                    ),
+                ));
+            }
             epochs.push(epoch);
+            last_line = i + 1;
         }
         if epochs.is_empty() {
             return Err(Failure::new(
@@ -63,7 +80,6 @@ impl Run {
                 format_args!("{} holds no epoch", file.display()),
             ));
         }
-        epochs.sort_by_key(|e| e.epoch);
         Ok(Run { name, epochs })
     }
 }
@@ -87,16 +103,16 @@ pub const SIZE: (u32, u32) = (1400, 640);
 const MARKED_EPOCHS: usize = 40;
 
 /// A curve: points (epoch, value), drawn solid or dashed, with a marker at every epoch of short
-/// runs.
+/// runs; whether there was one to draw.
 fn curve(
     chart: &mut Chart<'_, '_, RangedCoordf64, RangedCoordf64>,
     points: Vec<(f64, f64)>,
     style: ShapeStyle,
     dashed: bool,
     label: String,
-) -> Drawn {
+) -> Result<bool, Box<dyn std::error::Error>> {
     if points.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     // Dashes of 8 pixels 5 apart; the legend's sample is drawn the same way (a gap of 0: solid).
     let (dash, gap) = if dashed { (8, 5) } else { (21, 0) };
@@ -115,7 +131,7 @@ fn curve(
                 .map(|p| Circle::new(p, 3, style.filled())),
         )?;
     }
-    Ok(())
+    Ok(true)
 }
 
 pub fn draw(root: &Area, runs: &[Run]) -> Drawn {
@@ -147,6 +163,8 @@ pub fn draw(root: &Area, runs: &[Run]) -> Drawn {
     let loss_range = 0.0..max_loss * 1.1 + 1e-9;
     let mut loss = panel(&left, "Loss", x, loss_range, "cross-entropy loss")?;
     let mut accuracy = panel(&right, "Accuracy", x, 0.0..100.0, "accuracy (%)")?;
+    // A panel without a curve (metrics without accuracies) gets no empty legend.
+    let (mut losses, mut accuracies) = (false, false);
     for (i, run) in runs.iter().enumerate() {
         let style = colour(i).stroke_width(2);
         let series = |f: fn(&Epoch) -> f64, scale: f64| -> Vec<(f64, f64)> {
@@ -157,37 +175,31 @@ pub fn draw(root: &Area, runs: &[Run]) -> Drawn {
                 .collect()
         };
         let name = &run.name;
-        curve(
-            &mut loss,
-            series(|e| e.loss, 1.0),
-            style,
-            false,
-            format!("{name}: train"),
-        )?;
-        curve(
-            &mut loss,
-            series(|e| e.test_loss, 1.0),
-            style,
-            true,
-            format!("{name}: test"),
-        )?;
-        curve(
-            &mut accuracy,
-            series(|e| e.train_accuracy, 100.0),
-            style,
-            false,
-            format!("{name}: train"),
-        )?;
-        curve(
-            &mut accuracy,
-            series(|e| e.test_accuracy, 100.0),
-            style,
-            true,
-            format!("{name}: test"),
-        )?;
+        type Figure = fn(&Epoch) -> f64;
+        let losses_of: [(Figure, bool, &str); 2] = [
+            (|e| e.loss, false, "train"),
+            (|e| e.test_loss, true, "test"),
+        ];
+        let accuracies_of: [(Figure, bool, &str); 2] = [
+            (|e| e.train_accuracy, false, "train"),
+            (|e| e.test_accuracy, true, "test"),
+        ];
+        for (f, dashed, split) in losses_of {
+            let label = format!("{name}: {split}");
+            losses |= curve(&mut loss, series(f, 1.0), style, dashed, label)?;
+        }
+        for (f, dashed, split) in accuracies_of {
+            let label = format!("{name}: {split}");
+            accuracies |= curve(&mut accuracy, series(f, 100.0), style, dashed, label)?;
+        }
     }
-    legend(&mut loss, SeriesLabelPosition::UpperRight)?;
-    legend(&mut accuracy, SeriesLabelPosition::LowerRight)
+    if losses {
+        legend(&mut loss, SeriesLabelPosition::UpperRight)?;
+    }
+    if accuracies {
+        legend(&mut accuracy, SeriesLabelPosition::LowerRight)?;
+    }
+    Ok(())
 }
 
 /// The epochs the x axes span.

@@ -2,22 +2,23 @@
 //! buffers (`optimizer.safetensors`), where the run stands (`state.json`) and one line of figures
 //! per epoch (`metrics.jsonl`).
 //!
-//! A save writes every file under a temporary name first and renames them only when all are
-//! written, `state.json` last: a failed write (a full disk) leaves the previous checkpoint as it
-//! was, and no file is ever half-written. `state.json` records a CRC-32 of the two files a resume
-//! reads, so a set mixed from two saves (a kill between two renames) is refused, never trained on.
+//! The folder is a [`vggdsl::folder::OutputDir`]: locked while a run writes it, and saved a
+//! checkpoint at a time, all or nothing, whatever point a kill stops the save at; the next process
+//! that opens it completes a committed save or discards an uncommitted one. A failed write (a full
+//! disk) leaves the previous checkpoint as it was. `state.json` records a CRC-32 of the two files
+//! a resume reads, so files replaced by hand are refused, never trained on.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use vggdsl::atomic::{self, Pending};
 use vggdsl::check::{check_recipe, Milestones};
 use vggdsl::files::run::{BEST, LAST, METRICS, OPTIMIZER, STATE};
+use vggdsl::folder::{CommitError, OutputDir};
 use vggdsl::spec::{Recipe, Schedule};
 
-use crate::error::TrainError;
+use crate::error::{SaveStage, TrainError};
 
 /// The version of `state.json`'s layout.
 const FORMAT: u32 = 1;
@@ -176,14 +177,19 @@ impl RunState {
 }
 
 /// The folder of one training run.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RunDir {
     path: PathBuf,
+    /// The folder, locked for this process, once [`RunDir::open`] has opened it.
+    open: Option<OutputDir>,
 }
 
 impl RunDir {
     pub fn new(path: impl Into<PathBuf>) -> RunDir {
-        RunDir { path: path.into() }
+        RunDir {
+            path: path.into(),
+            open: None,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -192,6 +198,29 @@ impl RunDir {
 
     pub fn file(&self, name: &str) -> PathBuf {
         self.path.join(name)
+    }
+
+    /// Opens the folder for this process (once; the trainer does it, a caller may do it sooner to
+    /// fail before other work): creates it if missing (a folder created here and left empty goes
+    /// again), locks it against other vggdsl processes, and completes or discards a save a kill
+    /// interrupted. Then its state, `None` for a folder that holds nothing yet: a folder that
+    /// holds other files but no run is refused, so that a run never replaces files it did not
+    /// write.
+    pub fn open(&mut self) -> Result<Option<RunState>, TrainError> {
+        if self.open.is_none() {
+            self.open = Some(OutputDir::open(&self.path)?);
+        }
+        let state = self.state()?;
+        if state.is_none() {
+            let files = self.open.as_ref().expect("opened above").entries()?;
+            if !files.is_empty() {
+                return Err(TrainError::NotARun {
+                    dir: self.path.clone(),
+                    files,
+                });
+            }
+        }
+        Ok(state)
     }
 
     /// The saved state, or `None` when the folder holds no run (no `state.json`).
@@ -259,10 +288,7 @@ impl RunDir {
         best: bool,
         metrics: Option<&[String]>,
     ) -> Result<(), TrainError> {
-        fs::create_dir_all(&self.path).map_err(|source| TrainError::CreateDir {
-            dir: self.path.clone(),
-            source,
-        })?;
+        let dir = self.open.as_ref().expect("a trainer opens its run folder");
         let mut saved = state.clone();
         saved.files = Crcs {
             last: crc32(last),
@@ -281,22 +307,28 @@ impl RunDir {
             files.push((METRICS, String::as_bytes(metrics)));
         }
         files.push((STATE, json.as_bytes()));
-        let save_error = |name: &str, source, intact| TrainError::Save {
+        let previous = self.file(STATE).exists();
+        let save_error = |e: CommitError| TrainError::Save {
             dir: self.path.clone(),
-            file: name.to_string(),
-            source,
-            intact,
+            file: e.name,
+            source: e.source,
+            stage: match (e.committed, previous) {
+                (true, _) => SaveStage::Committed,
+                (false, true) => SaveStage::Intact,
+                (false, false) => SaveStage::Nothing,
+            },
         };
-        let pending = files
-            .iter()
-            .map(|&(name, bytes)| {
-                Pending::new(&self.file(name), bytes).map_err(|e| save_error(name, e, true))
+        let mut set = dir.file_set().map_err(|source| {
+            save_error(CommitError {
+                name: "a temporary folder".into(),
+                source,
+                committed: false,
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        for (file, (name, _)) in pending.into_iter().zip(&files) {
-            file.persist().map_err(|e| save_error(name, e, false))?;
+        })?;
+        for (name, bytes) in files {
+            set.write(name, bytes).map_err(&save_error)?;
         }
-        atomic::sync_dir(&self.path).map_err(|e| save_error(STATE, e, false))?;
+        set.commit().map_err(&save_error)?;
         *state = saved;
         Ok(())
     }

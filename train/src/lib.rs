@@ -15,6 +15,7 @@ pub mod prune;
 pub mod sgd;
 pub mod sparsity;
 pub mod trainer;
+pub mod weights;
 
 pub use error::TrainError;
 pub use prune::{prune, PruneError, Pruned, Request};

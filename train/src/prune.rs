@@ -13,11 +13,13 @@ use serde::Serialize;
 use tch::nn::VarStore;
 use tch::Device;
 use vggdsl::analysis;
+use vggdsl::codegen::cfg_text;
 use vggdsl::files::kept::KeptFile;
-use vggdsl::files::ranks::{RanksFile, ReadError};
+use vggdsl::files::ranks::{self, RanksFile, ReadError};
 use vggdsl::ir::LayerKind;
 use vggdsl::rewrite::{self, rate_list};
 use vggdsl::select::{language_rate, WidthRule};
+use vggdsl::spec::CfgItem;
 use vggdsl::Architecture;
 use vggdsl_runtime::state_dict::LoadError;
 use vggdsl_runtime::Network;
@@ -25,6 +27,7 @@ use vggdsl_runtime::Network;
 use crate::criteria::{bn, fpgm, taylor};
 use crate::data::ImageSet;
 use crate::hrank::{self, Criterion, Inherit, RanksMismatch};
+use crate::weights::{self, WeightsError};
 
 /// What to prune, to what, and how.
 #[derive(Debug, Clone)]
@@ -100,6 +103,8 @@ pub struct Pruned {
     /// How the filters were chosen, in words, such as `the largest L1 norm`.
     pub criterion: String,
     pub figures: Figures,
+    /// What the user should know of how the inputs were taken, a sentence each.
+    pub notes: Vec<String>,
 }
 
 /// Why a model could not be pruned: one sentence.
@@ -108,7 +113,19 @@ pub enum PruneError {
     #[error("model {model} of {file} has no compress_rate, and no rates were given")]
     NoRates { model: String, file: String },
     #[error(transparent)]
-    Weights(#[from] LoadError),
+    Weights(#[from] WeightsError),
+    #[error(
+        "{} holds the weights of {model} as its compress_rate prunes it, but prune reads the \
+         weights of the model without its compress_rate; to prune it further, declare it with \
+         its widths as its cfg, cfg = {cfg}, and no compress_rate, or give the unpruned model's \
+         weights",
+        weights.display()
+    )]
+    PrunedWeights {
+        weights: PathBuf,
+        model: String,
+        cfg: String,
+    },
     #[error(transparent)]
     Ranks(#[from] ReadError),
     #[error("{} does not fit {file}: {source}", ranks.display())]
@@ -137,8 +154,8 @@ pub fn prune(request: &Request) -> Result<Pruned, PruneError> {
 
     let mut full_vs = VarStore::new(Device::Cpu);
     let full = Network::new(&full_vs.root(), &full_ir);
-    vggdsl_runtime::load_state_dict(&mut full_vs, request.weights)?;
-    let (kept, text) = choose(request, &full, &keep)?;
+    weights::load(&mut full_vs, request.weights).map_err(|e| weights_error(e, request))?;
+    let (kept, text, notes) = choose(request, &full, &keep)?;
 
     let compress_rate = written_rates(request, given, &widths, &keep, &rates);
     let comment = comment(
@@ -167,27 +184,31 @@ pub fn prune(request: &Request) -> Result<Pruned, PruneError> {
         vars,
         compress_rate,
         criterion: text,
+        notes,
     })
 }
 
 /// The filters each conv of `full` keeps (`keep[i]` of conv `i`), by the request's criterion,
-/// and the criterion in words.
+/// the criterion in words, and notes for the user.
 fn choose(
     request: &Request,
     full: &Network,
     keep: &[i64],
-) -> Result<(Vec<Vec<i64>>, String), PruneError> {
+) -> Result<(Vec<Vec<i64>>, String, Vec<String>), PruneError> {
     let full_ir = full.ir();
     let ranks;
+    let mut notes = Vec::new();
     let (criterion, text) = match request.by {
         By::Rank(path) => {
-            ranks = RanksFile::read(path)?;
+            let filters = full_ir.convs().map(|(.., c)| c as u64).sum();
+            ranks = RanksFile::read(path, ranks::max_bytes(filters))?;
             let scores =
                 hrank::scores_for(&ranks, full_ir).map_err(|source| PruneError::RanksDoNotFit {
                     ranks: path.to_owned(),
                     file: request.file_name.to_owned(),
                     source: Box::new(source),
                 })?;
+            notes.extend(other_name(path, &ranks, &request.model.spec.name));
             let text = format!(
                 "the highest mean feature-map rank ({}, {} images)",
                 path.display(),
@@ -224,7 +245,55 @@ fn choose(
         }
     };
     let kept = hrank::choose(full, keep, &criterion);
-    Ok((kept, text))
+    Ok((kept, text, notes))
+}
+
+/// A note when the ranks file names another model than `name` but fits its convs and widths:
+/// a file stating a model's pruned form under a new name prunes with the unpruned one's ranks.
+fn other_name(path: &Path, ranks: &RanksFile, name: &str) -> Option<String> {
+    (ranks.model != name).then(|| {
+        format!(
+            "{} ranks model {}, not {name}; its convs and widths are those of {name} without \
+             compress_rate, so its ranks are used",
+            path.display(),
+            ranks.model
+        )
+    })
+}
+
+/// Weights that do not fit the unpruned model: if they are those of the model as its
+/// `compress_rate` prunes it, the error says how to prune it further.
+fn weights_error(error: WeightsError, request: &Request) -> PruneError {
+    let model = request.model;
+    let mismatch = matches!(error, WeightsError::Load(LoadError::Mismatch { .. }));
+    if mismatch && model.spec.compress_rate.is_some() {
+        let mut vs = VarStore::new(Device::Cpu);
+        let _pruned = Network::new(&vs.root(), model);
+        if vggdsl_runtime::load_state_dict(&mut vs, request.weights).is_ok() {
+            return PruneError::PrunedWeights {
+                weights: request.weights.into(),
+                model: model.spec.name.clone(),
+                cfg: pruned_cfg(model),
+            };
+        }
+    }
+    PruneError::Weights(error)
+}
+
+/// The cfg of a pruned model's network: its cfg with every conv at its pruned width.
+fn pruned_cfg(model: &Architecture) -> String {
+    let mut widths = model.convs().map(|(.., c)| c);
+    let cfg: Vec<CfgItem> = model
+        .spec
+        .features()
+        .iter()
+        .map(|item| match item {
+            CfgItem::Conv(_) => CfgItem::Conv(widths.next().expect("a width per conv")),
+            CfgItem::Pool => CfgItem::Pool,
+        })
+        .chain(model.spec.cfg.last().copied())
+        .collect();
+    cfg_text(&cfg)
 }
 
 /// The rates to prune to, and their text when they were given rather than the model's own.
@@ -311,12 +380,23 @@ fn criterion_rates(rule: WidthRule, given: Option<&str>, rates: &[f64]) -> Strin
     }
 }
 
+/// How the comment that begins every model file prune writes begins.
+const MARK: &str = "Pruned by `vggdsl prune` from model ";
+
+/// Whether `text` is a model file prune wrote (its first line is prune's comment), which prune
+/// may replace; any other is someone's work.
+pub fn wrote(text: &str) -> bool {
+    text.strip_prefix("// ")
+        .is_some_and(|t| t.starts_with(MARK))
+}
+
 /// The pruned model's comment: where it comes from, and how it was pruned.
 fn comment(request: &Request, rates: &str, criterion: &str) -> String {
     format!(
-        "Pruned by `vggdsl prune` from model {} of {} with the weights {}:\n\
+        "{}{} of {} with the weights {}:\n\
          filters kept by {criterion}; widths by {}{rates};\n\
          {}. Weights: {WEIGHTS_FILE}; kept filters: {KEPT_FILE}.",
+        MARK,
         request.model.spec.name,
         request.file_name,
         request.weights.display(),

@@ -14,9 +14,10 @@ use std::time::Instant;
 
 use tch::nn::{ModuleT, VarStore};
 use tch::{Kind, Reduction, TchError, Tensor};
+use vggdsl::check::check_batches;
 use vggdsl::files::metrics::EpochMetrics;
 use vggdsl::files::run::{LAST, OPTIMIZER};
-use vggdsl::spec::Recipe;
+use vggdsl::spec::{Recipe, Schedule};
 use vggdsl_runtime::state_dict;
 
 use crate::checkpoint::{Best, EpochSums, RunDir, RunState};
@@ -212,22 +213,25 @@ pub struct Trainer<'a> {
 }
 
 impl<'a> Trainer<'a> {
-    /// A new run of `recipe` in `dir`, which must not hold one. The model's weights are where
-    /// training starts: seed libtorch with `recipe.seed` before building it, as PyTorch's
-    /// `torch.manual_seed(seed)` before the model does.
+    /// A new run of `recipe` in `dir`, which must hold nothing ([`RunDir::open`]; it stays
+    /// locked while the trainer lives). A batch size that leaves a batch of one image is refused
+    /// ([`check_batches`]). The model's weights are where training starts: seed libtorch with
+    /// `recipe.seed` before building it, as PyTorch's `torch.manual_seed(seed)` before the model
+    /// does.
     pub fn new(
         model: &'a dyn ModuleT,
         vs: &'a VarStore,
         name: &str,
         data: Data,
         recipe: Recipe,
-        dir: RunDir,
+        mut dir: RunDir,
     ) -> Result<Trainer<'a>, TrainError> {
-        if dir.state()?.is_some() {
+        if dir.open()?.is_some() {
             return Err(TrainError::RunExists {
                 dir: dir.path().into(),
             });
         }
+        check_batches(data.train.len(), recipe.batch_size)?;
         let dataset = data.train.dataset();
         let mut state = RunState::new(name, dataset.name(), data.train.len(), recipe);
         state.validation_images = data.validation_images();
@@ -245,16 +249,17 @@ impl<'a> Trainer<'a> {
 
     /// Continues the run saved in `dir` from its checkpoint: weights, momentum buffers,
     /// position and figures. `epochs`, if given, replaces the recipe's number of epochs (to
-    /// train longer); the rest of the recipe is the saved one.
+    /// train longer, or stop sooner) unless the schedule is cosine, whose length it is; the rest
+    /// of the recipe is the saved one.
     pub fn resume(
         model: &'a dyn ModuleT,
         vs: &'a mut VarStore,
         name: &str,
         data: Data,
-        dir: RunDir,
+        mut dir: RunDir,
         epochs: Option<u32>,
     ) -> Result<Trainer<'a>, TrainError> {
-        let mut state = dir.state()?.ok_or_else(|| TrainError::NoRun {
+        let mut state = dir.open()?.ok_or_else(|| TrainError::NoRun {
             dir: dir.path().into(),
         })?;
         if state.model != name {
@@ -278,6 +283,14 @@ impl<'a> Trainer<'a> {
             });
         }
         if let Some(epochs) = epochs {
+            // The cosine schedule's length is the run's epochs: every later epoch's rate hangs
+            // on it.
+            if matches!(state.recipe.schedule, Schedule::Cosine) && epochs != state.recipe.epochs {
+                return Err(TrainError::CosineEpochs {
+                    epochs: state.recipe.epochs,
+                    asked: epochs,
+                });
+            }
             if epochs < state.epoch {
                 return Err(TrainError::EpochsDone {
                     done: state.epoch,

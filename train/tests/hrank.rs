@@ -127,11 +127,11 @@ fn ranks_are_those_of_hranks_loop_in_pytorch() {
         let mut k = 0;
         let _logits = tch::no_grad(|| {
             net.forward_tapped(&b, false, |_, map| {
-                per_image[k].push(map_ranks(map));
+                per_image[k].push(map_ranks(map).unwrap());
                 k += 1;
             })
         });
-        sums.add(&net, &b);
+        sums.add(&net, &b).unwrap();
     }
     let mut spread = Vec::new();
     for (conv, ranks) in convs.iter().zip(&per_image) {
@@ -170,10 +170,16 @@ fn map_ranks_uses_pytorchs_default_tolerance() {
     // diag(1, 1e-3, 1e-9) at 3×3: the tolerance σ_max · 3 · ε(f32) ≈ 3.6e-7 drops only 1e-9.
     let m =
         Tensor::from_slice(&[1.0f32, 0.0, 0.0, 0.0, 1e-3, 0.0, 0.0, 0.0, 1e-9]).view([1, 1, 3, 3]);
-    assert_eq!(Vec::<i64>::try_from(map_ranks(&m).view([-1])).unwrap(), [2]);
+    assert_eq!(
+        Vec::<i64>::try_from(map_ranks(&m).unwrap().view([-1])).unwrap(),
+        [2]
+    );
     let zero = Tensor::zeros([2, 3, 4, 5], (Kind::Float, Device::Cpu));
-    assert_eq!(map_ranks(&zero).size(), [2, 3]);
-    assert_eq!(i64::try_from(map_ranks(&zero).sum(Kind::Int64)).unwrap(), 0);
+    assert_eq!(map_ranks(&zero).unwrap().size(), [2, 3]);
+    assert_eq!(
+        i64::try_from(map_ranks(&zero).unwrap().sum(Kind::Int64)).unwrap(),
+        0
+    );
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Files written whole: the bytes go to a temporary file beside the destination, are synced, and
 //! the file is renamed into place, then the folder is synced; a reader, or a crash, sees the old
-//! file or the new one, never part of one. Every writer of vggdsl's outputs goes through here:
-//! generated code ([`crate::write_if_changed`]), the command's output files, training checkpoints.
+//! file or the new one, never part of one. Single files go through here: generated code
+//! ([`crate::write_if_changed`]), saved state_dicts, pictures; a set of files that must change
+//! together goes through [`crate::folder`].
 
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::{self, Write};
@@ -10,24 +11,17 @@ use std::path::{Path, PathBuf};
 use tempfile::NamedTempFile;
 
 /// A file written in full and synced under a temporary name in its destination's folder; it is
-/// removed unless [`Pending::persist`] renames it into place. Several pending files persisted one
-/// after the other, then [`sync_dir`], make an all-or-nothing set for as long as no rename fails.
+/// removed unless [`Pending::persist`] renames it into place.
 #[derive(Debug)]
-pub struct Pending {
+struct Pending {
     temp: NamedTempFile,
     path: PathBuf,
 }
 
 impl Pending {
-    /// `bytes` as the future contents of `path`, with a new file's permissions (0666 less the
-    /// umask).
-    pub fn new(path: &Path, bytes: &[u8]) -> io::Result<Pending> {
-        Pending::with_permissions(path, bytes, None)
-    }
-
     /// `bytes` as the future contents of `path`, with `permissions` when given (to keep those of
     /// the file it replaces).
-    pub fn with_permissions(
+    fn with_permissions(
         path: &Path,
         bytes: &[u8],
         permissions: Option<Permissions>,
@@ -64,20 +58,15 @@ impl Pending {
         })
     }
 
-    /// The file's destination.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Renames the file to its destination, replacing what is there. Durable once the folder is
     /// synced ([`sync_dir`]).
-    pub fn persist(self) -> io::Result<()> {
+    fn persist(self) -> io::Result<()> {
         self.temp.persist(&self.path).map(drop).map_err(|e| e.error)
     }
 }
 
 /// Syncs a folder, which makes the renames into it durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 

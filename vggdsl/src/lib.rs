@@ -7,8 +7,9 @@
 //!
 //! Beside the pipeline, the torch-free rules that every front end shares: choosing a file's model
 //! ([`pick`]), which filters survive pruning ([`select`]), rewriting a model's `compress_rate`
-//! ([`rewrite`]), writing files whole ([`atomic`]) and, with the `serde` feature, the formats of
-//! the files the tools exchange ([`files`]).
+//! ([`rewrite`]), writing files whole ([`atomic`]), the folders a command writes, locked and
+//! written a set of files at a time ([`folder`]) and, with the `serde` feature, the formats of the
+//! files the tools exchange ([`files`]).
 
 pub mod analysis;
 pub mod ast;
@@ -19,6 +20,7 @@ pub mod codegen;
 pub mod diagnostic;
 #[cfg(feature = "serde")]
 pub mod files;
+pub mod folder;
 pub mod init;
 pub mod ir;
 pub mod names;

@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 
 use crate::atomic;
-use crate::codegen::header_of;
+use crate::codegen::{header_of, PYTHON_HEADER, RUST_HEADER};
 
 /// Writes generated code to `path` unless it already holds exactly that; returns whether it wrote.
 ///
@@ -32,13 +32,22 @@ pub fn write_if_changed(path: &Path, contents: &str) -> io::Result<bool> {
             }
             let header = header_of(contents);
             if !old.is_empty() && !old.starts_with(header.as_bytes()) {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!(
+                let why = match [RUST_HEADER, PYTHON_HEADER]
+                    .into_iter()
+                    .find(|h| old.starts_with(h.as_bytes()))
+                {
+                    Some(other) => format!(
+                        "it holds code vggdsl generated in {}, not {}, so vggdsl will not replace \
+                         it with the other language",
+                        language(other),
+                        language(header)
+                    ),
+                    None => format!(
                         "it does not start with `{header}`, so vggdsl did not write it and will \
                          not replace it"
                     ),
-                ));
+                };
+                return Err(io::Error::new(io::ErrorKind::AlreadyExists, why));
             }
             atomic::write_with_permissions(&path, contents.as_bytes(), Some(meta.permissions()))?;
         }
@@ -51,6 +60,15 @@ pub fn write_if_changed(path: &Path, contents: &str) -> io::Result<bool> {
         Err(e) => return Err(e),
     }
     Ok(true)
+}
+
+/// The language whose generated files begin with `header`.
+fn language(header: &str) -> &'static str {
+    if header == PYTHON_HEADER {
+        "Python"
+    } else {
+        "Rust"
+    }
 }
 
 #[cfg(test)]

@@ -305,7 +305,7 @@ pub enum DataError {
         width: u32,
     },
     #[error(
-        "the header of {} announces {count} {kind} ({expected} bytes) but {actual} bytes follow it",
+        "the header of {} announces {count} {kind} ({expected} bytes){follows}",
         path.display()
     )]
     IdxSize {
@@ -314,7 +314,21 @@ pub enum DataError {
         kind: &'static str,
         count: u32,
         expected: u64,
-        actual: u64,
+        follows: Follows,
+    },
+    #[error(
+        "the images of {} look like {other}'s, not {dataset}'s: their mean pixel is {mean:.3}, \
+         {other}'s is {:.3} and {dataset}'s {:.3} (the two datasets' files differ only in their \
+         pictures); pass --dataset {other} if they are {other}",
+        path.display(),
+        other.mean()[0],
+        dataset.mean()[0]
+    )]
+    OtherDataset {
+        path: PathBuf,
+        dataset: Dataset,
+        other: Dataset,
+        mean: f64,
     },
     #[error(
         "{} holds {images} images but {} holds {labels} labels",
@@ -355,6 +369,27 @@ pub enum DataError {
          {images}; choose a smaller --val-size (0 for none)"
     )]
     ValidationSize { size: usize, images: usize },
+}
+
+/// What follows an IDX header that announces another size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follows {
+    /// This many bytes.
+    Exactly(u64),
+    /// More than this many: reading stopped there.
+    MoreThan(u64),
+    /// A gzip file of this many bytes, which cannot expand to what the header announces.
+    Gzip(u64),
+}
+
+impl fmt::Display for Follows {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Follows::Exactly(n) => write!(f, " but {n} bytes follow it"),
+            Follows::MoreThan(n) => write!(f, " but more than {n} bytes follow it"),
+            Follows::Gzip(n) => write!(f, ", more than its {n} bytes of gzip can hold"),
+        }
+    }
 }
 
 impl DataError {

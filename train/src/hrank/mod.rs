@@ -11,6 +11,6 @@ pub mod rank;
 pub mod select;
 pub mod surgery;
 
-pub use rank::{map_ranks, scores_for, RankSums, RanksMismatch};
+pub use rank::{map_ranks, scores_for, RankError, RankSums, RanksMismatch};
 pub use select::{choose, Criterion};
 pub use surgery::{transplant, Inherit};

@@ -6,17 +6,32 @@
 //! the last conv's included so that a rate list of full length can prune it, and one batched
 //! [`map_ranks`] call ranks all channels of all images of a batch.
 
-use tch::{Kind, Tensor};
+use tch::{Kind, TchError, Tensor};
 use vggdsl::files::ranks::RanksFile;
 use vggdsl::Architecture;
 use vggdsl_runtime::Network;
 
+use crate::error::torch_sentence;
+
 /// The rank of every channel's H×W map of every image: `maps` `[B, C, H, W]` gives int64
 /// `[B, C]`. This is `torch.linalg.matrix_rank` with its default tolerance (singular values
 /// above σ_max · max(H, W) · ε count), the rule of the old `torch.matrix_rank` that HRank calls
-/// per image and channel, in one batched call.
-pub fn map_ranks(maps: &Tensor) -> Tensor {
-    maps.linalg_matrix_rank_atol_rtol_float(None, None, false)
+/// per image and channel, in one batched call. A map with an infinity or a NaN has no rank:
+/// libtorch's error.
+pub fn map_ranks(maps: &Tensor) -> Result<Tensor, TchError> {
+    maps.f_linalg_matrix_rank_atol_rtol_float(None, None, false)
+}
+
+/// Why a batch could not be ranked: one sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum RankError {
+    #[error(
+        "the feature maps of {conv} hold infinite or NaN values (the weights make the activations \
+         overflow float32), and such maps have no rank"
+    )]
+    NonFinite { conv: String },
+    #[error("libtorch failed: {}", torch_sentence(.0))]
+    Torch(#[from] TchError),
 }
 
 /// Running sums of every conv's per-image filter ranks.
@@ -45,16 +60,21 @@ impl RankSums {
 
     /// One forward pass of `images` `[B, C, H, W]` (eval-mode BatchNorm, no gradients), adding
     /// each image's rank of every filter's map at every conv block's output.
-    pub fn add(&mut self, net: &Network, images: &Tensor) {
+    pub fn add(&mut self, net: &Network, images: &Tensor) -> Result<(), RankError> {
         let _no_grad = tch::no_grad_guard();
-        let mut sums = self.sums.iter_mut();
+        let mut sums = self.sums.iter_mut().zip(&self.convs);
+        let mut failed = None;
         let _logits = net.forward_tapped(images, false, |_, map| {
-            let sum = sums.next().expect("one block output per conv");
-            *sum += map_ranks(map)
-                .sum_dim_intlist(0, false, Kind::Int64)
-                .to_device(sum.device());
+            let (sum, conv) = sums.next().expect("one block output per conv");
+            if failed.is_none() {
+                failed = add_ranks(sum, map, conv).err();
+            }
         });
+        if let Some(error) = failed {
+            return Err(error);
+        }
         self.images += images.size()[0];
+        Ok(())
     }
 
     /// Images ranked so far.
@@ -81,6 +101,19 @@ impl RankSums {
             convs,
         }
     }
+}
+
+/// Adds the per-image ranks of `maps` (conv `conv`'s block output) to `sum`.
+fn add_ranks(sum: &mut Tensor, maps: &Tensor, conv: &str) -> Result<(), RankError> {
+    let finite = maps.f_isfinite()?.f_all()?.f_int64_value(&[])? != 0;
+    if !finite {
+        return Err(RankError::NonFinite { conv: conv.into() });
+    }
+    let ranks = map_ranks(maps)?
+        .f_sum_dim_intlist(0, false, Kind::Int64)?
+        .f_to_device(sum.device())?;
+    let _ = sum.f_add_(&ranks)?;
+    Ok(())
 }
 
 /// Why a [`RanksFile`] does not fit a network: one sentence naming the conv.

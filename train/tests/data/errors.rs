@@ -166,3 +166,63 @@ fn gzip_errors_name_the_file() {
     std::fs::write(&path, [0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]).unwrap();
     assert!(err().starts_with(&prefix), "{}", err());
 }
+
+#[test]
+fn gzip_is_expanded_no_further_than_the_header_announces() {
+    let dir = tempdir();
+    write_fashion(dir.path());
+    let path = dir.path().join("train-images-idx3-ubyte.gz");
+    let p = path.display();
+    let err = || load_err(Dataset::FashionMnist, Split::Train, dir.path());
+    // Two images announced, a megabyte of zeros behind them: reading stops one byte past.
+    write_idx(&path, &[2, 28, 28], &vec![0; 1 << 20], true);
+    assert_eq!(
+        err(),
+        format!(
+            "the header of {p} announces 2 images (1568 bytes) but more than 1568 bytes follow it"
+        )
+    );
+    // 60,000 images announced by a file far too small to expand to them: not even tried.
+    write_idx(&path, &[60_000, 28, 28], &[0; 784], true);
+    let compressed = std::fs::metadata(&path).unwrap().len();
+    assert_eq!(
+        err(),
+        format!(
+            "the header of {p} announces 60000 images (47040000 bytes), more than its \
+             {compressed} bytes of gzip can hold"
+        )
+    );
+}
+
+#[test]
+fn mnist_and_fashion_mnist_are_told_apart_by_their_pictures() {
+    let dir = tempdir();
+    write_fashion(dir.path());
+    let images = dir.path().join("t10k-images-idx3-ubyte");
+    let labels = dir.path().join("t10k-labels-idx1-ubyte");
+    let i = images.display();
+    write_idx(&labels, &[100], &[1; 100], false);
+    // 100 images as bright on average as Fashion-MNIST's (73/255 = 0.286), then as MNIST's.
+    for (pixel, accepted, refused, looks) in [
+        (73, Dataset::FashionMnist, Dataset::Mnist, "0.286"),
+        (33, Dataset::Mnist, Dataset::FashionMnist, "0.129"),
+    ] {
+        write_idx(&images, &[100, 28, 28], &vec![pixel; 100 * 784], false);
+        assert!(ImageSet::load(accepted, Split::Test, dir.path()).is_ok());
+        let other = accepted.name();
+        assert_eq!(
+            load_err(refused, Split::Test, dir.path()),
+            format!(
+                "the images of {i} look like {other}'s, not {refused}'s: their mean pixel is \
+                 {looks}, {other}'s is {:.3} and {refused}'s {:.3} (the two datasets' files \
+                 differ only in their pictures); pass --dataset {other} if they are {other}",
+                accepted.mean()[0],
+                refused.mean()[0]
+            )
+        );
+    }
+    // Fewer images say too little: taken as named.
+    write_idx(&labels, &[99], &[1; 99], false);
+    write_idx(&images, &[99, 28, 28], &vec![73; 99 * 784], false);
+    assert!(ImageSet::load(Dataset::Mnist, Split::Test, dir.path()).is_ok());
+}

@@ -2,10 +2,12 @@
 //! the text that causes it.
 //!
 //! One file per concern: [`settings`] (the settings and their lists), [`init_rules`], [`recipe`]
-//! (the train block, and the ranges [`check_recipe`] holds a recipe to), [`idents`] (names and
+//! (the train block, and the ranges [`check_recipe`] holds a recipe to), [`batch_of_one`] (the
+//! batch sizes a training set takes), [`idents`] (names and
 //! visibility), [`suggest`] (wording); this file checks a file's models
 //! and turns lowering errors into diagnostics.
 
+mod batch_of_one;
 mod idents;
 mod init_rules;
 mod recipe;
@@ -17,6 +19,7 @@ use crate::diagnostic::Diagnostic;
 use crate::ir::{self, Architecture, LowerError};
 use crate::presets;
 use crate::spec::{defaults, CfgItem, ModelSpec, Recipe, KEYS};
+pub use batch_of_one::{check_batches, BatchOfOne};
 pub use recipe::{check_recipe, Milestones, RecipeError, MAX_BATCH, MAX_EPOCHS};
 
 use idents::generated_structs;

@@ -244,42 +244,55 @@ impl Checker {
         }
     }
 
-    /// One rate per conv; the HRankPlus form (one fewer) gets 0.0 for the last conv.
+    /// One rate per conv; the HRankPlus form (one fewer) gets 0.0 for the last conv. A list
+    /// item repeated by `*` is reported once, however many rates it makes.
     pub(super) fn rates(&mut self, v: &Spanned<Value>, convs: usize) -> Option<Vec<f64>> {
         let items = self.list(v, "compress_rate")?;
         let mut rates = Vec::new();
-        let mut ok = true;
+        let mut reported: Vec<&Span> = Vec::new();
         for item in &items {
-            let rate = match &item.node {
-                Item::Number(Number::Float(x)) if !x.is_finite() => {
-                    self.error(item.span.clone(), "this number is too large");
-                    // Keep the count right so no second error claims a wrong number of rates.
-                    rates.push(0.0);
-                    ok = false;
-                    continue;
-                }
-                Item::Number(Number::Float(x)) => *x,
-                Item::Number(Number::Int(t)) => t.parse::<f64>().unwrap_or(f64::INFINITY),
-                Item::Word(w) => {
-                    self.error(item.span.clone(), format!("rates are numbers, found `{w}`"));
-                    rates.push(0.0);
-                    ok = false;
-                    continue;
+            let (rate, problem) = match &item.node {
+                // Keep the count right so no second error claims a wrong number of rates.
+                Item::Number(Number::Float(x)) if !x.is_finite() => (
+                    0.0,
+                    Some(Diagnostic::new(
+                        item.span.clone(),
+                        "this number is too large",
+                    )),
+                ),
+                Item::Word(w) => (
+                    0.0,
+                    Some(Diagnostic::new(
+                        item.span.clone(),
+                        format!("rates are numbers, found `{w}`"),
+                    )),
+                ),
+                Item::Number(n) => {
+                    let rate = match n {
+                        Number::Float(x) => *x,
+                        Number::Int(t) => t.parse::<f64>().unwrap_or(f64::INFINITY),
+                    };
+                    let text = match n {
+                        Number::Int(t) => t.clone(),
+                        Number::Float(_) => rate.to_string(),
+                    };
+                    let outside = !(0.0..1.0).contains(&rate);
+                    let d = outside.then(|| {
+                        Diagnostic::new(item.span.clone(), format!("rate {text} is outside [0, 1)"))
+                            .with_help("a rate is the fraction of filters pruned; 0 keeps them all")
+                    });
+                    (rate, d)
                 }
             };
-            if !(0.0..1.0).contains(&rate) {
-                let text = match &item.node {
-                    Item::Number(Number::Int(t)) => t.clone(),
-                    _ => rate.to_string(),
-                };
-                self.errors.push(
-                    Diagnostic::new(item.span.clone(), format!("rate {text} is outside [0, 1)"))
-                        .with_help("a rate is the fraction of filters pruned; 0 keeps them all"),
-                );
-                ok = false;
+            if let Some(d) = problem {
+                if !reported.contains(&&item.span) {
+                    reported.push(&item.span);
+                    self.errors.push(d);
+                }
             }
             rates.push(rate);
         }
+        let mut ok = reported.is_empty();
         if convs != usize::MAX && rates.len() != convs && rates.len() + 1 != convs {
             self.errors.push(
                 Diagnostic::new(

@@ -23,3 +23,15 @@ pub enum FormatError {
     #[error("{0}")]
     Invalid(String),
 }
+
+/// A size limit as messages say it: `1 MiB`, `1,071 KiB`.
+pub fn size(bytes: u64) -> String {
+    if bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", crate::analysis::thousands(bytes >> 20))
+    } else {
+        format!(
+            "{} KiB",
+            crate::analysis::thousands(bytes.div_ceil(1 << 10))
+        )
+    }
+}

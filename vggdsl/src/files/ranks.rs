@@ -3,7 +3,7 @@
 //! `{"model": NAME, "images": N, "ranks": {"conv0": [mean rank per filter, …], …}}`, the convs in
 //! order and named as in the model.
 
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -26,21 +26,50 @@ pub struct RanksFile {
 #[serde(deny_unknown_fields)]
 struct File {
     model: String,
+    #[serde(deserialize_with = "images")]
     images: i64,
     #[serde(deserialize_with = "ranks")]
     ranks: ConvLists<f64>,
 }
 
-/// The `ranks` object: every conv with at least one rank, and at least one conv.
+/// `images`: at least one, as the ranks are means over them.
+fn images<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    match i64::deserialize(d)? {
+        n if n > 0 => Ok(n),
+        n => Err(serde::de::Error::custom(format!(
+            "images is {n}, but the ranks are means over at least 1 image"
+        ))),
+    }
+}
+
+/// The `ranks` object: every conv with at least one rank, each a finite number ≥ 0 (a matrix
+/// rank's mean), and at least one conv.
 fn ranks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ConvLists<f64>, D::Error> {
-    let lists = ConvLists::deserialize(d)?;
+    let lists = ConvLists::<f64>::deserialize(d)?;
     if let Some((name, _)) = lists.0.iter().find(|(_, ranks)| ranks.is_empty()) {
         return Err(serde::de::Error::custom(format!("{name} has no ranks")));
+    }
+    for (name, ranks) in &lists.0 {
+        if let Some((i, r)) = ranks
+            .iter()
+            .enumerate()
+            .find(|(_, r)| !(r.is_finite() && **r >= 0.0))
+        {
+            return Err(serde::de::Error::custom(format!(
+                "filter {i} of {name} has rank {r}, but a mean rank is a number ≥ 0"
+            )));
+        }
     }
     if lists.0.is_empty() {
         return Err(serde::de::Error::custom("it ranks no conv"));
     }
     Ok(lists)
+}
+
+/// The most bytes a ranks file of a network with `filters` conv filters is read to: generous
+/// (a number's text takes a few dozen bytes), but finite, so that `/dev/zero` is refused at once.
+pub fn max_bytes(filters: u64) -> u64 {
+    (1 << 20) + 1024 * filters
 }
 
 impl RanksFile {
@@ -54,12 +83,24 @@ impl RanksFile {
         serde_json::to_string_pretty(&file).expect("ranks serialize") + "\n"
     }
 
-    /// Reads the ranks file at `path`.
-    pub fn read(path: &Path) -> Result<RanksFile, ReadError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ReadError::Io {
+    /// Reads the ranks file at `path`, refusing one of more than `max_bytes` ([`max_bytes`]).
+    pub fn read(path: &Path, max_bytes: u64) -> Result<RanksFile, ReadError> {
+        let io = |source| ReadError::Io {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(max_bytes + 1).read_to_end(&mut bytes))
+            .map_err(io)?;
+        if bytes.len() as u64 > max_bytes {
+            return Err(ReadError::TooLarge {
+                path: path.to_owned(),
+                max_bytes,
+            });
+        }
+        let text = String::from_utf8(bytes)
+            .map_err(|e| io(io::Error::new(io::ErrorKind::InvalidData, e)))?;
         RanksFile::from_json(&text).map_err(|source| ReadError::Format {
             path: path.to_owned(),
             source,
@@ -82,6 +123,12 @@ impl RanksFile {
 pub enum ReadError {
     #[error("cannot read {}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
+    #[error(
+        "cannot read {}: it is larger than {}, more than a ranks file of the model holds",
+        path.display(),
+        super::size(*max_bytes)
+    )]
+    TooLarge { path: PathBuf, max_bytes: u64 },
     #[error("{} is not a ranks file of `vggdsl rank`: {source}", path.display())]
     Format { path: PathBuf, source: FormatError },
 }
