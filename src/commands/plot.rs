@@ -117,7 +117,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
                     .as_ref()
                     .and_then(|(_, m)| m.spec.compress_rate.clone()),
             };
-            figure.cut(rates.as_deref());
+            let round_to = model.as_ref().map_or(1, |(_, m)| m.spec.round_to());
+            figure.cut(rates.as_deref(), round_to);
             let (w, h) = ranks::size(&figure);
             (plot::svg(w, h, |root| ranks::draw(root, &figure)), out)
         }
