@@ -6,13 +6,14 @@
 //! [`codegen`], so they emit identical code.
 //!
 //! Beside the pipeline, the torch-free rules that every front end shares: choosing a file's model
-//! ([`pick`]), which filters survive pruning ([`select`]), rewriting a model's `compress_rate`
-//! ([`rewrite`]), writing files whole ([`atomic`]) and, with the `serde` feature, the formats of
+//! ([`pick`]), which filters survive pruning ([`select`]), widths for a budget ([`budget`]),
+//! rewriting a model's `compress_rate` ([`rewrite`]), writing files whole ([`atomic`]) and, with the `serde` feature, the formats of
 //! the files the tools exchange ([`files`]).
 
 pub mod analysis;
 pub mod ast;
 pub mod atomic;
+pub mod budget;
 mod builder;
 pub mod check;
 pub mod codegen;

@@ -43,6 +43,25 @@ pub fn language_rate(width: i64, kept: i64, rate: f64) -> f64 {
     r.max(0.0)
 }
 
+/// The rates at which a conv of `width` filters keeps `kept` under the language's rule before
+/// rounding, `int(width · (1 − r)) = kept`, as `(lo, hi)`: every `r` with `lo < r ≤ hi`, up to
+/// floating point at the ends (check a rate with [`pruned_width`]).
+pub fn rates_keeping(width: i64, kept: i64) -> (f64, f64) {
+    let c = width as f64;
+    (1.0 - (kept + 1) as f64 / c, 1.0 - kept as f64 / c)
+}
+
+/// The shortest decimal rate in `[0, 1)` with `lo < r ≤ hi` for which `ok` holds (the largest of
+/// its length): `0.5` rather than `0.4921875` when both give the same widths. `None` if no
+/// decimal of up to 17 digits does.
+pub fn rate_between(lo: f64, hi: f64, ok: impl Fn(f64) -> bool) -> Option<f64> {
+    (0..=17).find_map(|digits| {
+        let scale = 10f64.powi(digits);
+        let r = (hi * scale).floor() / scale;
+        (r > lo && (0.0..1.0).contains(&r) && ok(r)).then_some(r)
+    })
+}
+
 /// The indices of the `k` highest scores, ascending; among equal scores the lower index survives.
 pub fn keep_highest(scores: &[f64], k: usize) -> Vec<i64> {
     let mut order: Vec<usize> = (0..scores.len()).collect();
@@ -97,6 +116,28 @@ mod tests {
         }
         assert_eq!(language_rate(64, 4, 0.95), 0.9375);
         assert_eq!(language_rate(512, 32, 0.9375), 0.9375);
+    }
+
+    #[test]
+    fn the_shortest_rate_between_two_rates_is_the_simplest_that_gives_the_width() {
+        let (lo, hi) = rates_keeping(64, 32);
+        assert_eq!(
+            rate_between(lo, hi, |r| pruned_width(64, r, 1) == 32),
+            Some(0.5)
+        );
+        let (lo, hi) = rates_keeping(10, 7);
+        assert_eq!(
+            rate_between(lo, hi, |r| pruned_width(10, r, 1) == 7),
+            Some(0.3)
+        );
+        let (lo, hi) = rates_keeping(512, 511);
+        let r = rate_between(lo, hi, |r| pruned_width(512, r, 1) == 511).unwrap();
+        assert_eq!(r, 0.001);
+        let (lo, hi) = rates_keeping(7, 7);
+        assert_eq!(
+            rate_between(lo, hi, |r| pruned_width(7, r, 1) == 7),
+            Some(0.0)
+        );
     }
 
     #[test]
