@@ -1,12 +1,14 @@
 //! Reading the command's inputs: a FILE argument (a path, or `-` for standard input), its model,
-//! a ranks file.
+//! a ranks or sensitivity file.
 
 use crate::exit::{FAILED, MODEL, UNREADABLE};
 use crate::failure::Failure;
 use crate::FileArg;
 use std::io::Read;
 use std::path::Path;
-use vggdsl::files::ranks::{RanksFile, ReadError};
+use vggdsl::files::ranks::RanksFile;
+use vggdsl::files::sensitivity::SensitivityFile;
+use vggdsl::files::ReadError;
 use vggdsl::Architecture;
 use vggdsl::PickError;
 
@@ -86,11 +88,16 @@ pub fn model<'a>(
 
 /// A ranks file of `vggdsl rank`.
 pub fn ranks(path: &Path) -> Result<RanksFile, Failure> {
-    RanksFile::read(path).map_err(ranks_failure)
+    RanksFile::read(path).map_err(read_failure)
 }
 
-/// A ranks file that cannot be read is exit 2, one that is not a ranks file exit 1.
-pub fn ranks_failure(error: ReadError) -> Failure {
+/// A sensitivity file of `vggdsl sensitivity`.
+pub fn sensitivity(path: &Path) -> Result<SensitivityFile, Failure> {
+    SensitivityFile::read(path).map_err(read_failure)
+}
+
+/// A file of vggdsl's formats that cannot be read is exit 2, one that is not its format exit 1.
+pub fn read_failure(error: ReadError) -> Failure {
     match error {
         ReadError::Io { .. } => Failure::new(UNREADABLE, error),
         ReadError::Format { .. } => Failure::new(FAILED, error),

@@ -2,6 +2,8 @@
 //! `commands/`, reads through `input` and writes through `output`, and fails with a [`Failure`]
 //! that carries its exit code; nothing it prints can panic.
 
+#[cfg(feature = "torch")]
+mod budget;
 mod commands;
 mod exit;
 mod failure;
@@ -55,7 +57,8 @@ enum Command {
     #[cfg(feature = "torch")]
     #[command(after_help = exit::help(exit::TRAIN))]
     Train(commands::train::Args),
-    /// Evaluate weights on a test set: accuracy, per-class accuracy, loss.
+    /// Evaluate weights on a test set: accuracy, per-class accuracy, loss (on the fused inference
+    /// path, `to_inference()`).
     #[cfg(feature = "torch")]
     #[command(after_help = exit::help(exit::TRAIN))]
     Eval(commands::eval::Args),

@@ -10,6 +10,7 @@ use clap::ValueEnum;
 use vggdsl::analysis::{self, thousands};
 use vggdsl::select::WidthRule;
 use vggdsl_runtime::state_dict::safetensors_bytes;
+use vggdsl_train::budget::{prune_to, BudgetError, Reached};
 use vggdsl_train::hrank::Inherit;
 use vggdsl_train::prune::{
     self, describe, By as Criterion, Figures, Rates, KEPT_FILE, MODEL_FILE, WEIGHTS_FILE,
@@ -17,6 +18,7 @@ use vggdsl_train::prune::{
 use vggdsl_train::{PruneError, Pruned, Request};
 
 use super::setup::load_failure;
+use crate::budget::BudgetArgs;
 use crate::exit::{FAILED, USAGE};
 use crate::failure::Failure;
 use crate::staged::{refuse_overwrite, Staged};
@@ -39,7 +41,12 @@ pub struct Args {
     ranks: Option<PathBuf>,
     /// Rates in the language's list syntax, one per conv or one fewer (the last conv keeps its
     /// width), e.g. "[0.95] + [0.5] * 6 + [0.9] * 4 + [0.8] * 2" [default: FILE's compress_rate]
-    #[arg(long, value_name = "RATES", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "RATES",
+        allow_hyphen_values = true,
+        conflicts_with = "target"
+    )]
     compress_rate: Option<String>,
     /// Which filters survive: the highest mean feature-map rank, the largest L1 norm, or a
     /// random choice (seeded by --seed); ties go to the lower filter index.
@@ -47,8 +54,12 @@ pub struct Args {
     by: By,
     /// How many filters survive: hrankplus keeps int(c·(1 − r)) as the language does; hrank
     /// keeps HRank's c − int(r·c), written as the rates that give those widths.
-    #[arg(long, value_enum, default_value_t = Rule::Hrankplus)]
+    #[arg(long, value_enum, default_value_t = Rule::Hrankplus, conflicts_with = "target")]
     rule: Rule,
+    /// Round every pruned width up to a multiple of N (never past the conv's width), and write
+    /// `round_to = N` into the pruned model [default: FILE's round_to, else 1: no rounding]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..=65536))]
+    round_to: Option<i64>,
     /// What surgery copies: all tensors, sliced; or only the conv kernels, as HRankPlus does
     /// (the rest keeps the pruned model's fresh init, drawn after seeding with --seed).
     #[arg(long, value_enum, default_value_t = CopyArg::All)]
@@ -62,6 +73,8 @@ pub struct Args {
     /// Print the before/after figures as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    budget: BudgetArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -137,12 +150,36 @@ pub fn run(args: Args) -> Result<(), Failure> {
         rates,
         by,
         rule: args.rule.width_rule(),
+        round_to: args.round_to,
         inherit,
         seed: args.seed,
     };
-    let pruned = prune::prune(&request).map_err(|e| prune_failure(e, &request))?;
+    let (pruned, reached) = match args.budget.inputs()? {
+        None => (
+            prune::prune(&request).map_err(|e| prune_failure(e, &request))?,
+            None,
+        ),
+        Some(mut inputs) => {
+            let budget = args.budget.budget(&mut inputs);
+            let (pruned, reached) = prune_to(&request, budget).map_err(|e| match e {
+                BudgetError::Prune(e) => prune_failure(e, &request),
+                e => Failure::new(FAILED, e),
+            })?;
+            if !reached.met() {
+                return Err(Failure::new(
+                    FAILED,
+                    format_args!(
+                        "the target {} was not met: the fastest network timed took {:.3} ms, \
+                         more than {:.3} ms (nothing is written)",
+                        reached.target, reached.reached, reached.limit
+                    ),
+                ));
+            }
+            (pruned, Some(reached))
+        }
+    };
     write(&args, &pruned)?;
-    output::stdout(report(&args, &request, &pruned).as_bytes())
+    output::stdout(report(&args, &request, &pruned, reached.as_ref()).as_bytes())
 }
 
 /// A pruning error as one sentence, with the code `prune --help` gives it.
@@ -153,8 +190,8 @@ fn prune_failure(error: PruneError, request: &Request) -> Failure {
             format_args!("model {model} of {file} has no compress_rate, so give --compress-rate"),
         ),
         PruneError::Weights(e) => load_failure(&e, &request.model.spec.name),
-        PruneError::Ranks(e) => input::ranks_failure(e),
-        e @ PruneError::RanksDoNotFit { .. } => Failure::new(FAILED, e),
+        PruneError::Ranks(e) => input::read_failure(e),
+        e @ (PruneError::RanksDoNotFit { .. } | PruneError::Torch(_)) => Failure::new(FAILED, e),
     }
 }
 
@@ -185,22 +222,30 @@ fn write(args: &Args, pruned: &Pruned) -> Result<(), Failure> {
     staged.commit()
 }
 
-/// The before/after figures as HRank's table or as JSON, and how the model was pruned.
-fn report(args: &Args, request: &Request, pruned: &Pruned) -> String {
+/// The before/after figures as HRank's table or as JSON, how the model was pruned, and the target
+/// it reached, if any.
+fn report(args: &Args, request: &Request, pruned: &Pruned, reached: Option<&Reached>) -> String {
     let copied = match request.inherit {
         Inherit::All => "every tensor".to_owned(),
         Inherit::ConvOnly => format!("conv kernels only (the rest fresh, seed {})", args.seed),
     };
+    let widths = match reached {
+        Some(_) => format!(
+            "chosen by --strategy {} (compress_rate = {})",
+            args.budget.strategy(),
+            pruned.compress_rate
+        ),
+        None => describe(request.rule).to_owned(),
+    };
     let by = format!(
-        "Kept by: {}\nWidths: {}\nCopied: {copied}\nWrote: {}",
+        "Kept by: {}\nWidths: {widths}\nCopied: {copied}\nWrote: {}",
         pruned.criterion,
-        describe(request.rule),
         [MODEL_FILE, WEIGHTS_FILE, KEPT_FILE]
             .map(|f| args.out.join(f).display().to_string())
             .join(", ")
     );
     if args.json {
-        let doc = serde_json::json!({
+        let mut doc = serde_json::json!({
             "model": request.model.spec.name,
             "by": args.by.name(),
             "rule": match args.rule { Rule::Hrankplus => "hrankplus", Rule::Hrank => "hrank" },
@@ -211,10 +256,14 @@ fn report(args: &Args, request: &Request, pruned: &Pruned) -> String {
             "out": args.out,
             "convention": analysis::CONVENTION,
         });
+        if let Some(reached) = reached {
+            doc["target"] = args.budget.json(reached);
+        }
         serde_json::to_string_pretty(&doc).expect("figures serialize") + "\n"
     } else {
+        let target = reached.map_or_else(String::new, |r| args.budget.report(r));
         format!(
-            "{}{by}\n({})\n",
+            "{}{by}\n{target}({})\n",
             table(&pruned.figures),
             analysis::CONVENTION
         )

@@ -94,7 +94,9 @@ impl fmt::Display for Target {
         match (self.amount, self.resource) {
             (Amount::Share(s), _) => write!(f, "{}% of the {what}", 100.0 * s),
             (Amount::Absolute(ms), Resource::Latency) => write!(f, "{ms} ms"),
-            (Amount::Absolute(n), _) => write!(f, "{n} {what}"),
+            (Amount::Absolute(n), _) => {
+                write!(f, "{} {what}", crate::analysis::thousands(n as u64))
+            }
         }
     }
 }
@@ -176,5 +178,7 @@ mod tests {
         let ms = Target::parse(Resource::Latency, "4").unwrap();
         assert_eq!(ms.limit(10.0), 4.0);
         assert_eq!(ms.to_string(), "4 ms");
+        let count = Target::parse(Resource::Params, "2.5M").unwrap();
+        assert_eq!(count.to_string(), "2,500,000 params");
     }
 }

@@ -3,13 +3,13 @@
 //! `{"model": NAME, "images": N, "ranks": {"conv0": [mean rank per filter, …], …}}`, the convs in
 //! order and named as in the model.
 
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::ordered::ConvLists;
 use super::FormatError;
+pub use super::ReadError;
 
 /// Mean feature-map rank of every filter of every conv of a model.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,14 +56,7 @@ impl RanksFile {
 
     /// Reads the ranks file at `path`.
     pub fn read(path: &Path) -> Result<RanksFile, ReadError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ReadError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        RanksFile::from_json(&text).map_err(|source| ReadError::Format {
-            path: path.to_owned(),
-            source,
-        })
+        super::read(path, "a ranks file of `vggdsl rank`", RanksFile::from_json)
     }
 
     /// Reads a ranks file's text.
@@ -75,13 +68,4 @@ impl RanksFile {
             convs: file.ranks.0,
         })
     }
-}
-
-/// Why a ranks file could not be read: one sentence naming it.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    #[error("cannot read {}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
-    #[error("{} is not a ranks file of `vggdsl rank`: {source}", path.display())]
-    Format { path: PathBuf, source: FormatError },
 }
