@@ -50,7 +50,8 @@ enum Command {
     #[command(after_help = exit::help(exit::EXPORT))]
     Export(commands::export::Args),
     /// Draw a picture (SVG, or PNG for OUT.png): `widths` of models, filter `ranks` with their
-    /// cut, `training` curves of runs, `bench` throughput against batch size.
+    /// cut, `training` curves of runs, each conv's `sensitivity` to pruning, `bench` throughput
+    /// against batch size.
     #[command(after_help = exit::help(exit::COMPILER))]
     Plot(commands::plot::Args),
     /// Train a model with SGD on CIFAR-10/100 or (Fashion-)MNIST; checkpoints, resume, Ctrl-C.

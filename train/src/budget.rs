@@ -88,7 +88,7 @@ pub fn prune_to(request: &Request, budget: Budget) -> Result<(Pruned, Reached), 
     let strategy = budget.strategy.name();
     prune::load(request, |full| {
         let (keep, reached) = choose(request, &full, budget)?;
-        let rates = budget::rates_for(&full.widths(), &keep);
+        let rates = budget::rates_for(&full.widths(), &keep, prune::round_to(request));
         let how = format!(
             "widths chosen by the {strategy} strategy for {}",
             reached.target

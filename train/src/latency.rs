@@ -232,12 +232,17 @@ impl<'a> LatencyModel<'a> {
         self.table.blocks(&pruned, self.at) + self.rest
     }
 
-    /// Times the network of `widths` whole: its milliseconds, after which the rest is what this
-    /// network left besides its blocks (so the next prediction for it is the measurement).
+    /// Times the network of `widths` whole (the unpruned widths: its time already taken): its
+    /// milliseconds, after which the rest is what this network left besides its blocks (so the
+    /// next prediction for it is the measurement).
     pub fn measure(&mut self, widths: &[i64]) -> f64 {
         let pruned = vggdsl::ir::lower(&vggdsl::budget::with_widths(&self.net, widths))
             .expect("narrower convs lower too");
-        let whole = measure(&pruned, self.at);
+        let whole = if pruned.features == self.net.features {
+            self.unpruned
+        } else {
+            measure(&pruned, self.at)
+        };
         self.rest = whole - self.table.blocks(&pruned, self.at);
         whole
     }

@@ -47,69 +47,34 @@ pub struct Progress<'a> {
 }
 
 /// Sweeps `sweep.request.model`: the figures of the unpruned network and of each conv pruned
-/// alone at each rate (widths by the language's rule and the request's `round_to`), blocks timed
-/// with `table`.
+/// alone at each rate (widths by the language's rule and the request's `round_to`; a rate that
+/// leaves a conv no filter is skipped), blocks timed with `table`.
 pub fn sweep(
     sweep: &Sweep,
     table: &mut LatencyTable,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<SensitivityFile, PruneError> {
     let request = sweep.request;
+    let machine = table.machine().to_owned();
     prune::load(request, |full| {
         let started = Instant::now();
-        let mut seconds = Seconds::default();
-        let machine = table.machine().to_owned();
-        let t = Instant::now();
-        let mut model = LatencyModel::new(table, full.ir, sweep.latency);
-        let unpruned_ms = model.predict(&full.widths());
-        seconds.latency += t.elapsed().as_secs_f64();
-
-        let t = Instant::now();
-        let unpruned = full.net.to_inference();
-        let layers = unpruned.feature_layers();
-        let batches = Batches::new(sweep.validation, sweep.batch_size);
-        let mut maps: Vec<Tensor> = batches.images.iter().map(inference::enter).collect();
-        let evaluation = batches.evaluate(&unpruned, 0..layers, &maps)?;
-        seconds.evaluate += t.elapsed().as_secs_f64();
-        let (params, macs) = vggdsl::budget::figures(full.ir, &full.widths());
-        let base = Figures {
-            accuracy: evaluation.accuracy(),
-            loss: evaluation.loss,
-            params,
-            macs,
-            latency_ms: unpruned_ms,
-        };
-
-        let starts = conv_layers(full.ir);
+        let mut run = Run::new(sweep, &full, table)?;
+        let unpruned = run.unpruned.clone();
         let round_to = prune::round_to(request);
+        let starts = conv_layers(full.ir);
         let total = starts.len() * sweep.rates.len();
         let mut convs = Vec::new();
-        for (i, ((_, name, width), &start)) in full.ir.convs().zip(&starts).enumerate() {
+        for (i, (_, name, width)) in full.ir.convs().enumerate() {
             let mut points = Vec::new();
-            for &rate in sweep.rates {
+            for (j, &rate) in sweep.rates.iter().enumerate() {
                 let mut keep = full.widths();
                 keep[i] = request.rule.kept(width, rate, round_to);
-                let t = Instant::now();
-                let (architecture, pruned) = cut(&full, &keep);
-                seconds.prune += t.elapsed().as_secs_f64();
-                let t = Instant::now();
-                let evaluation = batches.evaluate(&pruned, start..layers, &maps)?;
-                seconds.evaluate += t.elapsed().as_secs_f64();
-                let t = Instant::now();
-                let latency_ms = model.predict(&keep);
-                seconds.latency += t.elapsed().as_secs_f64();
-                let (params, macs) = vggdsl::budget::figures(full.ir, &keep);
-                points.push(Point {
-                    rate,
-                    filters: architecture.convs().nth(i).map_or(0, |(.., c)| c),
-                    accuracy: evaluation.accuracy(),
-                    loss: evaluation.loss,
-                    params,
-                    macs,
-                    latency_ms,
-                });
+                if keep[i] >= 1 {
+                    points.push(run.point(&keep, i, starts[i], rate)?);
+                }
+                let done = i * sweep.rates.len() + j + 1;
                 progress(Progress {
-                    done: i * sweep.rates.len() + points.len(),
+                    done,
                     total,
                     conv: name,
                     rate,
@@ -120,16 +85,9 @@ pub fn sweep(
                 width,
                 points,
             });
-            // The maps that enter the next conv, from those that entered this one.
-            let t = Instant::now();
-            let next = starts.get(i + 1).copied().unwrap_or(layers);
-            maps = maps
-                .iter()
-                .map(|m| unpruned.features_between(start..next, m))
-                .collect();
-            seconds.cache += t.elapsed().as_secs_f64();
+            run.advance(starts[i]..starts.get(i + 1).copied().unwrap_or(run.layers));
         }
-        seconds.total = started.elapsed().as_secs_f64();
+        run.seconds.total = started.elapsed().as_secs_f64();
         Ok(SensitivityFile {
             model: request.model.spec.name.clone(),
             weights: request.weights.display().to_string(),
@@ -144,11 +102,108 @@ pub fn sweep(
                 threads: sweep.latency.threads,
                 machine,
             },
-            unpruned: base,
+            unpruned,
             convs,
-            seconds,
+            seconds: run.seconds,
         })
     })
+}
+
+/// A sweep under way: the unpruned network, the maps that enter the conv being pruned (one
+/// tensor per batch of validation images), and where the time went.
+struct Run<'a, 'b> {
+    full: &'a Loaded<'a>,
+    latency: LatencyModel<'b>,
+    batches: Batches,
+    inference: Inference,
+    layers: usize,
+    maps: Vec<Tensor>,
+    unpruned: Figures,
+    seconds: Seconds,
+}
+
+impl<'a, 'b> Run<'a, 'b> {
+    /// The unpruned network timed whole and run on the validation images.
+    fn new(
+        sweep: &Sweep,
+        full: &'a Loaded<'a>,
+        table: &'b mut LatencyTable,
+    ) -> Result<Self, PruneError> {
+        let mut seconds = Seconds::default();
+        let t = Instant::now();
+        let latency = LatencyModel::new(table, full.ir, sweep.latency);
+        seconds.latency += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let inference = full.net.to_inference();
+        let layers = inference.feature_layers();
+        let batches = Batches::new(sweep.validation, sweep.batch_size);
+        let maps: Vec<Tensor> = batches.images.iter().map(inference::enter).collect();
+        let evaluation = batches.evaluate(&inference, 0..layers, &maps)?;
+        seconds.evaluate += t.elapsed().as_secs_f64();
+        let (params, macs) = vggdsl::budget::figures(full.ir, &full.widths());
+        let unpruned = Figures {
+            accuracy: evaluation.accuracy(),
+            loss: evaluation.loss,
+            params,
+            macs,
+            latency_ms: latency.unpruned(),
+        };
+        Ok(Run {
+            full,
+            latency,
+            batches,
+            inference,
+            layers,
+            maps,
+            unpruned,
+            seconds,
+        })
+    }
+
+    /// The figures of the network cut to `keep`, whose conv `conv` (inference layer `start`) is
+    /// pruned at `rate`.
+    fn point(
+        &mut self,
+        keep: &[i64],
+        conv: usize,
+        start: usize,
+        rate: f64,
+    ) -> Result<Point, PruneError> {
+        let t = Instant::now();
+        let pruned = cut(self.full, keep);
+        self.seconds.prune += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let evaluation = self
+            .batches
+            .evaluate(&pruned, start..self.layers, &self.maps)?;
+        self.seconds.evaluate += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let latency_ms = self.latency.predict(keep);
+        self.seconds.latency += t.elapsed().as_secs_f64();
+        let (params, macs) = vggdsl::budget::figures(self.full.ir, keep);
+        Ok(Point {
+            rate,
+            filters: keep[conv],
+            accuracy: evaluation.accuracy(),
+            loss: evaluation.loss,
+            params,
+            macs,
+            latency_ms,
+        })
+    }
+
+    /// The maps that enter the next conv (inference layer `layers.end`), from those that entered
+    /// this one (`layers.start`).
+    fn advance(&mut self, layers: std::ops::Range<usize>) {
+        let t = Instant::now();
+        let inference = &self.inference;
+        self.maps = self
+            .maps
+            .iter()
+            .map(|m| inference.features_between(layers.clone(), m))
+            .collect();
+        self.seconds.cache += t.elapsed().as_secs_f64();
+    }
 }
 
 /// The index of each conv's inference layer ([`ir::fusions`] of the features), in conv order.
@@ -164,17 +219,16 @@ fn conv_layers(net: &Architecture) -> Vec<usize> {
         .collect()
 }
 
-/// `full` cut to `keep` filters per conv (its criterion's choice, every tensor copied): the
-/// architecture and its inference form.
-fn cut(full: &Loaded, keep: &[i64]) -> (Architecture, Inference) {
+/// `full` cut to `keep` filters per conv (its criterion's choice, every tensor copied), in its
+/// inference form.
+fn cut(full: &Loaded, keep: &[i64]) -> Inference {
     let kept = hrank::choose(full.net, keep, full.criterion);
     let architecture =
         ir::lower(&vggdsl::budget::with_widths(full.ir, keep)).expect("narrower convs lower too");
     let vars = VarStore::new(Device::Cpu);
     let net = Network::new(&vars.root(), &architecture);
     hrank::transplant(full.ir, full.vars, &kept, &vars, Inherit::All);
-    let inference = net.to_inference();
-    (architecture, inference)
+    net.to_inference()
 }
 
 /// The validation images in batches, in file order, with their labels.

@@ -96,34 +96,42 @@ pub fn figures(net: &Architecture, widths: &[i64]) -> (u64, u64) {
 }
 
 /// A `compress_rate` that gives `kept` filters of each conv of `widths` under the language's
-/// rule, written as simply as it can be: one rate for every conv when one gives them all, else
-/// a rate per conv; each the shortest decimal that gives its width ([`crate::select::rate_between`]).
-/// Each `kept` must be in `1..=width`.
-pub fn rates_for(widths: &[i64], kept: &[i64]) -> Vec<f64> {
+/// rule with `round_to`, written as simply as it can be: one rate for every conv when one gives
+/// them all, else a rate per conv; each the shortest decimal that gives its width
+/// ([`crate::select::rate_between`]). Each `kept` must be a width the rule gives: in
+/// `1..=width`, and a multiple of `round_to` or the width itself.
+pub fn rates_for(widths: &[i64], kept: &[i64], round_to: i64) -> Vec<f64> {
+    let gives = |c: i64, k: i64, r: f64| ir::pruned_width(c, r, round_to) == k;
+    // The rates that give each width: those whose truncated width rounds to it.
     let intervals: Vec<(f64, f64)> = widths
         .iter()
         .zip(kept)
-        .map(|(&c, &k)| crate::select::rates_keeping(c, k))
+        .map(|(&c, &k)| {
+            let mut lowest = k;
+            while lowest > 1 && ir::rounded_width(c, lowest - 1, round_to) == k {
+                lowest -= 1;
+            }
+            (
+                crate::select::rates_keeping(c, k).0,
+                crate::select::rates_keeping(c, lowest).1,
+            )
+        })
         .collect();
     let lo = intervals.iter().map(|i| i.0).fold(f64::MIN, f64::max);
     let hi = intervals.iter().map(|i| i.1).fold(f64::MAX, f64::min);
-    let gives = |r: f64| {
-        widths
-            .iter()
-            .zip(kept)
-            .all(|(&c, &k)| ir::pruned_width(c, r, 1) == k)
-    };
-    if lo < hi {
-        if let Some(r) = crate::select::rate_between(lo, hi, gives) {
-            return vec![r; widths.len()];
-        }
+    let all = |r: f64| widths.iter().zip(kept).all(|(&c, &k)| gives(c, k, r));
+    if let Some(r) = (lo < hi)
+        .then(|| crate::select::rate_between(lo, hi, all))
+        .flatten()
+    {
+        return vec![r; widths.len()];
     }
     widths
         .iter()
         .zip(kept)
         .zip(&intervals)
         .map(|((&c, &k), &(lo, hi))| {
-            crate::select::rate_between(lo, hi, |r| ir::pruned_width(c, r, 1) == k)
+            crate::select::rate_between(lo, hi, |r| gives(c, k, r))
                 .unwrap_or_else(|| crate::select::language_rate(c, k, hi))
         })
         .collect()
@@ -154,15 +162,19 @@ mod tests {
     #[test]
     fn rates_are_one_for_all_convs_when_one_gives_every_width() {
         // int(64 · 0.5) = 32, int(128 · 0.5) = 64: 0.5 for both.
-        assert_eq!(rates_for(&[64, 128], &[32, 64]), [0.5, 0.5]);
+        assert_eq!(rates_for(&[64, 128], &[32, 64], 1), [0.5, 0.5]);
         // 44 of 64 and 89 of 128: 0.3 gives both (int(44.8), int(89.6)).
-        assert_eq!(rates_for(&[64, 128], &[44, 89]), [0.3, 0.3]);
+        assert_eq!(rates_for(&[64, 128], &[44, 89], 1), [0.3, 0.3]);
         // 3 of 64 and 128 of 128: no rate does; 0.95 and 0.
-        assert_eq!(rates_for(&[64, 128], &[3, 128]), [0.95, 0.0]);
-        for c in 1..=300 {
-            for k in 1..=c {
-                let r = rates_for(&[c], &[k])[0];
-                assert_eq!(ir::pruned_width(c, r, 1), k, "{c} {k}: {r}");
+        assert_eq!(rates_for(&[64, 128], &[3, 128], 1), [0.95, 0.0]);
+        // Rounded up to 16: 48 of 64 (raw 33 to 48) and 96 of 128 (raw 81 to 96) at 0.3.
+        assert_eq!(rates_for(&[64, 128], &[48, 96], 16), [0.3, 0.3]);
+        for round_to in [1, 3, 8] {
+            for c in 1..=200 {
+                for k in (1..=c).filter(|&k| k == c || k % round_to == 0) {
+                    let r = rates_for(&[c], &[k], round_to)[0];
+                    assert_eq!(ir::pruned_width(c, r, round_to), k, "{c} {k}: {r}");
+                }
             }
         }
     }
