@@ -83,6 +83,25 @@ pub const PRUNE: Table = &[
     ),
 ];
 
+/// `study`.
+#[cfg(feature = "torch")]
+pub const STUDY: Table = &[
+    (
+        0,
+        "success: every step done, results.json and results.md written",
+    ),
+    (
+        FAILED,
+        "the study file or its model is invalid, or a step failed (the others that could ran;\n\
+         run the study again to retry it)",
+    ),
+    (USAGE, "a file cannot be read, or the command line is wrong"),
+    (
+        INTERRUPTED,
+        "interrupted by Ctrl-C or SIGTERM (the finished steps stay done)",
+    ),
+];
+
 /// A table as `--help` prints it: `Exit codes:`, then a line per code, the meanings aligned.
 pub fn help(table: Table) -> String {
     let width = table

@@ -12,6 +12,8 @@ mod output;
 mod plot;
 mod rates;
 mod staged;
+#[cfg(feature = "torch")]
+mod study;
 mod weights_file;
 
 use clap::builder::{MapValueParser, PathBufValueParser, TypedValueParser};
@@ -51,7 +53,7 @@ enum Command {
     Export(commands::export::Args),
     /// Draw a picture (SVG, or PNG for OUT.png): `widths` of models, filter `ranks` with their
     /// cut, `training` curves of runs, each conv's `sensitivity` to pruning, `bench` throughput
-    /// against batch size.
+    /// against batch size, `study` accuracy against MACs.
     #[command(after_help = exit::help(exit::COMPILER))]
     Plot(commands::plot::Args),
     /// Train a model with SGD on CIFAR-10/100 or (Fashion-)MNIST; checkpoints, resume, Ctrl-C.
@@ -73,6 +75,15 @@ enum Command {
     #[cfg(feature = "torch")]
     #[command(after_help = exit::help(exit::PRUNE))]
     Prune(commands::prune::Args),
+    /// Time a model's inference form (to_inference()) on one batch: the median of timed runs.
+    #[cfg(feature = "torch")]
+    #[command(after_help = exit::help(exit::COMPILER))]
+    Latency(commands::latency::Args),
+    /// Run a pruning study (a TOML file): every step as its own command in its own folder,
+    /// resumable, --jobs in parallel; writes results.json and a Markdown table.
+    #[cfg(feature = "torch")]
+    #[command(after_help = exit::help(exit::STUDY))]
+    Study(commands::study::Args),
 }
 
 /// A FILE or OUT argument: a path, or `-` for standard input or output (`./-` is a file named
@@ -117,6 +128,10 @@ fn main() -> ExitCode {
         Command::Rank(args) => commands::rank::run(args),
         #[cfg(feature = "torch")]
         Command::Prune(args) => commands::prune::run(args),
+        #[cfg(feature = "torch")]
+        Command::Latency(args) => commands::latency::run(args),
+        #[cfg(feature = "torch")]
+        Command::Study(args) => commands::study::run(args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -402,7 +402,7 @@ fn an_unknown_kind_is_one_sentence() {
     assert_eq!(code, 1);
     assert_eq!(
         err,
-        "error: unknown plot kind `histogram`; the kinds are widths, ranks, training and bench\n"
+        "error: unknown plot kind `histogram`; the kinds are widths, ranks, training, sensitivity, bench and study\n"
     );
 }
 
@@ -582,5 +582,63 @@ fn a_picture_is_named_svg_or_png() {
     assert_eq!(
         std::fs::read_to_string(&model).unwrap(),
         "model A { cfg = vgg11 }"
+    );
+}
+
+#[test]
+fn study_accuracy_against_macs_per_method() {
+    let tmp = tempdir();
+    let file = tmp.path().join("results.json");
+    let row = |budget: &str, method: &str, seed: u64, macs: u64, accuracy: f64| {
+        format!(
+            r#"{{"budget": "{budget}", "compress_rate": "[0.3] * 4", "method": "{method}",
+                "seed": {seed}, "params": 100, "macs": {macs}, "latency_ms": 0.2, "epochs": 3,
+                "accuracy": {accuracy}}}"#
+        )
+    };
+    let rows = [
+        row("macs-50%", "l1", 0, 500, 0.90),
+        row("macs-50%", "l1", 1, 500, 0.92),
+        row("macs-50%", "scratch-e", 0, 500, 0.88),
+        row("macs-50%", "scratch-e", 1, 500, 0.86),
+        row("macs-75%", "l1", 0, 250, 0.84),
+        row("macs-75%", "l1", 1, 250, 0.85),
+    ];
+    std::fs::write(
+        &file,
+        format!(
+            r#"{{"study": "tiny", "model": "Tiny", "convention": "MACs",
+                "latency": {{"batch": 1, "threads": 1}},
+                "base": {{"params": 200, "macs": 1000, "accuracy": 0.93, "latency_ms": 0.3}},
+                "rows": [{}]}}"#,
+            rows.join(", ")
+        ),
+    )
+    .unwrap();
+    let figure = svg(&["study", path(&file)]);
+    let labels = parse(&figure, (1000, 640));
+    for want in [
+        "tiny: test accuracy against MACs (Tiny)",
+        "MACs per image",
+        "test accuracy (%)",
+        "unpruned base",
+        "l1",
+        "scratch-e",
+    ] {
+        assert!(has(&labels, want), "no label `{want}`");
+    }
+    // A marker per method and budget (3), one per method in the legend (2).
+    assert_eq!(figure.matches("<circle").count(), 3 + 2);
+
+    std::fs::write(&file, r#"{"study": "tiny"}"#).unwrap();
+    let out = vggdsl(&["plot", "study", path(&file), "-o", "-"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "error: {} is not a study's results.json: missing field",
+            file.display()
+        )),
+        "{err}"
     );
 }

@@ -111,3 +111,55 @@ fn flops_with_the_hrank_count_is_a_usage_error() {
          without it\n"
     );
 }
+
+/// HRankPlus's README: params and FLOPs of its three pruned VGG-16-BN models, as printed (M, two
+/// decimals). thop's counts, worked by hand for the first: the convs keep 50, 50, 101, 101, 202,
+/// 202, 202, 128 × 5 and 512 filters; their MACs (130,299,264), one bias op per output element
+/// (202,112), two BatchNorm ops per element (404,224 + 1,024) and the Linears (267,264).
+#[test]
+fn hrankplus_count_gives_hrankpluss_published_figures() {
+    let doc = json(&[
+        "summary",
+        "--json",
+        "--count",
+        "hrankplus",
+        &repo("examples/hrankplus_vgg16.vgg"),
+    ]);
+    assert_eq!(doc["convention"]["name"], "hrankplus");
+    let published = [
+        ("Vgg16HrankPlus1", "2.76", "131.17", 2_761_397, 131_173_888),
+        ("Vgg16HrankPlus2", "2.50", "104.78", 2_500_859, 104_781_568),
+        ("Vgg16HrankPlus3", "1.90", "66.95", 1_897_408, 66_950_272),
+    ];
+    let models = doc["models"].as_array().unwrap();
+    assert_eq!(models.len(), published.len());
+    for (m, (name, params_m, flops_m, params, flops)) in models.iter().zip(published) {
+        assert_eq!(m["name"], name);
+        assert_eq!((&m["params"], &m["flops"]), (&params.into(), &flops.into()));
+        let millions = |v: &Value| format!("{:.2}", v.as_f64().unwrap() / 1e6);
+        assert_eq!(
+            (millions(&m["params"]), millions(&m["flops"])),
+            (params_m.to_owned(), flops_m.to_owned()),
+            "{name}"
+        );
+        // The unpruned network: 14.98M params, as published; thop's FLOPs count bias and
+        // BatchNorm, so they are not the 313.73M HRankPlus copies from HRank's paper.
+        assert_eq!(
+            m["unpruned"],
+            serde_json::json!({"params": 14_982_474, "flops": 314_294_272})
+        );
+    }
+    let first = &models[0]["layers"];
+    assert_eq!(
+        first[0],
+        serde_json::json!({
+            "name": "features.conv0",
+            "kind": "Conv2d",
+            "filters": {"kept": 50, "of": 64},
+            "params": 1_400,
+            "flops": 50 * 32 * 32 * (3 * 9 + 1),
+        })
+    );
+    assert_eq!(first[1]["flops"], 2 * 50 * 32 * 32);
+    assert_eq!(first[1]["params"], 0);
+}

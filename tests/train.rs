@@ -168,9 +168,15 @@ fn a_run_folder_that_pytorch_loads_strictly_with_the_same_accuracy() {
     );
     let state: Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    // 70 training images less the default validation split, a tenth of them: 4 batches of 16.
     assert_eq!(
         (&state["epoch"], &state["batch"], &state["step"]),
-        (&Value::from(2), &Value::from(0), &Value::from(10))
+        (&Value::from(2), &Value::from(0), &Value::from(8))
+    );
+    assert_eq!(state["validation_images"], 7);
+    assert!(
+        lines.iter().all(|l| l["val_accuracy"].is_f64()),
+        "{lines:?}"
     );
     assert_eq!(state["recipe"]["seed"], 3);
 
@@ -545,7 +551,9 @@ fn trains_on_the_real_fashion_mnist() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("Small on fashion-mnist (60,000 training, 10,000 test images)"));
+    assert!(stderr(&out).contains(
+        "Small on fashion-mnist (55,000 training, 5,000 validation, 10,000 test images)"
+    ));
     let line = &metrics(&tmp.path().join("runs/Small"))[0];
     let accuracy = line["test_accuracy"].as_f64().unwrap();
     println!(

@@ -5,6 +5,7 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
+use vggdsl_train::data::split::first;
 use vggdsl_train::data::Split;
 use vggdsl_train::trainer::{self, EVAL_BATCH};
 
@@ -23,6 +24,9 @@ pub struct Args {
     /// Print one JSON object: accuracy (a fraction), loss, per_class.
     #[arg(long)]
     json: bool,
+    /// Evaluate on only the first N test images (file order), as `train --limit-test` does.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    limit_test: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -50,6 +54,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
         net,
         data: test,
     } = args.trained.load(Split::Test)?;
+    let test = match args.limit_test {
+        Some(n) => first(&test, usize::try_from(n).unwrap_or(usize::MAX)),
+        None => test,
+    };
     let name = model.ir.spec.name.clone();
     // The fused inference path, as a deployed model runs: the same accuracy as the eager
     // forward pass, sooner.

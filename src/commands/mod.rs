@@ -5,6 +5,8 @@ pub mod compile;
 #[cfg(feature = "torch")]
 pub mod eval;
 pub mod export;
+#[cfg(feature = "torch")]
+pub mod latency;
 pub mod plot;
 #[cfg(feature = "torch")]
 pub mod prune;
@@ -12,6 +14,10 @@ pub mod prune;
 pub mod rank;
 #[cfg(feature = "torch")]
 pub mod setup;
+#[cfg(feature = "torch")]
+pub mod split;
+#[cfg(feature = "torch")]
+pub mod study;
 pub mod summary;
 #[cfg(feature = "torch")]
 pub mod train;

@@ -4,7 +4,7 @@
 
 use crate::exit::{FAILED, MODEL, USAGE};
 use crate::failure::Failure;
-use crate::plot::{self, bench, ranks, sensitivity, training, widths};
+use crate::plot::{self, bench, ranks, sensitivity, study, training, widths};
 use crate::{input, output, rates, FileArg};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -17,7 +17,7 @@ pub struct Args {
 }
 
 /// The kinds of picture, as `vggdsl plot --help` lists them.
-const KINDS: &str = "widths, ranks, training, sensitivity and bench";
+const KINDS: &str = "widths, ranks, training, sensitivity, bench and study";
 
 #[derive(clap::Subcommand)]
 enum Kind {
@@ -72,6 +72,16 @@ enum Kind {
         /// A benchmark results file: JSON {"model": NAME, "rows": [{"variant": NAME, "threads":
         /// N, "batch": N, "images_per_second": X}, ...]} (docs/language.md, "Benchmark results
         /// files"; `-` reads standard input).
+        #[arg(value_name = "RESULTS.json")]
+        results: FileArg,
+        #[command(flatten)]
+        out: Out,
+    },
+    /// A study's test accuracy against MACs per method, mean ± standard deviation over the
+    /// seeds, the unpruned base as a line (the results.json of `vggdsl study`).
+    Study {
+        /// A study's results.json (docs/language.md, "Study results files"; `-` reads standard
+        /// input).
         #[arg(value_name = "RESULTS.json")]
         results: FileArg,
         #[command(flatten)]
@@ -152,6 +162,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
             let results = bench::Results::read(&results)?;
             let (w, h) = bench::size(&results);
             (plot::svg(w, h, |root| bench::draw(root, &results)), out)
+        }
+        Kind::Study { results, out } => {
+            let results = study::read(&results)?;
+            let (w, h) = study::SIZE;
+            (plot::svg(w, h, |root| study::draw(root, &results)), out)
         }
         Kind::Unknown(words) => {
             let kind = words

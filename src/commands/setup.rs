@@ -34,7 +34,7 @@ pub struct ModelArgs {
     pub threads: Option<i64>,
 }
 
-fn parse_dataset(name: &str) -> Result<Dataset, DataError> {
+pub fn parse_dataset(name: &str) -> Result<Dataset, DataError> {
     name.parse()
 }
 
@@ -80,27 +80,32 @@ impl ModelArgs {
 
     /// The folder of the dataset's files: `--data`, else where a system package installed it.
     pub fn data_dir(&self, dataset: Dataset) -> Result<PathBuf, Failure> {
-        self.data
-            .clone()
-            .or_else(|| dataset.default_dir())
-            .ok_or_else(|| {
-                let why = match dataset {
+        data_dir(self.data.as_ref(), dataset)
+    }
+}
+
+/// The folder of a dataset's files: `given`, else where a system package installed it.
+pub fn data_dir(given: Option<&PathBuf>, dataset: Dataset) -> Result<PathBuf, Failure> {
+    given
+        .cloned()
+        .or_else(|| dataset.default_dir())
+        .ok_or_else(|| {
+            let why = match dataset {
                 Dataset::FashionMnist => {
                     "Fashion-MNIST is not installed where Debian's dataset-fashion-mnist puts it \
                      (/usr/share/datasets/fashion-mnist)"
                 }
                 _ => "vggdsl knows no place where it is installed",
             };
-                Failure::new(
-                    USAGE,
-                    format_args!("--data DIR is needed for {dataset}: {why}"),
-                )
-            })
-    }
+            Failure::new(
+                USAGE,
+                format_args!("--data DIR is needed for {dataset}: {why}"),
+            )
+        })
 }
 
 /// The dataset whose images and classes a model takes; Fashion-MNIST before MNIST.
-fn infer_dataset(input: [i64; 3], num_classes: i64) -> Option<Dataset> {
+pub fn infer_dataset(input: [i64; 3], num_classes: i64) -> Option<Dataset> {
     Dataset::ALL
         .into_iter()
         .find(|d| d.image_shape() == input && d.num_classes() == num_classes)

@@ -1,5 +1,5 @@
-//! `vggdsl summary FILE [--json] [--flops] [--count exact|hrank]`: the figures of each model, as
-//! a table or JSON, each set printed with the convention it counts by.
+//! `vggdsl summary FILE [--json] [--flops] [--count exact|hrank|hrankplus]`: the figures of each
+//! model, as a table or JSON, each set printed with the convention it counts by.
 
 use crate::exit::USAGE;
 use crate::failure::Failure;
@@ -18,8 +18,9 @@ pub struct Args {
     /// Print FLOPs (2 × MACs) beside the MACs (the exact count only: HRank's has its own FLOPs).
     #[arg(long)]
     flops: bool,
-    /// How to count: `exact` (vggdsl's own count of the network as built) or `hrank` (HRank's
-    /// get_flops.py, which its published params and FLOPs use).
+    /// How to count: `exact` (vggdsl's own count of the network as built), `hrank` (HRank's
+    /// get_flops.py, which its published params and FLOPs use) or `hrankplus` (the thop FLOPs
+    /// and Conv2d + Linear params HRankPlus publishes).
     #[arg(long, value_enum, default_value_t = Count::Exact)]
     count: Count,
 }
@@ -28,6 +29,7 @@ pub struct Args {
 enum Count {
     Exact,
     Hrank,
+    Hrankplus,
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
@@ -49,15 +51,25 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 let tables = summaries.iter().map(|s| s.table());
                 show(args.json, &summaries, tables, Convention::exact(args.flops))
             }
-            Count::Hrank if args.flops => return Err(Failure::new(
-                USAGE,
-                "--flops adds FLOPs to the exact count; --count hrank prints HRank's own FLOPs \
-                 without it",
-            )),
-            Count::Hrank => {
-                let summaries: Vec<_> = nets.iter().map(analysis::hrank).collect();
+            Count::Hrank | Count::Hrankplus if args.flops => {
+                return Err(Failure::new(
+                    USAGE,
+                    format_args!(
+                    "--flops adds FLOPs to the exact count; --count {0} prints {1}'s own FLOPs \
+                     without it",
+                    if args.count == Count::Hrank { "hrank" } else { "hrankplus" },
+                    if args.count == Count::Hrank { "HRank" } else { "HRankPlus" },
+                ),
+                ))
+            }
+            Count::Hrank | Count::Hrankplus => {
+                let (count, convention): (fn(&_) -> _, _) = match args.count {
+                    Count::Hrank => (analysis::hrank, Convention::hrank()),
+                    _ => (analysis::hrankplus, Convention::hrankplus()),
+                };
+                let summaries: Vec<_> = nets.iter().map(count).collect();
                 let tables = summaries.iter().map(|s| s.table());
-                show(args.json, &summaries, tables, Convention::hrank())
+                show(args.json, &summaries, tables, convention)
             }
         };
     output::stdout(text.as_bytes())

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use vggdsl::analysis::thousands;
 use vggdsl::check::{check_recipe, Milestones};
 use vggdsl::files::metrics::EpochMetrics;
 use vggdsl::files::run::{BEST, LAST, STATE};
@@ -15,12 +14,13 @@ use vggdsl::spec::{Recipe, Schedule};
 use vggdsl_runtime::tch::nn::VarStore;
 use vggdsl_runtime::tch::{self, Device};
 use vggdsl_runtime::Network;
-use vggdsl_train::checkpoint::RunDir;
-use vggdsl_train::data::Split;
-use vggdsl_train::trainer::{Data, Observer, Outcome, Progress};
+use vggdsl_train::checkpoint::{RunDir, RunState};
+use vggdsl_train::sparsity::Sparsity;
+use vggdsl_train::trainer::{Observer, Outcome, Progress};
 use vggdsl_train::{TrainError, Trainer};
 
-use super::setup::{load_failure, load_split, ModelArgs};
+use super::setup::{load_failure, ModelArgs};
+use super::split::{self, SplitArgs};
 use crate::exit::{FAILED, INTERRUPTED, USAGE};
 use crate::failure::Failure;
 use crate::output;
@@ -38,8 +38,21 @@ pub struct Args {
     /// Start from these weights (loaded strictly), e.g. a pruned model to fine-tune.
     #[arg(long, value_name = "W.safetensors", conflicts_with = "resume")]
     init: Option<PathBuf>,
+    /// Network Slimming's sparsity training: λ·sign(γ) added to the gradient of every
+    /// BatchNorm2d scale γ before each step (an L1 penalty λ·Σ|γ|), e.g. 1e-4; for --by bn.
+    #[arg(long, value_name = "LAMBDA", conflicts_with = "resume", value_parser = parse_sparsity)]
+    sparsity: Option<f64>,
+    #[command(flatten)]
+    split: SplitArgs,
     #[command(flatten)]
     recipe: RecipeArgs,
+}
+
+fn parse_sparsity(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err("a sparsity weight is a finite number, 0 or more".into()),
+    }
 }
 
 /// Flags over the recipe that FILE's `train { … }` block writes (or the seed's).
@@ -150,13 +163,16 @@ pub fn run(args: Args) -> Result<(), Failure> {
             .clone()
             .unwrap_or_else(|| Path::new("runs").join(&spec.name)),
     );
-    let recipe = recipe(&args, &dir, spec.train.clone())?;
+    let saved = dir.state().map_err(|e| Failure::new(FAILED, e))?;
+    let recipe = recipe(&args, &dir, saved.as_ref(), spec.train.clone())?;
     let data_dir = args.model.data_dir(model.dataset)?;
-    let data = Data {
-        train: load_split(model.dataset, Split::Train, &data_dir)?,
-        test: load_split(model.dataset, Split::Test, &data_dir)?,
+    let validation = saved.as_ref().map(|s| s.validation_images);
+    let data = args.split.load(model.dataset, &data_dir, validation)?;
+    let images = split::describe(&data);
+    let lambda = match &saved {
+        Some(state) => state.sparsity,
+        None => args.sparsity.unwrap_or(0.0),
     };
-    let images = (data.train.len() as u64, data.test.len() as u64);
 
     tch::manual_seed(recipe.seed as i64);
     let mut vs = VarStore::new(Device::Cpu);
@@ -165,12 +181,20 @@ pub fn run(args: Args) -> Result<(), Failure> {
     if let Some(init) = &args.init {
         vggdsl_runtime::load_state_dict(&mut vs, init).map_err(|e| load_failure(&e, name))?;
     }
+    // The scales are the variables themselves, which a resume's load copies into.
+    let sparsity = (lambda > 0.0)
+        .then(|| Sparsity::new(&vs, &model.ir, lambda))
+        .transpose()
+        .map_err(|e| Failure::new(USAGE, e))?;
     let trainer = if args.resume {
         Trainer::resume(&net, &mut vs, name, data, dir, args.recipe.epochs)
     } else {
         Trainer::new(&net, &vs, name, data, recipe, dir)
     };
     let mut trainer = trainer.map_err(|e| train_failure(e, name))?;
+    if let Some(sparsity) = sparsity {
+        trainer = trainer.with_sparsity(sparsity);
+    }
 
     // Also SIGTERM and SIGHUP: a job scheduler's or a closed terminal's stop keeps the work too.
     ctrlc::set_handler(|| {
@@ -191,12 +215,15 @@ pub fn run(args: Args) -> Result<(), Failure> {
         return Ok(());
     }
     output::stderr(&format!(
-        "{} {name} on {} ({} training, {} test images): {}; checkpoints in {}\n",
+        "{} {name} on {} ({images}): {}{}; checkpoints in {}\n",
         if args.resume { "resuming" } else { "training" },
         model.dataset,
-        thousands(images.0),
-        thousands(images.1),
         recipe,
+        if lambda > 0.0 {
+            format!(", sparsity {lambda:e}")
+        } else {
+            String::new()
+        },
         dir.display()
     ));
     let mut report = Report::new(&recipe);
@@ -209,9 +236,13 @@ pub fn run(args: Args) -> Result<(), Failure> {
 
 /// The recipe of a new run (FILE's `train` block, or the seed's, under the flags), or of the run
 /// to resume (its own; only `--epochs` may change, which the trainer applies).
-fn recipe(args: &Args, dir: &RunDir, written: Option<Recipe>) -> Result<Recipe, Failure> {
-    let saved = dir.state().map_err(|e| Failure::new(FAILED, e))?;
-    match (&saved, args.resume) {
+fn recipe(
+    args: &Args,
+    dir: &RunDir,
+    saved: Option<&RunState>,
+    written: Option<Recipe>,
+) -> Result<Recipe, Failure> {
+    match (saved, args.resume) {
         (Some(_), false) => Err(Failure::new(
             USAGE,
             format_args!(
@@ -252,17 +283,23 @@ fn ended(
     let dir = trainer.dir().path();
     match outcome {
         Outcome::Finished => {
-            let best = trainer
-                .state()
-                .best
-                .expect("a finished run has a best epoch");
-            output::stderr(&format!(
-                "done: best test accuracy {} at epoch {} ({}); the last epoch's weights in {}\n",
-                percent(best.test_accuracy),
-                best.epoch,
-                dir.join(BEST).display(),
-                dir.join(LAST).display()
-            ));
+            let last = dir.join(LAST);
+            output::stderr(&match trainer.state().best {
+                Some(best) => format!(
+                    "done: best validation accuracy {} at epoch {} (test {}; {}); the last \
+                     epoch's weights in {}\n",
+                    percent(best.val_accuracy.unwrap_or(f64::NAN)),
+                    best.epoch,
+                    percent(best.test_accuracy),
+                    dir.join(BEST).display(),
+                    last.display()
+                ),
+                None => format!(
+                    "done: no validation images, so no best epoch; the last epoch's weights in \
+                     {}\n",
+                    last.display()
+                ),
+            });
             Ok(())
         }
         Outcome::Stopped {
@@ -374,14 +411,22 @@ impl Observer for Report {
 
     fn epoch_end(&mut self, m: &EpochMetrics, best: bool) {
         self.bar.suspend(|| {
+            let validation = if m.val_accuracy.is_nan() {
+                String::new()
+            } else {
+                format!(
+                    "  val {}{}",
+                    percent(m.val_accuracy),
+                    if best { " (best)" } else { "" }
+                )
+            };
             output::stderr(&format!(
-                "epoch {}/{}  loss {:.4}  train {}  test {}{}  lr {:.3e}  {:.1} s\n",
+                "epoch {}/{}  loss {:.4}  train {}{validation}  test {}  lr {:.3e}  {:.1} s\n",
                 m.epoch,
                 self.epochs,
                 m.loss,
                 percent(m.train_accuracy),
                 percent(m.test_accuracy),
-                if best { " (best)" } else { "" },
                 m.lr,
                 m.seconds
             ))

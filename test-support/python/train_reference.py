@@ -2,14 +2,16 @@
 JSON config as `reference.py`) trained by `torch.optim.SGD`, and evaluated as the seed evaluates.
 
     python train_reference.py sgd --config JSON --weights W --batches B --lrs 0.1,0.05 \
-        [--momentum M] [--weight-decay WD] [--nesterov] --out OUT
+        [--momentum M] [--weight-decay WD] [--nesterov] [--sparsity S] --out OUT
     python train_reference.py sgd-tensors --tensors T --lrs 0.1,0.05 [--momentum M] \
         [--weight-decay WD] [--nesterov] --out OUT
     python train_reference.py evaluate --config JSON --weights W --data DIR [--batch N]
 
 `sgd` loads W strictly, then for each learning rate in --lrs takes one step on batch i of B (tensors
-`x.i` and `y.i`): zero_grad, forward in train mode, F.cross_entropy (mean), backward, step. OUT gets
-the state_dict, `momentum_buffer.<param>` for every parameter and `loss.<i>` for every step.
+`x.i` and `y.i`): zero_grad, forward in train mode, F.cross_entropy (mean), backward, step. With
+--sparsity S, Network Slimming's sparsity step comes between backward and step, as its authors'
+`updateBN` does it: every BatchNorm2d's weight gradient gets S * sign(weight) added. OUT gets the
+state_dict, `momentum_buffer.<param>` for every parameter and `loss.<i>` for every step.
 
 `sgd-tensors` makes a parameter of each tensor `param.<name>` of T (its dtype kept) and for each
 learning rate in --lrs takes one step with the gradients `grad.<name>.<i>`; OUT gets
@@ -58,6 +60,10 @@ def cmd_sgd(args):
         opt.zero_grad()
         loss = F.cross_entropy(model(batches['x.%d' % i]), batches['y.%d' % i])
         loss.backward()
+        if args.sparsity:
+            for m in model.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.weight.grad.data.add_(args.sparsity * torch.sign(m.weight.data))
         opt.step()
         out['loss.%d' % i] = loss.detach().clone()
     out.update(reference.contiguous_state_dict(model))
@@ -136,6 +142,7 @@ def main():
     p.add_argument('--config', default='{}')
     p.add_argument('--weights', required=True)
     p.add_argument('--batches', required=True)
+    p.add_argument('--sparsity', type=float, default=0.0)
     add_sgd_options(p)
     p.set_defaults(fn=cmd_sgd)
     p = sub.add_parser('sgd-tensors')

@@ -67,6 +67,15 @@ pub fn vggdsl_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
     )
 }
 
+/// The "Exit codes:" block that `vggdsl COMMAND --help` ends with.
+pub fn exit_codes(command: &str) -> String {
+    let help = text(&vggdsl(&[command, "--help"]).stdout);
+    let at = help
+        .find("Exit codes:")
+        .expect("the help lists the exit codes");
+    help[at..].trim_end().to_owned()
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).expect("UTF-8 output")
 }

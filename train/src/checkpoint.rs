@@ -31,6 +31,13 @@ pub struct RunState {
     pub dataset: String,
     /// The training set's size: the batches of an epoch depend on it.
     pub train_images: usize,
+    /// The validation images carved from the training set (`crate::data::carve_validation`),
+    /// 0 for none: a resume carves the same.
+    #[serde(default)]
+    pub validation_images: usize,
+    /// Network Slimming's λ (`crate::sparsity`), 0 for none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sparsity: f64,
     #[serde(with = "recipe_json")]
     pub recipe: Recipe,
     /// Epochs finished (trained and evaluated).
@@ -56,12 +63,19 @@ pub struct EpochSums {
     pub seconds: f64,
 }
 
-/// The epoch whose weights `best.safetensors` holds.
+/// The epoch whose weights `best.safetensors` holds: the best validation accuracy, with the
+/// test accuracy beside it (runs saved before validation splits chose by the test accuracy).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Best {
     /// Counted from 1, as in `metrics.jsonl`.
     pub epoch: u32,
     pub test_accuracy: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_accuracy: Option<f64>,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// CRC-32 of the files a resume reads, as saved with this state.
@@ -148,6 +162,8 @@ impl RunState {
             model: model.into(),
             dataset: dataset.into(),
             train_images,
+            validation_images: 0,
+            sparsity: 0.0,
             recipe,
             epoch: 0,
             batch: 0,

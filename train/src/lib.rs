@@ -8,6 +8,7 @@
 
 pub mod budget;
 pub mod checkpoint;
+pub mod criteria;
 pub mod data;
 pub mod error;
 pub mod hrank;
@@ -15,6 +16,7 @@ pub mod latency;
 pub mod prune;
 pub mod sensitivity;
 pub mod sgd;
+pub mod sparsity;
 pub mod trainer;
 
 pub use error::TrainError;

@@ -6,6 +6,7 @@
 //! The model to prune is the network the weights hold: its `compress_rate`, if any, is where it
 //! is pruned to (when no other rates are given), not a cut already made.
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -22,6 +23,8 @@ use vggdsl::Architecture;
 use vggdsl_runtime::state_dict::LoadError;
 use vggdsl_runtime::Network;
 
+use crate::criteria::{bn, fpgm, taylor};
+use crate::data::ImageSet;
 use crate::hrank::{self, Criterion, Inherit, RanksMismatch};
 
 /// What to prune, to what, and how.
@@ -59,7 +62,7 @@ pub struct Rates {
 }
 
 /// Which filters of each conv survive; ties go to the lower filter index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub enum By<'a> {
     /// The highest mean feature-map rank, from the ranks file of `vggdsl rank` at this path.
     Rank(&'a Path),
@@ -67,6 +70,20 @@ pub enum By<'a> {
     L1,
     /// A uniformly random choice, seeded by [`Request::seed`].
     Random,
+    /// The largest BatchNorm scale |γ| (Network Slimming, [`crate::criteria::bn`]).
+    Bn,
+    /// The largest sum of distances to the conv's other filters (FPGM, [`crate::criteria::fpgm`]).
+    Fpgm,
+    /// The highest first-order Taylor importance ([`crate::criteria::taylor`]) over these images.
+    Taylor(TaylorImages<'a>),
+}
+
+/// The training images the Taylor criterion runs: the first `images` of `set`, in batches.
+#[derive(Debug, Clone, Copy)]
+pub struct TaylorImages<'a> {
+    pub set: &'a ImageSet,
+    pub images: usize,
+    pub batch_size: NonZeroUsize,
 }
 
 impl By<'_> {
@@ -76,6 +93,9 @@ impl By<'_> {
             By::Rank(_) => "rank",
             By::L1 => "l1",
             By::Random => "random",
+            By::Bn => "bn",
+            By::Fpgm => "fpgm",
+            By::Taylor(_) => "taylor",
         }
     }
 }
@@ -114,6 +134,8 @@ pub enum PruneError {
         file: String,
         source: Box<RanksMismatch>,
     },
+    #[error(transparent)]
+    NoBatchNorm(#[from] bn::NoBatchNorm),
     #[error("libtorch failed: {0}")]
     Torch(#[from] tch::TchError),
 }
@@ -167,30 +189,11 @@ pub(crate) fn load<T, E: From<PruneError>>(
     let mut full_vs = VarStore::new(Device::Cpu);
     let full = Network::new(&full_vs.root(), &full_ir);
     vggdsl_runtime::load_state_dict(&mut full_vs, request.weights).map_err(PruneError::from)?;
-    let ranks;
-    let (criterion, text) = match request.by {
-        By::Rank(path) => {
-            ranks = RanksFile::read(path).map_err(PruneError::from)?;
-            let scores = hrank::scores_for(&ranks, &full_ir).map_err(|source| {
-                PruneError::RanksDoNotFit {
-                    ranks: path.to_owned(),
-                    file: request.file_name.to_owned(),
-                    source: Box::new(source),
-                }
-            })?;
-            let text = format!(
-                "the highest mean feature-map rank ({}, {} images)",
-                path.display(),
-                ranks.images
-            );
-            (Criterion::Rank(scores), text)
-        }
-        By::L1 => (Criterion::L1, "the largest L1 norm".to_owned()),
-        By::Random => (
-            Criterion::Random(request.seed),
-            format!("a random choice (seed {})", request.seed),
-        ),
+    let ranks = match request.by {
+        By::Rank(path) => Some(RanksFile::read(path).map_err(PruneError::from)?),
+        _ => None,
     };
+    let (criterion, text) = criterion(request, &full, ranks.as_ref())?;
     then(Loaded {
         ir: &full_ir,
         vars: &full_vs,
@@ -242,6 +245,60 @@ pub(crate) fn finish(
         compress_rate,
         criterion: full.text.to_owned(),
     }
+}
+
+/// The request's criterion on `full` (with `ranks`, read for `By::Rank`), and the criterion in
+/// words.
+fn criterion<'r>(
+    request: &Request,
+    full: &Network,
+    ranks: Option<&'r RanksFile>,
+) -> Result<(Criterion<'r>, String), PruneError> {
+    let full_ir = full.ir();
+    Ok(match request.by {
+        By::Rank(path) => {
+            let ranks = ranks.expect("read for By::Rank");
+            let scores =
+                hrank::scores_for(ranks, full_ir).map_err(|source| PruneError::RanksDoNotFit {
+                    ranks: path.to_owned(),
+                    file: request.file_name.to_owned(),
+                    source: Box::new(source),
+                })?;
+            let text = format!(
+                "the highest mean feature-map rank ({}, {} images)",
+                path.display(),
+                ranks.images
+            );
+            (Criterion::Rank(scores), text)
+        }
+        By::L1 => (Criterion::L1, "the largest L1 norm".to_owned()),
+        By::Random => (
+            Criterion::Random(request.seed),
+            format!("a random choice (seed {})", request.seed),
+        ),
+        By::Bn => (
+            Criterion::Scores(bn::scores(full)?),
+            "the largest BatchNorm scale |γ| (Network Slimming)".to_owned(),
+        ),
+        By::Fpgm => (
+            Criterion::Scores(fpgm::scores(full)),
+            "the largest sum of distances to the other filters (FPGM)".to_owned(),
+        ),
+        By::Taylor(images) => {
+            let scores = taylor::scores(
+                full,
+                images.set,
+                images.batch_size,
+                images.images,
+                &mut |_| {},
+            )?;
+            let text = format!(
+                "the highest first-order Taylor importance ({} training images)",
+                images.images.min(images.set.len())
+            );
+            (Criterion::Scores(scores), text)
+        }
+    })
 }
 
 /// The rates to prune to, and their text when they were given rather than the model's own.

@@ -23,6 +23,7 @@ use crate::checkpoint::{Best, EpochSums, RunDir, RunState};
 use crate::data::{Batch, ImageSet};
 use crate::error::TrainError;
 use crate::sgd::{Sgd, SgdConfig};
+use crate::sparsity::Sparsity;
 
 /// The batch size of evaluation passes: large enough to keep the cores busy, small enough for
 /// the seed network's activations to stay in a few hundred MB.
@@ -36,14 +37,34 @@ pub fn train_step(
     batch: &Batch,
     lr: f64,
 ) -> Result<(f64, u64), TchError> {
+    sparse_train_step(model, sgd, None, batch, lr)
+}
+
+/// [`train_step`] with Network Slimming's penalty on the BatchNorm scales, if any, added to
+/// their gradients between the backward pass and the step.
+pub fn sparse_train_step(
+    model: &dyn ModuleT,
+    sgd: &mut Sgd,
+    sparsity: Option<&Sparsity>,
+    batch: &Batch,
+    lr: f64,
+) -> Result<(f64, u64), TchError> {
     sgd.zero_grad();
     let logits = model.forward_t(&batch.images, true);
     let loss =
         logits.f_cross_entropy_loss::<Tensor>(&batch.labels, None, Reduction::Mean, -100, 0.0)?;
     loss.f_backward()?;
+    if let Some(sparsity) = sparsity {
+        sparsity.apply()?;
+    }
     sgd.step(lr)?;
     let correct = tch::no_grad(|| correct(&logits, &batch.labels))?;
     Ok((loss.f_double_value(&[])?, correct))
+}
+
+/// The cross-entropy of every image of a batch, summed.
+pub fn summed_loss(logits: &Tensor, labels: &Tensor) -> Result<Tensor, TchError> {
+    logits.f_cross_entropy_loss::<Tensor>(labels, None, Reduction::Sum, -100, 0.0)
 }
 
 fn correct(logits: &Tensor, labels: &Tensor) -> Result<u64, TchError> {
@@ -78,9 +99,7 @@ impl Evaluation {
     /// [`Evaluation::finish`] takes the mean.
     pub fn add(&mut self, logits: &Tensor, labels: &Tensor) -> Result<(), TchError> {
         tch::no_grad(|| {
-            let loss =
-                logits.f_cross_entropy_loss::<Tensor>(labels, None, Reduction::Sum, -100, 0.0)?;
-            self.loss += loss.f_double_value(&[])?;
+            self.loss += summed_loss(logits, labels)?.f_double_value(&[])?;
             let predicted = Vec::<i64>::try_from(logits.f_argmax(-1, false)?)?;
             for (p, l) in predicted.into_iter().zip(Vec::<i64>::try_from(labels)?) {
                 let l = l as usize;
@@ -155,7 +174,7 @@ pub trait Observer {
     /// Epoch `epoch` (from 0) starts, or resumes after `progress.batch` batches.
     fn epoch_start(&mut self, _progress: &Progress) {}
     fn batch(&mut self, _progress: &Progress) {}
-    /// The test pass has done `done` of `total` batches.
+    /// The validation or test pass has done `done` of `total` batches.
     fn evaluating(&mut self, _done: usize, _total: usize) {}
     fn epoch_end(&mut self, _metrics: &EpochMetrics, _best: bool) {}
 }
@@ -177,11 +196,19 @@ pub enum Outcome {
     },
 }
 
-/// The training and test sets of a run.
+/// The training and test sets of a run, and the validation images carved from the training set
+/// ([`crate::data::carve_validation`]) that choose `best.safetensors`, if any.
 #[derive(Debug, Clone)]
 pub struct Data {
     pub train: ImageSet,
+    pub validation: Option<ImageSet>,
     pub test: ImageSet,
+}
+
+impl Data {
+    fn validation_images(&self) -> usize {
+        self.validation.as_ref().map_or(0, ImageSet::len)
+    }
 }
 
 /// A run of a recipe on a model, saving its checkpoints in a [`RunDir`].
@@ -193,6 +220,7 @@ pub struct Trainer<'a> {
     dir: RunDir,
     state: RunState,
     metrics: Vec<String>,
+    sparsity: Option<Sparsity>,
 }
 
 impl<'a> Trainer<'a> {
@@ -213,7 +241,8 @@ impl<'a> Trainer<'a> {
             });
         }
         let dataset = data.train.dataset();
-        let state = RunState::new(name, dataset.name(), data.train.len(), recipe);
+        let mut state = RunState::new(name, dataset.name(), data.train.len(), recipe);
+        state.validation_images = data.validation_images();
         Ok(Trainer {
             model,
             sgd: Sgd::new(vs, sgd_config(&state.recipe)),
@@ -222,6 +251,7 @@ impl<'a> Trainer<'a> {
             dir,
             state,
             metrics: Vec::new(),
+            sparsity: None,
         })
     }
 
@@ -247,7 +277,10 @@ impl<'a> Trainer<'a> {
             });
         }
         let dataset = data.train.dataset();
-        if state.dataset != dataset.name() || state.train_images != data.train.len() {
+        if state.dataset != dataset.name()
+            || state.train_images != data.train.len()
+            || state.validation_images != data.validation_images()
+        {
             return Err(TrainError::OtherData {
                 dir: dir.path().into(),
                 saved: state.dataset,
@@ -282,7 +315,18 @@ impl<'a> Trainer<'a> {
             dir,
             state,
             metrics,
+            sparsity: None,
         })
+    }
+
+    /// Trains with Network Slimming's penalty ([`Sparsity`]); a new run records its λ in
+    /// `state.json`, and a resumed one must be given the λ it recorded.
+    pub fn with_sparsity(mut self, sparsity: Sparsity) -> Trainer<'a> {
+        if self.state.step == 0 {
+            self.state.sparsity = sparsity.lambda();
+        }
+        self.sparsity = Some(sparsity);
+        self
     }
 
     pub fn state(&self) -> &RunState {
@@ -315,19 +359,32 @@ impl<'a> Trainer<'a> {
             if !self.train_epoch(stop, observer, started)? || stop.load(Ordering::Relaxed) {
                 return self.stop(started);
             }
-            let Some(test) = evaluate(
-                self.model,
-                &self.data.test,
-                NonZeroUsize::new(EVAL_BATCH).expect("positive"),
-                stop,
-                &mut |done, total| observer.evaluating(done, total),
-            )?
-            else {
+            let validation = match &self.data.validation {
+                Some(set) => match self.evaluate(set, stop, observer)? {
+                    Some(figures) => Some(figures),
+                    None => return self.stop(started),
+                },
+                None => None,
+            };
+            let Some(test) = self.evaluate(&self.data.test, stop, observer)? else {
                 return self.stop(started);
             };
-            self.end_epoch(&test, started, observer)?;
+            self.end_epoch(validation.as_ref(), &test, started, observer)?;
         }
         Ok(Outcome::Finished)
+    }
+
+    /// One evaluation pass over `set`; `None` if `stop` is raised before its end.
+    fn evaluate(
+        &self,
+        set: &ImageSet,
+        stop: &AtomicBool,
+        observer: &mut dyn Observer,
+    ) -> Result<Option<Evaluation>, TchError> {
+        let batch = NonZeroUsize::new(EVAL_BATCH).expect("positive");
+        evaluate(self.model, set, batch, stop, &mut |done, total| {
+            observer.evaluating(done, total)
+        })
     }
 
     /// Trains the batches of the current epoch that are left; `false` when `stop` is raised
@@ -366,7 +423,8 @@ impl<'a> Trainer<'a> {
             if stop.load(Ordering::Relaxed) {
                 return Ok(false);
             }
-            let (loss, right) = train_step(self.model, &mut self.sgd, &batch, lr)?;
+            let sparsity = self.sparsity.as_ref();
+            let (loss, right) = sparse_train_step(self.model, &mut self.sgd, sparsity, &batch, lr)?;
             if !loss.is_finite() {
                 return Err(TrainError::Diverged {
                     epoch: epoch + 1,
@@ -387,9 +445,11 @@ impl<'a> Trainer<'a> {
         Ok(true)
     }
 
-    /// After the test pass: the epoch's figures, whether it is the best so far, its checkpoint.
+    /// After the evaluation passes: the epoch's figures, whether it is the best so far (by
+    /// validation accuracy; without validation images no epoch is), its checkpoint.
     fn end_epoch(
         &mut self,
+        validation: Option<&Evaluation>,
         test: &Evaluation,
         started: Instant,
         observer: &mut dyn Observer,
@@ -402,17 +462,21 @@ impl<'a> Trainer<'a> {
             train_accuracy: sums.correct as f64 / sums.images.max(1) as f64,
             test_accuracy: test.accuracy(),
             test_loss: test.loss,
+            val_accuracy: validation.map_or(f64::NAN, Evaluation::accuracy),
+            val_loss: validation.map_or(f64::NAN, |v| v.loss),
             lr: self.state.recipe.lr_at(epoch),
             seconds: sums.seconds + started.elapsed().as_secs_f64(),
         };
-        let best = match self.state.best {
-            Some(b) => metrics.test_accuracy > b.test_accuracy,
-            None => true,
-        };
+        let best = validation.is_some_and(|v| {
+            self.state
+                .best
+                .is_none_or(|b| v.accuracy() > b.val_accuracy.unwrap_or(f64::NEG_INFINITY))
+        });
         if best {
             self.state.best = Some(Best {
                 epoch: epoch + 1,
                 test_accuracy: metrics.test_accuracy,
+                val_accuracy: Some(metrics.val_accuracy),
             });
         }
         self.metrics.push(metrics.to_line());

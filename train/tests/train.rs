@@ -18,7 +18,8 @@ use vggdsl_test_support::{pytorch, rng, tempdir};
 use vggdsl_train::checkpoint::RunDir;
 use vggdsl_train::data::{Augment, Dataset, ImageSet, Split};
 use vggdsl_train::sgd::{Sgd, SgdConfig};
-use vggdsl_train::trainer::{train_step, Data, Observer, Outcome, Progress};
+use vggdsl_train::sparsity::Sparsity;
+use vggdsl_train::trainer::{sparse_train_step, Data, Observer, Outcome, Progress};
 use vggdsl_train::Trainer;
 
 vggdsl_runtime::vgg!(pub Tiny<cfg = [8, M, 16, M, 32]>);
@@ -29,6 +30,7 @@ const TINY_CONFIG: &str = r#"{"cfg": [8, "M", 16, "M", 32]}"#;
 fn data(dir: &Path) -> Data {
     Data {
         train: ImageSet::load(Dataset::Cifar10, Split::Train, dir).unwrap(),
+        validation: None,
         test: ImageSet::load(Dataset::Cifar10, Split::Test, dir).unwrap(),
     }
 }
@@ -120,12 +122,22 @@ fn sgd_steps_equal_pytorch_bit_for_bit() {
     let (vs, _) = tiny(11);
     let init = dir.path().join("init.safetensors");
     save_state_dict(&vs, &init).unwrap();
-    // The learning rate changes between steps, as a schedule makes it.
+    // The learning rate changes between steps, as a schedule makes it. The last case adds
+    // Network Slimming's sparsity step (`--sparsity`) on the BatchNorm scales.
     let lrs = [0.1, 0.1, 0.05, 0.02];
-    for (momentum, weight_decay, nesterov) in [(0.9, 5e-4, false), (0.8, 1e-3, true)] {
-        let what = format!("momentum {momentum}, weight decay {weight_decay}, nesterov {nesterov}");
+    let ir = vggdsl::check_source("model Tiny { cfg = [8, M, 16, M, 32] }").unwrap();
+    for (momentum, weight_decay, nesterov, lambda) in [
+        (0.9, 5e-4, false, 0.0),
+        (0.8, 1e-3, true, 0.0),
+        (0.9, 5e-4, false, 0.01),
+    ] {
+        let what = format!(
+            "momentum {momentum}, weight decay {weight_decay}, nesterov {nesterov}, sparsity \
+             {lambda}"
+        );
         let (mut vs, net) = tiny(0);
         vggdsl_runtime::load_state_dict(&mut vs, &init).unwrap();
+        let sparsity = (lambda > 0.0).then(|| Sparsity::new(&vs, &ir[0], lambda).unwrap());
         let mut sgd = Sgd::new(
             &vs,
             SgdConfig {
@@ -136,7 +148,7 @@ fn sgd_steps_equal_pytorch_bit_for_bit() {
         );
         let mut ours = BTreeMap::new();
         for (i, (b, lr)) in batches.iter().zip(lrs).enumerate() {
-            let (loss, _) = train_step(&net, &mut sgd, b, lr).unwrap();
+            let (loss, _) = sparse_train_step(&net, &mut sgd, sparsity.as_ref(), b, lr).unwrap();
             ours.insert(format!("loss.{i}"), Tensor::from(loss as f32));
         }
         ours.extend(vs.variables());
@@ -144,6 +156,7 @@ fn sgd_steps_equal_pytorch_bit_for_bit() {
             ours.insert(format!("momentum_buffer.{key}"), buf);
         }
         let out = dir.path().join("pytorch.safetensors");
+        let lambda = lambda.to_string();
         let inputs = [
             "sgd",
             "--config",
@@ -152,6 +165,8 @@ fn sgd_steps_equal_pytorch_bit_for_bit() {
             init.to_str().unwrap(),
             "--batches",
             batches_path.to_str().unwrap(),
+            "--sparsity",
+            &lambda,
         ];
         if pytorch_sgd(&inputs, &lrs, (momentum, weight_decay, nesterov), &out).is_none() {
             return;

@@ -9,6 +9,9 @@
 
 use crate::ir::{self, Architecture, LayerKind};
 
+mod hrankplus;
+pub use hrankplus::hrankplus;
+
 /// What the MACs figures count, printed wherever they are.
 pub const CONVENTION: &str =
     "MACs: Conv2d + Linear multiply-accumulates for one sample, bias and BatchNorm excluded";
@@ -22,6 +25,13 @@ pub const HRANK_CONVENTION: &str = "HRank's counting (its get_flops.py), for one
      unpruned input channels (FLOPs = c_in × kept × k² × H_out × W_out, params = kept/c_out of \
      its weight and bias); a Linear counts its weight and bias elements as FLOPs, and all its \
      parameters";
+
+/// HRankPlus's published figures ([`hrankplus`]).
+pub const HRANKPLUS_CONVENTION: &str = "HRankPlus's counting, for one image: FLOPs as thop 0.0.31 \
+     counts them (HRankPlus's evaluate_cifar.py and cal_flops_params.py call it): a conv \
+     c_out × H_out × W_out × (c_in × k² + 1), a BatchNorm 2 per element, a Linear \
+     in_features × out_features, ReLU and pooling 0, on the network as built; params of Conv2d \
+     and Linear only, as HRankPlus's README prints them";
 
 /// The convention a set of figures is counted by, as JSON shows it beside them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +60,13 @@ impl Convention {
         Convention {
             name: "hrank",
             text: HRANK_CONVENTION.to_owned(),
+        }
+    }
+
+    pub fn hrankplus() -> Self {
+        Convention {
+            name: "hrankplus",
+            text: HRANKPLUS_CONVENTION.to_owned(),
         }
     }
 }
@@ -199,6 +216,18 @@ pub struct HrankSummary {
     /// The same count with no pruning, when the model is pruned.
     #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub unpruned: Option<HrankTotals>,
+    /// Whose counting the figures follow.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub counting: Counting,
+}
+
+/// The published counts [`HrankSummary`] reproduces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counting {
+    /// HRank's `get_flops.py` ([`hrank`]).
+    Hrank,
+    /// HRankPlus's thop figures ([`hrankplus`]).
+    HrankPlus,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,7 +235,8 @@ pub struct HrankSummary {
 pub struct HrankLayer {
     pub name: String,
     pub kind: &'static str,
-    /// For a conv, the filters HRank's rule keeps (`c_out - int(r·c_out)`) and `c_out`.
+    /// For a conv, the filters kept (HRank's rule, `c_out - int(r·c_out)`; HRankPlus's, the
+    /// width built) and `c_out`.
     #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub filters: Option<Filters>,
     pub params: u64,
@@ -232,21 +262,35 @@ pub struct HrankTotals {
 /// input channels. HRank's published VGG-16 figures are counted this way.
 pub fn hrank(net: &Architecture) -> HrankSummary {
     let rates = net.spec.compress_rate.as_deref().unwrap_or(&[]);
-    let counted = hrank_layers(net, rates);
-    let unpruned = net.spec.compress_rate.as_ref().map(|_| {
-        let all = hrank_layers(net, &[]);
-        HrankTotals {
+    let unpruned = net
+        .spec
+        .compress_rate
+        .as_ref()
+        .map(|_| hrank_layers(net, &[]));
+    HrankSummary::new(net, hrank_layers(net, rates), unpruned, Counting::Hrank)
+}
+
+impl HrankSummary {
+    /// The totals of `counted` layers of `net`, and of the `unpruned` network's if given.
+    fn new(
+        net: &Architecture,
+        counted: Vec<HrankLayer>,
+        unpruned: Option<Vec<HrankLayer>>,
+        counting: Counting,
+    ) -> HrankSummary {
+        let unpruned = unpruned.map(|all| HrankTotals {
             params: all.iter().map(|l| l.params).sum(),
             flops: all.iter().map(|l| l.flops).sum(),
+        });
+        HrankSummary {
+            name: net.spec.name.clone(),
+            input: net.spec.input,
+            params: counted.iter().map(|l| l.params).sum(),
+            flops: counted.iter().map(|l| l.flops).sum(),
+            layers: counted,
+            unpruned,
+            counting,
         }
-    });
-    HrankSummary {
-        name: net.spec.name.clone(),
-        input: net.spec.input,
-        params: counted.iter().map(|l| l.params).sum(),
-        flops: counted.iter().map(|l| l.flops).sum(),
-        layers: counted,
-        unpruned,
     }
 }
 
@@ -415,7 +459,7 @@ impl Summary {
 
 #[cfg(feature = "table")]
 impl HrankSummary {
-    /// The layers with the filters HRank's rule keeps and its figures, then the totals.
+    /// The layers with the filters kept and their figures, then the totals.
     pub fn table(&self) -> String {
         let header = ["Layer", "Type", "Filters kept", "Params", "FLOPs"];
         let rows = self
@@ -435,7 +479,11 @@ impl HrankSummary {
             })
             .collect();
         let t = table::grid(&header, rows, 3);
-        let mut out = format!("{} (HRank's counting)\n{t}\n", self.name);
+        let (whose, convention) = match self.counting {
+            Counting::Hrank => ("HRank", HRANK_CONVENTION),
+            Counting::HrankPlus => ("HRankPlus", HRANKPLUS_CONVENTION),
+        };
+        let mut out = format!("{} ({whose}'s counting)\n{t}\n", self.name);
         table::line(&mut out, "Params:", thousands(self.params));
         table::line(&mut out, "FLOPs:", thousands(self.flops));
         if let Some(b) = &self.unpruned {
@@ -449,7 +497,7 @@ impl HrankSummary {
                 ),
             );
         }
-        out += &format!("({HRANK_CONVENTION})\n");
+        out += &format!("({convention})\n");
         out
     }
 }

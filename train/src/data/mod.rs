@@ -27,9 +27,11 @@ mod augment;
 mod batches;
 mod cifar;
 mod idx;
+pub mod split;
 
 pub use augment::{render, Augment, Crop, Normalizer};
 pub use batches::{Batch, Batches};
+pub use split::{carve_validation, default_validation_size, VALIDATION_SEED};
 
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -348,6 +350,11 @@ pub enum DataError {
         model: String,
         num_classes: i64,
     },
+    #[error(
+        "a validation split of {size} images leaves none to train on: the training set has \
+         {images}; choose a smaller --val-size (0 for none)"
+    )]
+    ValidationSize { size: usize, images: usize },
 }
 
 impl DataError {

@@ -19,6 +19,8 @@ pub enum Criterion<'a> {
     L1,
     /// A uniformly random choice, per conv in order, from ChaCha8 seeded with this.
     Random(u64),
+    /// The highest of scores computed elsewhere ([`crate::criteria`]), one list per conv.
+    Scores(Vec<Vec<f64>>),
 }
 
 /// The surviving filter indices of each conv of `net`, ascending: `keep[i]` of conv `i`'s filters,
@@ -55,6 +57,7 @@ pub fn choose(net: &Network, keep: &[i64], criterion: &Criterion) -> Vec<Vec<i64
 pub fn scores(net: &Network, criterion: &Criterion) -> Option<Vec<Vec<f64>>> {
     match criterion {
         Criterion::Rank(scores) => Some(scores.iter().map(|s| s.to_vec()).collect()),
+        Criterion::Scores(scores) => Some(scores.clone()),
         Criterion::L1 => Some(
             net.ir()
                 .convs()

@@ -1,7 +1,8 @@
 //! `metrics.jsonl`, one JSON object per epoch, in epoch order:
-//! `{"epoch": 1, "loss": …, "train_accuracy": …, "test_accuracy": …, "test_loss": …, "lr": …,
-//! "seconds": …}`, the accuracies as fractions. `vggdsl train` writes every field;
-//! `examples/ddp_train.py` writes the same line.
+//! `{"epoch": 1, "loss": …, "train_accuracy": …, "test_accuracy": …, "test_loss": …,
+//! "val_accuracy": …, "val_loss": …, "lr": …, "seconds": …}`, the accuracies as fractions.
+//! `vggdsl train` writes every field (the validation figures only when it has a validation
+//! split); `examples/ddp_train.py` writes the same line without them.
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -21,6 +22,19 @@ pub struct EpochMetrics {
     pub test_accuracy: f64,
     #[serde(default = "nan", deserialize_with = "number_or_null")]
     pub test_loss: f64,
+    /// On the validation images carved from the training set; absent (NaN) without them.
+    #[serde(
+        default = "nan",
+        deserialize_with = "number_or_null",
+        skip_serializing_if = "is_nan"
+    )]
+    pub val_accuracy: f64,
+    #[serde(
+        default = "nan",
+        deserialize_with = "number_or_null",
+        skip_serializing_if = "is_nan"
+    )]
+    pub val_loss: f64,
     /// The learning rate of the epoch.
     #[serde(default = "nan", deserialize_with = "number_or_null")]
     pub lr: f64,
@@ -31,6 +45,10 @@ pub struct EpochMetrics {
 
 fn nan() -> f64 {
     f64::NAN
+}
+
+fn is_nan(x: &f64) -> bool {
+    x.is_nan()
 }
 
 /// A number, or `null` (what JSON writers put for a NaN) as NaN.

@@ -1,8 +1,9 @@
 //! The files vggdsl's tools hand each other, one type per format with its reading and writing:
 //! a training run's folder ([`run`]) and its `metrics.jsonl` ([`metrics`]), the ranks file of
 //! `vggdsl rank` ([`ranks`]), the kept filters of `vggdsl prune` ([`kept`]), the sweep of
-//! `vggdsl sensitivity` ([`sensitivity`]) and the benchmark results of `examples/bench.rs`
-//! ([`bench`]). They live here, below both the trainer and the
+//! `vggdsl sensitivity` ([`sensitivity`]), the benchmark results of `examples/bench.rs`
+//! ([`bench`]), and a study's file ([`study`]) and results ([`results`]). They live here, below
+//! both the trainer and the
 //! compiler-only `vggdsl plot`, so that every writer and reader agrees on them.
 
 pub mod bench;
@@ -10,8 +11,10 @@ pub mod kept;
 pub mod metrics;
 mod ordered;
 pub mod ranks;
+pub mod results;
 pub mod run;
 pub mod sensitivity;
+pub mod study;
 
 /// Why a file's text is not the format it should be: serde_json's sentence, or the rule the
 /// contents break.

@@ -1,0 +1,253 @@
+//! The study file `vggdsl study` runs (docs/language.md, "Study files"): TOML, since a study is a
+//! list of runs (a base model, criteria, budgets, seeds, recipes), not an architecture.
+//!
+//! ```toml
+//! model = "../fashion_tiny.vgg"    # relative to the study file
+//! seeds = [0, 1, 2]
+//!
+//! [base.train]                     # the base's recipe: `vggdsl train` flags over the file's
+//! epochs = 3
+//!
+//! [prune]
+//! criteria = ["rank", "l1", "random", "bn", "fpgm", "taylor"]
+//! budgets = [{ macs_removed = 0.5 }, { compress_rate = "[0.3] * 4" }]
+//!
+//! [finetune]
+//! recipe = "hrankplus"
+//! epochs = 3
+//! schedule = "cosine"
+//!
+//! baselines = ["scratch-e", "scratch-b"]   # (at the top, before the tables)
+//! ```
+
+use serde::Deserialize;
+
+use super::FormatError;
+
+/// A study: what to prune, how, and what to compare it with.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudyFile {
+    /// The base model's `.vgg` file, relative to the study file.
+    pub model: String,
+    /// Which model of that file, when it declares several (`--model`).
+    #[serde(default)]
+    pub model_name: Option<String>,
+    /// `--dataset` and `--data` of every step.
+    #[serde(default)]
+    pub dataset: Option<String>,
+    #[serde(default)]
+    pub data: Option<String>,
+    /// libtorch threads of each step (`--threads`).
+    #[serde(default)]
+    pub threads: Option<u32>,
+    /// `--val-size`, `--limit-train` and `--limit-test` of every run.
+    #[serde(default)]
+    pub val_size: Option<u64>,
+    #[serde(default)]
+    pub limit_train: Option<u64>,
+    #[serde(default)]
+    pub limit_test: Option<u64>,
+    /// Each fine-tuning and scratch run, and each random choice, is repeated with each seed.
+    pub seeds: Vec<u64>,
+    /// `scratch-e` and `scratch-b`: the pruned architecture trained from scratch.
+    #[serde(default)]
+    pub baselines: Vec<String>,
+    pub base: Base,
+    pub prune: Prune,
+    /// The fine-tuning recipe: `vggdsl train` flags over the pruned file's `train` block.
+    pub finetune: Recipe,
+    #[serde(default)]
+    pub latency: Latency,
+}
+
+/// The model everything is cut from.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Base {
+    /// Its trained weights; without them the study trains it with `train`.
+    #[serde(default)]
+    pub weights: Option<String>,
+    /// The recipe it is (or was) trained with, which the scratch baselines repeat.
+    #[serde(default)]
+    pub train: Recipe,
+    /// Network Slimming's λ: a second base trained with `--sparsity`, which `bn` prunes.
+    #[serde(default)]
+    pub bn_sparsity: Option<f64>,
+}
+
+/// `vggdsl train` flags, each optional: over the model file's `train` block.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    pub recipe: Option<String>,
+    pub epochs: Option<u32>,
+    pub batch_size: Option<u32>,
+    pub lr: Option<f64>,
+    pub momentum: Option<f64>,
+    pub weight_decay: Option<f64>,
+    pub nesterov: Option<bool>,
+    pub schedule: Option<String>,
+    pub milestones: Option<Vec<u32>>,
+    pub gamma: Option<f64>,
+    pub seed: Option<u64>,
+}
+
+impl Recipe {
+    /// The flags, as `vggdsl train` takes them (`--seed` too, if set).
+    pub fn flags(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut flag = |name: &str, value: Option<String>| {
+            if let Some(value) = value {
+                out.push(format!("--{name}"));
+                out.push(value);
+            }
+        };
+        flag("recipe", self.recipe.clone());
+        flag("epochs", self.epochs.map(|v| v.to_string()));
+        flag("batch-size", self.batch_size.map(|v| v.to_string()));
+        flag("lr", self.lr.map(|v| v.to_string()));
+        flag("momentum", self.momentum.map(|v| v.to_string()));
+        flag("weight-decay", self.weight_decay.map(|v| v.to_string()));
+        flag("nesterov", self.nesterov.map(|v| v.to_string()));
+        flag("schedule", self.schedule.clone());
+        let milestones = self.milestones.as_ref().map(|m| {
+            let m: Vec<String> = m.iter().map(u32::to_string).collect();
+            m.join(",")
+        });
+        flag("milestones", milestones);
+        flag("gamma", self.gamma.map(|v| v.to_string()));
+        flag("seed", self.seed.map(|v| v.to_string()));
+        out
+    }
+}
+
+/// How the base is cut.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prune {
+    /// Of [`CRITERIA`].
+    pub criteria: Vec<String>,
+    pub budgets: Vec<Budget>,
+    /// `--rule` and `--copy` of `vggdsl prune`.
+    #[serde(default)]
+    pub rule: Option<String>,
+    #[serde(default)]
+    pub copy: Option<String>,
+    /// Batches and batch size of `rank` and of `--by taylor`.
+    #[serde(default)]
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub batch_size: Option<u32>,
+}
+
+/// The criteria `vggdsl prune --by` knows.
+pub const CRITERIA: [&str; 6] = ["rank", "l1", "random", "bn", "fpgm", "taylor"];
+/// The baselines a study can add.
+pub const BASELINES: [&str; 2] = ["scratch-e", "scratch-b"];
+
+/// How much to cut: exactly one of a share of the MACs, reached by one rate for every conv (the
+/// smallest rate in steps of 0.001 that removes at least that share), or explicit rates. A later
+/// `target_macs` (rates chosen per layer by prune itself) is a third field of the same table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    #[serde(default)]
+    pub macs_removed: Option<f64>,
+    #[serde(default)]
+    pub compress_rate: Option<String>,
+}
+
+impl Budget {
+    /// A short name for folders and tables: `macs-50%`, or `rates-2` for the second budget given
+    /// as rates.
+    pub fn name(&self, index: usize) -> String {
+        match self.macs_removed {
+            Some(share) => format!("macs-{}%", (1000.0 * share).round() / 10.0),
+            None => format!("rates-{}", index + 1),
+        }
+    }
+}
+
+/// `vggdsl latency`'s batch and threads.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Latency {
+    pub batch: u32,
+    pub threads: u32,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency {
+            batch: 1,
+            threads: 1,
+        }
+    }
+}
+
+impl StudyFile {
+    /// Reads a study file's text and checks what TOML cannot: names, ranges, at least one seed,
+    /// criterion and budget, each once.
+    pub fn from_toml(text: &str) -> Result<StudyFile, FormatError> {
+        let study: StudyFile =
+            toml::from_str(text).map_err(|e| FormatError::Invalid(e.to_string()))?;
+        study.check().map_err(FormatError::Invalid)?;
+        Ok(study)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let once = |what: &str, names: &[String], known: &[&str]| -> Result<(), String> {
+            for (i, name) in names.iter().enumerate() {
+                if !known.contains(&name.as_str()) {
+                    return Err(format!(
+                        "{what} `{name}` is not one vggdsl knows; expected one of {}",
+                        known.join(", ")
+                    ));
+                }
+                if names[..i].contains(name) {
+                    return Err(format!("{what} `{name}` is listed twice"));
+                }
+            }
+            Ok(())
+        };
+        once("criterion", &self.prune.criteria, &CRITERIA)?;
+        once("baseline", &self.baselines, &BASELINES)?;
+        if self.seeds.is_empty() {
+            return Err("`seeds` lists no seed; give at least one".into());
+        }
+        if self.prune.criteria.is_empty() && self.baselines.is_empty() {
+            return Err("the study lists no criterion and no baseline: nothing to run".into());
+        }
+        if self.prune.budgets.is_empty() {
+            return Err("`prune.budgets` lists no budget; give at least one".into());
+        }
+        for b in &self.prune.budgets {
+            match (b.macs_removed, &b.compress_rate) {
+                (Some(share), None) if !(share > 0.0 && share < 1.0) => {
+                    return Err(format!(
+                        "a budget removes {share} of the MACs; a share is above 0 and below 1"
+                    ))
+                }
+                (Some(_), None) | (None, Some(_)) => {}
+                _ => {
+                    return Err(
+                        "each budget gives either `macs_removed` or `compress_rate`, \
+                                not both or neither"
+                            .into(),
+                    )
+                }
+            }
+        }
+        if let Some(l) = self.base.bn_sparsity {
+            if !(l.is_finite() && l > 0.0) {
+                return Err(format!("`base.bn_sparsity` is {l}; λ is a positive number"));
+            }
+        }
+        let latency = self.latency;
+        if latency.batch == 0 || latency.threads == 0 {
+            return Err("`latency` needs a batch and a thread count of at least 1".into());
+        }
+        Ok(())
+    }
+}
