@@ -75,6 +75,12 @@ enum Command {
     #[cfg(feature = "torch")]
     #[command(after_help = exit::help(exit::PRUNE))]
     Prune(commands::prune::Args),
+    /// Prune every conv alone at every rate, without fine-tuning, and measure each network on
+    /// validation images carved from the training set (accuracy, loss, params, MACs, latency);
+    /// writes DIR/sensitivity.json for `prune --strategy sensitivity` and `plot sensitivity`.
+    #[cfg(feature = "torch")]
+    #[command(after_help = exit::help(exit::SENSITIVITY))]
+    Sensitivity(commands::sensitivity::Args),
     /// Time a model's inference form (to_inference()) on one batch: the median of timed runs.
     #[cfg(feature = "torch")]
     #[command(after_help = exit::help(exit::COMPILER))]
@@ -128,6 +134,8 @@ fn main() -> ExitCode {
         Command::Rank(args) => commands::rank::run(args),
         #[cfg(feature = "torch")]
         Command::Prune(args) => commands::prune::run(args),
+        #[cfg(feature = "torch")]
+        Command::Sensitivity(args) => commands::sensitivity::run(args),
         #[cfg(feature = "torch")]
         Command::Latency(args) => commands::latency::run(args),
         #[cfg(feature = "torch")]

@@ -4,7 +4,6 @@
 //! FILE's model without its `compress_rate` is the network W holds and R ranks; the rates come
 //! from `--compress-rate` or, without it, from FILE's own `compress_rate`.
 
-use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
@@ -12,15 +11,12 @@ use vggdsl::analysis::{self, thousands};
 use vggdsl::select::WidthRule;
 use vggdsl_runtime::state_dict::safetensors_bytes;
 use vggdsl_train::budget::{prune_to, BudgetError, Reached};
-use vggdsl_train::data::{Dataset, ImageSet};
 use vggdsl_train::hrank::Inherit;
-use vggdsl_train::prune::{
-    self, describe, By as Criterion, Figures, Rates, TaylorImages, KEPT_FILE, MODEL_FILE,
-    WEIGHTS_FILE,
-};
+use vggdsl_train::prune::{self, describe, Figures, Rates, KEPT_FILE, MODEL_FILE, WEIGHTS_FILE};
 use vggdsl_train::{PruneError, Pruned, Request};
 
-use super::setup::{self, load_failure, load_split, parse_dataset};
+use super::criterion::CriterionArgs;
+use super::setup::load_failure;
 use crate::budget::BudgetArgs;
 use crate::exit::{FAILED, USAGE};
 use crate::failure::Failure;
@@ -39,9 +35,6 @@ pub struct Args {
     /// The weights of the unpruned model (.safetensors or a torch.save archive).
     #[arg(long, value_name = "W")]
     weights: PathBuf,
-    /// ranks.json from `vggdsl rank` on the unpruned model (needed with --by rank).
-    #[arg(long, value_name = "R")]
-    ranks: Option<PathBuf>,
     /// Rates in the language's list syntax, one per conv or one fewer (the last conv keeps its
     /// width), e.g. "[0.95] + [0.5] * 6 + [0.9] * 4 + [0.8] * 2" [default: FILE's compress_rate]
     #[arg(
@@ -51,12 +44,8 @@ pub struct Args {
         conflicts_with = "target"
     )]
     compress_rate: Option<String>,
-    /// Which filters survive: the highest mean feature-map rank, the largest L1 norm, a random
-    /// choice (seeded by --seed), the largest BatchNorm scale |γ| (Network Slimming), the
-    /// largest sum of distances to the conv's other filters (FPGM), or the highest first-order
-    /// Taylor importance |a·∂L/∂a| over training images; ties go to the lower filter index.
-    #[arg(long, value_enum, default_value_t = By::Rank)]
-    by: By,
+    #[command(flatten)]
+    criterion: CriterionArgs,
     /// How many filters survive: hrankplus keeps int(c·(1 − r)) as the language does; hrank
     /// keeps HRank's c − int(r·c), written as the rates that give those widths.
     #[arg(long, value_enum, default_value_t = Rule::Hrankplus, conflicts_with = "target")]
@@ -79,37 +68,7 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    taylor: TaylorArgs,
-    #[command(flatten)]
     budget: BudgetArgs,
-}
-
-/// The training images `--by taylor` scores filters on: the first batches, in file order.
-#[derive(clap::Args)]
-#[command(next_help_heading = "Data (--by taylor)")]
-struct TaylorArgs {
-    /// The dataset [default: the one whose images and classes the model takes]
-    #[arg(long, value_name = "NAME", value_parser = parse_dataset)]
-    dataset: Option<Dataset>,
-    /// The folder holding the dataset's files [default for fashion-mnist: Debian's]
-    #[arg(long, value_name = "DIR")]
-    data: Option<PathBuf>,
-    /// How many batches of the training set the Taylor importance averages over.
-    #[arg(long, value_name = "N", default_value_t = NonZeroUsize::new(5).expect("positive"))]
-    limit: NonZeroUsize,
-    /// Images per batch.
-    #[arg(long, value_name = "N", default_value_t = NonZeroUsize::new(128).expect("positive"))]
-    batch_size: NonZeroUsize,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum By {
-    Rank,
-    L1,
-    Random,
-    Bn,
-    Fpgm,
-    Taylor,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -122,19 +81,6 @@ enum Rule {
 enum CopyArg {
     All,
     ConvOnly,
-}
-
-impl By {
-    fn name(self) -> &'static str {
-        match self {
-            By::Rank => "rank",
-            By::L1 => "l1",
-            By::Random => "random",
-            By::Bn => "bn",
-            By::Fpgm => "fpgm",
-            By::Taylor => "taylor",
-        }
-    }
 }
 
 impl Rule {
@@ -158,32 +104,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }),
         None => None,
     };
-    let taylor_set;
-    let by = match (args.by, &args.ranks) {
-        (By::Rank, Some(path)) => Criterion::Rank(path),
-        (By::Rank, None) => {
-            return Err(Failure::new(
-                USAGE,
-                "--by rank needs --ranks R, the ranks.json of `vggdsl rank`",
-            ))
-        }
-        (By::L1, _) => Criterion::L1,
-        (By::Random, _) => Criterion::Random,
-        (By::Bn, _) => Criterion::Bn,
-        (By::Fpgm, _) => Criterion::Fpgm,
-        (By::Taylor, _) => {
-            taylor_set = taylor_images(&args.taylor, model)?;
-            Criterion::Taylor(TaylorImages {
-                set: &taylor_set,
-                images: args
-                    .taylor
-                    .limit
-                    .get()
-                    .saturating_mul(args.taylor.batch_size.get()),
-                batch_size: args.taylor.batch_size,
-            })
-        }
-    };
+    let taylor_set = args.criterion.taylor_images(model)?;
+    let by = args.criterion.by(taylor_set.as_ref())?;
     let inherit = match args.copy {
         CopyArg::All => Inherit::All,
         CopyArg::ConvOnly => Inherit::ConvOnly,
@@ -226,25 +148,6 @@ pub fn run(args: Args) -> Result<(), Failure> {
     };
     write(&args, &pruned)?;
     output::stdout(report(&args, &request, &pruned, reached.as_ref()).as_bytes())
-}
-
-/// The training set `--by taylor` reads, of the dataset the model takes (or `--dataset`).
-fn taylor_images(args: &TaylorArgs, model: &vggdsl::Architecture) -> Result<ImageSet, Failure> {
-    let spec = &model.spec;
-    let dataset = args
-        .dataset
-        .or_else(|| setup::infer_dataset(spec.input, spec.num_classes))
-        .ok_or_else(|| {
-            Failure::new(
-                USAGE,
-                "--by taylor needs training images: name the dataset with --dataset",
-            )
-        })?;
-    dataset
-        .check_model(&spec.name, spec.input, spec.num_classes)
-        .map_err(|e| Failure::new(FAILED, e))?;
-    let dir = setup::data_dir(args.data.as_ref(), dataset)?;
-    load_split(dataset, vggdsl_train::data::Split::Train, &dir)
 }
 
 /// A pruning error as one sentence, with the code `prune --help` gives it.
@@ -314,7 +217,7 @@ fn report(args: &Args, request: &Request, pruned: &Pruned, reached: Option<&Reac
     if args.json {
         let mut doc = serde_json::json!({
             "model": request.model.spec.name,
-            "by": args.by.name(),
+            "by": request.by.name(),
             "rule": match args.rule { Rule::Hrankplus => "hrankplus", Rule::Hrank => "hrank" },
             "copy": match request.inherit { Inherit::All => "all", Inherit::ConvOnly => "conv-only" },
             "compress_rate": pruned.compress_rate,

@@ -16,7 +16,9 @@ pub fn draw(root: &Area, file: &SensitivityFile) -> Drawn {
         root,
         &format!(
             "Sensitivity of {}: each conv pruned alone ({} validation images, filters by {})",
-            file.model, file.validation.images, file.by
+            file.model,
+            vggdsl::analysis::thousands(file.validation.images),
+            file.by
         ),
     )?;
     let lowest = file
