@@ -88,8 +88,9 @@ pub const PRUNE: Table = &[
     (0, "success"),
     (
         FAILED,
-        "FILE, the weights or the ranks are invalid or do not fit one another, or DIR cannot be\n\
-         written, is in use or holds files prune did not write (nothing is written)",
+        "FILE, the weights, the ranks or the sensitivity file are invalid or do not fit one\n\
+         another, a target cannot be met, or DIR cannot be written, is in use or holds files\n\
+         prune did not write (nothing is written)",
     ),
     (
         USAGE,
@@ -114,6 +115,18 @@ pub const STUDY: Table = &[
         INTERRUPTED,
         "interrupted by Ctrl-C or SIGTERM (the finished steps stay done)",
     ),
+];
+
+/// `sensitivity`.
+#[cfg(feature = "torch")]
+pub const SENSITIVITY: Table = &[
+    (0, "success"),
+    (
+        FAILED,
+        "FILE, the data, the weights or the ranks are invalid or do not fit one another, or DIR\n\
+         cannot be written (nothing is written)",
+    ),
+    (USAGE, "a file cannot be read, or the command line is wrong"),
 ];
 
 /// A table as `--help` prints it: `Exit codes:`, then a line per code, the meanings aligned.

@@ -1,11 +1,14 @@
 //! Reading the command's inputs: a FILE argument (a path, or `-` for standard input), its model,
-//! a ranks file.
+//! a ranks or sensitivity file.
 
 use crate::exit::{FAILED, MODEL, UNREADABLE};
 use crate::failure::Failure;
 use crate::FileArg;
 use std::io::Read;
-use vggdsl::files::ranks::{RanksFile, ReadError};
+use std::path::Path;
+use vggdsl::files::ranks::{self, RanksFile};
+use vggdsl::files::sensitivity::SensitivityFile;
+use vggdsl::files::ReadError;
 use vggdsl::Architecture;
 use vggdsl::PickError;
 
@@ -88,15 +91,21 @@ pub fn model<'a>(
 pub fn ranks(file: &FileArg, max_bytes: u64) -> Result<RanksFile, Failure> {
     let source = read_up_to(file, max_bytes)?;
     RanksFile::from_json(&source.text).map_err(|source_error| {
-        ranks_failure(ReadError::Format {
+        read_failure(ReadError::Format {
             path: source.name.into(),
+            what: ranks::WHAT,
             source: source_error,
         })
     })
 }
 
-/// A ranks file that cannot be read is exit 2, one that is not a ranks file exit 1.
-pub fn ranks_failure(error: ReadError) -> Failure {
+/// A sensitivity file of `vggdsl sensitivity`.
+pub fn sensitivity(path: &Path) -> Result<SensitivityFile, Failure> {
+    SensitivityFile::read(path).map_err(read_failure)
+}
+
+/// A file of vggdsl's formats that cannot be read is exit 2, one that is not its format exit 1.
+pub fn read_failure(error: ReadError) -> Failure {
     match error {
         ReadError::Io { .. } | ReadError::TooLarge { .. } => Failure::new(UNREADABLE, error),
         ReadError::Format { .. } => Failure::new(FAILED, error),

@@ -2,6 +2,8 @@
 //! `commands/`, reads through `input` and writes through `output`, and fails with a [`Failure`]
 //! that carries its exit code; nothing it prints can panic.
 
+#[cfg(feature = "torch")]
+mod budget;
 mod commands;
 mod exit;
 mod failure;
@@ -52,15 +54,16 @@ enum Command {
     #[command(after_help = exit::help(exit::EXPORT))]
     Export(commands::export::Args),
     /// Draw a picture (SVG, or PNG for OUT.png): `widths` of models, filter `ranks` with their
-    /// cut, `training` curves of runs, `bench` throughput against batch size, `study` accuracy
-    /// against MACs.
+    /// cut, `training` curves of runs, each conv's `sensitivity` to pruning, `bench` throughput
+    /// against batch size, `study` accuracy against MACs.
     #[command(after_help = exit::help(exit::COMPILER))]
     Plot(commands::plot::Args),
     /// Train a model with SGD on CIFAR-10/100 or (Fashion-)MNIST; checkpoints, resume, Ctrl-C.
     #[cfg(feature = "torch")]
     #[command(after_help = exit::help(exit::TRAIN))]
     Train(commands::train::Args),
-    /// Evaluate weights on a test set: accuracy, per-class accuracy, loss.
+    /// Evaluate weights on a test set: accuracy, per-class accuracy, loss (on the fused inference
+    /// path, `to_inference()`).
     #[cfg(feature = "torch")]
     #[command(after_help = exit::help(exit::EVAL))]
     Eval(commands::eval::Args),
@@ -74,6 +77,12 @@ enum Command {
     #[cfg(feature = "torch")]
     #[command(after_help = exit::help(exit::PRUNE))]
     Prune(commands::prune::Args),
+    /// Prune every conv alone at every rate, without fine-tuning, and measure each network on
+    /// validation images carved from the training set (accuracy, loss, params, MACs, latency);
+    /// writes DIR/sensitivity.json for `prune --strategy sensitivity` and `plot sensitivity`.
+    #[cfg(feature = "torch")]
+    #[command(after_help = exit::help(exit::SENSITIVITY))]
+    Sensitivity(commands::sensitivity::Args),
     /// Time a model's inference form (to_inference()) on one batch: the median of timed runs.
     #[cfg(feature = "torch")]
     #[command(after_help = exit::help(exit::COMPILER))]
@@ -135,6 +144,8 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Rank(args) => commands::rank::run(args),
         #[cfg(feature = "torch")]
         Command::Prune(args) => commands::prune::run(args),
+        #[cfg(feature = "torch")]
+        Command::Sensitivity(args) => commands::sensitivity::run(args),
         #[cfg(feature = "torch")]
         Command::Latency(args) => commands::latency::run(args),
         #[cfg(feature = "torch")]

@@ -402,7 +402,7 @@ fn an_unknown_kind_is_one_sentence() {
     assert_eq!(code, 1);
     assert_eq!(
         err,
-        "error: unknown plot kind `histogram`; the kinds are widths, ranks, training, bench and study\n"
+        "error: unknown plot kind `histogram`; the kinds are widths, ranks, training, sensitivity, bench and study\n"
     );
 }
 

@@ -236,7 +236,7 @@ fn study_files_of_the_examples_and_the_reference_are_valid() {
     let both = "budgets = [{ macs_removed = 0.5, compress_rate = \"[0.3] * 4\" }]\n";
     let err = bad(&format!("{base}criteria = [\"l1\"]\n{both}"));
     assert!(
-        err.contains("either `macs_removed` or `compress_rate`"),
+        err.contains("exactly one of `macs_removed`, `compress_rate`"),
         "{err}"
     );
     let err = bad(&format!("{base}criteria = [\"l1\"]\nbudget = []\n"));

@@ -331,12 +331,33 @@ pub struct Inference {
 impl Inference {
     /// Inference forward pass; no gradients are recorded.
     pub fn forward(&self, xs: &Tensor) -> Tensor {
+        let xs = self.features_between(0..self.features.len(), &inference::enter(xs));
+        self.classify(&xs)
+    }
+
+    /// How many inference layers the features are: one per [`ir::fusions`] entry of the
+    /// model's features (a conv with its BatchNorm and ReLU is one).
+    pub fn feature_layers(&self) -> usize {
+        self.features.len()
+    }
+
+    /// The feature layers `layers` (indices as [`Inference::feature_layers`] counts) on `xs`: the
+    /// batch as [`inference::enter`] lays it out for the first layer, or what the layers before
+    /// `layers` returned. A pass split in two runs the same ops as [`Inference::forward`]: the
+    /// maps before a layer can be kept and the rest run again on them alone.
+    pub fn features_between(&self, layers: std::ops::Range<usize>, xs: &Tensor) -> Tensor {
         let _guard = tch::no_grad_guard();
-        let mut xs = inference::enter(xs);
-        for layer in &self.features {
+        let mut xs = xs.shallow_clone();
+        for layer in &self.features[layers] {
             xs = layer.forward(&xs);
         }
-        let mut xs = inference::leave(self.head.forward(&xs)).flatten(1, -1);
+        xs
+    }
+
+    /// The head and the classifier on the features' output: the logits.
+    pub fn classify(&self, xs: &Tensor) -> Tensor {
+        let _guard = tch::no_grad_guard();
+        let mut xs = inference::leave(self.head.forward(xs)).flatten(1, -1);
         for layer in &self.classifier {
             xs = layer.forward(&xs);
         }

@@ -3,6 +3,8 @@
 pub mod check;
 pub mod compile;
 #[cfg(feature = "torch")]
+pub mod criterion;
+#[cfg(feature = "torch")]
 pub mod eval;
 pub mod export;
 #[cfg(feature = "torch")]
@@ -12,6 +14,8 @@ pub mod plot;
 pub mod prune;
 #[cfg(feature = "torch")]
 pub mod rank;
+#[cfg(feature = "torch")]
+pub mod sensitivity;
 #[cfg(feature = "torch")]
 pub mod setup;
 #[cfg(feature = "torch")]

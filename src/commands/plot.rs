@@ -1,10 +1,10 @@
 //! `vggdsl plot KIND … -o OUT.svg`: the pictures pruning work is read in: channel widths, filter
-//! ranks with their cut, training curves, and inference throughput against batch size. SVG, or
-//! PNG when OUT ends in `.png`.
+//! ranks with their cut, training curves, each conv's sensitivity to pruning, and inference
+//! throughput against batch size. SVG, or PNG when OUT ends in `.png`.
 
 use crate::exit::{FAILED, MODEL, USAGE};
 use crate::failure::Failure;
-use crate::plot::{self, bench, ranks, study, training, widths};
+use crate::plot::{self, bench, ranks, sensitivity, study, training, widths};
 use crate::{input, output, rates, FileArg};
 use std::ffi::OsString;
 use std::io::Read;
@@ -20,7 +20,7 @@ pub struct Args {
 }
 
 /// The kinds of picture, as `vggdsl plot --help` lists them.
-const KINDS: &str = "widths, ranks, training, bench and study";
+const KINDS: &str = "widths, ranks, training, sensitivity, bench and study";
 
 #[derive(clap::Subcommand)]
 enum Kind {
@@ -57,6 +57,16 @@ enum Kind {
         /// each run by its folder.
         #[arg(required = true, value_name = "RUN_DIR")]
         runs: Vec<PathBuf>,
+        #[command(flatten)]
+        out: Out,
+    },
+    /// The accuracy with one conv pruned against the rate, a line per conv, from a sweep of
+    /// `vggdsl sensitivity`.
+    Sensitivity {
+        /// A sensitivity file, as `vggdsl sensitivity` writes it (docs/language.md,
+        /// "Sensitivity files").
+        #[arg(value_name = "SENSITIVITY")]
+        sensitivity: PathBuf,
         #[command(flatten)]
         out: Out,
     },
@@ -139,7 +149,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
                     .as_ref()
                     .and_then(|(_, m)| m.spec.compress_rate.clone()),
             };
-            figure.cut(rates.as_deref());
+            let round_to = model.as_ref().map_or(1, |(_, m)| m.spec.round_to());
+            figure.cut(rates.as_deref(), round_to);
             let (w, h) = ranks::size(&figure);
             (plot::svg(w, h, |root| ranks::draw(root, &figure)), out)
         }
@@ -150,6 +161,14 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 .collect::<Result<Vec<_>, _>>()?;
             let (w, h) = training::SIZE;
             (plot::svg(w, h, |root| training::draw(root, &runs)), out)
+        }
+        Kind::Sensitivity {
+            sensitivity: path,
+            out,
+        } => {
+            let file = input::sensitivity(&path)?;
+            let (w, h) = sensitivity::SIZE;
+            (plot::svg(w, h, |root| sensitivity::draw(root, &file)), out)
         }
         Kind::Bench { results, out } => {
             let results = bench::Results::read(&results)?;

@@ -4,22 +4,20 @@
 //! FILE's model without its `compress_rate` is the network W holds and R ranks; the rates come
 //! from `--compress-rate` or, without it, from FILE's own `compress_rate`.
 
-use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 use vggdsl::analysis::{self, thousands};
 use vggdsl::select::WidthRule;
 use vggdsl_runtime::state_dict::safetensors_bytes;
-use vggdsl_train::data::{Dataset, ImageSet};
+use vggdsl_train::budget::{prune_to, BudgetError, Reached};
 use vggdsl_train::hrank::Inherit;
-use vggdsl_train::prune::{
-    self, describe, By as Criterion, Figures, Rates, TaylorImages, KEPT_FILE, MODEL_FILE,
-    WEIGHTS_FILE,
-};
+use vggdsl_train::prune::{self, describe, Figures, Rates, KEPT_FILE, MODEL_FILE, WEIGHTS_FILE};
 use vggdsl_train::{PruneError, Pruned, Request};
 
-use super::setup::{self, load_split, parse_dataset, weights_failure};
+use super::criterion::CriterionArgs;
+use super::setup::weights_failure;
+use crate::budget::BudgetArgs;
 use crate::exit::{FAILED, USAGE};
 use crate::failure::Failure;
 use crate::staged::{refuse_overwrite, Staged};
@@ -37,23 +35,25 @@ pub struct Args {
     /// The weights of the unpruned model (.safetensors or a torch.save archive).
     #[arg(long, value_name = "W")]
     weights: PathBuf,
-    /// ranks.json from `vggdsl rank` on the unpruned model (needed with --by rank).
-    #[arg(long, value_name = "R")]
-    ranks: Option<PathBuf>,
     /// Rates in the language's list syntax, one per conv or one fewer (the last conv keeps its
     /// width), e.g. "[0.95] + [0.5] * 6 + [0.9] * 4 + [0.8] * 2" [default: FILE's compress_rate]
-    #[arg(long, value_name = "RATES", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "RATES",
+        allow_hyphen_values = true,
+        conflicts_with = "target"
+    )]
     compress_rate: Option<String>,
-    /// Which filters survive: the highest mean feature-map rank, the largest L1 norm, a random
-    /// choice (seeded by --seed), the largest BatchNorm scale |γ| (Network Slimming), the
-    /// largest sum of distances to the conv's other filters (FPGM), or the highest first-order
-    /// Taylor importance |a·∂L/∂a| over training images; ties go to the lower filter index.
-    #[arg(long, value_enum, default_value_t = By::Rank)]
-    by: By,
+    #[command(flatten)]
+    criterion: CriterionArgs,
     /// How many filters survive: hrankplus keeps int(c·(1 − r)) as the language does; hrank
     /// keeps HRank's c − int(r·c), written as the rates that give those widths.
-    #[arg(long, value_enum, default_value_t = Rule::Hrankplus)]
+    #[arg(long, value_enum, default_value_t = Rule::Hrankplus, conflicts_with = "target")]
     rule: Rule,
+    /// Round every pruned width up to a multiple of N (never past the conv's width), and write
+    /// `round_to = N` into the pruned model [default: FILE's round_to, else 1: no rounding]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..=65536))]
+    round_to: Option<i64>,
     /// What surgery copies: all tensors, sliced; or only the conv kernels, as HRankPlus does
     /// (the rest keeps the pruned model's fresh init, drawn after seeding with --seed).
     #[arg(long, value_enum, default_value_t = CopyArg::All)]
@@ -69,35 +69,7 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    taylor: TaylorArgs,
-}
-
-/// The training images `--by taylor` scores filters on: the first batches, in file order.
-#[derive(clap::Args)]
-#[command(next_help_heading = "Data (--by taylor)")]
-struct TaylorArgs {
-    /// The dataset [default: the one whose images and classes the model takes]
-    #[arg(long, value_name = "NAME", value_parser = parse_dataset)]
-    dataset: Option<Dataset>,
-    /// The folder holding the dataset's files [default for fashion-mnist: Debian's]
-    #[arg(long, value_name = "DIR")]
-    data: Option<PathBuf>,
-    /// How many batches of the training set the Taylor importance averages over.
-    #[arg(long, value_name = "N", default_value_t = NonZeroUsize::new(5).expect("positive"))]
-    limit: NonZeroUsize,
-    /// Images per batch.
-    #[arg(long, value_name = "N", default_value_t = NonZeroUsize::new(128).expect("positive"))]
-    batch_size: NonZeroUsize,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum By {
-    Rank,
-    L1,
-    Random,
-    Bn,
-    Fpgm,
-    Taylor,
+    budget: BudgetArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -110,19 +82,6 @@ enum Rule {
 enum CopyArg {
     All,
     ConvOnly,
-}
-
-impl By {
-    fn name(self) -> &'static str {
-        match self {
-            By::Rank => "rank",
-            By::L1 => "l1",
-            By::Random => "random",
-            By::Bn => "bn",
-            By::Fpgm => "fpgm",
-            By::Taylor => "taylor",
-        }
-    }
 }
 
 impl Rule {
@@ -146,42 +105,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }),
         None => None,
     };
-    let taylor_set;
-    let by = match (args.by, &args.ranks) {
-        (By::Rank, Some(path)) => Criterion::Rank(path),
-        (By::Rank, None) => {
-            return Err(Failure::new(
-                USAGE,
-                "--by rank needs --ranks R, the ranks.json of `vggdsl rank`",
-            ))
-        }
-        (by, Some(_)) => {
-            return Err(Failure::new(
-                USAGE,
-                format_args!(
-                    "--ranks is read only by --by rank, so --by {} would ignore it; leave it out, \
-                     or prune --by rank",
-                    by.name()
-                ),
-            ))
-        }
-        (By::L1, None) => Criterion::L1,
-        (By::Random, None) => Criterion::Random,
-        (By::Bn, None) => Criterion::Bn,
-        (By::Fpgm, None) => Criterion::Fpgm,
-        (By::Taylor, None) => {
-            taylor_set = taylor_images(&args.taylor, model)?;
-            Criterion::Taylor(TaylorImages {
-                set: &taylor_set,
-                images: args
-                    .taylor
-                    .limit
-                    .get()
-                    .saturating_mul(args.taylor.batch_size.get()),
-                batch_size: args.taylor.batch_size,
-            })
-        }
-    };
+    let taylor_set = args.criterion.taylor_images(model)?;
+    let by = args.criterion.by(taylor_set.as_ref())?;
     let inherit = match args.copy {
         CopyArg::All => Inherit::All,
         CopyArg::ConvOnly => Inherit::ConvOnly,
@@ -194,6 +119,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         rates,
         by,
         rule: args.rule.width_rule(),
+        round_to: args.round_to,
         inherit,
         seed: args.seed,
     };
@@ -201,7 +127,30 @@ pub fn run(args: Args) -> Result<(), Failure> {
     // Before the work: a folder that cannot be written, or someone else's, fails first.
     let mut staged = Staged::new(&args.out)?;
     refuse_foreign(&staged)?;
-    let pruned = prune::prune(&request).map_err(|e| prune_failure(e, &request))?;
+    let (pruned, reached) = match args.budget.inputs()? {
+        None => (
+            prune::prune(&request).map_err(|e| prune_failure(e, &request))?,
+            None,
+        ),
+        Some(mut inputs) => {
+            let budget = args.budget.budget(&mut inputs);
+            let (pruned, reached) = prune_to(&request, budget).map_err(|e| match e {
+                BudgetError::Prune(e) => prune_failure(e, &request),
+                e => Failure::new(FAILED, e),
+            })?;
+            if !reached.met() {
+                return Err(Failure::new(
+                    FAILED,
+                    format_args!(
+                        "the target {} was not met: the fastest network timed took {:.3} ms, \
+                         more than {:.3} ms (nothing is written)",
+                        reached.target, reached.reached, reached.limit
+                    ),
+                ));
+            }
+            (pruned, Some(reached))
+        }
+    };
     let weights =
         safetensors_bytes(pruned.vars.variables()).map_err(|e| Failure::new(FAILED, e))?;
     staged.write(MODEL_FILE, pruned.text.as_bytes())?;
@@ -211,37 +160,18 @@ pub fn run(args: Args) -> Result<(), Failure> {
     for note in &pruned.notes {
         output::stderr(&format!("note: {note}\n"));
     }
-    output::stdout(report(&args, &request, &pruned).as_bytes())
-}
-
-/// The training set `--by taylor` reads, of the dataset the model takes (or `--dataset`).
-fn taylor_images(args: &TaylorArgs, model: &vggdsl::Architecture) -> Result<ImageSet, Failure> {
-    let spec = &model.spec;
-    let dataset = args
-        .dataset
-        .or_else(|| setup::infer_dataset(spec.input, spec.num_classes))
-        .ok_or_else(|| {
-            Failure::new(
-                USAGE,
-                "--by taylor needs training images: name the dataset with --dataset",
-            )
-        })?;
-    dataset
-        .check_model(&spec.name, spec.input, spec.num_classes)
-        .map_err(|e| Failure::new(FAILED, e))?;
-    let dir = setup::data_dir(args.data.as_ref(), dataset)?;
-    load_split(dataset, vggdsl_train::data::Split::Train, &dir)
+    output::stdout(report(&args, &request, &pruned, reached.as_ref()).as_bytes())
 }
 
 /// A pruning error as one sentence, with the code `prune --help` gives it.
-fn prune_failure(error: PruneError, request: &Request) -> Failure {
+pub(super) fn prune_failure(error: PruneError, request: &Request) -> Failure {
     match error {
         PruneError::NoRates { model, file } => Failure::new(
             USAGE,
             format_args!("model {model} of {file} has no compress_rate, so give --compress-rate"),
         ),
         PruneError::Weights(e) => weights_failure(&e, &request.model.spec.name),
-        PruneError::Ranks(e) => input::ranks_failure(e),
+        PruneError::Ranks(e) => input::read_failure(e),
         e @ (PruneError::RanksDoNotFit { .. }
         | PruneError::PrunedWeights { .. }
         | PruneError::NoBatchNorm(_)
@@ -308,24 +238,32 @@ fn refuse_foreign(staged: &Staged) -> Result<(), Failure> {
     Err(Failure::new(FAILED, why))
 }
 
-/// The before/after figures as HRank's table or as JSON, and how the model was pruned.
-fn report(args: &Args, request: &Request, pruned: &Pruned) -> String {
+/// The before/after figures as HRank's table or as JSON, how the model was pruned, and the target
+/// it reached, if any.
+fn report(args: &Args, request: &Request, pruned: &Pruned, reached: Option<&Reached>) -> String {
     let copied = match request.inherit {
         Inherit::All => "every tensor".to_owned(),
         Inherit::ConvOnly => format!("conv kernels only (the rest fresh, seed {})", args.seed),
     };
+    let widths = match reached {
+        Some(_) => format!(
+            "chosen by --strategy {} (compress_rate = {})",
+            args.budget.strategy(),
+            pruned.compress_rate
+        ),
+        None => describe(request.rule).to_owned(),
+    };
     let by = format!(
-        "Kept by: {}\nWidths: {}\nCopied: {copied}\nWrote: {}",
+        "Kept by: {}\nWidths: {widths}\nCopied: {copied}\nWrote: {}",
         pruned.criterion,
-        describe(request.rule),
         [MODEL_FILE, WEIGHTS_FILE, KEPT_FILE]
             .map(|f| args.out.join(f).display().to_string())
             .join(", ")
     );
     if args.json {
-        let doc = serde_json::json!({
+        let mut doc = serde_json::json!({
             "model": request.model.spec.name,
-            "by": args.by.name(),
+            "by": request.by.name(),
             "rule": match args.rule { Rule::Hrankplus => "hrankplus", Rule::Hrank => "hrank" },
             "copy": match request.inherit { Inherit::All => "all", Inherit::ConvOnly => "conv-only" },
             "compress_rate": pruned.compress_rate,
@@ -334,10 +272,14 @@ fn report(args: &Args, request: &Request, pruned: &Pruned) -> String {
             "out": args.out,
             "convention": analysis::CONVENTION,
         });
+        if let Some(reached) = reached {
+            doc["target"] = args.budget.json(reached);
+        }
         serde_json::to_string_pretty(&doc).expect("figures serialize") + "\n"
     } else {
+        let target = reached.map_or_else(String::new, |r| args.budget.report(r));
         format!(
-            "{}{by}\n({})\n",
+            "{}{by}\n{target}({})\n",
             table(&pruned.figures),
             analysis::CONVENTION
         )

@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use vggdsl::analysis::thousands;
-use vggdsl_train::data::{carve_validation, default_validation_size, split, Dataset, Split};
+use vggdsl_train::data::{
+    carve_validation, default_validation_size, split, Dataset, ImageSet, Split,
+};
 use vggdsl_train::trainer::Data;
 
 use super::setup::load_split;
@@ -37,23 +39,36 @@ impl SplitArgs {
         dir: &Path,
         saved: Option<usize>,
     ) -> Result<Data, Failure> {
-        let limit = |set, n: Option<u64>| match n {
-            Some(n) => split::first(&set, usize::try_from(n).unwrap_or(usize::MAX)),
-            None => set,
-        };
-        let train = limit(load_split(dataset, Split::Train, dir)?, self.limit_train);
+        let train = load_split(dataset, Split::Train, dir)?;
         let test = limit(load_split(dataset, Split::Test, dir)?, self.limit_test);
-        let size = saved
-            .or(self.val_size)
-            .unwrap_or_else(|| default_validation_size(train.len()));
-        let (train, validation) =
-            carve_validation(&train, size).map_err(|e| Failure::new(FAILED, e))?;
+        let (train, validation) = carve(&train, self.limit_train, saved.or(self.val_size))?;
         Ok(Data {
             train,
             validation,
             test,
         })
     }
+}
+
+/// The first `n` images of `set` (all without `n`).
+fn limit(set: ImageSet, n: Option<u64>) -> ImageSet {
+    match n {
+        Some(n) => split::first(&set, usize::try_from(n).unwrap_or(usize::MAX)),
+        None => set,
+    }
+}
+
+/// A training set's first `limit_train` images (all without it) split into the images trained
+/// on and `size` validation images (the default size without it; none for 0): what every
+/// command that needs validation images takes, so that they are the same images everywhere.
+pub fn carve(
+    train: &ImageSet,
+    limit_train: Option<u64>,
+    size: Option<usize>,
+) -> Result<(ImageSet, Option<ImageSet>), Failure> {
+    let train = limit(train.clone(), limit_train);
+    let size = size.unwrap_or_else(|| default_validation_size(train.len()));
+    carve_validation(&train, size).map_err(|e| Failure::new(FAILED, e))
 }
 
 /// `55,000 training, 5,000 validation, 10,000 test images`.

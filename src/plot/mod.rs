@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod ranks;
+pub mod sensitivity;
 pub mod study;
 pub mod training;
 pub mod widths;

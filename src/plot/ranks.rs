@@ -109,12 +109,13 @@ impl Ranks {
         (source, name)
     }
 
-    /// Marks the filters each conv keeps under `rates` (one per conv of the file).
-    pub fn cut(&mut self, rates: Option<&[f64]>) {
+    /// Marks the filters each conv keeps under `rates` (one per conv of the file), widths
+    /// rounded up to a multiple of `round_to` as the model's are.
+    pub fn cut(&mut self, rates: Option<&[f64]>, round_to: i64) {
         let Some(rates) = rates else { return };
         for (conv, &rate) in self.convs.iter_mut().zip(rates) {
             let keep = WidthRule::HRankPlus
-                .kept(conv.ranks.len() as i64, rate)
+                .kept(conv.ranks.len() as i64, rate, round_to)
                 .max(0);
             let mut kept = vec![false; conv.ranks.len()];
             for i in keep_highest(&conv.ranks, keep as usize) {
@@ -257,7 +258,7 @@ mod tests {
                 images: 1,
                 convs: vec![("conv0".into(), vec![3.0, 5.0, 4.0, 4.0, 1.0, 0.0, 4.0, 4.0])],
             });
-            r.cut(Some(&[rate]));
+            r.cut(Some(&[rate]), 1);
             r.convs.remove(0).kept.unwrap()
         };
         // int(8 × 0.5) = 4 kept: 5.0 (filter 1), then three of the four 4.0s: filters 2, 3, 6.

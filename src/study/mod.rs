@@ -5,16 +5,18 @@
 pub mod plan;
 pub mod report;
 pub mod run;
+mod targets;
 
 use std::path::{Path, PathBuf};
 
 use vggdsl::analysis;
-use vggdsl::files::study::{Budget, StudyFile};
+use vggdsl::files::study::StudyFile;
 use vggdsl::Architecture;
 
 use crate::exit::{FAILED, USAGE};
 use crate::failure::Failure;
 use plan::{base_schedule, scratch_b_epochs, text, Arg, Common, Kind, Plan};
+use targets::write_architecture;
 
 /// A study read and laid out: the model, where things go, and every row's steps.
 pub struct Study {
@@ -39,8 +41,22 @@ pub struct BaseSteps {
 
 pub struct BudgetInfo {
     pub name: String,
+    /// The budget's one architecture, for rates and `macs_removed` (what every criterion cuts
+    /// to) and for MACs and parameter targets (the uniform strategy's widths, what the baselines
+    /// train); `None` for a latency target, whose widths the machine decides.
+    pub fixed: Option<Fixed>,
+}
+
+/// An architecture known when the study is laid out: its rates, itself, its latency step.
+pub struct Fixed {
     pub compress_rate: String,
     pub architecture: Architecture,
+    pub latency: usize,
+}
+
+/// A prune whose widths its own step chooses (a target): its folder and its latency step.
+pub struct PrunedRef {
+    pub folder: PathBuf,
     pub latency: usize,
 }
 
@@ -53,6 +69,8 @@ pub struct RowSteps {
     pub surgery: Option<usize>,
     /// The fine-tuning, or the scratch training.
     pub train: usize,
+    /// Where the row's architecture is, when its prune chose it; else the budget's.
+    pub pruned: Option<PrunedRef>,
 }
 
 impl Study {
@@ -116,68 +134,102 @@ impl Study {
         };
         let base = l.base(dir);
         self.base.accuracy = base.step;
-        self.base.latency = l.latency("latency/base", &l.model_path.clone());
+        self.base.latency = l.latency("latency/base", &l.model_path.clone(), vec![]);
         let (base_epochs, milestones) = base_schedule(self.model.spec.train.clone(), &f.base.train);
         let base_macs = analysis::summarize(&self.model).macs;
         for (i, budget) in f.prune.budgets.iter().enumerate() {
             let name = budget.name(i);
-            let rates = rates_for(&self.model, budget);
-            let arch_file = self.out.join(&name).join("model.vgg");
-            let architecture = write_architecture(source, &self.model, &rates, &arch_file)?;
-            let arch_path = arch_file.display().to_string();
-            let latency = l.latency(&format!("{name}/latency"), &arch_path);
-            for criterion in &f.prune.criteria {
-                let seeds = l.criterion(&base, &name, &rates, criterion);
-                self.rows
-                    .extend(seeds.into_iter().map(|(seed, surgery, train)| RowSteps {
-                        budget: i,
-                        method: criterion.clone(),
-                        seed,
-                        surgery: Some(surgery),
-                        train,
-                    }));
-            }
-            let b_epochs = scratch_b_epochs(
-                base_epochs,
-                base_macs,
-                analysis::summarize(&architecture).macs,
-            );
-            for baseline in &f.baselines {
-                let (epochs, milestones) = match baseline.as_str() {
-                    "scratch-b" => {
-                        let ratio = f64::from(b_epochs) / f64::from(base_epochs.max(1));
-                        let scaled = milestones
-                            .as_ref()
-                            .map(|m| m.iter().map(|&x| (f64::from(x) * ratio) as u32).collect());
-                        (b_epochs, scaled)
-                    }
-                    _ => (base_epochs, milestones.clone()),
-                };
-                for &seed in &f.seeds {
-                    let id = format!("{name}/{baseline}/s{seed}/train");
-                    let mut flags = f.base.train.clone();
-                    (flags.seed, flags.epochs, flags.milestones) =
-                        (Some(seed), Some(epochs), milestones.clone());
-                    let mut a = l.common.train(&arch_path, &l.out.join(&id));
-                    a.extend(text(flags.flags()));
-                    let train = l.plan.add(id, Kind::Train, a, vec![]);
-                    self.rows.push(RowSteps {
-                        budget: i,
-                        method: baseline.clone(),
-                        seed,
-                        surgery: None,
-                        train,
-                    });
+            let fixed = match targets::fixed_rates(&self.model, budget) {
+                Some((rates, round_to)) => {
+                    let arch_file = self.out.join(&name).join("model.vgg");
+                    let architecture =
+                        write_architecture(source, &self.model, &rates, round_to, &arch_file)?;
+                    let arch_path = arch_file.display().to_string();
+                    let latency = l.latency(&format!("{name}/latency"), &arch_path, vec![]);
+                    Some((
+                        arch_path,
+                        Fixed {
+                            compress_rate: rates,
+                            architecture,
+                            latency,
+                        },
+                    ))
                 }
+                None => None,
+            };
+            for method in targets::methods(&f, budget, &fixed) {
+                let rows = l.criterion(&base, &name, &method);
+                self.rows.extend(rows.into_iter().map(|r| RowSteps {
+                    budget: i,
+                    method: method.label.clone(),
+                    seed: r.seed,
+                    surgery: Some(r.surgery),
+                    train: r.train,
+                    pruned: r.pruned,
+                }));
+            }
+            if let Some((arch_path, fixed)) = &fixed {
+                let b_epochs = scratch_b_epochs(
+                    base_epochs,
+                    base_macs,
+                    analysis::summarize(&fixed.architecture).macs,
+                );
+                let rows = l.baselines(i, &name, arch_path, (base_epochs, b_epochs), &milestones);
+                self.rows.extend(rows);
             }
             self.budgets.push(BudgetInfo {
                 name,
-                compress_rate: rates,
-                architecture,
-                latency,
+                fixed: fixed.map(|(_, fixed)| fixed),
             });
         }
         Ok(())
+    }
+}
+
+impl Layout<'_> {
+    /// The baselines of budget `i`: its architecture `arch_path` trained from scratch, for the
+    /// base's epochs (Scratch-E) or `epochs.1` (Scratch-B), per seed.
+    fn baselines(
+        &mut self,
+        i: usize,
+        name: &str,
+        arch_path: &str,
+        epochs: (u32, u32),
+        milestones: &Option<Vec<u32>>,
+    ) -> Vec<RowSteps> {
+        let (base_epochs, b_epochs) = epochs;
+        let f = self.f;
+        let mut rows = Vec::new();
+        for baseline in &f.baselines {
+            let (epochs, milestones) = match baseline.as_str() {
+                "scratch-b" => {
+                    let ratio = f64::from(b_epochs) / f64::from(base_epochs.max(1));
+                    let scaled = milestones
+                        .as_ref()
+                        .map(|m| m.iter().map(|&x| (f64::from(x) * ratio) as u32).collect());
+                    (b_epochs, scaled)
+                }
+                _ => (base_epochs, milestones.clone()),
+            };
+            for &seed in &f.seeds {
+                let id = format!("{name}/{baseline}/s{seed}/train");
+                let mut flags = f.base.train.clone();
+                (flags.seed, flags.epochs, flags.milestones) =
+                    (Some(seed), Some(epochs), milestones.clone());
+                let mut a = self.common.train(arch_path, &self.out.join(&id));
+                a.extend(text(flags.flags()));
+                let train = self.plan.add(id, Kind::Train, a, vec![]);
+                rows.push(RowSteps {
+                    budget: i,
+                    method: baseline.clone(),
+                    seed,
+                    surgery: None,
+                    train,
+                    pruned: None,
+                });
+            }
+        }
+        rows
     }
 }
 
@@ -207,7 +259,8 @@ impl Layout<'_> {
         self.out.join(id).display().to_string()
     }
 
-    fn latency(&mut self, id: &str, model: &str) -> usize {
+    /// `vggdsl latency` of `model`, after the steps `needs` (the one that writes it, if any).
+    fn latency(&mut self, id: &str, model: &str, needs: Vec<usize>) -> usize {
         let lat = self.f.latency;
         let mut a = text(["latency", model, "--json"]);
         a.extend(text([
@@ -217,7 +270,7 @@ impl Layout<'_> {
             lat.threads.to_string(),
         ]));
         a.extend(self.common.model.iter().cloned());
-        self.plan.add(id.into(), Kind::Latency, a, vec![])
+        self.plan.add(id.into(), Kind::Latency, a, needs)
     }
 
     /// The base (trained, or its weights evaluated), its ranks and its sparsity-trained twin.
@@ -275,17 +328,13 @@ impl Layout<'_> {
         }
     }
 
-    /// One criterion at one budget: its prune and the eval after surgery (once, or per seed for
-    /// a choice that depends on it), and a fine-tuning per seed: `(seed, surgery, fine-tuning)`.
-    fn criterion(
-        &mut self,
-        base: &BaseRefs,
-        budget: &str,
-        rates: &str,
-        criterion: &str,
-    ) -> Vec<(u64, usize, usize)> {
+    /// One method at one budget: its prune and the eval after surgery (once, or per seed for a
+    /// choice that depends on it), a fine-tuning per seed, and when the prune chooses the widths,
+    /// the pruned model's latency.
+    fn criterion(&mut self, base: &BaseRefs, budget: &str, method: &Method) -> Vec<MethodRow> {
         let f = self.f;
-        let (weights, needs) = match (criterion, base.sparse) {
+        let criterion = method.by.as_str();
+        let (weights, mut needs) = match (criterion, base.sparse) {
             ("bn", Some(step)) => (Arg::Weights(self.out.join("base-sparse")), vec![step]),
             ("rank", _) => (
                 base.weights.clone(),
@@ -293,32 +342,45 @@ impl Layout<'_> {
             ),
             _ => (base.weights.clone(), base.needs.clone()),
         };
+        let sensitivity = method
+            .sweep
+            .then(|| self.sensitivity(criterion, &weights, needs.clone()));
+        needs.extend(sensitivity.as_ref().map(|(step, _)| *step));
+        let mut flags = method.flags.clone();
+        if let Some((_, file)) = sensitivity {
+            flags.extend(text(["--sensitivity".to_owned(), file]));
+        }
         let per_seed = criterion == "random" || f.prune.copy.as_deref() == Some("conv-only");
-        let mut shared: Option<(usize, usize, String)> = None;
+        let mut shared: Option<(usize, usize, String, Option<usize>)> = None;
         let mut rows = Vec::new();
         for &seed in &f.seeds {
-            let (prune, surgery, cut) = match &shared {
+            let (prune, surgery, cut, latency) = match &shared {
                 Some(steps) => steps.clone(),
                 None => {
                     let folder = match per_seed {
-                        true => format!("{budget}/{criterion}/s{seed}"),
-                        false => format!("{budget}/{criterion}"),
+                        true => format!("{budget}/{}/s{seed}", method.label),
+                        false => format!("{budget}/{}", method.label),
                     };
                     let cut = Cut {
                         folder: &folder,
                         criterion,
-                        rates,
+                        flags: &flags,
                         seed,
                         weights: &weights,
                     };
-                    let steps = self.cut(&cut, needs.clone());
+                    let (prune, surgery, dir) = self.cut(&cut, needs.clone());
+                    let latency = method.chooses.then(|| {
+                        let model = format!("{dir}/model.vgg");
+                        self.latency(&format!("{folder}/latency"), &model, vec![prune])
+                    });
+                    let steps = (prune, surgery, dir, latency);
                     if !per_seed {
                         shared = Some(steps.clone());
                     }
                     steps
                 }
             };
-            let id = format!("{budget}/{criterion}/s{seed}/finetune");
+            let id = format!("{budget}/{}/s{seed}/finetune", method.label);
             let mut a = self
                 .common
                 .train(&format!("{cut}/model.vgg"), &self.out.join(&id));
@@ -329,18 +391,45 @@ impl Layout<'_> {
                 seed.to_string(),
             ]));
             a.extend(text(f.finetune.flags()));
-            let t = self.plan.add(id, Kind::Train, a, vec![prune]);
-            rows.push((seed, surgery, t));
+            let train = self.plan.add(id, Kind::Train, a, vec![prune]);
+            rows.push(MethodRow {
+                seed,
+                surgery,
+                train,
+                pruned: latency.map(|latency| PrunedRef {
+                    folder: PathBuf::from(&cut),
+                    latency,
+                }),
+            });
         }
         rows
     }
 }
 
-/// One prune: where, by what, to which rates, with which seed, from which weights.
+/// One method's row of one seed: its steps.
+struct MethodRow {
+    seed: u64,
+    surgery: usize,
+    train: usize,
+    pruned: Option<PrunedRef>,
+}
+
+/// How a budget is cut by one criterion: the flags that say to what (rates or a target and a
+/// strategy), its name in folders and tables, whether it needs a sensitivity sweep, and whether
+/// its prune chooses the widths.
+pub struct Method {
+    pub by: String,
+    pub label: String,
+    pub flags: Vec<Arg>,
+    pub sweep: bool,
+    pub chooses: bool,
+}
+
+/// One prune: where, by what, to what, with which seed, from which weights.
 struct Cut<'a> {
     folder: &'a str,
     criterion: &'a str,
-    rates: &'a str,
+    flags: &'a [Arg],
     seed: u64,
     weights: &'a Arg,
 }
@@ -360,8 +449,6 @@ impl Layout<'_> {
             &self.model_path,
             "--by",
             cut.criterion,
-            "--compress-rate",
-            cut.rates,
             "--seed",
             &seed,
             "--out",
@@ -369,6 +456,7 @@ impl Layout<'_> {
             "--weights",
         ]);
         a.push(cut.weights.clone());
+        a.extend(cut.flags.iter().cloned());
         a.extend(self.common.model.iter().cloned());
         if cut.criterion == "rank" {
             a.extend(text(["--ranks".to_owned(), self.path("ranks/ranks.json")]));
@@ -405,54 +493,4 @@ fn prune_batches(f: &StudyFile) -> Vec<Arg> {
         a.extend(text(["--batch-size".to_owned(), b.to_string()]));
     }
     a
-}
-
-/// A budget's rates as the language's list: the rates given, or one rate for every conv, the
-/// smallest multiple of 0.001 that removes at least the share of the MACs asked for.
-pub fn rates_for(model: &Architecture, budget: &Budget) -> String {
-    if let Some(rates) = &budget.compress_rate {
-        return rates.clone();
-    }
-    let share = budget
-        .macs_removed
-        .expect("a checked budget has one of the two");
-    let convs = model.convs().count();
-    let base = analysis::summarize(model).macs as f64;
-    let mut spec = model.spec.unpruned();
-    for step in 1..1000 {
-        let rate = f64::from(step) / 1000.0;
-        spec.compress_rate = Some(vec![rate; convs]);
-        let Ok(pruned) = vggdsl::ir::lower(&spec) else {
-            break; // a conv would keep no filter
-        };
-        if 1.0 - analysis::summarize(&pruned).macs as f64 / base >= share {
-            return format!("[{rate}] * {convs}");
-        }
-    }
-    format!("[0.999] * {convs}")
-}
-
-/// The pruned architecture of a budget as its own `.vgg` file (what the scratch baselines
-/// train, and `latency` times), written only if it changed.
-fn write_architecture(
-    source: &str,
-    model: &Architecture,
-    rates: &str,
-    path: &Path,
-) -> Result<Architecture, Failure> {
-    let comment = format!(
-        "{} at the rates {rates}, written by `vggdsl study`.",
-        model.spec.name
-    );
-    let (text, _) = vggdsl::rewrite::with_compress_rate(source, &model.spec.name, rates, &comment)
-        .expect("the source parsed and has the model");
-    let nets =
-        vggdsl::load(&text, &path.display().to_string()).map_err(|d| Failure::invalid(&d))?;
-    let dir = path.parent().expect("a folder");
-    std::fs::create_dir_all(dir).map_err(|e| Failure::write(dir.display(), e))?;
-    if std::fs::read_to_string(path).ok().as_deref() != Some(text.as_str()) {
-        vggdsl::atomic::write(path, text.as_bytes())
-            .map_err(|e| Failure::write(path.display(), e))?;
-    }
-    Ok(nets.into_iter().next().expect("one model"))
 }

@@ -38,6 +38,7 @@ pub enum Kind {
     Rank,
     Prune,
     Latency,
+    Sensitivity,
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +85,8 @@ pub struct Common {
     pub threads: Vec<Arg>,
     /// `train`'s `--val-size`, `--limit-train` (and `--limit-test`).
     pub split: Vec<Arg>,
+    /// `--val-size` and `--limit-train`: which validation images (`sensitivity`).
+    pub validation: Vec<Arg>,
     /// `--limit-test`.
     pub test_limit: Vec<Arg>,
 }
@@ -121,12 +124,14 @@ impl Common {
             Some(n) => text(["--limit-test".to_owned(), n.to_string()]),
             None => Vec::new(),
         };
+        let validation = split.clone();
         split.extend(test_limit.clone());
         Common {
             model,
             data,
             threads,
             split,
+            validation,
             test_limit,
         }
     }

@@ -51,16 +51,28 @@ pub fn collect(study: &Study, done: &[Done]) -> Result<StudyResults, Failure> {
     let mut rows = Vec::new();
     for r in &study.rows {
         let budget = &study.budgets[r.budget];
-        let figures = analysis::summarize(&budget.architecture);
+        let (compress_rate, architecture, latency) = match (&r.pruned, &budget.fixed) {
+            (Some(pruned), _) => {
+                let (rates, architecture) = pruned_model(&pruned.folder)?;
+                (rates, architecture, pruned.latency)
+            }
+            (None, Some(fixed)) => (
+                fixed.compress_rate.clone(),
+                fixed.architecture.clone(),
+                fixed.latency,
+            ),
+            (None, None) => unreachable!("a row without its own prune has its budget's rates"),
+        };
+        let figures = analysis::summarize(&architecture);
         let (accuracy, epochs) = run_accuracy(&folder(r.train))?;
         rows.push(Row {
             budget: budget.name.clone(),
-            compress_rate: budget.compress_rate.clone(),
+            compress_rate,
             method: r.method.clone(),
             seed: r.seed,
             params: figures.params,
             macs: figures.macs,
-            latency_ms: number(budget.latency, "median_ms")?,
+            latency_ms: number(latency, "median_ms")?,
             epochs,
             accuracy_after_surgery: r.surgery.map(|i| number(i, "accuracy")).transpose()?,
             accuracy,
@@ -78,6 +90,23 @@ pub fn collect(study: &Study, done: &[Done]) -> Result<StudyResults, Failure> {
         base,
         rows,
     })
+}
+
+/// The model a prune wrote in `dir`, and its `compress_rate` as written.
+fn pruned_model(dir: &Path) -> Result<(String, vggdsl::Architecture), Failure> {
+    let path = dir.join(vggdsl_train::prune::MODEL_FILE);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Failure::new(FAILED, format_args!("cannot read {}: {e}", path.display())))?;
+    let nets =
+        vggdsl::load(&text, &path.display().to_string()).map_err(|d| Failure::invalid(&d))?;
+    let model = nets
+        .into_iter()
+        .next()
+        .expect("a pruned file has its model");
+    let rates = vggdsl::rewrite::compress_rate(&text, &model.spec.name)
+        .unwrap_or_default()
+        .to_owned();
+    Ok((rates, model))
 }
 
 /// A finished training run's test accuracy, of the epoch `best.safetensors` holds (chosen on the

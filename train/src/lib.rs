@@ -6,12 +6,15 @@
 //! choice, surgery) → [`prune`] (a model and its weights cut to compress rates). The files a run
 //! leaves and the ranks file are `vggdsl::files`' formats, read the same by `vggdsl plot`.
 
+pub mod budget;
 pub mod checkpoint;
 pub mod criteria;
 pub mod data;
 pub mod error;
 pub mod hrank;
+pub mod latency;
 pub mod prune;
+pub mod sensitivity;
 pub mod sgd;
 pub mod sparsity;
 pub mod trainer;

@@ -15,7 +15,8 @@ use tch::Device;
 use vggdsl::analysis;
 use vggdsl::codegen::cfg_text;
 use vggdsl::files::kept::KeptFile;
-use vggdsl::files::ranks::{self, RanksFile, ReadError};
+use vggdsl::files::ranks::{self, RanksFile};
+use vggdsl::files::ReadError;
 use vggdsl::ir::LayerKind;
 use vggdsl::rewrite::{self, rate_list};
 use vggdsl::select::{language_rate, WidthRule};
@@ -46,6 +47,8 @@ pub struct Request<'a> {
     pub by: By<'a>,
     /// How many filters survive.
     pub rule: WidthRule,
+    /// `round_to` for the pruned widths, written into the pruned model; `None`: the model's own.
+    pub round_to: Option<i64>,
     /// What the pruned network inherits.
     pub inherit: Inherit,
     /// Seeds [`By::Random`] and the draws of what the pruned network does not inherit.
@@ -84,6 +87,20 @@ pub struct TaylorImages<'a> {
     pub set: &'a ImageSet,
     pub images: usize,
     pub batch_size: NonZeroUsize,
+}
+
+impl By<'_> {
+    /// As `vggdsl prune --by` names it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            By::Rank(_) => "rank",
+            By::L1 => "l1",
+            By::Random => "random",
+            By::Bn => "bn",
+            By::Fpgm => "fpgm",
+            By::Taylor(_) => "taylor",
+        }
+    }
 }
 
 /// A pruned model.
@@ -136,44 +153,114 @@ pub enum PruneError {
     },
     #[error(transparent)]
     NoBatchNorm(#[from] bn::NoBatchNorm),
-    #[error("libtorch failed while scoring filters: {0}")]
+    #[error("libtorch failed: {0}")]
     Torch(#[from] tch::TchError),
 }
 
 /// Prunes `request.model` as `request` says.
 pub fn prune(request: &Request) -> Result<Pruned, PruneError> {
+    let (rates, given) = rates(request)?;
+    load(request, |full| {
+        let widths = full.widths();
+        let round_to = round_to(request);
+        let keep: Vec<i64> = widths
+            .iter()
+            .zip(&rates)
+            .map(|(&c, &r)| request.rule.kept(c, r, round_to))
+            .collect();
+        let compress_rate = written_rates(request, given, &widths, &keep, &rates);
+        let how = format!(
+            "widths by {}{}",
+            describe(request.rule),
+            criterion_rates(request.rule, given, &rates)
+        );
+        Ok(finish(request, &full, &keep, compress_rate, &how))
+    })
+}
+
+/// The unpruned network with its weights, and how its filters are chosen: what pruning starts
+/// from, whatever decides the widths.
+pub(crate) struct Loaded<'a> {
+    pub ir: &'a Architecture,
+    pub vars: &'a VarStore,
+    pub net: &'a Network,
+    pub criterion: &'a Criterion<'a>,
+    /// The criterion in words, such as `the largest L1 norm`.
+    pub text: &'a str,
+    /// What the user should know of the inputs (a ranks file of another model's name).
+    pub notes: &'a [String],
+}
+
+impl Loaded<'_> {
+    /// The unpruned widths of the convs.
+    pub fn widths(&self) -> Vec<i64> {
+        self.ir.convs().map(|(.., c)| c).collect()
+    }
+}
+
+/// Loads `request`'s unpruned network, its weights and its criterion, and hands them to `then`.
+pub(crate) fn load<T, E: From<PruneError>>(
+    request: &Request,
+    then: impl FnOnce(Loaded) -> Result<T, E>,
+) -> Result<T, E> {
     let full_ir = vggdsl::ir::lower(&request.model.spec.unpruned())
         .expect("a model lowers only if its unpruned form does");
-    let (rates, given) = rates(request)?;
-    let widths: Vec<i64> = full_ir.convs().map(|(.., c)| c).collect();
-    let keep: Vec<i64> = widths
-        .iter()
-        .zip(&rates)
-        .map(|(&c, &r)| request.rule.kept(c, r))
-        .collect();
-
     let mut full_vs = VarStore::new(Device::Cpu);
     let full = Network::new(&full_vs.root(), &full_ir);
     weights::load(&mut full_vs, request.weights).map_err(|e| weights_error(e, request))?;
-    let (kept, text, notes) = choose(request, &full, &keep)?;
+    let mut notes = Vec::new();
+    let ranks = match request.by {
+        By::Rank(path) => {
+            let filters = full_ir.convs().map(|(.., c)| c as u64).sum();
+            let ranks =
+                RanksFile::read(path, ranks::max_bytes(filters)).map_err(PruneError::from)?;
+            notes.extend(other_name(path, &ranks, &request.model.spec.name));
+            Some(ranks)
+        }
+        _ => None,
+    };
+    let (criterion, text) = criterion(request, &full, ranks.as_ref())?;
+    then(Loaded {
+        ir: &full_ir,
+        vars: &full_vs,
+        net: &full,
+        criterion: &criterion,
+        text: &text,
+        notes: &notes,
+    })
+}
 
-    let compress_rate = written_rates(request, given, &widths, &keep, &rates);
-    let comment = comment(
-        request,
-        &criterion_rates(request.rule, given, &rates),
-        &text,
-    );
-    let (pruned_text, architecture) = rewritten(request, &compress_rate, &comment, &keep);
+/// The multiple pruned widths are rounded up to: `--round-to`, else the model's `round_to`.
+pub(crate) fn round_to(request: &Request) -> i64 {
+    request
+        .round_to
+        .unwrap_or_else(|| request.model.spec.round_to())
+}
+
+/// `full` cut to `keep` filters per conv, chosen by its criterion: the pruned text (with
+/// `compress_rate`, `round_to` when given, and a comment saying `how` the widths were set), its
+/// architecture and weights, the kept filters and the figures.
+pub(crate) fn finish(
+    request: &Request,
+    full: &Loaded,
+    keep: &[i64],
+    compress_rate: String,
+    how: &str,
+) -> Pruned {
+    let kept = hrank::choose(full.net, keep, full.criterion);
+    let comment = comment(request, how, full.text);
+    let (pruned_text, architecture) = rewritten(request, &compress_rate, &comment, keep);
 
     tch::manual_seed(request.seed as i64);
     let vars = VarStore::new(Device::Cpu);
     let _pruned = Network::new(&vars.root(), &architecture);
-    hrank::transplant(&full_ir, &full_vs, &kept, &vars, request.inherit);
+    hrank::transplant(full.ir, full.vars, &kept, &vars, request.inherit);
 
-    Ok(Pruned {
-        figures: Figures::new(&full_ir, &architecture),
+    Pruned {
+        figures: Figures::new(full.ir, &architecture),
         kept: KeptFile {
-            convs: full_ir
+            convs: full
+                .ir
                 .convs()
                 .map(|(_, name, _)| name.to_owned())
                 .zip(kept)
@@ -183,32 +270,28 @@ pub fn prune(request: &Request) -> Result<Pruned, PruneError> {
         architecture,
         vars,
         compress_rate,
-        criterion: text,
-        notes,
-    })
+        criterion: full.text.to_owned(),
+        notes: full.notes.to_vec(),
+    }
 }
 
-/// The filters each conv of `full` keeps (`keep[i]` of conv `i`), by the request's criterion,
-/// the criterion in words, and notes for the user.
-fn choose(
+/// The request's criterion on `full` (with `ranks`, read for `By::Rank`), and the criterion in
+/// words.
+fn criterion<'r>(
     request: &Request,
     full: &Network,
-    keep: &[i64],
-) -> Result<(Vec<Vec<i64>>, String, Vec<String>), PruneError> {
+    ranks: Option<&'r RanksFile>,
+) -> Result<(Criterion<'r>, String), PruneError> {
     let full_ir = full.ir();
-    let ranks;
-    let mut notes = Vec::new();
-    let (criterion, text) = match request.by {
+    Ok(match request.by {
         By::Rank(path) => {
-            let filters = full_ir.convs().map(|(.., c)| c as u64).sum();
-            ranks = RanksFile::read(path, ranks::max_bytes(filters))?;
+            let ranks = ranks.expect("read for By::Rank");
             let scores =
-                hrank::scores_for(&ranks, full_ir).map_err(|source| PruneError::RanksDoNotFit {
+                hrank::scores_for(ranks, full_ir).map_err(|source| PruneError::RanksDoNotFit {
                     ranks: path.to_owned(),
                     file: request.file_name.to_owned(),
                     source: Box::new(source),
                 })?;
-            notes.extend(other_name(path, &ranks, &request.model.spec.name));
             let text = format!(
                 "the highest mean feature-map rank ({}, {} images)",
                 path.display(),
@@ -243,9 +326,7 @@ fn choose(
             );
             (Criterion::Scores(scores), text)
         }
-    };
-    let kept = hrank::choose(full, keep, &criterion);
-    Ok((kept, text, notes))
+    })
 }
 
 /// A note when the ranks file names another model than `name` but fits its convs and widths:
@@ -344,7 +425,12 @@ fn rewritten(
     keep: &[i64],
 ) -> (String, Architecture) {
     let name = &request.model.spec.name;
-    let (text, _) = rewrite::with_compress_rate(request.source, name, compress_rate, comment)
+    let source = match request.round_to {
+        Some(n) => rewrite::with_round_to(request.source, name, n),
+        None => Some(request.source.to_owned()),
+    }
+    .expect("the source parsed and has the model");
+    let (text, _) = rewrite::with_compress_rate(&source, name, compress_rate, comment)
         .expect("the source parsed and has the model");
     let architecture = match vggdsl::check_source(&text).as_deref() {
         Ok([net]) => net.clone(),
@@ -390,17 +476,17 @@ pub fn wrote(text: &str) -> bool {
         .is_some_and(|t| t.starts_with(MARK))
 }
 
-/// The pruned model's comment: where it comes from, and how it was pruned.
-fn comment(request: &Request, rates: &str, criterion: &str) -> String {
+/// The pruned model's comment: where it comes from, and how it was pruned (`how`: how the widths
+/// were set).
+fn comment(request: &Request, how: &str, criterion: &str) -> String {
     format!(
         "{}{} of {} with the weights {}:\n\
-         filters kept by {criterion}; widths by {}{rates};\n\
+         filters kept by {criterion}; {how};\n\
          {}. Weights: {WEIGHTS_FILE}; kept filters: {KEPT_FILE}.",
         MARK,
         request.model.spec.name,
         request.file_name,
         request.weights.display(),
-        describe(request.rule),
         match request.inherit {
             Inherit::All => "every tensor copied".to_owned(),
             Inherit::ConvOnly => format!(

@@ -87,6 +87,36 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
+    /// No image yet, of `classes` classes.
+    pub fn new(classes: usize) -> Evaluation {
+        Evaluation {
+            loss: 0.0,
+            correct: vec![0; classes],
+            images: vec![0; classes],
+        }
+    }
+
+    /// Counts a batch's `logits` against its `labels`; `loss` sums the cross-entropy until
+    /// [`Evaluation::finish`] takes the mean.
+    pub fn add(&mut self, logits: &Tensor, labels: &Tensor) -> Result<(), TchError> {
+        tch::no_grad(|| {
+            self.loss += summed_loss(logits, labels)?.f_double_value(&[])?;
+            let predicted = Vec::<i64>::try_from(logits.f_argmax(-1, false)?)?;
+            for (p, l) in predicted.into_iter().zip(Vec::<i64>::try_from(labels)?) {
+                let l = l as usize;
+                self.images[l] += 1;
+                self.correct[l] += u64::from(p as usize == l);
+            }
+            Ok(())
+        })
+    }
+
+    /// The summed loss made the mean over the images counted.
+    pub fn finish(mut self) -> Evaluation {
+        self.loss /= self.images.iter().sum::<u64>().max(1) as f64;
+        self
+    }
+
     /// The fraction of all images classified right.
     pub fn accuracy(&self) -> f64 {
         self.correct.iter().sum::<u64>() as f64 / self.images.iter().sum::<u64>().max(1) as f64
@@ -108,10 +138,7 @@ pub fn evaluate(
     stop: &AtomicBool,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Option<Evaluation>, TchError> {
-    let classes = set.dataset().num_classes() as usize;
-    let mut correct = vec![0u64; classes];
-    let mut images = vec![0u64; classes];
-    let mut loss_sum = 0.0;
+    let mut evaluation = Evaluation::new(set.dataset().num_classes() as usize);
     let batches = set.in_order(batch_size, set.len());
     let total = batches.len();
     progress(0, total);
@@ -119,26 +146,11 @@ pub fn evaluate(
         if stop.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        tch::no_grad(|| -> Result<(), TchError> {
-            let logits = model.forward_t(&batch.images, false);
-            loss_sum += summed_loss(&logits, &batch.labels)?.f_double_value(&[])?;
-            let predicted = Vec::<i64>::try_from(logits.f_argmax(-1, false)?)?;
-            let labels = Vec::<i64>::try_from(&batch.labels)?;
-            for (p, l) in predicted.into_iter().zip(labels) {
-                let l = l as usize;
-                images[l] += 1;
-                correct[l] += u64::from(p as usize == l);
-            }
-            Ok(())
-        })?;
+        let logits = tch::no_grad(|| model.forward_t(&batch.images, false));
+        evaluation.add(&logits, &batch.labels)?;
         progress(i + 1, total);
     }
-    let n = images.iter().sum::<u64>().max(1);
-    Ok(Some(Evaluation {
-        loss: loss_sum / n as f64,
-        correct,
-        images,
-    }))
+    Ok(Some(evaluation.finish()))
 }
 
 /// Where training stands after a batch.

@@ -67,7 +67,7 @@ fn bn_fpgm_and_taylor_keep_the_filters_pytorch_keeps() {
     let keep: Vec<i64> = ir
         .convs()
         .zip(RATES)
-        .map(|((.., c), r)| WidthRule::HRankPlus.kept(c, r))
+        .map(|((.., c), r)| WidthRule::HRankPlus.kept(c, r, 1))
         .collect();
     let ours = [
         ("bn", bn::scores(&net).unwrap()),

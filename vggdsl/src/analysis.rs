@@ -107,6 +107,9 @@ pub struct Summary {
     pub relu_cfg: Vec<usize>,
     pub conv_cfg: Vec<usize>,
     pub layers: Vec<LayerSummary>,
+    /// The multiple pruned widths are rounded up to, when the model sets `round_to`.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub round_to: Option<i64>,
     /// The training recipe the file writes, if any.
     #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub train: Option<crate::spec::Recipe>,
@@ -163,6 +166,7 @@ pub fn summarize(net: &Architecture) -> Summary {
         relu_cfg: net.relu_cfg.clone(),
         conv_cfg: net.conv_cfg.clone(),
         layers,
+        round_to: net.spec.round_to,
         train: net.spec.train.clone(),
         unpruned,
     }
@@ -437,6 +441,13 @@ impl Summary {
                 figures += &format!(", FLOPs {}", reduced(now, before));
             }
             table::line(&mut out, "Pruned vs unpruned:", figures);
+        }
+        if let Some(n) = self.round_to {
+            table::line(
+                &mut out,
+                "round_to:",
+                format!("{n} (pruned widths rounded up to a multiple of {n})"),
+            );
         }
         if let Some(recipe) = &self.train {
             table::line(&mut out, "Training:", recipe);

@@ -246,9 +246,20 @@ pub enum LowerError {
     TooLarge { what: &'static str, unpruned: bool },
 }
 
-/// HRankPlus: `int(v * (1 - rate))`.
-pub fn pruned_width(width: i64, rate: f64) -> i64 {
-    (width as f64 * (1.0 - rate)) as i64
+/// The filters a conv of `width` keeps at `rate`: HRankPlus's `int(width · (1 − rate))` (the
+/// product in f64, truncated), then [`rounded_width`] to a multiple of `round_to`.
+pub fn pruned_width(width: i64, rate: f64, round_to: i64) -> i64 {
+    rounded_width(width, (width as f64 * (1.0 - rate)) as i64, round_to)
+}
+
+/// `kept` of a conv's `width` filters rounded up to a multiple of `round_to`, but never past
+/// `width`: up, so that rounding never removes a filter a rate keeps (nor leaves a conv with
+/// none), and at most `width`, so that a conv whose width is no multiple keeps its own width
+/// rather than growing. 0 stays 0 (a rate that leaves no filter is an error either way), and a
+/// `round_to` of 1 changes nothing.
+pub fn rounded_width(width: i64, kept: i64, round_to: i64) -> i64 {
+    let step = round_to.max(1);
+    ((kept + step - 1) / step * step).min(width)
 }
 
 /// Output size of a 2×2/2 pool (floor mode), or of any `k`/`s` pool without padding.
@@ -360,7 +371,8 @@ fn features(spec: &ModelSpec) -> Result<Features, LowerError> {
                 if conv_count < conv_total {
                     out.conv_cfg.push(out.layers.len());
                 }
-                pending_block_end = Some(conv_block(&mut out, spec.bn, i, v, rate)?);
+                let channels = pruned_width(v, rate, spec.round_to());
+                pending_block_end = Some(conv_block(&mut out, spec.bn, i, v, rate, channels)?);
             }
         }
     }
@@ -370,17 +382,17 @@ fn features(spec: &ModelSpec) -> Result<Features, LowerError> {
     Ok(out)
 }
 
-/// Conv `i` (`width` channels before pruning by `rate`), its BatchNorm2d when `bn`, its ReLU;
-/// returns where the ReLU is.
+/// Conv `i` (`width` channels before pruning by `rate` to `channels`), its BatchNorm2d when `bn`,
+/// its ReLU; returns where the ReLU is.
 fn conv_block(
     out: &mut Features,
     bn: bool,
     i: usize,
     width: i64,
     rate: f64,
+    channels: i64,
 ) -> Result<usize, LowerError> {
     let [c, h, w] = out.shape;
-    let channels = pruned_width(width, rate);
     if channels < 1 {
         return Err(LowerError::NoChannelsLeft {
             index: i,

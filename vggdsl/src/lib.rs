@@ -6,14 +6,15 @@
 //! [`codegen`], so they emit identical code.
 //!
 //! Beside the pipeline, the torch-free rules that every front end shares: choosing a file's model
-//! ([`pick`]), which filters survive pruning ([`select`]), rewriting a model's `compress_rate`
-//! ([`rewrite`]), writing files whole ([`atomic`]), the folders a command writes, locked and
-//! written a set of files at a time ([`folder`]) and, with the `serde` feature, the formats of the
-//! files the tools exchange ([`files`]).
+//! ([`pick`]), which filters survive pruning ([`select`]), widths for a budget ([`budget`]),
+//! rewriting a model's `compress_rate` ([`rewrite`]), writing files whole ([`atomic`]), the
+//! folders a command writes, locked and written a set of files at a time ([`folder`]) and, with
+//! the `serde` feature, the formats of the files the tools exchange ([`files`]).
 
 pub mod analysis;
 pub mod ast;
 pub mod atomic;
+pub mod budget;
 mod builder;
 pub mod check;
 pub mod codegen;

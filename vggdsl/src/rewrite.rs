@@ -5,8 +5,9 @@
 
 use crate::ast::{Model, Span};
 
-/// The setting edited, one of [`crate::spec::KEYS`].
+/// The settings `prune` writes, of [`crate::spec::KEYS`].
 const KEY: &str = "compress_rate";
+const ROUND_TO: &str = "round_to";
 
 /// Model `model`'s text with its `compress_rate` set to `rates` (list text such as
 /// `[0.95] + [0.5] * 12`): the value replaced when the model has the setting, else the setting
@@ -21,14 +22,30 @@ pub fn with_compress_rate(
     rates: &str,
     comment: &str,
 ) -> Option<(String, Span)> {
+    with_setting(source, model, KEY, rates, comment)
+}
+
+/// [`with_compress_rate`]'s edit for `round_to`: the model's text with `round_to = n`, no comment.
+pub fn with_round_to(source: &str, model: &str, n: i64) -> Option<String> {
+    with_setting(source, model, ROUND_TO, &n.to_string(), "").map(|(text, _)| text)
+}
+
+/// Model `model`'s text with setting `key` set to `value`, as [`with_compress_rate`] says.
+fn with_setting(
+    source: &str,
+    model: &str,
+    key: &str,
+    value: &str,
+    comment: &str,
+) -> Option<(String, Span)> {
     let file = crate::parse::parse(source).ok()?;
     let m = file.models.iter().find(|m| m.name.node == model)?;
     let mut out: String = comment.lines().map(|l| format!("// {l}\n")).collect();
-    let (at, replace, before, after) = placement(source, m);
+    let (at, replace, before, after) = placement(source, m, key);
     out += &source[m.span.start..at];
     out += &before;
     let start = out.len();
-    out += rates;
+    out += value;
     let span = start..out.len();
     out += &after;
     out += &source[at + replace..m.span.end];
@@ -45,9 +62,9 @@ pub fn compress_rate<'a>(source: &'a str, model: &str) -> Option<&'a str> {
     Some(&source[setting.value.span.clone()])
 }
 
-/// Where the rates go: the byte offset, how many bytes they replace, and the text around them.
-fn placement(source: &str, m: &Model) -> (usize, usize, String, String) {
-    let key = KEY;
+/// Where the value of `key` goes: the byte offset, how many bytes it replaces, and the text
+/// around it.
+fn placement(source: &str, m: &Model, key: &str) -> (usize, usize, String, String) {
     if let Some(s) = m.settings.iter().find(|s| s.key.node == key) {
         return (
             s.value.span.start,
@@ -138,11 +155,31 @@ pub fn rate_list(rates: &[f64]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{with_compress_rate, KEY};
+    use super::{with_compress_rate, with_round_to, KEY, ROUND_TO};
 
     #[test]
-    fn the_key_is_a_setting() {
+    fn the_keys_are_settings() {
         assert!(crate::spec::KEYS.contains(&KEY));
+        assert!(crate::spec::KEYS.contains(&ROUND_TO));
+    }
+
+    #[test]
+    fn round_to_is_added_or_replaced_like_compress_rate() {
+        let source = "model A {\n    cfg = [8, 8, M, 8, 16]\n}\n";
+        let text = with_round_to(source, "A", 16).unwrap();
+        assert_eq!(
+            text,
+            "model A {\n    cfg = [8, 8, M, 8, 16]\n    round_to = 16\n}\n"
+        );
+        let again = with_round_to(&text, "A", 8).unwrap();
+        assert_eq!(
+            again,
+            "model A {\n    cfg = [8, 8, M, 8, 16]\n    round_to = 8\n}\n"
+        );
+        assert_eq!(
+            crate::check_source(&again).unwrap()[0].spec.round_to,
+            Some(8)
+        );
     }
 
     fn rewrite(source: &str, name: &str) -> String {

@@ -23,6 +23,9 @@ pub struct ModelSpec {
     pub num_classes: i64,
     /// One rate per conv (the HRankPlus form already extended with 0.0); `None` when not pruned.
     pub compress_rate: Option<Vec<f64>>,
+    /// Pruned widths are rounded up to a multiple of this ([`crate::ir::pruned_width`]); `None`
+    /// when the model does not say (no rounding).
+    pub round_to: Option<i64>,
     pub init: Vec<InitRule>,
     /// The training recipe the file writes in its `train { … }` block (`None`: none written;
     /// `vggdsl train` then uses [`Recipe::default`]).
@@ -138,7 +141,15 @@ impl Recipe {
 }
 
 /// The settings a model takes, in the order the reference lists them.
-pub const KEYS: [&str; 6] = ["input", "cfg", "bn", "num_classes", "compress_rate", "init"];
+pub const KEYS: [&str; 7] = [
+    "input",
+    "cfg",
+    "bn",
+    "num_classes",
+    "compress_rate",
+    "round_to",
+    "init",
+];
 
 /// The settings a `train { … }` block takes.
 pub const TRAIN_KEYS: [&str; 11] = [
@@ -173,6 +184,11 @@ impl ModelSpec {
             compress_rate: None,
             ..self.clone()
         }
+    }
+
+    /// The multiple pruned widths are rounded up to: `round_to`, or 1 (no rounding).
+    pub fn round_to(&self) -> i64 {
+        self.round_to.unwrap_or(1)
     }
 
     pub fn features(&self) -> &[CfgItem] {

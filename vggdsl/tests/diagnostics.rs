@@ -203,6 +203,18 @@ bad!(bn_not_a_boolean, "model A { bn = 1 }\n", (1, 16));
 
 bad!(num_classes_zero, "model A { num_classes = 0 }\n", (1, 25));
 
+bad!(round_to_zero, "model A { round_to = 0 }\n", (1, 22));
+
+bad!(round_to_decimal, "model A { round_to = 1.5 }\n", (1, 22));
+
+bad!(round_to_word, "model A { round_to = yes }\n", (1, 22));
+
+bad!(
+    round_to_too_large,
+    "model A { round_to = 65537 }\n",
+    (1, 22)
+);
+
 bad!(
     num_classes_integer_overflow,
     "model A { num_classes = 99999999999999999999 }\n",

@@ -207,6 +207,35 @@ fn tiny_pruned_model_by_hand() {
 }
 
 #[test]
+fn round_to_rounds_pruned_widths_up_to_its_multiple_and_never_past_the_cfg_width() {
+    let widths = |src: &str| -> Vec<i64> { net(src).convs().map(|(.., c)| c).collect() };
+    // int(64 · 0.7) = 44 → 48; int(100 · 0.7) = 70 → 80; int(20 · 0.7) = 14 → 16;
+    // int(10 · 0.7) = 7 → 16, but 10 is the most conv2 has; rate 0 keeps 24, no multiple of 16.
+    let src = "model R { cfg = [64, 100, M, 20, 10, 24, 8] compress_rate = [0.3] * 4 + [0] \
+               round_to = 16 }";
+    assert_eq!(widths(src), [48, 80, 16, 10, 24]);
+    // Without round_to (or with 1) the widths are HRankPlus's int(c · (1 − r)).
+    let plain = "model R { cfg = [64, 100, M, 20, 10, 24, 8] compress_rate = [0.3] * 4 + [0] }";
+    assert_eq!(widths(plain), [44, 70, 14, 7, 24]);
+    assert_eq!(
+        widths(&plain.replace(" }", " round_to = 1 }")),
+        widths(plain)
+    );
+    // A width already a multiple stays; rounding up never lowers a width a rate keeps.
+    let exact = "model E { cfg = [64, 64, 8] compress_rate = [0.5, 0.75] round_to = 16 }";
+    assert_eq!(widths(exact), [32, 16]);
+    // Without compress_rate, round_to changes nothing, and the summary says it is set.
+    let unpruned = "model U { cfg = [64, 100, 8] round_to = 16 }";
+    assert_eq!(widths(unpruned), [64, 100]);
+    assert_eq!(summary(unpruned).round_to, Some(16));
+    assert_eq!(summary("model U { cfg = [64, 100, 8] }").round_to, None);
+    // The rest of the network follows the rounded width: conv1 reads 48 channels.
+    let n = net(src);
+    let conv1 = n.features.iter().find(|l| l.name == "conv1").unwrap();
+    assert_eq!(conv1.in_shape, [48, 32, 32]);
+}
+
+#[test]
 fn hrankplus_form_keeps_the_last_conv() {
     // 12 rates for 13 convs: the last conv (conv16) keeps its 512 filters; 13 rates with a final
     // 0.0 say the same.

@@ -12,5 +12,5 @@ pub mod select;
 pub mod surgery;
 
 pub use rank::{map_ranks, scores_for, RankError, RankSums, RanksMismatch};
-pub use select::{choose, Criterion};
+pub use select::{choose, scores, Criterion};
 pub use surgery::{transplant, Inherit};

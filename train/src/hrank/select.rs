@@ -26,36 +26,52 @@ pub enum Criterion<'a> {
 /// The surviving filter indices of each conv of `net`, ascending: `keep[i]` of conv `i`'s filters,
 /// chosen by `criterion`.
 pub fn choose(net: &Network, keep: &[i64], criterion: &Criterion) -> Vec<Vec<i64>> {
-    let convs: Vec<(usize, &str, i64)> = net.ir().convs().collect();
-    assert_eq!(keep.len(), convs.len(), "one width per conv");
-    let mut rng = match criterion {
-        Criterion::Random(seed) => Some(ChaCha8Rng::seed_from_u64(*seed)),
-        _ => None,
-    };
-    convs
-        .iter()
-        .zip(keep)
-        .enumerate()
-        .map(|(i, (&(_, name, width), &k))| match criterion {
-            Criterion::Rank(scores) => keep_highest(scores[i], k as usize),
-            Criterion::Scores(scores) => keep_highest(&scores[i], k as usize),
-            Criterion::L1 => {
-                let path = vggdsl::names::module_path(vggdsl::names::FEATURES, name);
-                let Some(Layer::Conv2d(conv)) = net.layer(&path) else {
-                    unreachable!("{path} is a conv of this network")
-                };
-                keep_highest(&filter_l1(&conv.weight), k as usize)
-            }
-            Criterion::Random(_) => {
-                let rng = rng.as_mut().expect("seeded for Criterion::Random");
-                let mut order: Vec<i64> = (0..width).collect();
-                order.shuffle(rng);
-                order.truncate(k as usize);
-                order.sort_unstable();
-                order
-            }
-        })
-        .collect()
+    let widths: Vec<i64> = net.ir().convs().map(|(.., c)| c).collect();
+    assert_eq!(keep.len(), widths.len(), "one width per conv");
+    match (scores(net, criterion), criterion) {
+        (Some(scores), _) => scores
+            .iter()
+            .zip(keep)
+            .map(|(s, &k)| keep_highest(s, k as usize))
+            .collect(),
+        (None, Criterion::Random(seed)) => {
+            let mut rng = ChaCha8Rng::seed_from_u64(*seed);
+            widths
+                .iter()
+                .zip(keep)
+                .map(|(&width, &k)| {
+                    let mut order: Vec<i64> = (0..width).collect();
+                    order.shuffle(&mut rng);
+                    order.truncate(k as usize);
+                    order.sort_unstable();
+                    order
+                })
+                .collect()
+        }
+        (None, _) => unreachable!("every criterion but a random choice scores filters"),
+    }
+}
+
+/// Each conv's filter scores under `criterion` (the highest survive), one list per conv; `None`
+/// for a random choice, which scores nothing.
+pub fn scores(net: &Network, criterion: &Criterion) -> Option<Vec<Vec<f64>>> {
+    match criterion {
+        Criterion::Rank(scores) => Some(scores.iter().map(|s| s.to_vec()).collect()),
+        Criterion::Scores(scores) => Some(scores.clone()),
+        Criterion::L1 => Some(
+            net.ir()
+                .convs()
+                .map(|(_, name, _)| {
+                    let path = vggdsl::names::module_path(vggdsl::names::FEATURES, name);
+                    let Some(Layer::Conv2d(conv)) = net.layer(&path) else {
+                        unreachable!("{path} is a conv of this network")
+                    };
+                    filter_l1(&conv.weight)
+                })
+                .collect(),
+        ),
+        Criterion::Random(_) => None,
+    }
 }
 
 /// The L1 norm of each output filter of a conv weight `[out, in, k, k]`, summed in f64.

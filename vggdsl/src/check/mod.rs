@@ -150,6 +150,7 @@ impl Checker {
             (Some(v), Some(convs)) => self.rates(v, convs).map(Some),
             (Some(v), None) => self.rates(v, usize::MAX).map(|_| None),
         };
+        let round_to = get("round_to").map_or(Some(None), |v| self.round_to(v).map(Some));
         let init = match get("init") {
             None => init_rules::named(defaults::INIT).map(|rules| (rules, Vec::new())),
             Some(v) => self.init(v),
@@ -167,6 +168,7 @@ impl Checker {
             bn: bn?,
             num_classes: num_classes?,
             compress_rate: rates,
+            round_to: round_to?,
             init,
             train: train.flatten(),
         };

@@ -1,5 +1,5 @@
 //! The settings of a model and the lists they take: `input`, `cfg`, `bn`, `num_classes`,
-//! `compress_rate`, with their limits.
+//! `compress_rate`, `round_to`, with their limits.
 
 use super::suggest::{count, found, plural, with_suggestion};
 use super::{Cfg, Checker, MAX_CFG, MAX_CLASSES, MAX_REPEAT, MAX_SPATIAL, MAX_WIDTH};
@@ -238,6 +238,21 @@ impl Checker {
                 self.error(
                     v.span.clone(),
                     format!("`num_classes` takes a number, found {}", found(other)),
+                );
+                None
+            }
+        }
+    }
+
+    /// The multiple pruned widths are rounded up to: an integer from 1 (no rounding) to the
+    /// widest conv a cfg may have.
+    pub(super) fn round_to(&mut self, v: &Spanned<Value>) -> Option<i64> {
+        match &v.node {
+            Value::Number(n) => self.bounded(n, &v.span, "round_to", 1, MAX_WIDTH),
+            other => {
+                self.error(
+                    v.span.clone(),
+                    format!("`round_to` takes a number, found {}", found(other)),
                 );
                 None
             }

@@ -3,13 +3,13 @@
 //! `{"model": NAME, "images": N, "ranks": {"conv0": [mean rank per filter, …], …}}`, the convs in
 //! order and named as in the model.
 
-use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::ordered::ConvLists;
 use super::FormatError;
+pub use super::ReadError;
 
 /// Mean feature-map rank of every filter of every conv of a model.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +66,9 @@ fn ranks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ConvLists<f64>, D::Er
     Ok(lists)
 }
 
+/// What a ranks file is, as messages name it.
+pub const WHAT: &str = "a ranks file of `vggdsl rank`";
+
 /// The most bytes a ranks file of a network with `filters` conv filters is read to: generous
 /// (a number's text takes a few dozen bytes), but finite, so that `/dev/zero` is refused at once.
 pub fn max_bytes(filters: u64) -> u64 {
@@ -85,26 +88,7 @@ impl RanksFile {
 
     /// Reads the ranks file at `path`, refusing one of more than `max_bytes` ([`max_bytes`]).
     pub fn read(path: &Path, max_bytes: u64) -> Result<RanksFile, ReadError> {
-        let io = |source| ReadError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let mut bytes = Vec::new();
-        std::fs::File::open(path)
-            .and_then(|f| f.take(max_bytes + 1).read_to_end(&mut bytes))
-            .map_err(io)?;
-        if bytes.len() as u64 > max_bytes {
-            return Err(ReadError::TooLarge {
-                path: path.to_owned(),
-                max_bytes,
-            });
-        }
-        let text = String::from_utf8(bytes)
-            .map_err(|e| io(io::Error::new(io::ErrorKind::InvalidData, e)))?;
-        RanksFile::from_json(&text).map_err(|source| ReadError::Format {
-            path: path.to_owned(),
-            source,
-        })
+        super::read(path, WHAT, max_bytes, RanksFile::from_json)
     }
 
     /// Reads a ranks file's text.
@@ -116,19 +100,4 @@ impl RanksFile {
             convs: file.ranks.0,
         })
     }
-}
-
-/// Why a ranks file could not be read: one sentence naming it.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    #[error("cannot read {}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
-    #[error(
-        "cannot read {}: it is larger than {}, more than a ranks file of the model holds",
-        path.display(),
-        super::size(*max_bytes)
-    )]
-    TooLarge { path: PathBuf, max_bytes: u64 },
-    #[error("{} is not a ranks file of `vggdsl rank`: {source}", path.display())]
-    Format { path: PathBuf, source: FormatError },
 }

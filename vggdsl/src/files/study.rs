@@ -10,7 +10,8 @@
 //!
 //! [prune]
 //! criteria = ["rank", "l1", "random", "bn", "fpgm", "taylor"]
-//! budgets = [{ macs_removed = 0.5 }, { compress_rate = "[0.3] * 4" }]
+//! budgets = [{ macs_removed = 0.5 }, { compress_rate = "[0.3] * 4" },
+//!            { target_macs = "50%", strategies = ["uniform", "sensitivity", "global"] }]
 //!
 //! [finetune]
 //! recipe = "hrankplus"
@@ -23,6 +24,7 @@
 use serde::Deserialize;
 
 use super::FormatError;
+use crate::budget::{Resource, Target};
 
 /// A study: what to prune, how, and what to compare it with.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -147,8 +149,9 @@ pub const CRITERIA: [&str; 6] = ["rank", "l1", "random", "bn", "fpgm", "taylor"]
 pub const BASELINES: [&str; 2] = ["scratch-e", "scratch-b"];
 
 /// How much to cut: exactly one of a share of the MACs, reached by one rate for every conv (the
-/// smallest rate in steps of 0.001 that removes at least that share), or explicit rates. A later
-/// `target_macs` (rates chosen per layer by prune itself) is a third field of the same table.
+/// smallest rate in steps of 0.001 that removes at least that share); explicit rates; or a
+/// target of `vggdsl prune` (`target_macs`, `target_params` or `target_latency`, in its syntax:
+/// `50%`, `2.5M`, `12.5`), whose widths prune chooses by each of `strategies`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Budget {
@@ -156,17 +159,123 @@ pub struct Budget {
     pub macs_removed: Option<f64>,
     #[serde(default)]
     pub compress_rate: Option<String>,
+    #[serde(default)]
+    pub target_macs: Option<String>,
+    #[serde(default)]
+    pub target_params: Option<String>,
+    #[serde(default)]
+    pub target_latency: Option<String>,
+    /// `vggdsl prune --strategy` of a target, each a method of its own [default: uniform].
+    #[serde(default)]
+    pub strategies: Vec<String>,
+    /// `vggdsl prune --round-to` of a target.
+    #[serde(default)]
+    pub round_to: Option<u32>,
 }
 
+/// The strategies `vggdsl prune --strategy` knows.
+pub const STRATEGIES: [&str; 3] = ["uniform", "sensitivity", "global"];
+
 impl Budget {
-    /// A short name for folders and tables: `macs-50%`, or `rates-2` for the second budget given
-    /// as rates.
+    /// A short name for folders and tables: `macs-50%`, `target-macs-50%` (`-r16` when
+    /// rounded), or `rates-2` for the second budget given as rates.
     pub fn name(&self, index: usize) -> String {
-        match self.macs_removed {
-            Some(share) => format!("macs-{}%", (1000.0 * share).round() / 10.0),
-            None => format!("rates-{}", index + 1),
+        match (self.macs_removed, self.target()) {
+            (Some(share), _) => format!("macs-{}%", (1000.0 * share).round() / 10.0),
+            (None, Some(target)) => {
+                let rounded = self.round_to.map_or(String::new(), |n| format!("-r{n}"));
+                format!(
+                    "target-{}-{}{rounded}",
+                    target.resource.name(),
+                    self.target_text()
+                )
+            }
+            (None, None) => format!("rates-{}", index + 1),
         }
     }
+
+    /// The target, if the budget gives one (checked by [`StudyFile::from_toml`]).
+    pub fn target(&self) -> Option<Target> {
+        [
+            (Resource::Macs, &self.target_macs),
+            (Resource::Params, &self.target_params),
+            (Resource::Latency, &self.target_latency),
+        ]
+        .into_iter()
+        .find_map(|(resource, text)| Target::parse(resource, text.as_deref()?).ok())
+    }
+
+    /// The target as written.
+    pub fn target_text(&self) -> &str {
+        [&self.target_macs, &self.target_params, &self.target_latency]
+            .into_iter()
+            .find_map(|t| t.as_deref())
+            .unwrap_or_default()
+    }
+
+    /// The strategies of a target: those listed, or uniform.
+    pub fn strategies(&self) -> Vec<String> {
+        match self.strategies.is_empty() {
+            true => vec![STRATEGIES[0].to_owned()],
+            false => self.strategies.clone(),
+        }
+    }
+
+    /// Exactly one amount, a valid target, strategies and rounding only with a target.
+    fn check(&self) -> Result<(), String> {
+        let given = [
+            self.macs_removed.is_some(),
+            self.compress_rate.is_some(),
+            self.target_macs.is_some(),
+            self.target_params.is_some(),
+            self.target_latency.is_some(),
+        ];
+        if given.iter().filter(|&&g| g).count() != 1 {
+            return Err(
+                "each budget gives exactly one of `macs_removed`, `compress_rate`, \
+                        `target_macs`, `target_params` and `target_latency`"
+                    .into(),
+            );
+        }
+        if let Some(share) = self.macs_removed.filter(|s| !(*s > 0.0 && *s < 1.0)) {
+            return Err(format!(
+                "a budget removes {share} of the MACs; a share is above 0 and below 1"
+            ));
+        }
+        for (resource, text) in [
+            (Resource::Macs, &self.target_macs),
+            (Resource::Params, &self.target_params),
+            (Resource::Latency, &self.target_latency),
+        ] {
+            if let Some(text) = text {
+                Target::parse(resource, text)
+                    .map_err(|e| format!("`target_{}`: {e}", resource.name()))?;
+            }
+        }
+        if self.target().is_none() && (!self.strategies.is_empty() || self.round_to.is_some()) {
+            return Err("`strategies` and `round_to` go with a `target_…` budget".into());
+        }
+        if self.round_to == Some(0) {
+            return Err("`round_to` is at least 1".into());
+        }
+        once("strategy", &self.strategies, &STRATEGIES)
+    }
+}
+
+/// Each of `names` is one of `known`, and listed once.
+fn once(what: &str, names: &[String], known: &[&str]) -> Result<(), String> {
+    for (i, name) in names.iter().enumerate() {
+        if !known.contains(&name.as_str()) {
+            return Err(format!(
+                "{what} `{name}` is not one vggdsl knows; expected one of {}",
+                known.join(", ")
+            ));
+        }
+        if names[..i].contains(name) {
+            return Err(format!("{what} `{name}` is listed twice"));
+        }
+    }
+    Ok(())
 }
 
 /// `vggdsl latency`'s batch and threads.
@@ -197,20 +306,6 @@ impl StudyFile {
     }
 
     fn check(&self) -> Result<(), String> {
-        let once = |what: &str, names: &[String], known: &[&str]| -> Result<(), String> {
-            for (i, name) in names.iter().enumerate() {
-                if !known.contains(&name.as_str()) {
-                    return Err(format!(
-                        "{what} `{name}` is not one vggdsl knows; expected one of {}",
-                        known.join(", ")
-                    ));
-                }
-                if names[..i].contains(name) {
-                    return Err(format!("{what} `{name}` is listed twice"));
-                }
-            }
-            Ok(())
-        };
         once("criterion", &self.prune.criteria, &CRITERIA)?;
         once("baseline", &self.baselines, &BASELINES)?;
         if self.seeds.is_empty() {
@@ -223,21 +318,7 @@ impl StudyFile {
             return Err("`prune.budgets` lists no budget; give at least one".into());
         }
         for b in &self.prune.budgets {
-            match (b.macs_removed, &b.compress_rate) {
-                (Some(share), None) if !(share > 0.0 && share < 1.0) => {
-                    return Err(format!(
-                        "a budget removes {share} of the MACs; a share is above 0 and below 1"
-                    ))
-                }
-                (Some(_), None) | (None, Some(_)) => {}
-                _ => {
-                    return Err(
-                        "each budget gives either `macs_removed` or `compress_rate`, \
-                                not both or neither"
-                            .into(),
-                    )
-                }
-            }
+            b.check()?;
         }
         if let Some(l) = self.base.bn_sparsity {
             if !(l.is_finite() && l > 0.0) {
