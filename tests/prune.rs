@@ -511,7 +511,7 @@ fn bad_input_is_one_sentence_and_nothing_is_written() {
             [&["--ranks", "/dev/zero"][..], &rates].concat(),
             2,
             "error: cannot read /dev/zero: it is larger than 1,088 KiB, more than a ranks file \
-             of the model holds\n",
+             of `vggdsl rank` holds\n",
         ),
         (
             String::new(),

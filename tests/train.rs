@@ -823,12 +823,21 @@ fn a_folder_in_use_is_refused_at_once_naming_its_process() {
 #[test]
 fn a_batch_of_one_image_is_refused_before_training() {
     let s = Setup::new();
-    // 70 training images: batches of 69 leave one image, as do batches of 1.
+    // 70 training images, none held out: batches of 69 leave one image, as do batches of 1.
     for (batch, sizes) in [
         ("69", "batch sizes such as 68 or 70 leave none"),
         ("1", "a batch size such as 2 leaves none"),
     ] {
-        let out = s.vggdsl(&["train", "tiny.vgg", "--out", "one", "--batch-size", batch]);
+        let out = s.vggdsl(&[
+            "train",
+            "tiny.vgg",
+            "--out",
+            "one",
+            "--val-size",
+            "0",
+            "--batch-size",
+            batch,
+        ]);
         let text = assert_one_sentence(&out, 2);
         assert!(
             text.contains(
@@ -838,7 +847,10 @@ fn a_batch_of_one_image_is_refused_before_training() {
         );
         assert!(!s.path("one").exists());
     }
-    s.train("two", &["--epochs", "1", "--batch-size", "68"]);
+    s.train(
+        "two",
+        &["--epochs", "1", "--val-size", "0", "--batch-size", "68"],
+    );
 }
 
 #[test]

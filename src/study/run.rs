@@ -1,8 +1,10 @@
-//! Running a plan's steps as child processes of this binary: up to `jobs` at a time, each in its
-//! folder with its output in `out.txt` and its messages in `log.txt`. A step that finished is
-//! marked by `step.json`, written whole after its command succeeded; a rerun never runs it again.
-//! A step's folder without the marker is what an interrupted run left: it is removed and the step
-//! redone from the start.
+//! Running a plan's steps as child processes of this binary: up to `jobs` at a time. A step's
+//! command writes its files in the step's folder, which it alone writes (train and prune refuse
+//! files they did not write); the study's own record of the step is in `steps/<step>/`: its
+//! output in `out.txt`, its messages in `log.txt`, and `step.json`, written whole after its
+//! command succeeded, which marks it finished: a rerun never runs it again. A step without the
+//! marker is what an interrupted run left: its folders are removed and the step redone from the
+//! start.
 
 use std::fs::File;
 use std::io::IsTerminal;
@@ -32,9 +34,14 @@ pub struct Done {
 /// Raised by Ctrl-C or SIGTERM: the running steps are stopped and the study ends.
 pub static STOP: AtomicBool = AtomicBool::new(false);
 
-/// The marker of the step in `dir`, if it finished.
-pub fn done(dir: &Path) -> Option<Done> {
-    let text = std::fs::read_to_string(dir.join(MARKER)).ok()?;
+/// Where the study keeps its record of step `id` (its marker, output and messages).
+pub fn record(out: &Path, id: &str) -> PathBuf {
+    out.join("steps").join(id)
+}
+
+/// The marker of step `id`, if it finished.
+pub fn done(out: &Path, id: &str) -> Option<Done> {
+    let text = std::fs::read_to_string(record(out, id).join(MARKER)).ok()?;
     serde_json::from_str(&text).ok()
 }
 
@@ -50,8 +57,7 @@ pub fn run(plan: &Plan, out: &Path, jobs: usize, threads: u32) -> Result<Vec<Don
     let exe = std::env::current_exe()
         .map_err(|e| Failure::new(FAILED, format_args!("cannot find the vggdsl binary: {e}")))?;
     let n = plan.steps.len();
-    let mut results: Vec<Option<Done>> =
-        plan.steps.iter().map(|s| done(&out.join(&s.id))).collect();
+    let mut results: Vec<Option<Done>> = plan.steps.iter().map(|s| done(out, &s.id)).collect();
     let already = results.iter().filter(|r| r.is_some()).count();
     if already > 0 {
         output::stderr(&format!(
@@ -83,7 +89,7 @@ pub fn run(plan: &Plan, out: &Path, jobs: usize, threads: u32) -> Result<Vec<Don
             if terminal {
                 output::stderr(&format!("study: start {}\n", step.id));
             }
-            running.push(launch(&exe, step, &out.join(&step.id), i, threads)?);
+            running.push(launch(&exe, step, out, i, threads)?);
         }
         if running.is_empty() {
             break;
@@ -133,7 +139,7 @@ fn finish(
     finished: usize,
 ) -> Result<(usize, Option<Done>), Failure> {
     let step = &plan.steps[r.index];
-    let dir = out.join(&step.id);
+    let dir = record(out, &step.id);
     if !status.success() {
         output::stderr(&format!(
             "study: {} failed ({status}); its messages are in {}\n",
@@ -159,18 +165,21 @@ fn finish(
     Ok((r.index, Some(marker)))
 }
 
-/// Starts a step in a fresh folder: what an interrupted run left there is removed first.
+/// Starts a step afresh: what an interrupted run left in its folders is removed first.
 fn launch(
     exe: &Path,
     step: &Step,
-    dir: &Path,
+    out: &Path,
     index: usize,
     threads: u32,
 ) -> Result<Running, Failure> {
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| Failure::write(dir.display(), e))?;
+    let dir = record(out, &step.id);
+    for folder in [out.join(&step.id), dir.clone()] {
+        if folder.exists() {
+            std::fs::remove_dir_all(&folder).map_err(|e| Failure::write(folder.display(), e))?;
+        }
     }
-    std::fs::create_dir_all(dir).map_err(|e| Failure::write(dir.display(), e))?;
+    std::fs::create_dir_all(&dir).map_err(|e| Failure::write(dir.display(), e))?;
     let args: Vec<String> = step.args.iter().map(|a| a.resolve()).collect();
     let file = |name: &str| {
         let path: PathBuf = dir.join(name);

@@ -122,7 +122,10 @@ fn choose(
         Strategy::Sensitivity(file) => Some(curves(file, full, request.by.name())?),
         _ => None,
     };
+    // A limit the unpruned network already meets keeps every filter, whatever the strategy (and
+    // however a noisy timing ranks the narrower networks).
     let search = |cost: &mut budget::Cost, limit: f64| match strategy {
+        _ if cost(&widths) <= limit => Ok(widths.clone()),
         Strategy::Uniform => budget::uniform(&widths, round_to, cost, limit).map(|(w, _)| w),
         Strategy::Sensitivity(_) => {
             let curves = curves.as_deref().expect("read for the strategy");

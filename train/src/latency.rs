@@ -225,10 +225,14 @@ impl<'a> LatencyModel<'a> {
         self.unpruned
     }
 
-    /// Milliseconds of `net` with its convs `widths` wide, as the table and the rest predict.
+    /// Milliseconds of `net` with its convs `widths` wide, as the table and the rest predict (the
+    /// unpruned widths: the time taken whole).
     pub fn predict(&mut self, widths: &[i64]) -> f64 {
         let pruned = vggdsl::ir::lower(&vggdsl::budget::with_widths(&self.net, widths))
             .expect("narrower convs lower too");
+        if pruned.features == self.net.features {
+            return self.unpruned;
+        }
         self.table.blocks(&pruned, self.at) + self.rest
     }
 
