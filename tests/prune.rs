@@ -323,7 +323,7 @@ fn the_pruned_file_is_the_model_text_with_the_rates_and_compiles() {
     let text = std::fs::read_to_string(s.path("p/model.vgg")).unwrap();
     // A comment saying where it came from, then the model's text with HRank's widths as rates:
     // 8 − int(6.4) = 2 → 0.75, 16 − int(4.8) = 12 → 0.25, 24 − int(21.6) = 3 → 0.875.
-    let (comment, model) = text.split_at(text.find("\nmodel Small").unwrap() + 1);
+    let (comment, model) = text.split_at(text.find("\nmodel SmallPruned").unwrap() + 1);
     assert!(comment.lines().all(|l| l.starts_with("// ")), "{comment}");
     assert!(
         comment.contains("small.vgg") && comment.contains("w.safetensors"),
@@ -332,11 +332,11 @@ fn the_pruned_file_is_the_model_text_with_the_rates_and_compiles() {
     assert!(comment.contains("HRank's c − int(r·c)"), "{comment}");
     assert_eq!(
         model,
-        "model Small {\n    cfg = [8, M, 16, 16, M, 24, M, 32]\n    compress_rate = [0.75] + [0.25] * 2 + [0.875]\n}\n"
+        "model SmallPruned {\n    cfg = [8, M, 16, 16, M, 24, M, 32]\n    compress_rate = [0.75] + [0.25] * 2 + [0.875]\n}\n"
     );
     let compiled = s.vggdsl(&["compile", "p/model.vgg"]);
     assert!(compiled.status.success(), "{}", stderr(&compiled));
-    assert!(String::from_utf8_lossy(&compiled.stdout).contains("struct Small {"));
+    assert!(String::from_utf8_lossy(&compiled.stdout).contains("struct SmallPruned {"));
 
     // The figures: every conv and linear before and after, totals as `vggdsl summary` counts.
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -371,7 +371,7 @@ fn the_files_compress_rate_is_used_when_the_flag_is_omitted() {
     let s = Setup::new();
     std::fs::write(
         s.path("pruned.vgg"),
-        "pub Small<cfg = [8, M, 16, 16, M, 24, M, 32], compress_rate = [0.5] * 3>\n",
+        "pub SmallPruned<cfg = [8, M, 16, 16, M, 24, M, 32], compress_rate = [0.5] * 3>\n",
     )
     .unwrap();
     let out = s.vggdsl(&[
@@ -388,7 +388,7 @@ fn the_files_compress_rate_is_used_when_the_flag_is_omitted() {
     let text = std::fs::read_to_string(s.path("p/model.vgg")).unwrap();
     assert!(
         text.ends_with(
-            "pub Small<cfg = [8, M, 16, 16, M, 24, M, 32], compress_rate = [0.5] * 3>\n"
+            "pub SmallPruned<cfg = [8, M, 16, 16, M, 24, M, 32], compress_rate = [0.5] * 3>\n"
         ),
         "{text}"
     );
