@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{read, repo, text, vggdsl};
+use common::{exit_codes, read, repo, text, vggdsl};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -67,15 +67,6 @@ fn exit_tables(page: &str) -> Vec<(Vec<String>, usize, String)> {
     tables
 }
 
-/// `Exit codes:` and the lines after it in `vggdsl COMMAND --help`.
-fn help_table(command: &str) -> String {
-    let help = text(&vggdsl(&[command, "--help"]).stdout);
-    let at = help
-        .find("Exit codes:")
-        .expect("--help lists the exit codes");
-    help[at..].trim_end().to_owned()
-}
-
 /// Each command's exit codes appear once in the pages, as `--help` prints them.
 #[test]
 fn exit_code_tables_are_the_help_texts() {
@@ -87,11 +78,11 @@ fn exit_code_tables_are_the_help_texts() {
         let mut lines: Vec<String> = page.lines().map(str::to_owned).collect();
         // From the end, so that a rewritten table leaves the earlier ones' lines where they are.
         for (commands, start, found) in exit_tables(&page).into_iter().rev() {
-            let expected = help_table(&commands[0]);
+            let expected = exit_codes(&commands[0]);
             for command in &commands {
                 assert!(COMMANDS.contains(&command.as_str()), "{name}: `{command}`?");
                 assert_eq!(
-                    help_table(command),
+                    exit_codes(command),
                     expected,
                     "{command} and {}",
                     commands[0]
@@ -197,7 +188,7 @@ fn readme_quick_start_runs_as_written() {
         "{block}"
     );
 
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = vggdsl_test_support::tempdir();
     let dir = tmp.path();
     for shared in ["examples", "scripts"] {
         std::os::unix::fs::symlink(repo(shared), dir.join(shared)).unwrap();
