@@ -371,7 +371,7 @@ fn the_files_compress_rate_is_used_when_the_flag_is_omitted() {
     let s = Setup::new();
     std::fs::write(
         s.path("pruned.vgg"),
-        "pub SmallPruned<cfg = [8, M, 16, 16, M, 24, M, 32], compress_rate = [0.5] * 3>\n",
+        "pub Small<cfg = [8, M, 16, 16, M, 24, M, 32], compress_rate = [0.5] * 3>\n",
     )
     .unwrap();
     let out = s.vggdsl(&[
@@ -673,7 +673,7 @@ fn pruning_a_pruned_model_with_its_own_weights_says_how_to_go_on() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(
         stderr(&out),
-        "error: p/model.safetensors holds the weights of Small as its compress_rate prunes it, \
+        "error: p/model.safetensors holds the weights of SmallPruned as its compress_rate prunes it, \
          but prune reads the weights of the model without its compress_rate; to prune it \
          further, declare it with its widths as its cfg, cfg = [4, M, 8, 8, M, 12, M, 32], and \
          no compress_rate, or give the unpruned model's weights\n"
@@ -814,4 +814,25 @@ fn rank_never_panics_on_weights_or_maps_without_a_rank() {
         std::fs::read_to_string(s.path("mine/ranks.json")).unwrap(),
         "my notes"
     );
+}
+
+/// The pruned model is `<Model>Pruned` unless `--name` says otherwise, so that training it gets a
+/// run folder of its own; a name the file cannot take is a usage error before any work.
+#[test]
+fn the_pruned_model_has_a_name_of_its_own() {
+    let s = Setup::new();
+    let rates = ["--by", "l1", "--compress-rate", "[0.5] * 4"];
+    assert!(s.prune("p", &rates).status.success());
+    let text = std::fs::read_to_string(s.path("p/model.vgg")).unwrap();
+    assert!(text.contains("\nmodel SmallPruned {"), "{text}");
+
+    let named = [&rates[..], &["--name", "Half"]].concat();
+    assert!(s.prune("q", &named).status.success());
+    let text = std::fs::read_to_string(s.path("q/model.vgg")).unwrap();
+    assert!(text.contains("\nmodel Half {"), "{text}");
+
+    for bad in ["9lives", "has space", "a-b", ""] {
+        let text = refused(&s, &[&rates[..], &["--name", bad]].concat(), 2);
+        assert!(text.contains("is not a model name"), "{bad}: {text}");
+    }
 }
