@@ -117,20 +117,37 @@ fn exit_code_tables_are_the_help_texts() {
     );
 }
 
-/// The command list of `vggdsl --help` is the one this file checks.
+/// The command list of `vggdsl --help` is the one this file checks, and README's.
 #[test]
 fn every_command_is_checked() {
-    let help = text(&vggdsl(&["--help"]).stdout);
-    let listed: Vec<&str> = help
-        .split_once("Commands:\n")
-        .expect("--help lists the commands")
+    assert_eq!(subcommands(&[]), COMMANDS);
+    // README's list of the commands names each, and every kind of picture.
+    let readme = read("README.md");
+    for command in COMMANDS {
+        assert!(
+            readme.contains(&format!("\nvggdsl {command} ")),
+            "README.md lacks {command}"
+        );
+    }
+    let kinds = subcommands(&["plot"]);
+    assert!(
+        readme.contains(&format!("vggdsl plot {} ", kinds.join("|"))),
+        "README.md's plot line lacks one of {kinds:?}"
+    );
+}
+
+/// The subcommands `vggdsl ARGS --help` lists, but `help`.
+fn subcommands(args: &[&str]) -> Vec<String> {
+    let help = text(&vggdsl(&[args, &["--help"]].concat()).stdout);
+    help.split_once("Commands:\n")
+        .expect("the help lists the subcommands")
         .1
         .lines()
         .take_while(|l| l.starts_with("  "))
         .filter_map(|l| l.split_whitespace().next())
         .filter(|c| *c != "help")
-        .collect();
-    assert_eq!(listed, COMMANDS);
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A ```sh, ```console or ```bash block in the pages is run by a test, which the marker before
