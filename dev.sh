@@ -4,7 +4,7 @@
 #   ./dev.sh test   every test of the workspace (Rust and the PyTorch reference checks)
 #   ./dev.sh bench  the benchmark against PyTorch, on this CPU's ISA and on AVX2: BENCHMARKS.md's
 #                   tables and docs/img/bench.svg
-#   ./dev.sh pictures  the README's pictures (docs/img/*.svg), DDP training runs included
+#   ./dev.sh pictures  the pictures of PRUNING.md and docs/rust.md (docs/img/*.svg), DDP training runs included
 # libtorch: $LIBTORCH if set, else torch==2.13.0 from PyPI in a cache outside the checkout.
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -1,6 +1,6 @@
 //! The command's exit codes: the codes, and one table per command of what each means there, from
-//! which `--help` prints its "Exit codes:" (README.md, docs/language.md and TRAINING.md repeat
-//! them word for word; tests compare).
+//! which `--help` prints its "Exit codes:" (the user's pages repeat each table word for word:
+//! tests/docs.rs compares them, and rewrites them with `UPDATE_DOCS=1`).
 
 /// A FILE is invalid, or an output cannot be written.
 pub const FAILED: u8 = 1;

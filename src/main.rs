@@ -72,8 +72,9 @@ enum Command {
     #[cfg(feature = "torch")]
     #[command(after_help = exit::help(exit::RANK))]
     Rank(commands::rank::Args),
-    /// Prune a model to compress rates, keeping the filters of highest rank (or L1 norm, or at
-    /// random); writes DIR/model.vgg, DIR/model.safetensors and DIR/kept.json.
+    /// Prune a model to compress rates or a budget, keeping the filters a criterion scores highest
+    /// (HRank's ranks, L1 norm, …); writes DIR/model.vgg (model <Model>Pruned, or --name),
+    /// DIR/model.safetensors and DIR/kept.json.
     #[cfg(feature = "torch")]
     #[command(after_help = exit::help(exit::PRUNE))]
     Prune(commands::prune::Args),

@@ -560,27 +560,6 @@ fn unreadable_files_are_one_sentence() {
     }
 }
 
-/// `--help`, README.md and docs/language.md give the same exit codes.
-#[test]
-fn exit_codes_are_documented_alike() {
-    let help = text(&vggdsl(&["--help"]).stdout);
-    let codes: Vec<&str> = help
-        .split_once("Exit codes:\n")
-        .expect("--help lists the exit codes")
-        .1
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    assert_eq!(codes.len(), 3, "{help}");
-    for doc in ["README.md", "docs/language.md"] {
-        let doc_text = std::fs::read_to_string(repo(doc)).unwrap();
-        for line in &codes {
-            assert!(doc_text.contains(line), "{doc} lacks `{line}`");
-        }
-    }
-}
-
 fn mtime(path: &Path) -> std::time::SystemTime {
     std::fs::metadata(path).unwrap().modified().unwrap()
 }

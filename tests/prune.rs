@@ -323,7 +323,7 @@ fn the_pruned_file_is_the_model_text_with_the_rates_and_compiles() {
     let text = std::fs::read_to_string(s.path("p/model.vgg")).unwrap();
     // A comment saying where it came from, then the model's text with HRank's widths as rates:
     // 8 − int(6.4) = 2 → 0.75, 16 − int(4.8) = 12 → 0.25, 24 − int(21.6) = 3 → 0.875.
-    let (comment, model) = text.split_at(text.find("\nmodel Small").unwrap() + 1);
+    let (comment, model) = text.split_at(text.find("\nmodel SmallPruned").unwrap() + 1);
     assert!(comment.lines().all(|l| l.starts_with("// ")), "{comment}");
     assert!(
         comment.contains("small.vgg") && comment.contains("w.safetensors"),
@@ -332,11 +332,11 @@ fn the_pruned_file_is_the_model_text_with_the_rates_and_compiles() {
     assert!(comment.contains("HRank's c − int(r·c)"), "{comment}");
     assert_eq!(
         model,
-        "model Small {\n    cfg = [8, M, 16, 16, M, 24, M, 32]\n    compress_rate = [0.75] + [0.25] * 2 + [0.875]\n}\n"
+        "model SmallPruned {\n    cfg = [8, M, 16, 16, M, 24, M, 32]\n    compress_rate = [0.75] + [0.25] * 2 + [0.875]\n}\n"
     );
     let compiled = s.vggdsl(&["compile", "p/model.vgg"]);
     assert!(compiled.status.success(), "{}", stderr(&compiled));
-    assert!(String::from_utf8_lossy(&compiled.stdout).contains("struct Small {"));
+    assert!(String::from_utf8_lossy(&compiled.stdout).contains("struct SmallPruned {"));
 
     // The figures: every conv and linear before and after, totals as `vggdsl summary` counts.
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -388,7 +388,7 @@ fn the_files_compress_rate_is_used_when_the_flag_is_omitted() {
     let text = std::fs::read_to_string(s.path("p/model.vgg")).unwrap();
     assert!(
         text.ends_with(
-            "pub Small<cfg = [8, M, 16, 16, M, 24, M, 32], compress_rate = [0.5] * 3>\n"
+            "pub SmallPruned<cfg = [8, M, 16, 16, M, 24, M, 32], compress_rate = [0.5] * 3>\n"
         ),
         "{text}"
     );
@@ -673,7 +673,7 @@ fn pruning_a_pruned_model_with_its_own_weights_says_how_to_go_on() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(
         stderr(&out),
-        "error: p/model.safetensors holds the weights of Small as its compress_rate prunes it, \
+        "error: p/model.safetensors holds the weights of SmallPruned as its compress_rate prunes it, \
          but prune reads the weights of the model without its compress_rate; to prune it \
          further, declare it with its widths as its cfg, cfg = [4, M, 8, 8, M, 12, M, 32], and \
          no compress_rate, or give the unpruned model's weights\n"
@@ -814,4 +814,25 @@ fn rank_never_panics_on_weights_or_maps_without_a_rank() {
         std::fs::read_to_string(s.path("mine/ranks.json")).unwrap(),
         "my notes"
     );
+}
+
+/// The pruned model is `<Model>Pruned` unless `--name` says otherwise, so that training it gets a
+/// run folder of its own; a name the file cannot take is a usage error before any work.
+#[test]
+fn the_pruned_model_has_a_name_of_its_own() {
+    let s = Setup::new();
+    let rates = ["--by", "l1", "--compress-rate", "[0.5] * 4"];
+    assert!(s.prune("p", &rates).status.success());
+    let text = std::fs::read_to_string(s.path("p/model.vgg")).unwrap();
+    assert!(text.contains("\nmodel SmallPruned {"), "{text}");
+
+    let named = [&rates[..], &["--name", "Half"]].concat();
+    assert!(s.prune("q", &named).status.success());
+    let text = std::fs::read_to_string(s.path("q/model.vgg")).unwrap();
+    assert!(text.contains("\nmodel Half {"), "{text}");
+
+    for bad in ["9lives", "has space", "a-b", ""] {
+        let text = refused(&s, &[&rates[..], &["--name", bad]].concat(), 2);
+        assert!(text.contains("is not a model name"), "{bad}: {text}");
+    }
 }

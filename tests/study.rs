@@ -242,10 +242,3 @@ fn study_files_of_the_examples_and_the_reference_are_valid() {
     let err = bad(&format!("{base}criteria = [\"l1\"]\nbudget = []\n"));
     assert!(err.contains("unknown field `budget`"), "{err}");
 }
-
-#[test]
-fn pruning_md_repeats_the_exit_codes() {
-    let block = common::exit_codes("study");
-    let doc = common::read("PRUNING.md");
-    assert!(doc.contains(&block), "PRUNING.md lacks:\n{block}");
-}

@@ -61,6 +61,10 @@ pub struct Args {
     /// Seeds --by random and the pruned model's fresh init.
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
+    /// The pruned model's name in DIR/model.vgg [default: the model's name + `Pruned`, so that
+    /// `vggdsl train DIR/model.vgg` gets a run folder of its own]
+    #[arg(long, value_name = "NEW")]
+    name: Option<String>,
     /// The folder to write model.vgg, model.safetensors and kept.json in (created if missing; it
     /// must be empty, or hold what prune wrote there before).
     #[arg(long, value_name = "DIR")]
@@ -122,7 +126,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
         round_to: args.round_to,
         inherit,
         seed: args.seed,
+        name: args.name.as_deref(),
     };
+    if let Some(name) = &args.name {
+        check_name(&source.text, &model.spec.name, name)?;
+    }
     refuse_inputs(&args)?;
     // Before the work: a folder that cannot be written, or someone else's, fails first.
     let mut staged = Staged::new(&args.out)?;
@@ -176,6 +184,20 @@ pub(super) fn prune_failure(error: PruneError, request: &Request) -> Failure {
         | PruneError::PrunedWeights { .. }
         | PruneError::NoBatchNorm(_)
         | PruneError::Torch(_)) => Failure::new(FAILED, e),
+    }
+}
+
+/// `--name NEW` names a model the language accepts in place of the pruned one.
+fn check_name(source: &str, model: &str, name: &str) -> Result<(), Failure> {
+    let identifier = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let renamed = vggdsl::rewrite::with_name(source, model, name);
+    match renamed.as_deref().map(vggdsl::check_source) {
+        Some(Ok(_)) if identifier => Ok(()),
+        _ => Err(Failure::new(
+            USAGE,
+            format!("--name {name} is not a model name this file can take (letters, digits and `_`, a name no other model has)"),
+        )),
     }
 }
 

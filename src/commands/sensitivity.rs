@@ -115,6 +115,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         round_to: args.round_to,
         inherit: Default::default(),
         seed: args.seed,
+        name: None,
     };
     let sweep_of = Sweep {
         request: &request,

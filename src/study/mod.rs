@@ -130,6 +130,7 @@ impl Study {
             common: Common::new(&f, val_size, dir),
             out: &self.out,
             model_path: self.model_file.display().to_string(),
+            model_name: self.model.spec.name.clone(),
             plan: &mut self.plan,
         };
         let base = l.base(dir);
@@ -251,6 +252,9 @@ struct Layout<'a> {
     common: Common,
     out: &'a Path,
     model_path: String,
+    /// The model's name, which its pruned files keep: the study's folders keep runs apart, and
+    /// `--model NAME` then picks the pruned model too.
+    model_name: String,
     plan: &'a mut Plan,
 }
 
@@ -453,6 +457,8 @@ impl Layout<'_> {
             &seed,
             "--out",
             &dir,
+            "--name",
+            &self.model_name,
             "--weights",
         ]);
         a.push(cut.weights.clone());

@@ -53,6 +53,15 @@ pub struct Request<'a> {
     pub inherit: Inherit,
     /// Seeds [`By::Random`] and the draws of what the pruned network does not inherit.
     pub seed: u64,
+    /// The pruned model's name; `None`: [`pruned_name`].
+    pub name: Option<&'a str>,
+}
+
+/// The name a pruned model goes by unless told otherwise: a different network deserves a name
+/// of its own, so that its default run folder (`runs/<model>`), its generated struct and its
+/// labels in summaries and plots never clash with the model it was cut from.
+pub fn pruned_name(model: &str) -> String {
+    format!("{model}Pruned")
 }
 
 /// Rates given for the model, checked as its `compress_rate` would be.
@@ -432,6 +441,10 @@ fn rewritten(
     .expect("the source parsed and has the model");
     let (text, _) = rewrite::with_compress_rate(&source, name, compress_rate, comment)
         .expect("the source parsed and has the model");
+    let new_name = request
+        .name
+        .map_or_else(|| pruned_name(name), str::to_owned);
+    let text = rewrite::with_name(&text, name, &new_name).expect("the rewritten source parses");
     let architecture = match vggdsl::check_source(&text).as_deref() {
         Ok([net]) => net.clone(),
         _ => unreachable!("the rates were checked in this model:\n{text}"),

@@ -60,6 +60,7 @@ fn request<'a>(s: &'a Setup, weights: &'a std::path::Path, rates: Option<Rates>)
         round_to: None,
         inherit: Default::default(),
         seed: 0,
+        name: None,
     }
 }
 

@@ -30,6 +30,19 @@ pub fn with_round_to(source: &str, model: &str, n: i64) -> Option<String> {
     with_setting(source, model, ROUND_TO, &n.to_string(), "").map(|(text, _)| text)
 }
 
+/// `source` (one model's text, as [`with_compress_rate`] returns it) with model `model` renamed
+/// `name`; `None` when it does not parse or has no model `model`.
+pub fn with_name(source: &str, model: &str, name: &str) -> Option<String> {
+    let file = crate::parse::parse(source).ok()?;
+    let m = file.models.iter().find(|m| m.name.node == model)?;
+    let span = m.name.span.clone();
+    Some(format!(
+        "{}{name}{}",
+        &source[..span.start],
+        &source[span.end..]
+    ))
+}
+
 /// Model `model`'s text with setting `key` set to `value`, as [`with_compress_rate`] says.
 fn with_setting(
     source: &str,

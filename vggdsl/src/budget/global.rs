@@ -56,15 +56,13 @@ pub fn global(
     let order = removal_order(scores, how);
     // The filters removed one by one, each conv keeping at least one.
     let mut left = widths.clone();
-    let removals: Vec<usize> = order
-        .into_iter()
-        .filter_map(|(conv, _)| {
-            (left[conv] > 1).then(|| {
-                left[conv] -= 1;
-                conv
-            })
-        })
-        .collect();
+    let mut removals: Vec<usize> = Vec::new();
+    for (conv, _) in order {
+        if left[conv] > 1 {
+            left[conv] -= 1;
+            removals.push(conv);
+        }
+    }
     let after = |n: usize| -> Vec<i64> {
         let mut w = widths.clone();
         for &conv in &removals[..n] {
