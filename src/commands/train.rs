@@ -20,6 +20,7 @@ use vggdsl_train::sparsity::Sparsity;
 use vggdsl_train::trainer::{Observer, Outcome, Progress};
 use vggdsl_train::{weights, TrainError, Trainer};
 
+use super::device;
 use super::setup::{load_failure, weights_failure, ModelArgs};
 use super::split::{self, SplitArgs};
 use crate::exit::{FAILED, INTERRUPTED, USAGE};
@@ -227,8 +228,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
     };
 
     tch::manual_seed(recipe.seed as i64);
+    // Drawn on the CPU, then moved: a seed gives the same initial weights on every device.
     let mut vs = VarStore::new(Device::Cpu);
     let net = Network::new(&vs.root(), &model.ir);
+    vs.set_device(model.device);
     if let Some(init) = &args.init {
         weights::load(&mut vs, init).map_err(|e| weights_failure(&e, name))?;
     }
@@ -263,9 +266,13 @@ pub fn run(args: Args) -> Result<(), Failure> {
         return Ok(());
     }
     output::stderr(&format!(
-        "{} {name} on {} ({images}): {}{}; checkpoints in {}\n",
+        "{} {name} on {} ({images}){}: {}{}; checkpoints in {}\n",
         if args.resume { "resuming" } else { "training" },
         model.dataset,
+        match model.device {
+            Device::Cpu => String::new(),
+            gpu => format!(" on {}", device::name(gpu)),
+        },
         recipe,
         if lambda > 0.0 {
             format!(", sparsity {lambda:e}")
@@ -437,6 +444,9 @@ fn resume_command(m: &ModelArgs, file: &str, dir: &Path) -> String {
     }
     if let Some(data) = &m.data {
         command += &format!(" --data {}", data.display());
+    }
+    if m.device.device != Device::Cpu {
+        command += &format!(" --device {}", device::name(m.device.device));
     }
     command + &format!(" --out {} --resume", dir.display())
 }
