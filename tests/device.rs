@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
+use vggdsl_runtime::device;
 use vggdsl_runtime::read_state_dict;
-use vggdsl_runtime::tch::Cuda;
+use vggdsl_runtime::tch::{Cuda, Device};
 use vggdsl_test_support::{cifar, tempdir, TempDir};
 
 /// A tiny model whose run is over in a second.
@@ -59,17 +60,19 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// The first CUDA device libtorch does not see, and how the commands refuse it.
+/// The first CUDA device libtorch does not see, and how the commands refuse it: in words
+/// written out here on a machine without a GPU (CI), in the runtime's on one with GPUs.
 fn missing_gpu() -> (String, String) {
     let count = Cuda::device_count();
-    let there = match count {
-        0 => "this machine has no CUDA device (libtorch sees 0); use --device cpu".to_owned(),
-        1 => "libtorch sees 1 CUDA device, cuda:0".to_owned(),
-        n => format!("libtorch sees {n} CUDA devices, cuda:0 to cuda:{}", n - 1),
+    let sentence = if count == 0 {
+        "error: --device cuda:0 is not available: this machine has no CUDA device (libtorch \
+         sees 0); use --device cpu\n"
+            .to_owned()
+    } else {
+        let e = device::available(Device::Cuda(count as usize)).unwrap_err();
+        format!("error: --device {e}\n")
     };
-    let device = format!("cuda:{count}");
-    let sentence = format!("error: --device {device} is not available: {there}\n");
-    (device, sentence)
+    (format!("cuda:{count}"), sentence)
 }
 
 #[test]
@@ -80,8 +83,22 @@ fn a_gpu_that_is_not_there_is_one_sentence_before_any_work() {
     let commands: [&[&str]; 4] = [
         &["train", "tiny.vgg", "--out", "run"],
         &["eval", "tiny.vgg", "--weights", "missing.safetensors"],
-        &["rank", "tiny.vgg", "--weights", "missing.safetensors", "--out", "ranks"],
-        &["sensitivity", "tiny.vgg", "--weights", "missing.safetensors", "--out", "sens"],
+        &[
+            "rank",
+            "tiny.vgg",
+            "--weights",
+            "missing.safetensors",
+            "--out",
+            "ranks",
+        ],
+        &[
+            "sensitivity",
+            "tiny.vgg",
+            "--weights",
+            "missing.safetensors",
+            "--out",
+            "sens",
+        ],
     ];
     for args in commands {
         let mut args = args.to_vec();
@@ -152,7 +169,11 @@ fn device_cpu_is_the_default_bit_for_bit() {
     let s = Setup::new();
     s.ok(&["train", "tiny.vgg", "--out", "plain"]);
     s.ok(&["train", "tiny.vgg", "--out", "cpu", "--device", "cpu"]);
-    for file in ["last.safetensors", "best.safetensors", "optimizer.safetensors"] {
+    for file in [
+        "last.safetensors",
+        "best.safetensors",
+        "optimizer.safetensors",
+    ] {
         let (a, b) = (
             tensors(&s.path("plain").join(file)),
             tensors(&s.path("cpu").join(file)),

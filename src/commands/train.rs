@@ -13,14 +13,13 @@ use vggdsl::files::run::{BEST, LAST, STATE};
 use vggdsl::spec::{Recipe, Schedule};
 use vggdsl_runtime::tch::nn::VarStore;
 use vggdsl_runtime::tch::{self, Device};
-use vggdsl_runtime::Network;
+use vggdsl_runtime::{device, Network};
 use vggdsl_train::checkpoint::{RunDir, RunState};
 use vggdsl_train::error::SaveStage;
 use vggdsl_train::sparsity::Sparsity;
 use vggdsl_train::trainer::{Observer, Outcome, Progress};
 use vggdsl_train::{weights, TrainError, Trainer};
 
-use super::device;
 use super::setup::{load_failure, weights_failure, ModelArgs};
 use super::split::{self, SplitArgs};
 use crate::exit::{FAILED, INTERRUPTED, USAGE};
