@@ -129,8 +129,9 @@ impl Evaluation {
     }
 }
 
-/// Evaluates `model` in eval mode on every image of `set`, `batch_size` at a time; `progress` is
-/// told the batches done (from 0) and their number. Returns `None` if `stop` is raised before the end.
+/// Evaluates `model` in eval mode on every image of `set`, `batch_size` at a time, on the set's
+/// device ([`ImageSet::on`]: the model's); `progress` is told the batches done (from 0) and their
+/// number. Returns `None` if `stop` is raised before the end.
 pub fn evaluate(
     model: &dyn ModuleT,
     set: &ImageSet,
