@@ -91,7 +91,7 @@ fn main() {
             ("Network", network_fast.forward(&xs)),
         ] {
             let off = (&fused - &eager).abs().max().double_value(&[]) / scale;
-            if !(off <= TOLERANCE) {
+            if off.is_nan() || off > TOLERANCE {
                 fail(&format!(
                     "{path} to_inference() at batch {b} is {off:.2e} of the largest logit away \
                      from forward_t(eval) on {name} (tolerance {TOLERANCE:e})"
