@@ -67,7 +67,8 @@ pub struct Args {
     /// `vggdsl train --limit-train N`.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     limit_train: Option<u64>,
-    /// Images per batch of each latency, timed on this machine's to_inference().
+    /// Images per batch of each latency, timed on this machine's to_inference() on the CPU
+    /// (whatever --device).
     #[arg(long, value_name = "B", default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..=65536))]
     latency_batch: i64,
     /// libtorch threads of each latency.
