@@ -20,7 +20,7 @@ use vggdsl_train::sparsity::Sparsity;
 use vggdsl_train::trainer::{Observer, Outcome, Progress};
 use vggdsl_train::{weights, TrainError, Trainer};
 
-use super::setup::{load_failure, weights_failure, ModelArgs};
+use super::setup::{load_failure, weights_failure, Model, ModelArgs};
 use super::split::{self, SplitArgs};
 use crate::exit::{FAILED, INTERRUPTED, USAGE};
 use crate::failure::Failure;
@@ -226,14 +226,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         None => args.sparsity.unwrap_or(0.0),
     };
 
-    tch::manual_seed(recipe.seed as i64);
-    // Drawn on the CPU, then moved: a seed gives the same initial weights on every device.
-    let mut vs = VarStore::new(Device::Cpu);
-    let net = Network::new(&vs.root(), &model.ir);
-    vs.set_device(model.device);
-    if let Some(init) = &args.init {
-        weights::load(&mut vs, init).map_err(|e| weights_failure(&e, name))?;
-    }
+    let (mut vs, net) = network(&model, recipe.seed, args.init.as_deref())?;
     // The scales are the variables themselves, which a resume's load copies into.
     let sparsity = (lambda > 0.0)
         .then(|| Sparsity::new(&vs, &model.ir, lambda))
@@ -264,20 +257,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
         ));
         return Ok(());
     }
+    let what = if args.resume { "resuming" } else { "training" };
     output::stderr(&format!(
-        "{} {name} on {} ({images}){}: {}{}; checkpoints in {}\n",
-        if args.resume { "resuming" } else { "training" },
+        "{what} {name} on {} ({images}){}: {recipe}{}; checkpoints in {}\n",
         model.dataset,
-        match model.device {
-            Device::Cpu => String::new(),
-            gpu => format!(" on {}", device::name(gpu)),
-        },
-        recipe,
-        if lambda > 0.0 {
-            format!(", sparsity {lambda:e}")
-        } else {
-            String::new()
-        },
+        on_device(model.device),
+        sparsity_note(lambda),
         dir.display()
     ));
     let mut report = Report::new(&recipe);
@@ -286,6 +271,19 @@ pub fn run(args: Args) -> Result<(), Failure> {
     drop(report);
     let outcome = outcome.map_err(|e| train_failure(e, name, &resume))?;
     ended(outcome, &trainer, &resume)
+}
+
+/// The model on its device, its weights drawn after `seed` (on the CPU, then moved: a seed gives
+/// the same initial weights on every device), or `init`'s.
+fn network(model: &Model, seed: u64, init: Option<&Path>) -> Result<(VarStore, Network), Failure> {
+    tch::manual_seed(seed as i64);
+    let mut vs = VarStore::new(Device::Cpu);
+    let net = Network::new(&vs.root(), &model.ir);
+    vs.set_device(model.device);
+    if let Some(init) = init {
+        weights::load(&mut vs, init).map_err(|e| weights_failure(&e, &model.ir.spec.name))?;
+    }
+    Ok((vs, net))
 }
 
 /// Raises [`STOP`] on Ctrl-C, SIGTERM (a job scheduler's stop) or SIGHUP (a closed terminal).
@@ -429,6 +427,23 @@ fn ended(outcome: Outcome, trainer: &Trainer, resume: &str) -> Result<(), Failur
             ));
             Err(Failure::exit(INTERRUPTED))
         }
+    }
+}
+
+/// ` on cuda:0` for a GPU; nothing for the CPU, the default.
+fn on_device(device: Device) -> String {
+    match device {
+        Device::Cpu => String::new(),
+        gpu => format!(" on {}", device::name(gpu)),
+    }
+}
+
+/// `, sparsity λ` when the run penalises the BatchNorm scales.
+fn sparsity_note(lambda: f64) -> String {
+    if lambda > 0.0 {
+        format!(", sparsity {lambda:e}")
+    } else {
+        String::new()
     }
 }
 
