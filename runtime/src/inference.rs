@@ -83,7 +83,10 @@ pub const WINOGRAD_FROM_BATCH: i64 = 2;
 pub const DENSE_FROM_BATCH: i64 = 8;
 
 /// Whether tensors like `t` can run on oneDNN: f32 on the CPU, with a libtorch built with oneDNN
-/// (f64 has no oneDNN format; f16 and bf16 need CPU extensions to prepack).
+/// (f64 has no oneDNN format; f16 and bf16 need CPU extensions to prepack). The one place where
+/// the inference layers branch on the device: every kernel but aten's needs this, so on a GPU
+/// each conv runs folded through aten's conv (cuDNN) in plain NCHW, and no packing, Winograd or
+/// matrix form is built or timed.
 fn onednn_runs(t: &Tensor) -> bool {
     t.kind() == Kind::Float && t.device() == Device::Cpu && tch::utils::has_mkldnn()
 }

@@ -5,10 +5,12 @@
 //! default initialisation and the in-place init functions that rules compile to ([`init`]), the
 //! fused inference layers ([`inference`]) over libtorch operators and kernels of vggdsl's own
 //! ([`ops`]) with their memory policy ([`memory`]), weight import and export ([`state_dict`]),
-//! and [`Network`], the same model built at run time from a `.vgg` file. It re-exports [`tch`]
+//! [`Network`], the same model built at run time from a `.vgg` file, and the devices users name
+//! ([`device`]). It re-exports [`tch`]
 //! and the `vgg!` macro. Decisions about a network (names, shapes, init order, repr) are made by
 //! the compiler; training and pruning are the `vggdsl-train` crate's.
 
+pub mod device;
 pub mod inference;
 pub mod init;
 pub mod memory;

@@ -5,6 +5,8 @@ pub mod compile;
 #[cfg(feature = "torch")]
 pub mod criterion;
 #[cfg(feature = "torch")]
+pub mod device;
+#[cfg(feature = "torch")]
 pub mod eval;
 pub mod export;
 #[cfg(feature = "torch")]

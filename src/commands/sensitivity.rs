@@ -17,6 +17,7 @@ use vggdsl_train::trainer::EVAL_BATCH;
 use vggdsl_train::Request;
 
 use super::criterion::CriterionArgs;
+use super::device::DeviceArgs;
 use super::prune::prune_failure;
 use super::split::carve;
 use crate::exit::USAGE;
@@ -66,7 +67,8 @@ pub struct Args {
     /// `vggdsl train --limit-train N`.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     limit_train: Option<u64>,
-    /// Images per batch of each latency, timed on this machine's to_inference().
+    /// Images per batch of each latency, timed on this machine's to_inference() on the CPU
+    /// (whatever --device).
     #[arg(long, value_name = "B", default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..=65536))]
     latency_batch: i64,
     /// libtorch threads of each latency.
@@ -75,6 +77,9 @@ pub struct Args {
     /// libtorch's intra-op threads for the rest [default: libtorch's, one per core]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..=1024))]
     threads: Option<i64>,
+    // The networks are evaluated on --device; the criterion and the latencies run on the CPU.
+    #[command(flatten)]
+    device: DeviceArgs,
     /// The folder to write sensitivity.json in (created if missing).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -87,6 +92,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             format_args!("--rates: rate {r} is outside [0, 1)"),
         ));
     }
+    let device = args.device.checked()?;
     let source = input::read(&args.file)?;
     let nets = vggdsl::load(&source.text, &source.name).map_err(|d| Failure::invalid(&d))?;
     let model = input::model(&nets, args.model.as_deref(), &source.name)?;
@@ -121,7 +127,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         request: &request,
         by: by.name(),
         rates: &args.rates,
-        validation: &validation,
+        validation: &validation.on(device),
         batch_size: NonZeroUsize::new(EVAL_BATCH).expect("positive"),
         latency: At {
             batch: args.latency_batch,

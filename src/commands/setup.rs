@@ -1,5 +1,5 @@
 //! What `train`, `eval` and `rank` share: the model of a FILE, the dataset and its folder, the
-//! thread count, loading trained weights, and how their errors read.
+//! thread count, the device, loading trained weights, and how their errors read.
 
 use std::path::PathBuf;
 
@@ -8,11 +8,12 @@ use vggdsl_runtime::{LoadError, Network};
 use vggdsl_train::data::{DataError, Dataset, ImageSet, Split};
 use vggdsl_train::weights::{self, WeightsError};
 
+use super::device::DeviceArgs;
 use crate::exit::{FAILED, UNREADABLE, USAGE};
 use crate::failure::Failure;
 use crate::{input, numbers, FileArg};
 
-/// The model, data and threads arguments of both commands.
+/// The model, data, threads and device arguments of `train`, `eval` and `rank`.
 #[derive(clap::Args)]
 pub struct ModelArgs {
     /// The .vgg file (`-` reads standard input).
@@ -38,22 +39,28 @@ pub struct ModelArgs {
         allow_negative_numbers = true
     )]
     pub threads: Option<i64>,
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
 pub fn parse_dataset(name: &str) -> Result<Dataset, DataError> {
     name.parse()
 }
 
-/// A checked model of FILE, the dataset it runs on and the name FILE goes by.
+/// A checked model of FILE, the dataset it runs on, the name FILE goes by and the device (one
+/// libtorch sees) it runs on.
 pub struct Model {
     pub ir: vggdsl::Architecture,
     pub dataset: Dataset,
     pub file_name: String,
+    pub device: Device,
 }
 
 impl ModelArgs {
-    /// Reads FILE, picks the model, settles the dataset and applies `--threads`.
+    /// Checks `--device`, reads FILE, picks the model, settles the dataset and applies
+    /// `--threads`.
     pub fn model(&self) -> Result<Model, Failure> {
+        let device = self.device.checked()?;
         let source = input::read(&self.file)?;
         let nets = vggdsl::load(&source.text, &source.name).map_err(|d| Failure::invalid(&d))?;
         let ir = input::model(&nets, self.model.as_deref(), &source.name)?.clone();
@@ -81,6 +88,7 @@ impl ModelArgs {
             ir,
             dataset,
             file_name: source.name,
+            device,
         })
     }
 
@@ -150,15 +158,20 @@ pub struct TrainedArgs {
 }
 
 impl TrainedArgs {
-    /// The model, its weights loaded strictly, and `split` of its dataset.
+    /// The model on its device, its weights loaded strictly, and `split` of its dataset, its
+    /// batches handed out on that device.
     pub fn load(&self, split: Split) -> Result<Trained, Failure> {
         let model = self.model.model()?;
-        let mut vs = VarStore::new(Device::Cpu);
+        let mut vs = VarStore::new(model.device);
         let net = Network::new(&vs.root(), &model.ir);
         weights::load(&mut vs, &self.weights)
             .map_err(|e| weights_failure(&e, &model.ir.spec.name))?;
         let data = load_split(model.dataset, split, &self.model.data_dir(model.dataset)?)?;
-        Ok(Trained { model, net, data })
+        Ok(Trained {
+            data: data.on(model.device),
+            model,
+            net,
+        })
     }
 }
 

@@ -13,14 +13,14 @@ use vggdsl::files::run::{BEST, LAST, STATE};
 use vggdsl::spec::{Recipe, Schedule};
 use vggdsl_runtime::tch::nn::VarStore;
 use vggdsl_runtime::tch::{self, Device};
-use vggdsl_runtime::Network;
+use vggdsl_runtime::{device, Network};
 use vggdsl_train::checkpoint::{RunDir, RunState};
 use vggdsl_train::error::SaveStage;
 use vggdsl_train::sparsity::Sparsity;
 use vggdsl_train::trainer::{Observer, Outcome, Progress};
 use vggdsl_train::{weights, TrainError, Trainer};
 
-use super::setup::{load_failure, weights_failure, ModelArgs};
+use super::setup::{load_failure, weights_failure, Model, ModelArgs};
 use super::split::{self, SplitArgs};
 use crate::exit::{FAILED, INTERRUPTED, USAGE};
 use crate::failure::Failure;
@@ -226,12 +226,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         None => args.sparsity.unwrap_or(0.0),
     };
 
-    tch::manual_seed(recipe.seed as i64);
-    let mut vs = VarStore::new(Device::Cpu);
-    let net = Network::new(&vs.root(), &model.ir);
-    if let Some(init) = &args.init {
-        weights::load(&mut vs, init).map_err(|e| weights_failure(&e, name))?;
-    }
+    let (mut vs, net) = network(&model, recipe.seed, args.init.as_deref())?;
     // The scales are the variables themselves, which a resume's load copies into.
     let sparsity = (lambda > 0.0)
         .then(|| Sparsity::new(&vs, &model.ir, lambda))
@@ -262,16 +257,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
         ));
         return Ok(());
     }
+    let what = if args.resume { "resuming" } else { "training" };
     output::stderr(&format!(
-        "{} {name} on {} ({images}): {}{}; checkpoints in {}\n",
-        if args.resume { "resuming" } else { "training" },
+        "{what} {name} on {} ({images}){}: {recipe}{}; checkpoints in {}\n",
         model.dataset,
-        recipe,
-        if lambda > 0.0 {
-            format!(", sparsity {lambda:e}")
-        } else {
-            String::new()
-        },
+        on_device(model.device),
+        sparsity_note(lambda),
         dir.display()
     ));
     let mut report = Report::new(&recipe);
@@ -280,6 +271,19 @@ pub fn run(args: Args) -> Result<(), Failure> {
     drop(report);
     let outcome = outcome.map_err(|e| train_failure(e, name, &resume))?;
     ended(outcome, &trainer, &resume)
+}
+
+/// The model on its device, its weights drawn after `seed` (on the CPU, then moved: a seed gives
+/// the same initial weights on every device), or `init`'s.
+fn network(model: &Model, seed: u64, init: Option<&Path>) -> Result<(VarStore, Network), Failure> {
+    tch::manual_seed(seed as i64);
+    let mut vs = VarStore::new(Device::Cpu);
+    let net = Network::new(&vs.root(), &model.ir);
+    vs.set_device(model.device);
+    if let Some(init) = init {
+        weights::load(&mut vs, init).map_err(|e| weights_failure(&e, &model.ir.spec.name))?;
+    }
+    Ok((vs, net))
 }
 
 /// Raises [`STOP`] on Ctrl-C, SIGTERM (a job scheduler's stop) or SIGHUP (a closed terminal).
@@ -426,6 +430,23 @@ fn ended(outcome: Outcome, trainer: &Trainer, resume: &str) -> Result<(), Failur
     }
 }
 
+/// ` on cuda:0` for a GPU; nothing for the CPU, the default.
+fn on_device(device: Device) -> String {
+    match device {
+        Device::Cpu => String::new(),
+        gpu => format!(" on {}", device::name(gpu)),
+    }
+}
+
+/// `, sparsity λ` when the run penalises the BatchNorm scales.
+fn sparsity_note(lambda: f64) -> String {
+    if lambda > 0.0 {
+        format!(", sparsity {lambda:e}")
+    } else {
+        String::new()
+    }
+}
+
 /// The command that continues this run.
 fn resume_command(m: &ModelArgs, file: &str, dir: &Path) -> String {
     let mut command = format!("vggdsl train {file}");
@@ -437,6 +458,9 @@ fn resume_command(m: &ModelArgs, file: &str, dir: &Path) -> String {
     }
     if let Some(data) = &m.data {
         command += &format!(" --data {}", data.display());
+    }
+    if m.device.device != Device::Cpu {
+        command += &format!(" --device {}", device::name(m.device.device));
     }
     command + &format!(" --out {} --resume", dir.display())
 }

@@ -26,7 +26,9 @@ use crate::prune::{self, Loaded, PruneError, Request};
 use crate::trainer::Evaluation;
 
 /// What to sweep: the model, its weights and criterion (`request`, whose rates are not used),
-/// the rates to try, the validation images and where latency is measured.
+/// the rates to try, the validation images (the networks are evaluated on their device,
+/// [`ImageSet::on`]) and where latency is measured (on the CPU whatever that device: the table is
+/// this machine's).
 pub struct Sweep<'a> {
     pub request: &'a Request<'a>,
     /// The criterion as `vggdsl prune --by` names it, for the file.
@@ -113,6 +115,7 @@ pub fn sweep(
 /// tensor per batch of validation images), and where the time went.
 struct Run<'a, 'b> {
     full: &'a Loaded<'a>,
+    device: Device,
     latency: LatencyModel<'b>,
     batches: Batches,
     inference: Inference,
@@ -134,7 +137,8 @@ impl<'a, 'b> Run<'a, 'b> {
         let latency = LatencyModel::new(table, full.ir, sweep.latency);
         seconds.latency += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let inference = full.net.to_inference();
+        let device = sweep.validation.device();
+        let inference = cut(full, &full.widths(), device);
         let layers = inference.feature_layers();
         let batches = Batches::new(sweep.validation, sweep.batch_size);
         let maps: Vec<Tensor> = batches.images.iter().map(inference::enter).collect();
@@ -150,6 +154,7 @@ impl<'a, 'b> Run<'a, 'b> {
         };
         Ok(Run {
             full,
+            device,
             latency,
             batches,
             inference,
@@ -170,7 +175,7 @@ impl<'a, 'b> Run<'a, 'b> {
         rate: f64,
     ) -> Result<Point, PruneError> {
         let t = Instant::now();
-        let pruned = cut(self.full, keep);
+        let pruned = cut(self.full, keep, self.device);
         self.seconds.prune += t.elapsed().as_secs_f64();
         let t = Instant::now();
         let evaluation = self
@@ -219,15 +224,18 @@ fn conv_layers(net: &Architecture) -> Vec<usize> {
         .collect()
 }
 
-/// `full` cut to `keep` filters per conv (its criterion's choice, every tensor copied), in its
-/// inference form.
-fn cut(full: &Loaded, keep: &[i64]) -> Inference {
+/// `full` cut to `keep` filters per conv (its criterion's choice, every tensor copied; all of
+/// them at full widths), in its inference form on `device`. The cut is made on the CPU, where the
+/// criterion's network is.
+fn cut(full: &Loaded, keep: &[i64], device: Device) -> Inference {
     let kept = hrank::choose(full.net, keep, full.criterion);
     let architecture =
         ir::lower(&vggdsl::budget::with_widths(full.ir, keep)).expect("narrower convs lower too");
-    let vars = VarStore::new(Device::Cpu);
+    let mut vars = VarStore::new(Device::Cpu);
     let net = Network::new(&vars.root(), &architecture);
     hrank::transplant(full.ir, full.vars, &kept, &vars, Inherit::All);
+    // Moves the network's own tensors too: they share the variables' storage.
+    vars.set_device(device);
     net.to_inference()
 }
 

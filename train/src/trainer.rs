@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use tch::nn::{ModuleT, VarStore};
-use tch::{Kind, Reduction, TchError, Tensor};
+use tch::{Device, Kind, Reduction, TchError, Tensor};
 use vggdsl::check::check_batches;
 use vggdsl::files::metrics::EpochMetrics;
 use vggdsl::files::run::{LAST, OPTIMIZER};
@@ -129,8 +129,9 @@ impl Evaluation {
     }
 }
 
-/// Evaluates `model` in eval mode on every image of `set`, `batch_size` at a time; `progress` is
-/// told the batches done (from 0) and their number. Returns `None` if `stop` is raised before the end.
+/// Evaluates `model` in eval mode on every image of `set`, `batch_size` at a time, on the set's
+/// device ([`ImageSet::on`]: the model's); `progress` is told the batches done (from 0) and their
+/// number. Returns `None` if `stop` is raised before the end.
 pub fn evaluate(
     model: &dyn ModuleT,
     set: &ImageSet,
@@ -207,12 +208,23 @@ pub struct Data {
 }
 
 impl Data {
+    /// Every set's batches handed out on `device` ([`ImageSet::on`]).
+    pub fn on(self, device: Device) -> Data {
+        Data {
+            train: self.train.on(device),
+            validation: self.validation.map(|v| v.on(device)),
+            test: self.test.on(device),
+        }
+    }
+
     fn validation_images(&self) -> usize {
         self.validation.as_ref().map_or(0, ImageSet::len)
     }
 }
 
-/// A run of a recipe on a model, saving its checkpoints in a [`RunDir`].
+/// A run of a recipe on a model, saving its checkpoints in a [`RunDir`]. It runs where the
+/// model's [`VarStore`] is: the batches are handed out on its device, and checkpoints are written
+/// from CPU copies ([`state_dict::safetensors_bytes`]), so a run trained on a GPU loads anywhere.
 pub struct Trainer<'a> {
     model: &'a dyn ModuleT,
     vs: &'a VarStore,
@@ -244,6 +256,7 @@ impl<'a> Trainer<'a> {
             });
         }
         check_batches(data.train.len(), recipe.batch_size)?;
+        let data = data.on(vs.device());
         let dataset = data.train.dataset();
         let mut state = RunState::new(name, dataset.name(), data.train.len(), recipe);
         state.validation_images = data.validation_images();
@@ -320,6 +333,7 @@ impl<'a> Trainer<'a> {
         sgd.load_state(buffers)
             .map_err(|mismatches| TrainError::OptimizerState { path, mismatches })?;
         let metrics = dir.metrics(state.epoch)?;
+        let data = data.on(vs.device());
         Ok(Trainer {
             model,
             vs,

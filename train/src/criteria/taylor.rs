@@ -34,7 +34,7 @@ pub fn scores(
     let mut sums: Vec<Tensor> = net
         .ir()
         .convs()
-        .map(|(.., c)| Tensor::zeros([c], (Kind::Double, tch::Device::Cpu)))
+        .map(|(.., c)| Tensor::zeros([c], (Kind::Double, set.device())))
         .collect();
     let mut images = 0;
     for batch in set.in_order(batch_size, limit) {

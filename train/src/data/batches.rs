@@ -22,6 +22,17 @@ pub struct Batch {
     pub labels: Tensor,
 }
 
+impl Batch {
+    /// The batch on `device`: the same tensors where they are already there, a copy otherwise.
+    /// Copied on the consumer's thread, so the loader thread never touches a GPU.
+    pub fn to_device(self, device: Device) -> Batch {
+        Batch {
+            images: self.images.to_device(device),
+            labels: self.labels.to_device(device),
+        }
+    }
+}
+
 /// The batches of one pass over an [`ImageSet`], in order, built on a background thread.
 ///
 /// Dropping it early (e.g. after HRank's `--limit` batches) stops the thread.
@@ -30,6 +41,8 @@ pub struct Batches {
     rx: Option<Receiver<Batch>>,
     worker: Option<JoinHandle<()>>,
     remaining: usize,
+    /// The set's device, where [`Iterator::next`] hands each batch out.
+    device: Device,
 }
 
 impl Batches {
@@ -41,6 +54,7 @@ impl Batches {
         batch_size: NonZeroUsize,
     ) -> Batches {
         let batch_size = batch_size.get();
+        let device = set.device;
         let remaining = order.len().div_ceil(batch_size);
         let (tx, rx) = sync_channel(AHEAD);
         let worker = std::thread::Builder::new()
@@ -74,6 +88,7 @@ impl Batches {
             rx: Some(rx),
             worker: Some(worker),
             remaining,
+            device,
         }
     }
 
@@ -111,7 +126,7 @@ impl Iterator for Batches {
         match self.rx.as_ref()?.recv() {
             Ok(batch) => {
                 self.remaining -= 1;
-                Some(batch)
+                Some(batch.to_device(self.device))
             }
             Err(_) => {
                 self.rx = None;

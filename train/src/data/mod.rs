@@ -39,6 +39,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
+use tch::Device;
+
 /// Where Debian's `dataset-fashion-mnist` package installs the four gzipped IDX files.
 const DEBIAN_FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";
 
@@ -409,6 +411,8 @@ pub struct ImageSet {
     dataset: Dataset,
     pixels: Arc<Vec<u8>>,
     labels: Arc<Vec<u8>>,
+    /// Where its batches are handed out ([`ImageSet::on`]).
+    device: Device,
 }
 
 /// What a reader returns: pixels `[N, C, H, W]` and labels, already checked against the dataset.
@@ -429,7 +433,22 @@ impl ImageSet {
             dataset,
             pixels: Arc::new(raw.pixels),
             labels: Arc::new(raw.labels),
+            device: Device::Cpu,
         })
+    }
+
+    /// The same images, their batches handed out on `device` (the CPU unless asked): the one
+    /// place where data moves to a GPU, so that every pass over the set (training, evaluation,
+    /// ranking, criteria) runs where the network is. The images stay in host memory, and each
+    /// batch is copied when the consumer takes it.
+    pub fn on(mut self, device: Device) -> ImageSet {
+        self.device = device;
+        self
+    }
+
+    /// Where its batches are handed out.
+    pub fn device(&self) -> Device {
+        self.device
     }
 
     pub fn dataset(&self) -> Dataset {

@@ -71,6 +71,7 @@ impl ImageSet {
             dataset: self.dataset,
             pixels: Arc::new(pixels),
             labels: Arc::new(indices.iter().map(|&i| self.labels[i]).collect()),
+            device: self.device,
         }
     }
 }
