@@ -511,7 +511,7 @@ fn bad_input_is_one_sentence_and_nothing_is_written() {
             [&["--ranks", "/dev/zero"][..], &rates].concat(),
             2,
             "error: cannot read /dev/zero: it is larger than 1,088 KiB, more than a ranks file \
-             of the model holds\n",
+             of `vggdsl rank` holds\n",
         ),
         (
             String::new(),
@@ -814,4 +814,68 @@ fn rank_never_panics_on_weights_or_maps_without_a_rank() {
         std::fs::read_to_string(s.path("mine/ranks.json")).unwrap(),
         "my notes"
     );
+}
+
+/// The ranks and Taylor scores of `weights` over the first 150 images of `set`, in file order, in
+/// one batch: `(ranks.json's text, Taylor scores per conv)`.
+fn scores_over(weights: &Path, set: &vggdsl_train::data::ImageSet) -> (String, Vec<Vec<f64>>) {
+    use vggdsl_train::hrank::RankSums;
+    let ir = vggdsl::check_source(SMALL).unwrap().remove(0);
+    let mut vs = VarStore::new(Device::Cpu);
+    let net = Network::new(&vs.root(), &ir);
+    vggdsl_runtime::load_state_dict(&mut vs, weights).unwrap();
+    let batch = std::num::NonZeroUsize::new(150).unwrap();
+    let mut sums = RankSums::new(&net);
+    for b in set.in_order(batch, 150) {
+        sums.add(&net, &b.images).unwrap();
+    }
+    let ranks = sums.means().to_json();
+    let taylor = vggdsl_train::criteria::taylor::scores(&net, set, batch, 150, &mut |_| {});
+    (ranks, taylor.unwrap())
+}
+
+#[test]
+fn rank_and_taylor_read_only_the_images_train_trains_on() {
+    use vggdsl_train::data::{carve_validation, Dataset, ImageSet, Split};
+    let s = Setup::new();
+    let limits = ["--val-size", "30", "--limit", "1", "--batch-size", "150"];
+    let mut args = vec!["rank", "small.vgg", "--weights", "w.safetensors"];
+    args.extend(["--data", "data", "--out", "ranks"]);
+    args.extend(limits);
+    let out = s.vggdsl(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("over the first 120 training images of cifar10 (30 held out"),
+        "{report}"
+    );
+    let rates = "[0.5] * 4";
+    let mut args = vec!["--by", "taylor", "--compress-rate", rates, "--data", "data"];
+    args.extend(limits);
+    s.prune("by-taylor", &args);
+
+    // The 120 images train --val-size 30 trains on, not the first 120 of the file.
+    let all = ImageSet::load(Dataset::Cifar10, Split::Train, &s.path("data")).unwrap();
+    let (trained, _) = carve_validation(&all, 30).unwrap();
+    assert_eq!((all.len(), trained.len()), (150, 120));
+    let w = s.path("w.safetensors");
+    let (ranks, taylor) = scores_over(&w, &trained);
+    let (first_ranks, first_taylor) = scores_over(&w, &vggdsl_train::data::split::first(&all, 120));
+    assert_ne!(ranks, first_ranks, "the two sets of images must tell apart");
+
+    let file = std::fs::read_to_string(s.path("ranks/ranks.json")).unwrap();
+    assert_eq!(file, ranks);
+    assert!(file.contains("\"images\": 120"), "{file}");
+    let kept =
+        KeptFile::from_json(&std::fs::read_to_string(s.path("by-taylor/kept.json")).unwrap())
+            .unwrap();
+    let keep = |scores: &[Vec<f64>]| -> Vec<Vec<i64>> {
+        scores
+            .iter()
+            .map(|s| vggdsl::select::keep_highest(s, s.len() / 2))
+            .collect()
+    };
+    let got: Vec<Vec<i64>> = kept.convs.into_iter().map(|(_, k)| k).collect();
+    assert_eq!(got, keep(&taylor));
+    assert_ne!(keep(&taylor), keep(&first_taylor), "must tell apart");
 }

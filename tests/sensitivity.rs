@@ -150,13 +150,11 @@ fn the_sweep_runs_on_the_held_out_images_and_rate_zero_is_the_unpruned_model() {
 fn a_study_runs_each_strategy_of_a_target_as_a_method() {
     let dir = setup();
     let d = dir.path();
-    let study = format!(
-        "model = \"small.vgg\"\nseeds = [0]\nthreads = 1\ndataset = \"cifar10\"\n\
+    let study = "model = \"small.vgg\"\nseeds = [0]\nthreads = 1\ndataset = \"cifar10\"\n\
          data = \"data\"\nval_size = 20\nlimit_test = 40\n\n[base]\n\
          weights = \"run/best.safetensors\"\n\n[prune]\ncriteria = [\"l1\"]\n\
-         budgets = [{{ target_macs = \"50%\", strategies = [\"sensitivity\", \"global\"] }}]\n\n\
-         [finetune]\nepochs = 1\nbatch_size = 32\n"
-    );
+         budgets = [{ target_macs = \"50%\", strategies = [\"sensitivity\", \"global\"] }]\n\n\
+         [finetune]\nepochs = 1\nbatch_size = 32\n";
     std::fs::write(d.join("small.toml"), study).unwrap();
     let out = command(&["study", "small.toml", "--out", "study"])
         .current_dir(d)

@@ -304,7 +304,12 @@ impl Layout<'_> {
                 "--weights".into(),
             ]);
             a.push(weights.clone());
-            for flags in [&self.common.model, &self.common.data, &self.common.threads] {
+            for flags in [
+                &self.common.model,
+                &self.common.data,
+                &self.common.threads,
+                &self.common.validation,
+            ] {
                 a.extend(flags.iter().cloned());
             }
             a.extend(prune_batches(f));
@@ -463,6 +468,7 @@ impl Layout<'_> {
         }
         if cut.criterion == "taylor" {
             a.extend(self.common.data.iter().cloned());
+            a.extend(self.common.validation.iter().cloned());
             a.extend(prune_batches(f));
         }
         for (flag, value) in [("--rule", &f.prune.rule), ("--copy", &f.prune.copy)] {

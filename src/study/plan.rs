@@ -85,7 +85,8 @@ pub struct Common {
     pub threads: Vec<Arg>,
     /// `train`'s `--val-size`, `--limit-train` (and `--limit-test`).
     pub split: Vec<Arg>,
-    /// `--val-size` and `--limit-train`: which validation images (`sensitivity`).
+    /// `--val-size` and `--limit-train`: which images are held out for validation (`sensitivity`
+    /// measures on them; `rank` and `prune --by taylor` read only the rest).
     pub validation: Vec<Arg>,
     /// `--limit-test`.
     pub test_limit: Vec<Arg>,

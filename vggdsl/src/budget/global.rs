@@ -58,11 +58,11 @@ pub fn global(
     let mut left = widths.clone();
     let removals: Vec<usize> = order
         .into_iter()
-        .filter_map(|(conv, _)| {
-            (left[conv] > 1).then(|| {
-                left[conv] -= 1;
-                conv
-            })
+        .map(|(conv, _)| conv)
+        .filter(|&conv| {
+            let removable = left[conv] > 1;
+            left[conv] -= i64::from(removable);
+            removable
         })
         .collect();
     let after = |n: usize| -> Vec<i64> {
