@@ -51,14 +51,14 @@ fn study(file: &Path, out: &Path) -> Command {
     cmd
 }
 
-/// Every `step.json` under `dir`, with its modification time and text.
+/// Every step's marker (`FOLDER.step.json`) under `dir`, with its modification time and text.
 fn markers(dir: &Path) -> Vec<(PathBuf, SystemTime, String)> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
             out.extend(markers(&path));
-        } else if path.file_name().is_some_and(|n| n == "step.json") {
+        } else if path.to_string_lossy().ends_with(".step.json") {
             let modified = path.metadata().unwrap().modified().unwrap();
             out.push((
                 path.clone(),
