@@ -139,6 +139,9 @@ fn a_killed_study_resumes_without_redoing_finished_steps() {
         (rows, r.base.accuracy, r.base.macs)
     };
     assert_eq!(untimed(&a), untimed(&b));
+    // Folders without shell characters; the table keeps the budget's name.
+    assert!(killed.join("macs-50pct/l1/prune/model.vgg").exists());
+    assert!(b.rows.iter().all(|row| row.budget == "macs-50%"));
     check(
         &b,
         &std::fs::read_to_string(killed.join("results.md")).unwrap(),

@@ -138,14 +138,14 @@ impl Study {
         let (base_epochs, milestones) = base_schedule(self.model.spec.train.clone(), &f.base.train);
         let base_macs = analysis::summarize(&self.model).macs;
         for (i, budget) in f.prune.budgets.iter().enumerate() {
-            let name = budget.name(i);
+            let folder = budget.folder(i);
             let fixed = match targets::fixed_rates(&self.model, budget) {
                 Some((rates, round_to)) => {
-                    let arch_file = self.out.join(&name).join("model.vgg");
+                    let arch_file = self.out.join(&folder).join("model.vgg");
                     let architecture =
                         write_architecture(source, &self.model, &rates, round_to, &arch_file)?;
                     let arch_path = arch_file.display().to_string();
-                    let latency = l.latency(&format!("{name}/latency"), &arch_path, vec![]);
+                    let latency = l.latency(&format!("{folder}/latency"), &arch_path, vec![]);
                     Some((
                         arch_path,
                         Fixed {
@@ -158,7 +158,7 @@ impl Study {
                 None => None,
             };
             for method in targets::methods(&f, budget, &fixed) {
-                let rows = l.criterion(&base, &name, &method);
+                let rows = l.criterion(&base, &folder, &method);
                 self.rows.extend(rows.into_iter().map(|r| RowSteps {
                     budget: i,
                     method: method.label.clone(),
@@ -174,11 +174,11 @@ impl Study {
                     base_macs,
                     analysis::summarize(&fixed.architecture).macs,
                 );
-                let rows = l.baselines(i, &name, arch_path, (base_epochs, b_epochs), &milestones);
+                let rows = l.baselines(i, &folder, arch_path, (base_epochs, b_epochs), &milestones);
                 self.rows.extend(rows);
             }
             self.budgets.push(BudgetInfo {
-                name,
+                name: budget.name(i),
                 fixed: fixed.map(|(_, fixed)| fixed),
             });
         }
@@ -187,12 +187,12 @@ impl Study {
 }
 
 impl Layout<'_> {
-    /// The baselines of budget `i`: its architecture `arch_path` trained from scratch, for the
-    /// base's epochs (Scratch-E) or `epochs.1` (Scratch-B), per seed.
+    /// The baselines of budget `i` (in `folder`): its architecture `arch_path` trained from
+    /// scratch, for the base's epochs (Scratch-E) or `epochs.1` (Scratch-B), per seed.
     fn baselines(
         &mut self,
         i: usize,
-        name: &str,
+        folder: &str,
         arch_path: &str,
         epochs: (u32, u32),
         milestones: &Option<Vec<u32>>,
@@ -212,7 +212,7 @@ impl Layout<'_> {
                 _ => (base_epochs, milestones.clone()),
             };
             for &seed in &f.seeds {
-                let id = format!("{name}/{baseline}/s{seed}/train");
+                let id = format!("{folder}/{baseline}/s{seed}/train");
                 let mut flags = f.base.train.clone();
                 (flags.seed, flags.epochs, flags.milestones) =
                     (Some(seed), Some(epochs), milestones.clone());

@@ -177,8 +177,8 @@ pub struct Budget {
 pub const STRATEGIES: [&str; 3] = ["uniform", "sensitivity", "global"];
 
 impl Budget {
-    /// A short name for folders and tables: `macs-50%`, `target-macs-50%` (`-r16` when
-    /// rounded), or `rates-2` for the second budget given as rates.
+    /// A short name for tables: `macs-50%`, `target-macs-50%` (`-r16` when rounded), or
+    /// `rates-2` for the second budget given as rates.
     pub fn name(&self, index: usize) -> String {
         match (self.macs_removed, self.target()) {
             (Some(share), _) => format!("macs-{}%", (1000.0 * share).round() / 10.0),
@@ -192,6 +192,19 @@ impl Budget {
             }
             (None, None) => format!("rates-{}", index + 1),
         }
+    }
+
+    /// Its name as a folder, safe in any file system and unquoted in a shell: `%` is `pct`
+    /// (`macs-50pct`), and any character other than a letter, a digit, `.` or `-` is `_`.
+    pub fn folder(&self, index: usize) -> String {
+        self.name(index)
+            .chars()
+            .map(|c| match c {
+                '%' => "pct".to_owned(),
+                c if c.is_ascii_alphanumeric() || c == '.' || c == '-' => c.to_string(),
+                _ => "_".to_owned(),
+            })
+            .collect()
     }
 
     /// The target, if the budget gives one (checked by [`StudyFile::from_toml`]).
@@ -317,8 +330,15 @@ impl StudyFile {
         if self.prune.budgets.is_empty() {
             return Err("`prune.budgets` lists no budget; give at least one".into());
         }
-        for b in &self.prune.budgets {
+        for (i, b) in self.prune.budgets.iter().enumerate() {
             b.check()?;
+            let folder = b.folder(i);
+            if (0..i).any(|j| self.prune.budgets[j].folder(j) == folder) {
+                return Err(format!(
+                    "two budgets are both `{}` (folder {folder}); give each budget once",
+                    b.name(i)
+                ));
+            }
         }
         if let Some(l) = self.base.bn_sparsity {
             if !(l.is_finite() && l > 0.0) {
@@ -330,5 +350,51 @@ impl StudyFile {
             return Err("`latency` needs a batch and a thread count of at least 1".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn study(budgets: &str) -> Result<StudyFile, FormatError> {
+        StudyFile::from_toml(&format!(
+            "model = \"m.vgg\"\nseeds = [0]\n[base]\n[finetune]\n[prune]\ncriteria = [\"l1\"]\n\
+             budgets = [{budgets}]\n"
+        ))
+    }
+
+    #[test]
+    fn budget_folders_are_their_names_without_shell_characters() {
+        let s = study(
+            "{ macs_removed = 0.5 }, { target_macs = \"2.5M\", round_to = 8 }, \
+             { target_latency = \"40%\" }, { compress_rate = \"[0.3] * 4\" }",
+        )
+        .unwrap();
+        let pairs: Vec<(String, String)> = s
+            .prune
+            .budgets
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.name(i), b.folder(i)))
+            .collect();
+        let want = [
+            ("macs-50%", "macs-50pct"),
+            ("target-macs-2.5M-r8", "target-macs-2.5M-r8"),
+            ("target-latency-40%", "target-latency-40pct"),
+            ("rates-4", "rates-4"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(pairs, want);
+        let twice = study("{ macs_removed = 0.5 }, { macs_removed = 0.5 }").unwrap_err();
+        assert!(
+            twice
+                .to_string()
+                .contains("two budgets are both `macs-50%` (folder macs-50pct)"),
+            "{twice}"
+        );
     }
 }
