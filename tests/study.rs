@@ -146,6 +146,62 @@ fn a_killed_study_resumes_without_redoing_finished_steps() {
         &b,
         &std::fs::read_to_string(killed.join("results.md")).unwrap(),
     );
+    rounds(dir.path(), &whole, &b);
+}
+
+/// The study's budget reached in 2 prune/fine-tune rounds from its base's weights: round 2
+/// prunes round 1's fine-tuned model, lands on the budget's widths (round 1 between), and the
+/// row names its rounds and counts both fine-tunings' epochs.
+fn rounds(dir: &Path, whole: &Path, one_shot: &StudyResults) {
+    let file = dir.join("rounds.toml");
+    let text = std::fs::read_to_string(dir.join("tiny.toml")).unwrap();
+    let text = text
+        .replace("seeds = [0, 1]", "seeds = [0]")
+        .replace("baselines = [\"scratch-b\"]", "baselines = []")
+        .replace("[\"l1\", \"random\"]", "[\"l1\"]\nsteps = 2")
+        .replace(
+            "[base.train]\nepochs = 1",
+            &format!(
+                "[base]\nweights = {:?}",
+                whole.join("base/best.safetensors")
+            ),
+        );
+    std::fs::write(&file, text).unwrap();
+    let out = dir.join("rounds");
+    assert_success(&study(&file, &out).output().unwrap(), "the study in rounds");
+    let r = results(&out);
+    assert_eq!(r.rows.len(), 1);
+    let (row, l1) = (&r.rows[0], &one_shot.rows[0]);
+    assert_eq!((row.method.as_str(), row.epochs), ("l1 ×2", 2));
+    assert_eq!((&row.compress_rate, row.macs), (&l1.compress_rate, l1.macs));
+    let widths = |path: &str| -> Vec<i64> {
+        let text = std::fs::read_to_string(out.join(path)).unwrap();
+        let model = vggdsl::check_source(&text).unwrap().remove(0);
+        model.convs().map(|(.., c)| c).collect()
+    };
+    let (budget, first, second) = (
+        widths("macs-50pct/model.vgg"),
+        widths("macs-50pct/l1-x2/round1/prune/model.vgg"),
+        widths("macs-50pct/l1-x2/s0/round2/prune/model.vgg"),
+    );
+    assert_eq!(second, budget);
+    let model = common::read("examples/fashion_tiny.vgg");
+    let model = vggdsl::check_source(&model).unwrap().remove(0);
+    let base: Vec<i64> = model.convs().map(|(.., c)| c).collect();
+    for i in 0..base.len() {
+        assert!(base[i] >= first[i] && first[i] >= budget[i], "{first:?}");
+    }
+    assert!(
+        first != base && first != budget,
+        "{base:?} {first:?} {budget:?}"
+    );
+    let marker = std::fs::read_to_string(out.join("macs-50pct/l1-x2/s0/round2/prune.step.json"));
+    let finetuned = out.join("macs-50pct/l1-x2/s0/round1/finetune/best.safetensors");
+    assert!(
+        marker.unwrap().contains(&finetuned.display().to_string()),
+        "round 2 prunes round 1's fine-tuned weights"
+    );
+    assert!(r.table().contains("| l1 ×2 |"), "{}", r.table());
 }
 
 /// The rows the study promises, and its table's figures computed here from its results.json.

@@ -141,6 +141,13 @@ pub struct Prune {
     pub limit: Option<u32>,
     #[serde(default)]
     pub batch_size: Option<u32>,
+    /// Prune/fine-tune rounds that reach each budget (1: one cut, then fine-tuning).
+    #[serde(default = "one")]
+    pub steps: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// The criteria `vggdsl prune --by` knows.
@@ -326,6 +333,20 @@ impl StudyFile {
         }
         if self.prune.criteria.is_empty() && self.baselines.is_empty() {
             return Err("the study lists no criterion and no baseline: nothing to run".into());
+        }
+        if self.prune.steps == 0 {
+            return Err("`prune.steps` is 0; a budget is reached in at least 1 step".into());
+        }
+        if self.prune.steps > 1 {
+            if let Some(b) = self.prune.budgets.iter().find(|b| b.target().is_some()) {
+                return Err(format!(
+                    "`prune.steps` is {}, but budget `{}` is a target whose widths prune \
+                     chooses; steps need widths known before pruning (`macs_removed` or \
+                     `compress_rate`)",
+                    self.prune.steps,
+                    b.name(0)
+                ));
+            }
         }
         if self.prune.budgets.is_empty() {
             return Err("`prune.budgets` lists no budget; give at least one".into());
