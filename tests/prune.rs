@@ -849,11 +849,6 @@ fn rank_and_taylor_read_only_the_images_train_trains_on() {
         report.contains("over the first 120 training images of cifar10 (30 held out"),
         "{report}"
     );
-    let rates = "[0.5] * 4";
-    let mut args = vec!["--by", "taylor", "--compress-rate", rates, "--data", "data"];
-    args.extend(limits);
-    s.prune("by-taylor", &args);
-
     // The 120 images train --val-size 30 trains on, not the first 120 of the file.
     let all = ImageSet::load(Dataset::Cifar10, Split::Train, &s.path("data")).unwrap();
     let (trained, _) = carve_validation(&all, 30).unwrap();
@@ -862,20 +857,51 @@ fn rank_and_taylor_read_only_the_images_train_trains_on() {
     let (ranks, taylor) = scores_over(&w, &trained);
     let (first_ranks, first_taylor) = scores_over(&w, &vggdsl_train::data::split::first(&all, 120));
     assert_ne!(ranks, first_ranks, "the two sets of images must tell apart");
-
     let file = std::fs::read_to_string(s.path("ranks/ranks.json")).unwrap();
     assert_eq!(file, ranks);
     assert!(file.contains("\"images\": 120"), "{file}");
-    let kept =
-        KeptFile::from_json(&std::fs::read_to_string(s.path("by-taylor/kept.json")).unwrap())
-            .unwrap();
-    let keep = |scores: &[Vec<f64>]| -> Vec<Vec<i64>> {
-        scores
-            .iter()
-            .map(|s| vggdsl::select::keep_highest(s, s.len() / 2))
-            .collect()
+
+    // Taylor: per conv, the fewest filters kept on which the two sets of images disagree (half
+    // where they never do), as rates prune takes.
+    let keep = |s: &[f64], k: usize| vggdsl::select::keep_highest(s, k);
+    let kept: Vec<usize> = taylor
+        .iter()
+        .zip(&first_taylor)
+        .map(|(a, b)| {
+            (1..a.len())
+                .find(|&k| keep(a, k) != keep(b, k))
+                .unwrap_or(a.len() / 2)
+        })
+        .collect();
+    let rates: Vec<String> = taylor
+        .iter()
+        .zip(&kept)
+        .map(|(s, &k)| {
+            let (lo, hi) = vggdsl::select::rates_keeping(s.len() as i64, k as i64);
+            ((lo + hi) / 2.0).to_string()
+        })
+        .collect();
+    let rates = format!("[{}]", rates.join(", "));
+    let mut args = vec![
+        "--by",
+        "taylor",
+        "--compress-rate",
+        &rates,
+        "--data",
+        "data",
+    ];
+    args.extend(limits);
+    s.prune("by-taylor", &args);
+    let file =
+        KeptFile::from_json(&std::fs::read_to_string(s.path("by-taylor/kept.json")).unwrap());
+    let got: Vec<Vec<i64>> = file.unwrap().convs.into_iter().map(|(_, k)| k).collect();
+    let want = |scores: &[Vec<f64>]| -> Vec<Vec<i64>> {
+        scores.iter().zip(&kept).map(|(s, &k)| keep(s, k)).collect()
     };
-    let got: Vec<Vec<i64>> = kept.convs.into_iter().map(|(_, k)| k).collect();
-    assert_eq!(got, keep(&taylor));
-    assert_ne!(keep(&taylor), keep(&first_taylor), "must tell apart");
+    assert_eq!(got, want(&taylor));
+    assert_ne!(
+        got,
+        want(&first_taylor),
+        "the two sets of images must tell apart"
+    );
 }
