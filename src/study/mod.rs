@@ -348,14 +348,7 @@ impl Layout<'_> {
     fn rank(&mut self, id: &str, model: &str, weights: &Arg, needs: Vec<usize>) -> usize {
         let mut a = text(["rank", model, "--out", &self.path(id), "--weights"]);
         a.push(weights.clone());
-        for flags in [
-            &self.common.model,
-            &self.common.data,
-            &self.common.threads,
-            &self.common.validation,
-        ] {
-            a.extend(flags.iter().cloned());
-        }
+        a.extend(self.common.reading());
         a.extend(prune_batches(self.f));
         self.plan.add(id.into(), Kind::Rank, a, needs)
     }

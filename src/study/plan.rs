@@ -137,6 +137,16 @@ impl Common {
         }
     }
 
+    /// The model, data, threads and validation flags: what a command that reads the training
+    /// images (`rank`, `sensitivity`) takes.
+    pub fn reading(&self) -> Vec<Arg> {
+        [&self.model, &self.data, &self.threads, &self.validation]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
     /// `vggdsl train MODEL --out OUT` with the model, data and split flags.
     pub fn train(&self, model: &str, out: &Path) -> Vec<Arg> {
         let mut a = text(["train".to_owned(), model.to_owned(), "--out".into()]);
