@@ -1,7 +1,8 @@
 //! `vggdsl study` through the binary, on examples/fashion_tiny.vgg and a slice of Fashion-MNIST
 //! (Debian's dataset-fashion-mnist): 2 criteria × 2 seeds and the Scratch-B baseline, one epoch
 //! each. A study killed after its first finished step and run again redoes nothing that was done
-//! and ends with the results of an uninterrupted run; its table is its results.json's.
+//! and ends with the results of an uninterrupted run; its table is its results.json's. Its budget
+//! in 2 prune/fine-tune rounds lands on the same widths.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
