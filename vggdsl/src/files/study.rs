@@ -337,6 +337,12 @@ impl StudyFile {
         if self.prune.steps == 0 {
             return Err("`prune.steps` is 0; a budget is reached in at least 1 step".into());
         }
+        if self.prune.steps > 1 && self.prune.rule.as_deref() == Some("hrank") {
+            return Err(
+                "`prune.steps` above 1 takes the language's widths; leave out `rule = \"hrank\"`"
+                    .into(),
+            );
+        }
         if self.prune.steps > 1 {
             if let Some(b) = self.prune.budgets.iter().find(|b| b.target().is_some()) {
                 return Err(format!(
@@ -386,7 +392,7 @@ mod tests {
     }
 
     #[test]
-    fn budget_folders_are_their_names_without_shell_characters() {
+    fn budget_folders_are_shell_safe_and_rounds_need_known_widths() {
         let s = study(
             "{ macs_removed = 0.5 }, { target_macs = \"2.5M\", round_to = 8 }, \
              { target_latency = \"40%\" }, { compress_rate = \"[0.3] * 4\" }",
@@ -410,6 +416,21 @@ mod tests {
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect();
         assert_eq!(pairs, want);
+        let rounds = |extra: &str| {
+            StudyFile::from_toml(&format!(
+                "model = \"m.vgg\"\nseeds = [0]\n[base]\n[finetune]\n[prune]\ncriteria = [\"l1\"]\n\
+                 steps = 2\n{extra}"
+            ))
+            .map_err(|e| e.to_string())
+        };
+        assert!(rounds("budgets = [{ macs_removed = 0.5 }]\n").is_ok());
+        let target = rounds("budgets = [{ target_macs = \"50%\" }]\n").unwrap_err();
+        assert!(
+            target.contains("budget `target-macs-50%` is a target"),
+            "{target}"
+        );
+        let hrank = rounds("budgets = [{ macs_removed = 0.5 }]\nrule = \"hrank\"\n").unwrap_err();
+        assert!(hrank.contains("leave out `rule"), "{hrank}");
         let twice = study("{ macs_removed = 0.5 }, { macs_removed = 0.5 }").unwrap_err();
         assert!(
             twice
