@@ -41,7 +41,7 @@ pub struct DataArgs {
     /// The folder holding the dataset's files [default for fashion-mnist: Debian's]
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
-    /// How many batches of the training set the Taylor importance averages over.
+    /// How many batches (of the images train trains on) the Taylor importance averages over.
     #[arg(long, value_name = "N", default_value_t = NonZeroUsize::new(5).expect("positive"))]
     limit: NonZeroUsize,
     /// Images per batch of the Taylor importance.
