@@ -68,7 +68,8 @@ enum Command {
     #[command(after_help = exit::help(exit::EVAL))]
     Eval(commands::eval::Args),
     /// Rank every conv's filters by the mean matrix rank of their feature maps (HRank), over the
-    /// first batches of the training set; writes RANKS_DIR/ranks.json.
+    /// first batches of the images train trains on (never its validation images); writes
+    /// RANKS_DIR/ranks.json.
     #[cfg(feature = "torch")]
     #[command(after_help = exit::help(exit::RANK))]
     Rank(commands::rank::Args),

@@ -199,9 +199,15 @@ fn training_of_a_baseline_and_its_pruned_fine_tuning() {
         "baseline: test",
         "pruned: train",
         "pruned: test",
+        "pruned: validation",
     ] {
         assert!(has(&labels, want), "no label `{want}`");
     }
+    // The pruned run's metrics have validation figures (one curve in each panel's legend), the
+    // baseline's none.
+    let count = |label: &str| labels.iter().filter(|l| l.text == label).count();
+    assert_eq!(count("pruned: validation"), 2);
+    assert_eq!(count("baseline: validation"), 0);
     insta::assert_snapshot!(figure);
 }
 

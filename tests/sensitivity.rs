@@ -170,6 +170,7 @@ fn a_study_runs_each_strategy_of_a_target_as_a_method() {
         assert!(2 * row.macs <= results.base.macs, "{row:?}");
     }
     assert!(d.join("study/sensitivity/l1/sensitivity.json").exists());
-    let pruned = std::fs::read_to_string(d.join("study/target-macs-50%/l1-global/prune/model.vgg"));
+    let pruned =
+        std::fs::read_to_string(d.join("study/target-macs-50pct/l1-global/prune/model.vgg"));
     assert!(pruned.unwrap().contains(&results.rows[1].compress_rate));
 }

@@ -1,7 +1,8 @@
 //! `vggdsl study` through the binary, on examples/fashion_tiny.vgg and a slice of Fashion-MNIST
 //! (Debian's dataset-fashion-mnist): 2 criteria × 2 seeds and the Scratch-B baseline, one epoch
 //! each. A study killed after its first finished step and run again redoes nothing that was done
-//! and ends with the results of an uninterrupted run; its table is its results.json's.
+//! and ends with the results of an uninterrupted run; its table is its results.json's. Its budget
+//! in 2 prune/fine-tune rounds lands on the same widths.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -51,14 +52,14 @@ fn study(file: &Path, out: &Path) -> Command {
     cmd
 }
 
-/// Every `step.json` under `dir`, with its modification time and text.
+/// Every step's marker (`FOLDER.step.json`) under `dir`, with its modification time and text.
 fn markers(dir: &Path) -> Vec<(PathBuf, SystemTime, String)> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
             out.extend(markers(&path));
-        } else if path.file_name().is_some_and(|n| n == "step.json") {
+        } else if path.to_string_lossy().ends_with(".step.json") {
             let modified = path.metadata().unwrap().modified().unwrap();
             out.push((
                 path.clone(),
@@ -139,10 +140,69 @@ fn a_killed_study_resumes_without_redoing_finished_steps() {
         (rows, r.base.accuracy, r.base.macs)
     };
     assert_eq!(untimed(&a), untimed(&b));
+    // Folders without shell characters; the table keeps the budget's name.
+    assert!(killed.join("macs-50pct/l1/prune/model.vgg").exists());
+    assert!(b.rows.iter().all(|row| row.budget == "macs-50%"));
     check(
         &b,
         &std::fs::read_to_string(killed.join("results.md")).unwrap(),
     );
+    rounds(dir.path(), &whole, &b);
+}
+
+/// The study's budget reached in 2 prune/fine-tune rounds from its base's weights: round 2
+/// prunes round 1's fine-tuned model, lands on the budget's widths (round 1 between), and the
+/// row names its rounds and counts both fine-tunings' epochs.
+fn rounds(dir: &Path, whole: &Path, one_shot: &StudyResults) {
+    let file = dir.join("rounds.toml");
+    let text = std::fs::read_to_string(dir.join("tiny.toml")).unwrap();
+    let text = text
+        .replace("seeds = [0, 1]", "seeds = [0]")
+        .replace("baselines = [\"scratch-b\"]", "baselines = []")
+        .replace("[\"l1\", \"random\"]", "[\"l1\"]\nsteps = 2")
+        .replace(
+            "[base.train]\nepochs = 1",
+            &format!(
+                "[base]\nweights = {:?}",
+                whole.join("base/best.safetensors")
+            ),
+        );
+    std::fs::write(&file, text).unwrap();
+    let out = dir.join("rounds");
+    assert_success(&study(&file, &out).output().unwrap(), "the study in rounds");
+    let r = results(&out);
+    assert_eq!(r.rows.len(), 1);
+    let (row, l1) = (&r.rows[0], &one_shot.rows[0]);
+    assert_eq!((row.method.as_str(), row.epochs), ("l1 ×2", 2));
+    assert_eq!((&row.compress_rate, row.macs), (&l1.compress_rate, l1.macs));
+    let widths = |path: &str| -> Vec<i64> {
+        let text = std::fs::read_to_string(out.join(path)).unwrap();
+        let model = vggdsl::check_source(&text).unwrap().remove(0);
+        model.convs().map(|(.., c)| c).collect()
+    };
+    let (budget, first, second) = (
+        widths("macs-50pct/model.vgg"),
+        widths("macs-50pct/l1-x2/round1/prune/model.vgg"),
+        widths("macs-50pct/l1-x2/s0/round2/prune/model.vgg"),
+    );
+    assert_eq!(second, budget);
+    let model = common::read("examples/fashion_tiny.vgg");
+    let model = vggdsl::check_source(&model).unwrap().remove(0);
+    let base: Vec<i64> = model.convs().map(|(.., c)| c).collect();
+    for i in 0..base.len() {
+        assert!(base[i] >= first[i] && first[i] >= budget[i], "{first:?}");
+    }
+    assert!(
+        first != base && first != budget,
+        "{base:?} {first:?} {budget:?}"
+    );
+    let marker = std::fs::read_to_string(out.join("macs-50pct/l1-x2/s0/round2/prune.step.json"));
+    let finetuned = out.join("macs-50pct/l1-x2/s0/round1/finetune/best.safetensors");
+    assert!(
+        marker.unwrap().contains(&finetuned.display().to_string()),
+        "round 2 prunes round 1's fine-tuned weights"
+    );
+    assert!(r.table().contains("| l1 ×2 |"), "{}", r.table());
 }
 
 /// The rows the study promises, and its table's figures computed here from its results.json.

@@ -1,6 +1,6 @@
 //! What `prune` and `sensitivity` share: which filters of a conv survive (`--by`, with `--ranks`
-//! for HRank's ranks and the training images `--by taylor` scores on), so that a sweep measures
-//! the filters a prune of the same flags keeps.
+//! for HRank's ranks and the training images `--by taylor` scores on, never the validation images
+//! `train` holds out), so that a sweep measures the filters a prune of the same flags keeps.
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -10,6 +10,7 @@ use vggdsl_train::data::{Dataset, ImageSet, Split};
 use vggdsl_train::prune::{By as Criterion, TaylorImages};
 
 use super::setup::{self, load_split, parse_dataset};
+use super::split::HeldOutArgs;
 use crate::exit::{FAILED, USAGE};
 use crate::failure::Failure;
 
@@ -21,15 +22,16 @@ pub struct CriterionArgs {
     /// Which filters survive: the highest mean feature-map rank, the largest L1 norm, a random
     /// choice (seeded by --seed), the largest BatchNorm scale |γ| (Network Slimming), the
     /// largest sum of distances to the conv's other filters (FPGM), or the highest first-order
-    /// Taylor importance |a·∂L/∂a| over training images; ties go to the lower filter index.
+    /// Taylor importance |a·∂L/∂a| over the training images train trains on (not the
+    /// --val-size images it holds out); ties go to the lower filter index.
     #[arg(long, value_enum, default_value_t = By::Rank)]
     by: By,
     #[command(flatten)]
     pub data: DataArgs,
 }
 
-/// The training images `--by taylor` scores filters on (the first batches, in file order), and
-/// the dataset other data comes from.
+/// The training images `--by taylor` scores filters on (the first batches, in file order, of
+/// the images `train` trains on), and the dataset other data comes from.
 #[derive(clap::Args)]
 #[command(next_help_heading = "Data")]
 pub struct DataArgs {
@@ -39,12 +41,14 @@ pub struct DataArgs {
     /// The folder holding the dataset's files [default for fashion-mnist: Debian's]
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
-    /// How many batches of the training set the Taylor importance averages over.
+    /// How many batches (of the images train trains on) the Taylor importance averages over.
     #[arg(long, value_name = "N", default_value_t = NonZeroUsize::new(5).expect("positive"))]
     limit: NonZeroUsize,
     /// Images per batch of the Taylor importance.
     #[arg(long, value_name = "N", default_value_t = NonZeroUsize::new(128).expect("positive"))]
     batch_size: NonZeroUsize,
+    #[command(flatten)]
+    pub held_out: HeldOutArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -71,10 +75,11 @@ impl By {
 }
 
 impl CriterionArgs {
-    /// The training set `--by taylor` reads; `None` for the other criteria.
+    /// The training images `--by taylor` reads (those `train` trains on); `None` for the other
+    /// criteria.
     pub fn taylor_images(&self, model: &vggdsl::Architecture) -> Result<Option<ImageSet>, Failure> {
         match self.by {
-            By::Taylor => self.data.training_set(model).map(Some),
+            By::Taylor => self.data.training_set(model).map(|(train, _)| Some(train)),
             _ => Ok(None),
         }
     }
@@ -118,8 +123,12 @@ impl CriterionArgs {
 
 impl DataArgs {
     /// The training set of the dataset the model takes (or `--dataset`), from `--data` or where
-    /// a system package installed it.
-    pub fn training_set(&self, model: &vggdsl::Architecture) -> Result<ImageSet, Failure> {
+    /// a system package installed it, split as `train` splits it: the images trained on and the
+    /// validation images.
+    pub fn training_set(
+        &self,
+        model: &vggdsl::Architecture,
+    ) -> Result<(ImageSet, Option<ImageSet>), Failure> {
         let spec = &model.spec;
         let dataset = self
             .dataset
@@ -135,6 +144,7 @@ impl DataArgs {
             .check_model(&spec.name, spec.input, spec.num_classes)
             .map_err(|e| Failure::new(FAILED, e))?;
         let dir = setup::data_dir(self.data.as_ref(), dataset)?;
-        load_split(dataset, Split::Train, &dir)
+        self.held_out
+            .carve(&load_split(dataset, Split::Train, &dir)?)
     }
 }

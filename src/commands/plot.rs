@@ -50,8 +50,9 @@ enum Kind {
         #[command(flatten)]
         out: Out,
     },
-    /// Loss and accuracy per epoch of runs (the metrics.jsonl of each run folder), to compare a
-    /// baseline with its fine-tuned pruned model.
+    /// Loss and accuracy per epoch of runs (the metrics.jsonl of each run folder): train, test
+    /// and, with a validation split, validation; to compare a baseline with its fine-tuned pruned
+    /// model.
     Training {
         /// Run folders holding metrics.jsonl (or metrics files themselves); the legend names
         /// each run by its folder.

@@ -1,6 +1,7 @@
 //! `vggdsl rank FILE --weights W --out RANKS_DIR`: HRank's filter scores, the mean matrix rank
-//! of each filter's feature map over the first `--limit` batches of the training set, written to
-//! `RANKS_DIR/ranks.json` for `vggdsl prune --ranks` (the format: [`vggdsl::files::ranks`]).
+//! of each filter's feature map over the first `--limit` batches of the images `train` trains on
+//! (the training set less its validation split), written to `RANKS_DIR/ranks.json` for `vggdsl
+//! prune --ranks` (the format: [`vggdsl::files::ranks`]).
 
 use std::io::IsTerminal;
 use std::num::NonZeroUsize;
@@ -13,6 +14,7 @@ use vggdsl_train::data::{Dataset, Split};
 use vggdsl_train::hrank::RankSums;
 
 use super::setup::{Trained, TrainedArgs};
+use super::split::HeldOutArgs;
 use crate::exit::FAILED;
 use crate::failure::Failure;
 use crate::staged::Staged;
@@ -28,7 +30,7 @@ const MAX_LIMIT: usize = 1_000_000;
 pub struct Args {
     #[command(flatten)]
     trained: TrainedArgs,
-    /// How many batches of the training set to rank over (HRank: 5 of 128 images).
+    /// How many batches of the images train trains on to rank over (HRank: 5 of 128 images).
     #[arg(
         long,
         value_name = "N",
@@ -50,19 +52,20 @@ pub struct Args {
     /// only if it is one).
     #[arg(long, value_name = "RANKS_DIR")]
     out: PathBuf,
+    #[command(flatten)]
+    held_out: HeldOutArgs,
 }
 
-/// Ranks the training set's first `limit × batch_size` images in file order, unaugmented, so
-/// that the same weights always give the same ranks (HRank's loader shuffles and augments).
+/// Ranks the first `limit × batch_size` images `train` trains on, in file order, unaugmented, so
+/// that the same weights always give the same ranks (HRank's loader shuffles and augments) and
+/// no validation image is read.
 pub fn run(args: Args) -> Result<(), Failure> {
     // Before any work: a folder that cannot be written, or another command's, fails first.
     let mut staged = Staged::new(&args.out)?;
     refuse_foreign(&staged)?;
-    let Trained {
-        model,
-        net,
-        data: train,
-    } = args.trained.load(Split::Train)?;
+    let Trained { model, net, data } = args.trained.load(Split::Train)?;
+    let (train, validation) = args.held_out.carve(&data)?;
+    let held_out = validation.map_or(0, |v| v.len());
     let images = args
         .limit
         .get()
@@ -92,7 +95,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
 
     staged.write(RANKS_FILE, ranks.to_json().as_bytes())?;
     staged.commit()?;
-    output::stdout(report(&ranks, model.dataset, &args.out.join(RANKS_FILE)).as_bytes())
+    let path = args.out.join(RANKS_FILE);
+    output::stdout(report(&ranks, model.dataset, held_out, &path).as_bytes())
 }
 
 /// An existing RANKS_DIR/ranks.json is replaced only if it is a ranks file: anything else there
@@ -113,9 +117,10 @@ fn refuse_foreign(staged: &Staged) -> Result<(), Failure> {
 }
 
 /// One line per conv: how its filters' mean ranks spread, and how many are dead (rank 0).
-fn report(ranks: &RanksFile, dataset: Dataset, path: &Path) -> String {
+fn report(ranks: &RanksFile, dataset: Dataset, held_out: usize, path: &Path) -> String {
     let mut out = format!(
-        "{}: mean feature-map rank per filter over the first {} training images of {dataset}\n",
+        "{}: mean feature-map rank per filter over the first {} training images of {dataset} \
+         ({held_out} held out for validation, not read)\n",
         ranks.model, ranks.images
     );
     for (conv, means) in &ranks.convs {

@@ -19,7 +19,6 @@ use vggdsl_train::Request;
 use super::criterion::CriterionArgs;
 use super::device::DeviceArgs;
 use super::prune::prune_failure;
-use super::split::carve;
 use crate::exit::USAGE;
 use crate::failure::Failure;
 use crate::staged::Staged;
@@ -58,15 +57,6 @@ pub struct Args {
     /// Seeds --by random.
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
-    /// Validation images carved from the training set (never the test set), the same images
-    /// as `vggdsl train --val-size N` holds out: give at most the size the weights were trained
-    /// with, so that none was trained on [default: 5,000, or a tenth of a smaller training set]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    val_size: Option<u64>,
-    /// Use only the first N training images (file order), before the validation split, as
-    /// `vggdsl train --limit-train N`.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    limit_train: Option<u64>,
     /// Images per batch of each latency, timed on this machine's to_inference() on the CPU
     /// (whatever --device).
     #[arg(long, value_name = "B", default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..=65536))]
@@ -99,11 +89,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
     if let Some(threads) = args.threads {
         tch::set_num_threads(threads as i32);
     }
-    let train = args.criterion.data.training_set(model)?;
-    let size = args
-        .val_size
-        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
-    let Some(validation) = carve(&train, args.limit_train, size)?.1 else {
+    // Taylor scores on the images trained on; the sweep measures on the held-out ones.
+    let (train, validation) = args.criterion.data.training_set(model)?;
+    let Some(validation) = validation else {
         return Err(Failure::new(
             USAGE,
             "--val-size 0 leaves no validation image",

@@ -50,6 +50,30 @@ impl SplitArgs {
     }
 }
 
+/// The training images a command reads and the validation images it holds out of them, chosen as
+/// `train` chooses them: what `rank`, `prune --by taylor` and `sensitivity` take.
+#[derive(clap::Args)]
+#[command(next_help_heading = "Data")]
+pub struct HeldOutArgs {
+    /// Validation images held out of the training set, the same images as `vggdsl train
+    /// --val-size N` holds out: ranks and Taylor scores read only the rest, the images train
+    /// trains on, and `sensitivity` measures on these [default: 5,000, or a tenth of a smaller
+    /// training set]
+    #[arg(long, value_name = "N")]
+    pub val_size: Option<usize>,
+    /// Use only the first N training images (file order), before the validation split, as
+    /// `vggdsl train --limit-train N`.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit_train: Option<u64>,
+}
+
+impl HeldOutArgs {
+    /// [`carve`] of the flags: the images trained on and the validation images.
+    pub fn carve(&self, train: &ImageSet) -> Result<(ImageSet, Option<ImageSet>), Failure> {
+        carve(train, self.limit_train, self.val_size)
+    }
+}
+
 /// The first `n` images of `set` (all without `n`).
 fn limit(set: ImageSet, n: Option<u64>) -> ImageSet {
     match n {

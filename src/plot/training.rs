@@ -1,7 +1,8 @@
 //! `vggdsl plot training`: loss and accuracy per epoch of one or more runs, read from the
 //! `metrics.jsonl` that `vggdsl train` (and `examples/ddp_train.py`) write in a run folder
 //! ([`vggdsl::files::metrics`]). Each run has a colour; training curves are solid, test curves
-//! dashed, in both panels; a figure a line lacks is not drawn.
+//! dashed, validation curves (when the run had a validation split) dotted, in both panels; a
+//! figure a line lacks is not drawn.
 
 use super::{colour, legend, titled, Area, Chart, Drawn, FONT, LABEL, LIGHT, TICK};
 use crate::exit::FAILED;
@@ -102,24 +103,41 @@ pub const SIZE: (u32, u32) = (1400, 640);
 /// Runs up to this many epochs show a marker at every epoch (so that a lone epoch shows).
 const MARKED_EPOCHS: usize = 40;
 
-/// A curve: points (epoch, value), drawn solid or dashed, with a marker at every epoch of short
+/// How a split's curve is stroked: training solid, test dashed, validation dotted.
+#[derive(Clone, Copy)]
+enum Stroke {
+    Solid,
+    Dashed,
+    Dotted,
+}
+
+impl Stroke {
+    /// Dash and gap in pixels; the legend's sample is drawn the same way (a gap of 0: solid).
+    fn dash_gap(self) -> (u32, u32) {
+        match self {
+            Stroke::Solid => (21, 0),
+            Stroke::Dashed => (8, 5),
+            Stroke::Dotted => (2, 4),
+        }
+    }
+}
+
+/// A curve: points (epoch, value), stroked as `stroke`, with a marker at every epoch of short
 /// runs; whether there was one to draw.
 fn curve(
     chart: &mut Chart<'_, '_, RangedCoordf64, RangedCoordf64>,
     points: Vec<(f64, f64)>,
     style: ShapeStyle,
-    dashed: bool,
+    stroke: Stroke,
     label: String,
 ) -> Result<bool, Box<dyn std::error::Error>> {
     if points.is_empty() {
         return Ok(false);
     }
-    // Dashes of 8 pixels 5 apart; the legend's sample is drawn the same way (a gap of 0: solid).
-    let (dash, gap) = if dashed { (8, 5) } else { (21, 0) };
-    let series = if dashed {
-        chart.draw_series(DashedLineSeries::new(points.clone(), dash, gap, style))?
-    } else {
-        chart.draw_series(LineSeries::new(points.clone(), style))?
+    let (dash, gap) = stroke.dash_gap();
+    let series = match stroke {
+        Stroke::Solid => chart.draw_series(LineSeries::new(points.clone(), style))?,
+        _ => chart.draw_series(DashedLineSeries::new(points.clone(), dash, gap, style))?,
     };
     series
         .label(label)
@@ -154,7 +172,7 @@ pub fn draw(root: &Area, runs: &[Run]) -> Drawn {
     let max_loss = runs
         .iter()
         .flat_map(|r| &r.epochs)
-        .flat_map(|e| [e.loss, e.test_loss])
+        .flat_map(|e| [e.loss, e.test_loss, e.val_loss])
         .filter(|l| l.is_finite())
         .fold(0.0_f64, f64::max);
     let (left, right) = area.split_horizontally(area.dim_in_pixel().0 / 2);
@@ -176,21 +194,23 @@ pub fn draw(root: &Area, runs: &[Run]) -> Drawn {
         };
         let name = &run.name;
         type Figure = fn(&Epoch) -> f64;
-        let losses_of: [(Figure, bool, &str); 2] = [
-            (|e| e.loss, false, "train"),
-            (|e| e.test_loss, true, "test"),
+        let losses_of: [(Figure, Stroke, &str); 3] = [
+            (|e| e.loss, Stroke::Solid, "train"),
+            (|e| e.test_loss, Stroke::Dashed, "test"),
+            (|e| e.val_loss, Stroke::Dotted, "validation"),
         ];
-        let accuracies_of: [(Figure, bool, &str); 2] = [
-            (|e| e.train_accuracy, false, "train"),
-            (|e| e.test_accuracy, true, "test"),
+        let accuracies_of: [(Figure, Stroke, &str); 3] = [
+            (|e| e.train_accuracy, Stroke::Solid, "train"),
+            (|e| e.test_accuracy, Stroke::Dashed, "test"),
+            (|e| e.val_accuracy, Stroke::Dotted, "validation"),
         ];
-        for (f, dashed, split) in losses_of {
+        for (f, stroke, split) in losses_of {
             let label = format!("{name}: {split}");
-            losses |= curve(&mut loss, series(f, 1.0), style, dashed, label)?;
+            losses |= curve(&mut loss, series(f, 1.0), style, stroke, label)?;
         }
-        for (f, dashed, split) in accuracies_of {
+        for (f, stroke, split) in accuracies_of {
             let label = format!("{name}: {split}");
-            accuracies |= curve(&mut accuracy, series(f, 100.0), style, dashed, label)?;
+            accuracies |= curve(&mut accuracy, series(f, 100.0), style, stroke, label)?;
         }
     }
     if losses {

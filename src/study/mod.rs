@@ -4,6 +4,7 @@
 
 pub mod plan;
 pub mod report;
+mod rounds;
 pub mod run;
 mod targets;
 
@@ -71,6 +72,8 @@ pub struct RowSteps {
     pub train: usize,
     /// Where the row's architecture is, when its prune chose it; else the budget's.
     pub pruned: Option<PrunedRef>,
+    /// Prune/fine-tune rounds (1 for a baseline): the row's epochs are this many fine-tunings'.
+    pub rounds: u32,
 }
 
 impl Study {
@@ -139,14 +142,20 @@ impl Study {
         let (base_epochs, milestones) = base_schedule(self.model.spec.train.clone(), &f.base.train);
         let base_macs = analysis::summarize(&self.model).macs;
         for (i, budget) in f.prune.budgets.iter().enumerate() {
-            let name = budget.name(i);
+            let folder = budget.folder(i);
+            let mut rounds = Vec::new();
             let fixed = match targets::fixed_rates(&self.model, budget) {
                 Some((rates, round_to)) => {
-                    let arch_file = self.out.join(&name).join("model.vgg");
+                    let arch_file = self.out.join(&folder).join("model.vgg");
                     let architecture =
                         write_architecture(source, &self.model, &rates, round_to, &arch_file)?;
                     let arch_path = arch_file.display().to_string();
-                    let latency = l.latency(&format!("{name}/latency"), &arch_path, vec![]);
+                    let latency = l.latency(&format!("{folder}/latency"), &arch_path, vec![]);
+                    if f.prune.steps > 1 {
+                        let to = (&self.model, &architecture, round_to);
+                        rounds =
+                            rounds::models(source, to, f.prune.steps, &self.out.join(&folder))?;
+                    }
                     Some((
                         arch_path,
                         Fixed {
@@ -159,14 +168,21 @@ impl Study {
                 None => None,
             };
             for method in targets::methods(&f, budget, &fixed) {
-                let rows = l.criterion(&base, &name, &method);
+                let (rows, label) = match rounds.is_empty() {
+                    true => (l.criterion(&base, &folder, &method), method.label.clone()),
+                    false => (
+                        l.rounds(&base, &folder, &method, &rounds),
+                        format!("{} ×{}", method.label, rounds.len()),
+                    ),
+                };
                 self.rows.extend(rows.into_iter().map(|r| RowSteps {
                     budget: i,
-                    method: method.label.clone(),
+                    method: label.clone(),
                     seed: r.seed,
                     surgery: Some(r.surgery),
                     train: r.train,
                     pruned: r.pruned,
+                    rounds: rounds.len().max(1) as u32,
                 }));
             }
             if let Some((arch_path, fixed)) = &fixed {
@@ -175,11 +191,11 @@ impl Study {
                     base_macs,
                     analysis::summarize(&fixed.architecture).macs,
                 );
-                let rows = l.baselines(i, &name, arch_path, (base_epochs, b_epochs), &milestones);
+                let rows = l.baselines(i, &folder, arch_path, (base_epochs, b_epochs), &milestones);
                 self.rows.extend(rows);
             }
             self.budgets.push(BudgetInfo {
-                name,
+                name: budget.name(i),
                 fixed: fixed.map(|(_, fixed)| fixed),
             });
         }
@@ -188,12 +204,12 @@ impl Study {
 }
 
 impl Layout<'_> {
-    /// The baselines of budget `i`: its architecture `arch_path` trained from scratch, for the
-    /// base's epochs (Scratch-E) or `epochs.1` (Scratch-B), per seed.
+    /// The baselines of budget `i` (in `folder`): its architecture `arch_path` trained from
+    /// scratch, for the base's epochs (Scratch-E) or `epochs.1` (Scratch-B), per seed.
     fn baselines(
         &mut self,
         i: usize,
-        name: &str,
+        folder: &str,
         arch_path: &str,
         epochs: (u32, u32),
         milestones: &Option<Vec<u32>>,
@@ -213,7 +229,7 @@ impl Layout<'_> {
                 _ => (base_epochs, milestones.clone()),
             };
             for &seed in &f.seeds {
-                let id = format!("{name}/{baseline}/s{seed}/train");
+                let id = format!("{folder}/{baseline}/s{seed}/train");
                 let mut flags = f.base.train.clone();
                 (flags.seed, flags.epochs, flags.milestones) =
                     (Some(seed), Some(epochs), milestones.clone());
@@ -227,6 +243,7 @@ impl Layout<'_> {
                     surgery: None,
                     train,
                     pruned: None,
+                    rounds: 1,
                 });
             }
         }
@@ -299,21 +316,7 @@ impl Layout<'_> {
             }
         };
         let wants = |c: &str| f.prune.criteria.iter().any(|x| x == c);
-        let ranks = wants("rank").then(|| {
-            let mut a = text([
-                "rank".to_owned(),
-                model.clone(),
-                "--out".into(),
-                self.path("ranks"),
-                "--weights".into(),
-            ]);
-            a.push(weights.clone());
-            for flags in [&self.common.model, &self.common.data, &self.common.threads] {
-                a.extend(flags.iter().cloned());
-            }
-            a.extend(prune_batches(f));
-            self.plan.add("ranks".into(), Kind::Rank, a, needs.clone())
-        });
+        let ranks = wants("rank").then(|| self.rank("ranks", &model, &weights, needs.clone()));
         let sparse = match (wants("bn"), f.base.bn_sparsity) {
             (true, Some(lambda)) => {
                 let mut a = self.common.train(&model, &self.out.join("base-sparse"));
@@ -332,20 +335,50 @@ impl Layout<'_> {
         }
     }
 
-    /// One method at one budget: its prune and the eval after surgery (once, or per seed for a
-    /// choice that depends on it), a fine-tuning per seed, and when the prune chooses the widths,
-    /// the pruned model's latency.
-    fn criterion(&mut self, base: &BaseRefs, budget: &str, method: &Method) -> Vec<MethodRow> {
-        let f = self.f;
-        let criterion = method.by.as_str();
-        let (weights, mut needs) = match (criterion, base.sparse) {
+    /// The weights a criterion prunes (the base's, or the sparsity-trained base's for `bn`) and
+    /// the steps that must be done first (the base's, and the ranks for `rank`).
+    fn pruned_weights(&self, base: &BaseRefs, criterion: &str) -> (Arg, Vec<usize>) {
+        match (criterion, base.sparse) {
             ("bn", Some(step)) => (Arg::Weights(self.out.join("base-sparse")), vec![step]),
             ("rank", _) => (
                 base.weights.clone(),
                 base.needs.iter().copied().chain(base.ranks).collect(),
             ),
             _ => (base.weights.clone(), base.needs.clone()),
-        };
+        }
+    }
+
+    /// `vggdsl rank MODEL --weights W` into folder `id`, after `needs`.
+    fn rank(&mut self, id: &str, model: &str, weights: &Arg, needs: Vec<usize>) -> usize {
+        let mut a = text(["rank", model, "--out", &self.path(id), "--weights"]);
+        a.push(weights.clone());
+        a.extend(self.common.reading());
+        a.extend(prune_batches(self.f));
+        self.plan.add(id.into(), Kind::Rank, a, needs)
+    }
+
+    /// The fine-tuning `id` of the prune in folder `cut` (step `prune`) with `seed`.
+    fn finetune(&mut self, id: String, cut: &str, seed: u64, prune: usize) -> usize {
+        let mut a = self
+            .common
+            .train(&format!("{cut}/model.vgg"), &self.out.join(&id));
+        a.extend(text([
+            "--init".to_owned(),
+            format!("{cut}/model.safetensors"),
+            "--seed".into(),
+            seed.to_string(),
+        ]));
+        a.extend(text(self.f.finetune.flags()));
+        self.plan.add(id, Kind::Train, a, vec![prune])
+    }
+
+    /// One method at one budget: its prune and the eval after surgery (once, or per seed for a
+    /// choice that depends on it), a fine-tuning per seed, and when the prune chooses the widths,
+    /// the pruned model's latency.
+    fn criterion(&mut self, base: &BaseRefs, budget: &str, method: &Method) -> Vec<MethodRow> {
+        let f = self.f;
+        let criterion = method.by.as_str();
+        let (weights, mut needs) = self.pruned_weights(base, criterion);
         let sensitivity = method
             .sweep
             .then(|| self.sensitivity(criterion, &weights, needs.clone()));
@@ -367,10 +400,12 @@ impl Layout<'_> {
                     };
                     let cut = Cut {
                         folder: &folder,
+                        model: &self.model_path.clone(),
                         criterion,
                         flags: &flags,
                         seed,
                         weights: &weights,
+                        ranks: self.path("ranks/ranks.json"),
                     };
                     let (prune, surgery, dir) = self.cut(&cut, needs.clone());
                     let latency = method.chooses.then(|| {
@@ -385,17 +420,7 @@ impl Layout<'_> {
                 }
             };
             let id = format!("{budget}/{}/s{seed}/finetune", method.label);
-            let mut a = self
-                .common
-                .train(&format!("{cut}/model.vgg"), &self.out.join(&id));
-            a.extend(text([
-                "--init".to_owned(),
-                format!("{cut}/model.safetensors"),
-                "--seed".into(),
-                seed.to_string(),
-            ]));
-            a.extend(text(f.finetune.flags()));
-            let train = self.plan.add(id, Kind::Train, a, vec![prune]);
+            let train = self.finetune(id, &cut, seed, prune);
             rows.push(MethodRow {
                 seed,
                 surgery,
@@ -429,13 +454,16 @@ pub struct Method {
     pub chooses: bool,
 }
 
-/// One prune: where, by what, to what, with which seed, from which weights.
+/// One prune: where, of which model file, by what, to what, with which seed, from which
+/// weights, and the ranks file `rank` reads.
 struct Cut<'a> {
     folder: &'a str,
+    model: &'a str,
     criterion: &'a str,
     flags: &'a [Arg],
     seed: u64,
     weights: &'a Arg,
+    ranks: String,
 }
 
 impl Layout<'_> {
@@ -450,7 +478,7 @@ impl Layout<'_> {
         let seed = cut.seed.to_string();
         let mut a = text([
             "prune",
-            &self.model_path,
+            cut.model,
             "--by",
             cut.criterion,
             "--seed",
@@ -465,10 +493,11 @@ impl Layout<'_> {
         a.extend(cut.flags.iter().cloned());
         a.extend(self.common.model.iter().cloned());
         if cut.criterion == "rank" {
-            a.extend(text(["--ranks".to_owned(), self.path("ranks/ranks.json")]));
+            a.extend(text(["--ranks", &cut.ranks]));
         }
         if cut.criterion == "taylor" {
             a.extend(self.common.data.iter().cloned());
+            a.extend(self.common.validation.iter().cloned());
             a.extend(prune_batches(f));
         }
         for (flag, value) in [("--rule", &f.prune.rule), ("--copy", &f.prune.copy)] {

@@ -85,7 +85,8 @@ pub struct Common {
     pub threads: Vec<Arg>,
     /// `train`'s `--val-size`, `--limit-train` (and `--limit-test`).
     pub split: Vec<Arg>,
-    /// `--val-size` and `--limit-train`: which validation images (`sensitivity`).
+    /// `--val-size` and `--limit-train`: which images are held out for validation (`sensitivity`
+    /// measures on them; `rank` and `prune --by taylor` read only the rest).
     pub validation: Vec<Arg>,
     /// `--limit-test`.
     pub test_limit: Vec<Arg>,
@@ -134,6 +135,16 @@ impl Common {
             validation,
             test_limit,
         }
+    }
+
+    /// The model, data, threads and validation flags: what a command that reads the training
+    /// images (`rank`, `sensitivity`) takes.
+    pub fn reading(&self) -> Vec<Arg> {
+        [&self.model, &self.data, &self.threads, &self.validation]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
     }
 
     /// `vggdsl train MODEL --out OUT` with the model, data and split flags.

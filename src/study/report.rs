@@ -73,7 +73,7 @@ pub fn collect(study: &Study, done: &[Done]) -> Result<StudyResults, Failure> {
             params: figures.params,
             macs: figures.macs,
             latency_ms: number(latency, "median_ms")?,
-            epochs,
+            epochs: epochs * r.rounds,
             accuracy_after_surgery: r.surgery.map(|i| number(i, "accuracy")).transpose()?,
             accuracy,
         });

@@ -1,10 +1,9 @@
-//! Running a plan's steps as child processes of this binary: up to `jobs` at a time. A step's
-//! command writes its files in the step's folder, which it alone writes (train and prune refuse
-//! files they did not write); the study's own record of the step is in `steps/<step>/`: its
-//! output in `out.txt`, its messages in `log.txt`, and `step.json`, written whole after its
-//! command succeeded, which marks it finished: a rerun never runs it again. A step without the
-//! marker is what an interrupted run left: its folders are removed and the step redone from the
-//! start.
+//! Running a plan's steps as child processes of this binary: up to `jobs` at a time, each writing
+//! in its folder, with its output in `FOLDER.out.txt` and its messages in `FOLDER.log.txt` beside
+//! it (the commands refuse folders holding files they did not write). A step that finished is
+//! marked by `FOLDER.step.json`, written whole after its command succeeded; a rerun never runs it
+//! again. A step's folder without the marker is what an interrupted run left: it is removed and
+//! the step redone from the start.
 
 use std::fs::File;
 use std::io::IsTerminal;
@@ -20,8 +19,11 @@ use crate::exit::{FAILED, INTERRUPTED};
 use crate::failure::Failure;
 use crate::output;
 
-/// The file that marks a finished step.
+/// The file beside a step's folder that marks it finished.
 pub const MARKER: &str = "step.json";
+/// The files beside a step's folder that hold its output and its messages.
+const STDOUT: &str = "out.txt";
+const STDERR: &str = "log.txt";
 
 /// What a finished step's marker holds: its command line, its wall time and its output.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,15 +36,18 @@ pub struct Done {
 /// Raised by Ctrl-C or SIGTERM: the running steps are stopped and the study ends.
 pub static STOP: AtomicBool = AtomicBool::new(false);
 
-/// Where the study keeps its record of step `id` (its marker, output and messages).
-pub fn record(out: &Path, id: &str) -> PathBuf {
-    out.join("steps").join(id)
+/// The marker of the step in `dir`, if it finished.
+pub fn done(dir: &Path) -> Option<Done> {
+    let text = std::fs::read_to_string(beside(dir, MARKER)).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
-/// The marker of step `id`, if it finished.
-pub fn done(out: &Path, id: &str) -> Option<Done> {
-    let text = std::fs::read_to_string(record(out, id).join(MARKER)).ok()?;
-    serde_json::from_str(&text).ok()
+/// `DIR.file`: a file of the runner's beside a step's folder `DIR`.
+pub fn beside(dir: &Path, file: &str) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".");
+    name.push(file);
+    dir.with_file_name(name)
 }
 
 struct Running {
@@ -57,7 +62,8 @@ pub fn run(plan: &Plan, out: &Path, jobs: usize, threads: u32) -> Result<Vec<Don
     let exe = std::env::current_exe()
         .map_err(|e| Failure::new(FAILED, format_args!("cannot find the vggdsl binary: {e}")))?;
     let n = plan.steps.len();
-    let mut results: Vec<Option<Done>> = plan.steps.iter().map(|s| done(out, &s.id)).collect();
+    let mut results: Vec<Option<Done>> =
+        plan.steps.iter().map(|s| done(&out.join(&s.id))).collect();
     let already = results.iter().filter(|r| r.is_some()).count();
     if already > 0 {
         output::stderr(&format!(
@@ -89,7 +95,7 @@ pub fn run(plan: &Plan, out: &Path, jobs: usize, threads: u32) -> Result<Vec<Don
             if terminal {
                 output::stderr(&format!("study: start {}\n", step.id));
             }
-            running.push(launch(&exe, step, out, i, threads)?);
+            running.push(launch(&exe, step, &out.join(&step.id), i, threads)?);
         }
         if running.is_empty() {
             break;
@@ -139,22 +145,22 @@ fn finish(
     finished: usize,
 ) -> Result<(usize, Option<Done>), Failure> {
     let step = &plan.steps[r.index];
-    let dir = record(out, &step.id);
+    let dir = out.join(&step.id);
     if !status.success() {
         output::stderr(&format!(
             "study: {} failed ({status}); its messages are in {}\n",
             step.id,
-            dir.join("log.txt").display()
+            beside(&dir, STDERR).display()
         ));
         return Ok((r.index, None));
     }
     let marker = Done {
         args: r.args,
         seconds: r.started.elapsed().as_secs_f64(),
-        stdout: std::fs::read_to_string(dir.join("out.txt")).unwrap_or_default(),
+        stdout: std::fs::read_to_string(beside(&dir, STDOUT)).unwrap_or_default(),
     };
     let json = serde_json::to_string_pretty(&marker).expect("a marker serializes") + "\n";
-    let path = dir.join(MARKER);
+    let path = beside(&dir, MARKER);
     vggdsl::atomic::write(&path, json.as_bytes()).map_err(|e| Failure::write(path.display(), e))?;
     output::stderr(&format!(
         "study: [{finished}/{}] {} done in {:.1} s\n",
@@ -165,32 +171,32 @@ fn finish(
     Ok((r.index, Some(marker)))
 }
 
-/// Starts a step afresh: what an interrupted run left in its folders is removed first.
+/// Starts a step in a fresh folder: what an interrupted run left there is removed first (the
+/// command creates the folder if it writes one).
 fn launch(
     exe: &Path,
     step: &Step,
-    out: &Path,
+    dir: &Path,
     index: usize,
     threads: u32,
 ) -> Result<Running, Failure> {
-    let dir = record(out, &step.id);
-    for folder in [out.join(&step.id), dir.clone()] {
-        if folder.exists() {
-            std::fs::remove_dir_all(&folder).map_err(|e| Failure::write(folder.display(), e))?;
-        }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| Failure::write(dir.display(), e))?;
     }
-    std::fs::create_dir_all(&dir).map_err(|e| Failure::write(dir.display(), e))?;
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Failure::write(parent.display(), e))?;
+    }
     let args: Vec<String> = step.args.iter().map(|a| a.resolve()).collect();
     let file = |name: &str| {
-        let path: PathBuf = dir.join(name);
+        let path = beside(dir, name);
         File::create(&path).map_err(|e| Failure::write(path.display(), e))
     };
     let mut command = Command::new(exe);
     command
         .args(&args)
         .stdin(Stdio::null())
-        .stdout(file("out.txt")?)
-        .stderr(file("log.txt")?)
+        .stdout(file(STDOUT)?)
+        .stderr(file(STDERR)?)
         // prune has no --threads: libtorch takes its thread count from OpenMP's variable.
         .env("OMP_NUM_THREADS", threads.to_string());
     die_with_parent(&mut command);

@@ -156,14 +156,7 @@ impl Layout<'_> {
         if criterion == "rank" {
             a.extend(text(["--ranks".to_owned(), self.path("ranks/ranks.json")]));
         }
-        for flags in [
-            &self.common.model,
-            &self.common.data,
-            &self.common.threads,
-            &self.common.validation,
-        ] {
-            a.extend(flags.iter().cloned());
-        }
+        a.extend(self.common.reading());
         a.extend(super::prune_batches(self.f));
         a.extend(latency_flags(self.f));
         let step = self.plan.add(id, Kind::Sensitivity, a, needs);

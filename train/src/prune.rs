@@ -13,14 +13,12 @@ use serde::Serialize;
 use tch::nn::VarStore;
 use tch::Device;
 use vggdsl::analysis;
-use vggdsl::codegen::cfg_text;
 use vggdsl::files::kept::KeptFile;
 use vggdsl::files::ranks::{self, RanksFile};
 use vggdsl::files::ReadError;
 use vggdsl::ir::LayerKind;
 use vggdsl::rewrite::{self, rate_list};
 use vggdsl::select::{language_rate, WidthRule};
-use vggdsl::spec::CfgItem;
 use vggdsl::Architecture;
 use vggdsl_runtime::state_dict::LoadError;
 use vggdsl_runtime::Network;
@@ -372,18 +370,8 @@ fn weights_error(error: WeightsError, request: &Request) -> PruneError {
 
 /// The cfg of a pruned model's network: its cfg with every conv at its pruned width.
 fn pruned_cfg(model: &Architecture) -> String {
-    let mut widths = model.convs().map(|(.., c)| c);
-    let cfg: Vec<CfgItem> = model
-        .spec
-        .features()
-        .iter()
-        .map(|item| match item {
-            CfgItem::Conv(_) => CfgItem::Conv(widths.next().expect("a width per conv")),
-            CfgItem::Pool => CfgItem::Pool,
-        })
-        .chain(model.spec.cfg.last().copied())
-        .collect();
-    cfg_text(&cfg)
+    let widths: Vec<i64> = model.convs().map(|(.., c)| c).collect();
+    rewrite::cfg_with_widths(model, &widths)
 }
 
 /// The rates to prune to, and their text when they were given rather than the model's own.

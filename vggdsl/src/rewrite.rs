@@ -4,10 +4,14 @@
 //! (layout, comments, presets, the `init` and `train` blocks) stays byte for byte.
 
 use crate::ast::{Model, Span};
+use crate::codegen::cfg_text;
+use crate::spec::CfgItem;
+use crate::Architecture;
 
 /// The settings `prune` writes, of [`crate::spec::KEYS`].
 const KEY: &str = "compress_rate";
 const ROUND_TO: &str = "round_to";
+const CFG: &str = "cfg";
 
 /// Model `model`'s text with its `compress_rate` set to `rates` (list text such as
 /// `[0.95] + [0.5] * 12`): the value replaced when the model has the setting, else the setting
@@ -41,6 +45,28 @@ pub fn with_name(source: &str, model: &str, name: &str) -> Option<String> {
         &source[..span.start],
         &source[span.end..]
     ))
+}
+
+/// [`with_compress_rate`]'s edit for `cfg`: the model's text with `cfg = cfg`, no comment.
+pub fn with_cfg(source: &str, model: &str, cfg: &str) -> Option<String> {
+    with_setting(source, model, CFG, cfg, "").map(|(text, _)| text)
+}
+
+/// The cfg of `model`'s network with its convs at `widths`, in order (e.g. a pruned model's
+/// widths: the cfg to declare it by to prune it again).
+pub fn cfg_with_widths(model: &Architecture, widths: &[i64]) -> String {
+    let mut widths = widths.iter().copied();
+    let cfg: Vec<CfgItem> = model
+        .spec
+        .features()
+        .iter()
+        .map(|item| match item {
+            CfgItem::Conv(c) => CfgItem::Conv(widths.next().unwrap_or(*c)),
+            CfgItem::Pool => CfgItem::Pool,
+        })
+        .chain(model.spec.cfg.last().copied())
+        .collect();
+    cfg_text(&cfg)
 }
 
 /// Model `model`'s text with setting `key` set to `value`, as [`with_compress_rate`] says.

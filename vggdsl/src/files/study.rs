@@ -141,6 +141,13 @@ pub struct Prune {
     pub limit: Option<u32>,
     #[serde(default)]
     pub batch_size: Option<u32>,
+    /// Prune/fine-tune rounds that reach each budget (1: one cut, then fine-tuning).
+    #[serde(default = "one")]
+    pub steps: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// The criteria `vggdsl prune --by` knows.
@@ -177,8 +184,8 @@ pub struct Budget {
 pub const STRATEGIES: [&str; 3] = ["uniform", "sensitivity", "global"];
 
 impl Budget {
-    /// A short name for folders and tables: `macs-50%`, `target-macs-50%` (`-r16` when
-    /// rounded), or `rates-2` for the second budget given as rates.
+    /// A short name for tables: `macs-50%`, `target-macs-50%` (`-r16` when rounded), or
+    /// `rates-2` for the second budget given as rates.
     pub fn name(&self, index: usize) -> String {
         match (self.macs_removed, self.target()) {
             (Some(share), _) => format!("macs-{}%", (1000.0 * share).round() / 10.0),
@@ -192,6 +199,19 @@ impl Budget {
             }
             (None, None) => format!("rates-{}", index + 1),
         }
+    }
+
+    /// Its name as a folder, safe in any file system and unquoted in a shell: `%` is `pct`
+    /// (`macs-50pct`), and any character other than a letter, a digit, `.` or `-` is `_`.
+    pub fn folder(&self, index: usize) -> String {
+        self.name(index)
+            .chars()
+            .map(|c| match c {
+                '%' => "pct".to_owned(),
+                c if c.is_ascii_alphanumeric() || c == '.' || c == '-' => c.to_string(),
+                _ => "_".to_owned(),
+            })
+            .collect()
     }
 
     /// The target, if the budget gives one (checked by [`StudyFile::from_toml`]).
@@ -314,11 +334,38 @@ impl StudyFile {
         if self.prune.criteria.is_empty() && self.baselines.is_empty() {
             return Err("the study lists no criterion and no baseline: nothing to run".into());
         }
+        if self.prune.steps == 0 {
+            return Err("`prune.steps` is 0; a budget is reached in at least 1 step".into());
+        }
+        if self.prune.steps > 1 && self.prune.rule.as_deref() == Some("hrank") {
+            return Err(
+                "`prune.steps` above 1 takes the language's widths; leave out `rule = \"hrank\"`"
+                    .into(),
+            );
+        }
+        if self.prune.steps > 1 {
+            if let Some(b) = self.prune.budgets.iter().find(|b| b.target().is_some()) {
+                return Err(format!(
+                    "`prune.steps` is {}, but budget `{}` is a target whose widths prune \
+                     chooses; steps need widths known before pruning (`macs_removed` or \
+                     `compress_rate`)",
+                    self.prune.steps,
+                    b.name(0)
+                ));
+            }
+        }
         if self.prune.budgets.is_empty() {
             return Err("`prune.budgets` lists no budget; give at least one".into());
         }
-        for b in &self.prune.budgets {
+        for (i, b) in self.prune.budgets.iter().enumerate() {
             b.check()?;
+            let folder = b.folder(i);
+            if (0..i).any(|j| self.prune.budgets[j].folder(j) == folder) {
+                return Err(format!(
+                    "two budgets are both `{}` (folder {folder}); give each budget once",
+                    b.name(i)
+                ));
+            }
         }
         if let Some(l) = self.base.bn_sparsity {
             if !(l.is_finite() && l > 0.0) {
@@ -330,5 +377,66 @@ impl StudyFile {
             return Err("`latency` needs a batch and a thread count of at least 1".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn study(budgets: &str) -> Result<StudyFile, FormatError> {
+        StudyFile::from_toml(&format!(
+            "model = \"m.vgg\"\nseeds = [0]\n[base]\n[finetune]\n[prune]\ncriteria = [\"l1\"]\n\
+             budgets = [{budgets}]\n"
+        ))
+    }
+
+    #[test]
+    fn budget_folders_are_shell_safe_and_rounds_need_known_widths() {
+        let s = study(
+            "{ macs_removed = 0.5 }, { target_macs = \"2.5M\", round_to = 8 }, \
+             { target_latency = \"40%\" }, { compress_rate = \"[0.3] * 4\" }",
+        )
+        .unwrap();
+        let pairs: Vec<(String, String)> = s
+            .prune
+            .budgets
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.name(i), b.folder(i)))
+            .collect();
+        let want = [
+            ("macs-50%", "macs-50pct"),
+            ("target-macs-2.5M-r8", "target-macs-2.5M-r8"),
+            ("target-latency-40%", "target-latency-40pct"),
+            ("rates-4", "rates-4"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(pairs, want);
+        let rounds = |extra: &str| {
+            StudyFile::from_toml(&format!(
+                "model = \"m.vgg\"\nseeds = [0]\n[base]\n[finetune]\n[prune]\ncriteria = [\"l1\"]\n\
+                 steps = 2\n{extra}"
+            ))
+            .map_err(|e| e.to_string())
+        };
+        assert!(rounds("budgets = [{ macs_removed = 0.5 }]\n").is_ok());
+        let target = rounds("budgets = [{ target_macs = \"50%\" }]\n").unwrap_err();
+        assert!(
+            target.contains("budget `target-macs-50%` is a target"),
+            "{target}"
+        );
+        let hrank = rounds("budgets = [{ macs_removed = 0.5 }]\nrule = \"hrank\"\n").unwrap_err();
+        assert!(hrank.contains("leave out `rule"), "{hrank}");
+        let twice = study("{ macs_removed = 0.5 }, { macs_removed = 0.5 }").unwrap_err();
+        assert!(
+            twice
+                .to_string()
+                .contains("two budgets are both `macs-50%` (folder macs-50pct)"),
+            "{twice}"
+        );
     }
 }
