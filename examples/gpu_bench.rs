@@ -45,13 +45,9 @@ fn finished(device: Device, ys: Tensor) -> Tensor {
     ys
 }
 
-fn main() {
-    if std::env::args().any(|a| a == "--cuda-devices") {
-        println!("{}", Cuda::device_count());
-        return;
-    }
-    let device = device();
-    let batches: Vec<i64> = arg("--batches")
+/// `--batches` (default 1, 16, 64) and `--iters` (default 21).
+fn sizes() -> (Vec<i64>, usize) {
+    let batches = arg("--batches")
         .unwrap_or_else(|| "1,16,64".into())
         .split(',')
         .map(|b| {
@@ -60,9 +56,19 @@ fn main() {
                 .unwrap_or_else(|_| fail("--batches: numbers such as 1,16"))
         })
         .collect();
-    let iters: usize = arg("--iters").map_or(21, |n| {
+    let iters = arg("--iters").map_or(21, |n| {
         n.parse().unwrap_or_else(|_| fail("--iters: a number"))
     });
+    (batches, iters)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--cuda-devices") {
+        println!("{}", Cuda::device_count());
+        return;
+    }
+    let device = device();
+    let (batches, iters) = sizes();
 
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);

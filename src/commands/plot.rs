@@ -115,46 +115,14 @@ pub fn run(args: Args) -> Result<(), Failure> {
             (plot::svg(w, h, |root| widths::draw(root, &models)), out)
         }
         Kind::Ranks {
-            ranks: file,
+            ranks,
             model,
             compress_rate,
             out,
-        } => {
-            let model = match &model {
-                Some(file) => Some(single_model(file)?),
-                None => None,
-            };
-            let max = model
-                .as_ref()
-                .map_or(input::MAX_DATA_BYTES, |(_, net)| ranks_bytes(net));
-            let mut figure = ranks::Ranks::new(input::ranks(&file, max)?);
-            if let Some((source, net)) = &model {
-                figure.check_against(net).map_err(|e| {
-                    let path = match &file {
-                        FileArg::Path(path) => path.display().to_string(),
-                        FileArg::Std => "<stdin>".to_owned(),
-                    };
-                    let file = &source.name;
-                    Failure::new(FAILED, format_args!("{path} does not fit {file}: {e}"))
-                })?;
-            }
-            let rates = match (&compress_rate, &model) {
-                (Some(flag), Some((source, net))) => {
-                    Some(rates::from_flag(&source.text, &net.spec.name, flag)?)
-                }
-                (Some(flag), None) => {
-                    let (source, name) = figure.as_model();
-                    Some(rates::from_flag(&source, name, flag)?)
-                }
-                (None, model) => model
-                    .as_ref()
-                    .and_then(|(_, m)| m.spec.compress_rate.clone()),
-            };
-            let round_to = model.as_ref().map_or(1, |(_, m)| m.spec.round_to());
-            figure.cut(rates.as_deref(), round_to);
-            let (w, h) = ranks::size(&figure);
-            (plot::svg(w, h, |root| ranks::draw(root, &figure)), out)
-        }
+        } => (
+            ranks_figure(&ranks, model.as_ref(), compress_rate.as_deref())?,
+            out,
+        ),
         Kind::Training { runs, out } => {
             let runs = runs
                 .iter()
@@ -193,6 +161,49 @@ pub fn run(args: Args) -> Result<(), Failure> {
     };
     let svg = svg.map_err(|e| Failure::new(FAILED, e))?;
     write(&out.output, svg)
+}
+
+/// The ranks picture: RANKS checked against `model` if given, cut by `compress_rate` or else the
+/// model's own rates.
+fn ranks_figure(
+    file: &FileArg,
+    model: Option<&FileArg>,
+    compress_rate: Option<&str>,
+) -> Result<Result<String, String>, Failure> {
+    let model = match model {
+        Some(file) => Some(single_model(file)?),
+        None => None,
+    };
+    let max = model
+        .as_ref()
+        .map_or(input::MAX_DATA_BYTES, |(_, net)| ranks_bytes(net));
+    let mut figure = ranks::Ranks::new(input::ranks(file, max)?);
+    if let Some((source, net)) = &model {
+        figure.check_against(net).map_err(|e| {
+            let path = match file {
+                FileArg::Path(path) => path.display().to_string(),
+                FileArg::Std => "<stdin>".to_owned(),
+            };
+            let file = &source.name;
+            Failure::new(FAILED, format_args!("{path} does not fit {file}: {e}"))
+        })?;
+    }
+    let rates = match (compress_rate, &model) {
+        (Some(flag), Some((source, net))) => {
+            Some(rates::from_flag(&source.text, &net.spec.name, flag)?)
+        }
+        (Some(flag), None) => {
+            let (source, name) = figure.as_model();
+            Some(rates::from_flag(&source, name, flag)?)
+        }
+        (None, model) => model
+            .as_ref()
+            .and_then(|(_, m)| m.spec.compress_rate.clone()),
+    };
+    let round_to = model.as_ref().map_or(1, |(_, m)| m.spec.round_to());
+    figure.cut(rates.as_deref(), round_to);
+    let (w, h) = ranks::size(&figure);
+    Ok(plot::svg(w, h, |root| ranks::draw(root, &figure)))
 }
 
 /// The most a ranks file of `net` (its filters by its cfg widths) is read to.

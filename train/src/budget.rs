@@ -159,13 +159,23 @@ fn choose(
         return Ok((keep, reached));
     }
     let (at, table) = latency.expect("a latency target says where it is measured");
-    let mut model = LatencyModel::new(table, full.ir, at);
+    timed(search, LatencyModel::new(table, full.ir, at), target).map_err(unreachable)
+}
+
+/// A latency target's widths: those `search` chooses on predicted latencies, timed whole and the
+/// prediction corrected, until it chooses widths already timed or [`LATENCY_ROUNDS`] networks
+/// are; of those timed, the slowest that meets the target, or else the fastest.
+fn timed(
+    search: impl Fn(&mut budget::Cost, f64) -> Result<Vec<i64>, Unreachable>,
+    mut model: LatencyModel,
+    target: Target,
+) -> Result<(Vec<i64>, Reached), Unreachable> {
     let unpruned = model.unpruned();
     let limit = target.limit(unpruned);
     // (widths, measured, predicted) of each network timed whole.
     let mut timed: Vec<(Vec<i64>, f64, f64)> = Vec::new();
     while timed.len() < LATENCY_ROUNDS {
-        let keep = search(&mut |w: &[i64]| model.predict(w), limit).map_err(unreachable)?;
+        let keep = search(&mut |w: &[i64]| model.predict(w), limit)?;
         if timed.iter().any(|(w, ..)| *w == keep) {
             break;
         }

@@ -3,7 +3,7 @@
 //! filter choice rules, and surgery's slices. The width rules and ties are `vggdsl::select`'s
 //! tests.
 //! Surgery against the same surgery done in PyTorch is tested through `vggdsl prune` in the root
-//! package (`tests/prune.rs`).
+//! package (`tests/prune/`).
 
 use vggdsl::files::ranks::RanksFile;
 use vggdsl::select::language_rate;
