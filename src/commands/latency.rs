@@ -1,17 +1,17 @@
 //! `vggdsl latency FILE [--batch B] [--threads T]`: how long a model's inference form
 //! (`to_inference()`: BatchNorm folded, ReLU fused) takes on one batch, the median of timed runs.
-//! The weights are the model's seeded init: the time does not depend on their values.
+//! The weights are a fresh init: the time does not depend on their values.
 
 use std::num::NonZeroUsize;
-use std::time::Instant;
 
 use serde::Serialize;
-use vggdsl_runtime::tch::nn::VarStore;
-use vggdsl_runtime::tch::{self, Device, Kind, Tensor};
-use vggdsl_runtime::Network;
+use vggdsl_train::latency::{self, At};
 
 use crate::failure::Failure;
 use crate::{input, output, FileArg};
+
+/// Untimed passes before the timed ones: the kernel choices and oneDNN's packings happen there.
+const WARMUP: usize = 5;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -48,32 +48,17 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let source = input::read(&args.file)?;
     let nets = vggdsl::load(&source.text, &source.name).map_err(|d| Failure::invalid(&d))?;
     let ir = input::model(&nets, args.model.as_deref(), &source.name)?;
-    tch::set_num_threads(args.threads);
-    tch::manual_seed(0);
-    let vs = VarStore::new(Device::Cpu);
-    let inference = Network::new(&vs.root(), ir).to_inference();
-    let [c, h, w] = ir.spec.input;
-    let xs = Tensor::randn(
-        [args.batch.get() as i64, c, h, w],
-        (Kind::Float, Device::Cpu),
-    );
-    for _ in 0..5 {
-        let _ = inference.forward(&xs);
-    }
-    let mut times: Vec<f64> = (0..args.iterations.get())
-        .map(|_| {
-            let start = Instant::now();
-            let _ = inference.forward(&xs);
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
+    let at = At {
+        batch: args.batch.get() as i64,
+        threads: args.threads,
+    };
+    let median_ms = latency::measure_runs(ir, at, WARMUP, args.iterations.get());
     let report = Report {
         model: &ir.spec.name,
         batch: args.batch.get(),
         threads: args.threads,
-        iterations: times.len(),
-        median_ms: times[times.len() / 2],
+        iterations: args.iterations.get(),
+        median_ms,
     };
     let text = if args.json {
         serde_json::to_string(&report).expect("a report serializes") + "\n"

@@ -280,6 +280,19 @@ pub fn measure(net: &Architecture, at: At) -> f64 {
     })
 }
 
+/// Milliseconds of one pass of `net`'s `to_inference()` at `at`: the median of exactly `runs`
+/// timed runs after `warmup` untimed ones (what `vggdsl latency` reports).
+pub fn measure_runs(net: &Architecture, at: At, warmup: usize, runs: usize) -> f64 {
+    let timing = Timing {
+        warmup,
+        runs: (runs, runs),
+        budget: Duration::ZERO,
+    };
+    time_with(net, at, timing, |inference, xs| {
+        drop(inference.forward(xs));
+    })
+}
+
 /// Milliseconds of the feature layers of `net` alone (a block's model).
 fn time_features(net: &Architecture, at: At, timing: Timing) -> f64 {
     time_with(net, at, timing, |inference, xs| {
