@@ -6,7 +6,8 @@ use std::time::Instant;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use vggdsl_runtime::inference::{cpu_model, tuning_log};
+use vggdsl_runtime::inference::tuning_log;
+use vggdsl_runtime::machine::cpu_model;
 use vggdsl_runtime::ops;
 use vggdsl_runtime::tch::Tensor;
 

@@ -24,7 +24,7 @@ mod tuner;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-pub use cache::{cpu_model, machine, KernelCache};
+pub use cache::KernelCache;
 pub use kernel::{kernel_choice, set_kernel_choice, Kernel, KernelChoice, KERNELS_VAR};
 pub use tuner::{tuning_log, use_kernel_cache, TuningRecord};
 

@@ -13,6 +13,7 @@
 pub mod device;
 pub mod inference;
 pub mod init;
+pub mod machine;
 pub mod memory;
 pub mod network;
 pub mod nn;

@@ -13,15 +13,14 @@
 //! happen there), on a random batch and the model's seeded init weights: the time of a pass does
 //! not depend on the values.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 use vggdsl::ir::LayerKind;
 use vggdsl::Architecture;
+use vggdsl_runtime::machine::MachineFile;
 use vggdsl_runtime::{inference, Inference, Network};
 
 /// The batch size and libtorch thread count a latency is measured at.
@@ -97,69 +96,56 @@ pub fn blocks(net: &Architecture) -> Vec<Block> {
 /// Measured blocks of one machine, and the file they are kept in.
 #[derive(Debug)]
 pub struct LatencyTable {
-    path: Option<PathBuf>,
-    file: TableFile,
+    /// Milliseconds per pass, by [`Block::key`].
+    file: MachineFile<f64>,
     /// Blocks timed by this process, and the wall time that took.
     pub timed: usize,
     pub seconds: f64,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct TableFile {
-    /// The machine the blocks were timed on.
-    machine: String,
-    /// Milliseconds per pass, by [`Block::key`].
-    blocks: BTreeMap<String, f64>,
 }
 
 impl LatencyTable {
     /// The blocks kept in `path` for `machine` (none if `path` is `None`, missing, unreadable,
     /// or for another machine), to be kept there.
     pub fn open(path: Option<PathBuf>, machine: &str) -> Self {
-        let file = path
-            .as_deref()
-            .and_then(|p| read(p, machine))
-            .unwrap_or_else(|| TableFile {
-                machine: machine.to_owned(),
-                blocks: BTreeMap::new(),
-            });
+        Self::of(MachineFile::open(path, machine))
+    }
+
+    /// This machine's table in the user's cache folder (`$XDG_CACHE_HOME/vggdsl/latency/`, else
+    /// `~/.cache/vggdsl/latency/`), a file per machine.
+    pub fn for_this_machine() -> Self {
+        Self::of(MachineFile::for_this_machine("latency"))
+    }
+
+    fn of(file: MachineFile<f64>) -> Self {
         LatencyTable {
-            path,
             file,
             timed: 0,
             seconds: 0.0,
         }
     }
 
-    /// This machine's table in the user's cache folder (`$XDG_CACHE_HOME/vggdsl/latency/`, else
-    /// `~/.cache/vggdsl/latency/`), a file per machine.
-    pub fn for_this_machine() -> Self {
-        let machine = machine();
-        Self::open(cache_dir().map(|d| d.join(file_name(&machine))), &machine)
-    }
-
     /// The machine the table holds blocks of.
     pub fn machine(&self) -> &str {
-        &self.file.machine
+        self.file.machine()
     }
 
     /// The file the blocks are kept in, if any.
     pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
+        self.file.path()
     }
 
     /// Milliseconds of one pass of `block` at `at`: from the table, or timed now and kept.
     pub fn block(&mut self, block: Block, at: At) -> f64 {
         let key = block.key(at);
-        if let Some(&ms) = self.file.blocks.get(&key) {
+        if let Some(&ms) = self.file.get(&key) {
             return ms;
         }
         let start = Instant::now();
         let ms = time_features(&block.model(), at, BLOCK_TIMING);
         self.timed += 1;
         self.seconds += start.elapsed().as_secs_f64();
-        self.file.blocks.insert(key, ms);
-        self.save();
+        // A table that cannot be written keeps the block in memory.
+        self.file.insert(&key, ms);
         ms
     }
 
@@ -167,30 +153,6 @@ impl LatencyTable {
     pub fn blocks(&mut self, net: &Architecture, at: At) -> f64 {
         blocks(net).into_iter().map(|b| self.block(b, at)).sum()
     }
-
-    /// Writes the table with what other processes have added to the file meanwhile; a file that
-    /// cannot be written leaves the blocks in memory.
-    fn save(&mut self) {
-        let Some(path) = &self.path else { return };
-        if let Some(on_disk) = read(path, &self.file.machine) {
-            for (k, v) in on_disk.blocks {
-                self.file.blocks.entry(k).or_insert(v);
-            }
-        }
-        let text = serde_json::to_string_pretty(&self.file).expect("a table serializes") + "\n";
-        let _ = path
-            .parent()
-            .map(std::fs::create_dir_all)
-            .transpose()
-            .and_then(|_| vggdsl::atomic::write(path, text.as_bytes()));
-    }
-}
-
-/// The table's blocks, if `path` holds this writer's format for `machine`.
-fn read(path: &Path, machine: &str) -> Option<TableFile> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let file: TableFile = serde_json::from_str(&text).ok()?;
-    (file.machine == machine).then_some(file)
 }
 
 /// A network's latency as its blocks' sum plus the rest of a pass, which is measured once on the
@@ -325,42 +287,4 @@ fn time_with(net: &Architecture, at: At, timing: Timing, run: impl Fn(&Inference
     tch::set_num_threads(threads);
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
-}
-
-/// What a block's time depends on besides the block: the CPU, the ISA libtorch runs and its
-/// version.
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, name)| name.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let isa = std::env::var("ONEDNN_MAX_CPU_ISA").unwrap_or_else(|_| "all".into());
-    format!("{cpu}; oneDNN max {}", isa.to_ascii_lowercase())
-}
-
-/// `$XDG_CACHE_HOME/vggdsl/latency`, else `$HOME/.cache/vggdsl/latency`.
-fn cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("vggdsl").join("latency"))
-}
-
-/// A file name for `machine`: its letters and digits, the rest as `-`.
-fn file_name(machine: &str) -> String {
-    let mut name = String::new();
-    for c in machine.chars() {
-        if c.is_ascii_alphanumeric() || c == '.' {
-            name.push(c.to_ascii_lowercase());
-        } else if !name.ends_with('-') {
-            name.push('-');
-        }
-    }
-    format!("{}.json", name.trim_matches('-'))
 }
