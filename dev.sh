@@ -10,6 +10,51 @@ set -euo pipefail
 cd "$(dirname "$0")"
 eval "$(bash scripts/setup-libtorch.sh)"
 
+# Every test binary of the workspace, and its doc tests, two at a time. `cargo test` runs one at a
+# time, and most binaries spend their time in one long test or waiting on a PyTorch process, which
+# left a core idle; two cargo processes would resolve the packages' features apart and build twice.
+# Each binary runs as `cargo test` runs it (from its package's folder, with its CARGO_ variables
+# and Rust's own libraries on the library path) and prints its output whole when it ends.
+run_tests() {
+  local logs i=0 rc=0 failed=()
+  logs=$(mktemp -d)
+  # One line per test binary: executable, package folder, package name.
+  cargo test --workspace --no-run --quiet --message-format=json-render-diagnostics |
+    "$VGGDSL_PYTHON" -c '
+import json, os, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        folder = os.path.dirname(m["manifest_path"])
+        name = m["package_id"].split("#")[-1].split("@")[0]
+        print(m["executable"], folder, os.path.basename(folder) if name[0].isdigit() else name, sep="\t")
+' > "$logs/binaries"
+  run_one() { # log-name command...
+    local t0=$SECONDS status=0
+    "${@:2}" > "$logs/$1.log" 2>&1 || status=$?
+    echo "$status" > "$logs/$1.status"
+    flock "$logs/binaries" cat "$logs/$1.log"
+    echo "test binary $1: $([ "$status" = 0 ] && echo ok || echo "FAILED ($status)") in $((SECONDS - t0)) s" >&2
+  }
+  local libs
+  libs=$(rustc --print target-libdir)
+  run_one doc-tests cargo test --workspace --doc --quiet &
+  while IFS=$'\t' read -r exe folder package; do
+    while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n || true; done
+    i=$((i + 1))
+    (cd "$folder" && CARGO=$(command -v cargo) CARGO_MANIFEST_DIR=$folder CARGO_PKG_NAME=$package \
+      LD_LIBRARY_PATH=$libs:$(dirname "$exe")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
+      run_one "$i-$package-$(basename "$exe")" "$exe") &
+  done < "$logs/binaries"
+  wait
+  for status in "$logs"/*.status; do
+    [ "$(cat "$status")" = 0 ] || { failed+=("$(basename "$status" .status)"); rc=1; }
+  done
+  rm -rf "$logs"
+  [ "$rc" = 0 ] || { echo "failed: ${failed[*]}" >&2; return "$rc"; }
+  echo "every test binary passed" >&2
+}
+
 case "${1:-}" in
   seed)
     # The build `./dev.sh test` makes (and reuses): the tests' profile (libtorch does the
@@ -29,7 +74,7 @@ case "${1:-}" in
     # Test threads and the PyTorch reference process run libtorch side by side on few cores:
     # OpenMP's default of spinning while it waits for work made each starve the other (the
     # fidelity tests took 3x as long).
-    OMP_WAIT_POLICY=PASSIVE cargo test --workspace --no-fail-fast
+    OMP_WAIT_POLICY=PASSIVE run_tests
     ;;
   bench)
     # BENCHMARKS.md's tables (printed), once under this machine's own ISA and once under the AVX2

@@ -1,5 +1,5 @@
-// A file with two errors (runtime/tests/models/invalid.vgg): each names the file and line:col.
+// A file with two errors (tests/ui/models/invalid.vgg): each names the file and line:col.
 
-vggdsl_macros::vgg!("../../../../runtime/tests/models/invalid.vgg");
+vggdsl_macros::vgg!("models/invalid.vgg");
 
 fn main() {}
