@@ -22,7 +22,8 @@ pub struct Args {
     /// Steps run at the same time.
     #[arg(long, value_name = "N", default_value_t = NonZeroUsize::new(1).expect("positive"))]
     jobs: NonZeroUsize,
-    /// Validation images of every training run (over the study file's `val_size`).
+    /// Validation images held out of the training set by every step that reads it (training,
+    /// ranking, Taylor scores, sensitivity), over the study file's `val_size`.
     #[arg(long, value_name = "N")]
     val_size: Option<u64>,
 }
