@@ -185,7 +185,8 @@ fn command_blocks_are_run_or_illustrations() {
 
 /// README's quick start, run as written in a new folder: the same lines, with `sudo apt-get` and
 /// `cargo build` checked instead of run (the data is installed and this test's binary is the
-/// build, linked where the build puts it) and the README's `quick` flags, which the block sets.
+/// build, linked where the build puts it) and the README's `quick` and `images` flags, which the
+/// block sets.
 #[test]
 fn readme_quick_start_runs_as_written() {
     let readme = read("README.md");
@@ -197,7 +198,7 @@ fn readme_quick_start_runs_as_written() {
     let (_, block) = block_after(&lines, at);
     let block = block.join("\n");
     assert!(
-        block.contains("quick=\"--epochs 1 --limit-train"),
+        block.contains("images=\"--limit-train"),
         "{block}"
     );
 
