@@ -203,7 +203,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             .clone()
             .unwrap_or_else(|| Path::new("runs").join(&spec.name)),
     );
-    let resume = resume_command(&args.model, &model.file_name, dir.path());
+    let resume = resume_command(&args.model, &args.split, &model.file_name, dir.path());
     if !args.resume {
         refuse_inputs_inside(&args, dir.path())?;
     }
@@ -448,7 +448,7 @@ fn sparsity_note(lambda: f64) -> String {
 }
 
 /// The command that continues this run.
-fn resume_command(m: &ModelArgs, file: &str, dir: &Path) -> String {
+fn resume_command(m: &ModelArgs, split: &SplitArgs, file: &str, dir: &Path) -> String {
     let mut command = format!("vggdsl train {file}");
     if let Some(name) = &m.model {
         command += &format!(" --model {name}");
@@ -461,6 +461,13 @@ fn resume_command(m: &ModelArgs, file: &str, dir: &Path) -> String {
     }
     if m.device.device != Device::Cpu {
         command += &format!(" --device {}", device::name(m.device.device));
+    }
+    // A resume refuses another training set, and should evaluate on the same test images.
+    if let Some(n) = split.limit_train {
+        command += &format!(" --limit-train {n}");
+    }
+    if let Some(n) = split.limit_test {
+        command += &format!(" --limit-test {n}");
     }
     command + &format!(" --out {} --resume", dir.display())
 }

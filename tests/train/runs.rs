@@ -131,6 +131,33 @@ fn two_epochs_equal_one_and_a_resumed_one_bit_for_bit() {
 }
 
 #[test]
+fn the_printed_resume_command_keeps_the_slices_of_the_data() {
+    let s = Setup::new();
+    let slices = ["--limit-train", "40", "--limit-test", "10"];
+    let mut first = vec!["--epochs", "1"];
+    first.extend(slices);
+    s.train("sliced", &first);
+    let mut again = vec!["train", "tiny.vgg", "--out", "sliced"];
+    again.extend(slices);
+    let text = assert_one_sentence(&s.vggdsl(&again), 2);
+    assert!(
+        text.contains(" --limit-train 40 --limit-test 10 --out sliced --resume`"),
+        "{text}"
+    );
+    // The command it prints continues the run: the same training set, so no refusal.
+    let command = text.split('`').nth(1).unwrap();
+    let mut words: Vec<&str> = command.split_whitespace().skip(1).collect();
+    words.extend(["--epochs", "2"]);
+    let out = s.bare(&words);
+    assert!(out.status.success(), "{command}: {}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("resuming Tiny"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn ctrl_c_saves_a_checkpoint_that_resumes_exactly() {
     let s = Setup::new();
     // Long enough that Ctrl-C, sent when the first epoch is reported, lands during training.
