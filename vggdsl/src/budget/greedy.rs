@@ -159,6 +159,25 @@ mod tests {
     }
 
     #[test]
+    fn a_conv_without_points_keeps_its_width() {
+        // A sweep measures no point for a conv every rate would leave without a filter.
+        let widths = [20, 30];
+        let curves = vec![Vec::new(), points(30, &[0.1; 9])];
+        let limit = 0.7 * cost(&widths);
+        let w = sensitivity(&widths, &curves, 1, &mut |w| cost(w), limit).unwrap();
+        assert_eq!(w[0], 20, "{w:?}");
+        assert!(cost(&w) <= limit);
+        let e = sensitivity(
+            &widths,
+            &[Vec::new(), Vec::new()],
+            1,
+            &mut |w| cost(w),
+            limit,
+        );
+        assert_eq!(e.unwrap_err().least, cost(&widths));
+    }
+
+    #[test]
     fn rounded_and_unreachable() {
         let widths = [20, 30];
         let curves = vec![points(20, &[0.1; 9]), points(30, &[0.1; 9])];

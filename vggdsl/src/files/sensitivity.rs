@@ -114,8 +114,10 @@ impl SensitivityFile {
         serde_json::to_string_pretty(self).expect("a sweep serializes") + "\n"
     }
 
-    /// Reads a sensitivity file's text: every conv with a width and at least one point, rates in
-    /// [0, 1), each point at most its conv's width.
+    /// Reads a sensitivity file's text: at least one conv, rates in [0, 1), each point 1 to its
+    /// conv's width filters. A conv may have no point: the sweep skips a rate that leaves a conv
+    /// no filter, so a narrow conv swept at high rates only has none (and is never moved by the
+    /// sensitivity strategy).
     pub fn from_json(text: &str) -> Result<SensitivityFile, FormatError> {
         let file: SensitivityFile = serde_json::from_str(text)?;
         if file.convs.is_empty() {
@@ -125,10 +127,10 @@ impl SensitivityFile {
             let bad = conv
                 .points
                 .iter()
-                .find(|p| !(0.0..1.0).contains(&p.rate) || !(1..=conv.width).contains(&p.filters));
-            if conv.points.is_empty() || bad.is_some() {
+                .any(|p| !(0.0..1.0).contains(&p.rate) || !(1..=conv.width).contains(&p.filters));
+            if bad {
                 return Err(FormatError::Invalid(format!(
-                    "{} has no points, or a point outside rates [0, 1) and 1 to {} filters",
+                    "{} has a point outside rates [0, 1) and 1 to {} filters",
                     conv.name, conv.width
                 )));
             }
@@ -144,5 +146,50 @@ impl SensitivityFile {
             MAX_BYTES,
             SensitivityFile::from_json,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file of one conv of 8 filters with `points`.
+    fn file(points: &str) -> String {
+        format!(
+            r#"{{"model": "M", "weights": "w", "by": "l1", "round_to": 1,
+              "validation": {{"dataset": "cifar10", "images": 10}},
+              "latency": {{"batch": 1, "threads": 1, "machine": "m"}},
+              "unpruned": {{"accuracy": 0.9, "loss": 0.3, "params": 10, "macs": 20, "latency_ms": 1.0}},
+              "convs": [{{"name": "conv0", "width": 8, "points": [{points}]}}],
+              "seconds": {{"cache": 0, "prune": 0, "evaluate": 0, "latency": 0, "total": 0}}}}"#
+        )
+    }
+
+    const POINT: &str = r#"{"rate": 0.5, "filters": 4, "accuracy": 0.8, "loss": 0.5,
+        "params": 6, "macs": 12, "latency_ms": 0.7}"#;
+
+    #[test]
+    fn a_conv_without_points_is_read() {
+        // What the sweep writes for a conv every rate leaves no filter (8 filters at 0.9).
+        let read = SensitivityFile::from_json(&file("")).unwrap();
+        assert!(read.convs[0].points.is_empty());
+        let read = SensitivityFile::from_json(&file(POINT)).unwrap();
+        assert_eq!(read.convs[0].points[0].filters, 4);
+        assert_eq!(SensitivityFile::from_json(&read.to_json()).unwrap(), read);
+    }
+
+    #[test]
+    fn a_point_outside_its_conv_is_refused() {
+        for bad in [
+            POINT.replace("0.5,", "1.0,"),
+            POINT.replace("4,", "9,"),
+            POINT.replace("4,", "0,"),
+        ] {
+            let error = SensitivityFile::from_json(&file(&bad)).unwrap_err();
+            assert!(
+                error.to_string().contains("conv0 has a point outside"),
+                "{error}"
+            );
+        }
     }
 }
