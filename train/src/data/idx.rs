@@ -109,8 +109,13 @@ fn read_idx(
         expected: announced,
         follows,
     };
-    if !gzipped && file_len - header_len != announced {
-        return Err(size_error(Follows::Exactly(file_len - header_len)));
+    // A length shorter than the header just read is no file's size (a FIFO's is 0): then only
+    // the bytes read below are counted.
+    match file_len.checked_sub(header_len) {
+        Some(follows) if !gzipped && follows != announced => {
+            return Err(size_error(Follows::Exactly(follows)));
+        }
+        _ => {}
     }
     if gzipped && announced > file_len.saturating_mul(MAX_GZIP_RATIO) {
         return Err(size_error(Follows::Gzip(file_len)));
@@ -189,4 +194,41 @@ fn check_pictures(dataset: Dataset, path: &Path, pixels: &[u8]) -> Result<(), Da
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A FIFO at `path` holding the IDX labels `labels`: its length is 0, shorter than the
+    /// header read from it.
+    fn fifo(path: &Path, labels: &'static [u8]) {
+        let _ = std::fs::remove_file(path);
+        let made = std::process::Command::new("mkfifo").arg(path).status();
+        assert!(made.unwrap().success());
+        let path = path.to_owned();
+        // Opening blocks until the reader opens the other end; a refusal may close it early.
+        std::thread::spawn(move || {
+            let mut bytes = vec![0, 0, 8, 1, 0, 0, 0, 3];
+            bytes.extend(labels);
+            let _ = std::fs::write(path, bytes);
+        });
+    }
+
+    #[test]
+    fn a_length_shorter_than_the_header_counts_the_bytes_read() {
+        let dir = vggdsl_test_support::tempdir();
+        let path = dir.path().join("labels");
+        fifo(&path, &[1, 2, 3]);
+        let (dims, data) = read_idx(&path, "labels", 1, |_| Ok(())).unwrap();
+        assert_eq!((dims, data), (vec![3], vec![1, 2, 3]));
+        fifo(&path, &[1, 2]);
+        let error = read_idx(&path, "labels", 1, |_| Ok(())).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .ends_with("announces 3 labels (3 bytes) but 2 bytes follow it"),
+            "{error}"
+        );
+    }
 }
