@@ -41,15 +41,15 @@ pub struct BudgetArgs {
     #[arg(long, value_name = "FILE", requires = "target")]
     sensitivity: Option<PathBuf>,
     /// How --strategy global brings each conv's scores to one scale: divided by the conv's mean
-    /// score, or none (to compare)
-    #[arg(long, value_enum, default_value_t = NormaliseArg::Mean, requires = "target")]
-    normalise: NormaliseArg,
-    /// Images per batch of a latency target
-    #[arg(long, value_name = "B", default_value_t = 1, requires = "target", value_parser = clap::value_parser!(i64).range(1..=65536))]
-    latency_batch: i64,
-    /// libtorch threads of a latency target
-    #[arg(long, value_name = "T", default_value_t = 1, requires = "target", value_parser = clap::value_parser!(i32).range(1..=1024))]
-    latency_threads: i32,
+    /// score, or none (to compare) [default: mean]
+    #[arg(long, value_enum, requires = "target")]
+    normalise: Option<NormaliseArg>,
+    /// Images per batch of a latency target [default: 1]
+    #[arg(long, value_name = "B", requires = "target", value_parser = clap::value_parser!(i64).range(1..=65536))]
+    latency_batch: Option<i64>,
+    /// libtorch threads of a latency target [default: 1]
+    #[arg(long, value_name = "T", requires = "target", value_parser = clap::value_parser!(i32).range(1..=1024))]
+    latency_threads: Option<i32>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -79,7 +79,47 @@ impl BudgetArgs {
             .or(self.target_latency)
     }
 
-    /// Reads what the strategy and the target need; `None` without a target.
+    /// Refuses a flag that the strategy or the target would ignore: `--sensitivity` without
+    /// `--strategy sensitivity`, `--normalise` without `--strategy global`, `--latency-batch` and
+    /// `--latency-threads` without `--target-latency`.
+    pub fn check(&self) -> Result<(), Failure> {
+        let strategy = self.strategy();
+        let ignored = |flag: &str, by: &str, instead: &str| {
+            Err(Failure::new(
+                USAGE,
+                format_args!(
+                    "{flag} is read only by {by}, so {instead} would ignore it; leave it out, or \
+                     {by}"
+                ),
+            ))
+        };
+        let uses = format!("--strategy {strategy}");
+        if self.sensitivity.is_some() && self.strategy != StrategyArg::Sensitivity {
+            return ignored("--sensitivity", "--strategy sensitivity", &uses);
+        }
+        if self.normalise.is_some() && self.strategy != StrategyArg::Global {
+            return ignored("--normalise", "--strategy global", &uses);
+        }
+        // clap requires a target with these flags: without --target-latency, one of the others.
+        if self.target_latency.is_none() {
+            let target = match self.target_macs {
+                Some(_) => "--target-macs",
+                None => "--target-params",
+            };
+            for (flag, given) in [
+                ("--latency-batch", self.latency_batch.is_some()),
+                ("--latency-threads", self.latency_threads.is_some()),
+            ] {
+                if given {
+                    return ignored(flag, "--target-latency", target);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what the strategy and the target need; `None` without a target. After
+    /// [`BudgetArgs::check`].
     pub fn inputs(&self) -> Result<Option<Inputs>, Failure> {
         let Some(target) = self.target() else {
             return Ok(None);
@@ -107,8 +147,8 @@ impl BudgetArgs {
                 Strategy::Sensitivity(inputs.sensitivity.as_ref().expect("read by inputs"))
             }
             StrategyArg::Global => Strategy::Global(match self.normalise {
-                NormaliseArg::Mean => Normalise::Mean,
-                NormaliseArg::None => Normalise::None,
+                Some(NormaliseArg::Mean) | None => Normalise::Mean,
+                Some(NormaliseArg::None) => Normalise::None,
             }),
         };
         Budget {
@@ -127,8 +167,8 @@ impl BudgetArgs {
 
     fn at(&self) -> At {
         At {
-            batch: self.latency_batch,
-            threads: self.latency_threads,
+            batch: self.latency_batch.unwrap_or(1),
+            threads: self.latency_threads.unwrap_or(1),
         }
     }
 
@@ -136,6 +176,7 @@ impl BudgetArgs {
     /// uniform strategy`, and for latency where it was timed and what the table predicted.
     pub fn report(&self, reached: &Reached) -> String {
         let strategy = self.strategy();
+        let At { batch, threads } = self.at();
         let share = 100.0 * reached.reached / reached.unpruned;
         match reached.predicted {
             None => format!(
@@ -152,9 +193,9 @@ impl BudgetArgs {
                 reached.target,
                 reached.limit,
                 reached.unpruned,
-                self.latency_batch,
-                self.latency_threads,
-                if self.latency_threads == 1 { "" } else { "s" },
+                batch,
+                threads,
+                if threads == 1 { "" } else { "s" },
                 reached.reached,
                 reached.timed,
                 if reached.timed == 1 { "" } else { "s" },
@@ -175,10 +216,8 @@ impl BudgetArgs {
         if let Some(predicted) = reached.predicted {
             doc["predicted"] = predicted.into();
             doc["timed"] = reached.timed.into();
-            doc["latency"] = serde_json::json!({
-                "batch": self.latency_batch,
-                "threads": self.latency_threads,
-            });
+            let At { batch, threads } = self.at();
+            doc["latency"] = serde_json::json!({ "batch": batch, "threads": threads });
         }
         doc
     }

@@ -131,20 +131,13 @@ fn every_strategy_meets_its_target_within_one_filter_per_conv() {
             for strategy in ["uniform", "global", "sensitivity"] {
                 let flag = format!("--target-{what}");
                 let out = format!("{what}-{strategy}-{round_to}");
-                let (report, widths) = prune(
-                    dir.path(),
-                    &out,
-                    &[
-                        &flag,
-                        target,
-                        "--strategy",
-                        strategy,
-                        "--sensitivity",
-                        &sensitivity,
-                        "--round-to",
-                        round_to,
-                    ],
-                );
+                let mut args = vec![&flag[..], target, "--strategy", strategy];
+                args.extend(["--round-to", round_to]);
+                // Only the strategy that reads it takes the sweep.
+                if strategy == "sensitivity" {
+                    args.extend(["--sensitivity", &sensitivity]);
+                }
+                let (report, widths) = prune(dir.path(), &out, &args);
                 let limit = share * figure(&full, what);
                 let step: i64 = round_to.parse().unwrap();
                 let reached = figure(&widths, what);
@@ -244,7 +237,7 @@ fn bad_budgets_are_one_sentence_and_write_nothing() {
     let sensitivity = sweep(dir.path());
     let small = dir.path().join("small.vgg");
     let weights = dir.path().join("w.safetensors");
-    let cases: [(&[&str], i32, &str); 7] = [
+    let cases: [(&[&str], i32, &str); 11] = [
         (
             &["--target-macs", "0.5"],
             2,
@@ -261,6 +254,28 @@ fn bad_budgets_are_one_sentence_and_write_nothing() {
             "--strategy sensitivity needs --sensitivity FILE",
         ),
         (&["--strategy", "global"], 2, "required arguments were not provided"),
+        // Flags the strategy or the target would ignore, even when they say the default.
+        (
+            &["--target-macs", "50%", "--sensitivity", &sensitivity],
+            2,
+            "--sensitivity is read only by --strategy sensitivity, so --strategy uniform would \
+             ignore it; leave it out, or --strategy sensitivity",
+        ),
+        (
+            &["--target-macs", "50%", "--strategy", "sensitivity", "--normalise", "mean", "--sensitivity", &sensitivity],
+            2,
+            "--normalise is read only by --strategy global, so --strategy sensitivity would ignore it",
+        ),
+        (
+            &["--target-macs", "50%", "--latency-batch", "1"],
+            2,
+            "--latency-batch is read only by --target-latency, so --target-macs would ignore it",
+        ),
+        (
+            &["--target-params", "50%", "--strategy", "global", "--latency-threads", "2"],
+            2,
+            "--latency-threads is read only by --target-latency, so --target-params would ignore it",
+        ),
         (
             &["--target-macs", "1K"],
             1,

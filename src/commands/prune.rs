@@ -109,6 +109,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }),
         None => None,
     };
+    args.budget.check()?;
     let taylor_set = args.criterion.taylor_images(model)?;
     let by = args.criterion.by(taylor_set.as_ref())?;
     let inherit = match args.copy {
