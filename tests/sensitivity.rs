@@ -174,3 +174,31 @@ fn a_study_runs_each_strategy_of_a_target_as_a_method() {
         std::fs::read_to_string(d.join("study/target-macs-50pct/l1-global/prune/model.vgg"));
     assert!(pruned.unwrap().contains(&results.rows[1].compress_rate));
 }
+
+#[test]
+fn a_folder_that_cannot_be_written_fails_before_the_data_is_read() {
+    let dir = tempdir();
+    let d = dir.path();
+    std::fs::write(d.join("small.vgg"), SMALL).unwrap();
+    std::fs::write(d.join("file"), "").unwrap();
+    // Neither the data folder nor the weights exist: the folder is refused first.
+    let args = [
+        "sensitivity",
+        "small.vgg",
+        "--weights",
+        "w.safetensors",
+        "--by",
+        "l1",
+        "--data",
+        "nodata",
+        "--out",
+        "file/sweep",
+    ];
+    let out = command(&args).current_dir(d).output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("file/sweep") && !stderr.contains("nodata"),
+        "{stderr}"
+    );
+}

@@ -109,7 +109,15 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }),
         None => None,
     };
+    if let Some(name) = &args.name {
+        check_name(&source.text, &model.spec.name, name)?;
+    }
     args.budget.check()?;
+    refuse_inputs(&args)?;
+    // Before the work (and Taylor's training set): a folder that cannot be written, or someone
+    // else's, fails first.
+    let mut staged = Staged::new(&args.out)?;
+    refuse_foreign(&staged)?;
     let taylor_set = args.criterion.taylor_images(model)?;
     let by = args.criterion.by(taylor_set.as_ref())?;
     let inherit = match args.copy {
@@ -129,13 +137,6 @@ pub fn run(args: Args) -> Result<(), Failure> {
         seed: args.seed,
         name: args.name.as_deref(),
     };
-    if let Some(name) = &args.name {
-        check_name(&source.text, &model.spec.name, name)?;
-    }
-    refuse_inputs(&args)?;
-    // Before the work: a folder that cannot be written, or someone else's, fails first.
-    let mut staged = Staged::new(&args.out)?;
-    refuse_foreign(&staged)?;
     let (pruned, reached) = match args.budget.inputs()? {
         None => (
             prune::prune(&request).map_err(|e| prune_failure(e, &request))?,

@@ -89,6 +89,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
     if let Some(threads) = args.threads {
         tch::set_num_threads(threads as i32);
     }
+    // Before the work (and the data): a folder that cannot be written fails first.
+    let mut staged = Staged::new(&args.out)?;
     // Taylor scores on the images trained on; the sweep measures on the held-out ones.
     let (train, validation) = args.criterion.data.training_set(model)?;
     let Some(validation) = validation else {
@@ -122,8 +124,6 @@ pub fn run(args: Args) -> Result<(), Failure> {
             threads: args.latency_threads,
         },
     };
-    // Before the work: a folder that cannot be written fails first.
-    let mut staged = Staged::new(&args.out)?;
     let bar = progress(model.convs().count() * args.rates.len());
     let mut table = LatencyTable::for_this_machine();
     let file = sweep(&sweep_of, &mut table, &mut |p| {

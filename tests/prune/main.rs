@@ -439,4 +439,15 @@ fn the_pruned_model_has_a_name_of_its_own() {
         let text = refused(&s, &[&rates[..], &["--name", bad]].concat(), 2);
         assert!(text.contains("is not a model name"), "{bad}: {text}");
     }
+    // Before any work includes Taylor's training set: not even its folder is looked at.
+    let taylor = [
+        "--by",
+        "taylor",
+        "--data",
+        "nodata",
+        "--compress-rate",
+        "[0.5] * 4",
+    ];
+    let text = refused(&s, &[&taylor[..], &["--name", "9lives"]].concat(), 2);
+    assert!(text.contains("is not a model name"), "{text}");
 }
