@@ -197,10 +197,7 @@ fn readme_quick_start_runs_as_written() {
         .expect("README.md marks its quick start");
     let (_, block) = block_after(&lines, at);
     let block = block.join("\n");
-    assert!(
-        block.contains("images=\"--limit-train"),
-        "{block}"
-    );
+    assert!(block.contains("images=\"--limit-train"), "{block}");
 
     let tmp = vggdsl_test_support::tempdir();
     let dir = tmp.path();
