@@ -13,38 +13,52 @@ eval "$(bash scripts/setup-libtorch.sh)"
 # Every test binary of the workspace, and its doc tests, two at a time. `cargo test` runs one at a
 # time, and most binaries spend their time in one long test or waiting on a PyTorch process, which
 # left a core idle; two cargo processes would resolve the packages' features apart and build twice.
-# Each binary runs as `cargo test` runs it (from its package's folder, with its CARGO_ variables
-# and Rust's own libraries on the library path) and prints its output whole when it ends.
+# The longest start first (each binary's time in the last run is kept in the target folder), so
+# that no long one starts last. Each binary runs as `cargo test` runs it (from its package's
+# folder, with its CARGO_ variables and Rust's own libraries on the library path) and prints its
+# output whole when it ends.
 run_tests() {
-  local logs i=0 rc=0 failed=()
+  local logs times libs rc=0 failed=()
   logs=$(mktemp -d)
-  # One line per test binary: executable, package folder, package name.
+  times=$(cargo metadata --format-version 1 --no-deps |
+    "$VGGDSL_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/test-times
+  mkdir -p "$times"
+  # One line per test binary, longest first (unknown ones first of all): name, executable,
+  # package folder, package name.
   cargo test --workspace --no-run --quiet --message-format=json-render-diagnostics |
     "$VGGDSL_PYTHON" -c '
 import json, os, sys
+times, rows = sys.argv[1], []
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
         folder = os.path.dirname(m["manifest_path"])
-        name = m["package_id"].split("#")[-1].split("@")[0]
-        print(m["executable"], folder, os.path.basename(folder) if name[0].isdigit() else name, sep="\t")
-' > "$logs/binaries"
-  run_one() { # log-name command...
+        package = m["package_id"].split("#")[-1].split("@")[0]
+        package = os.path.basename(folder) if package[0].isdigit() else package
+        name = package + "-" + m["target"]["name"] + "-" + "-".join(m["target"]["kind"])
+        try:
+            seconds = float(open(os.path.join(times, name)).read())
+        except (OSError, ValueError):
+            seconds = float("inf")
+        rows.append((-seconds, name, m["executable"], folder, package))
+for row in sorted(rows):
+    print(*row[1:], sep="\t")
+' "$times" > "$logs/binaries"
+  run_one() { # name command...
     local t0=$SECONDS status=0
     "${@:2}" > "$logs/$1.log" 2>&1 || status=$?
     echo "$status" > "$logs/$1.status"
+    echo "$((SECONDS - t0))" > "$times/$1"
     flock "$logs/binaries" cat "$logs/$1.log"
     echo "test binary $1: $([ "$status" = 0 ] && echo ok || echo "FAILED ($status)") in $((SECONDS - t0)) s" >&2
   }
-  local libs
   libs=$(rustc --print target-libdir)
   run_one doc-tests cargo test --workspace --doc --quiet &
-  while IFS=$'\t' read -r exe folder package; do
+  while IFS=$'\t' read -r name exe folder package; do
     while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n || true; done
-    i=$((i + 1))
     (cd "$folder" && CARGO=$(command -v cargo) CARGO_MANIFEST_DIR=$folder CARGO_PKG_NAME=$package \
       LD_LIBRARY_PATH=$libs:$(dirname "$exe")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
-      run_one "$i-$package-$(basename "$exe")" "$exe") &
+      run_one "$name" "$exe") &
   done < "$logs/binaries"
   wait
   for status in "$logs"/*.status; do
