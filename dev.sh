@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 eval "$(bash scripts/setup-libtorch.sh)"
 
-# Every test binary of the workspace, and its doc tests, two at a time. `cargo test` runs one at a
+# Every test binary of the workspace, its doc tests and the PyTorch reference's self-check, two at a
+# time. `cargo test` runs one at a
 # time, and most binaries spend their time in one long test or waiting on a PyTorch process, which
 # left a core idle; two cargo processes would resolve the packages' features apart and build twice.
 # The longest start first (each binary's time in the last run is kept in the target folder), so
@@ -53,6 +54,7 @@ for row in sorted(rows):
     echo "test binary $1: $([ "$status" = 0 ] && echo ok || echo "FAILED ($status)") in $((SECONDS - t0)) s" >&2
   }
   libs=$(rustc --print target-libdir)
+  run_one selfcheck "$VGGDSL_PYTHON" test-support/python/selfcheck.py &
   run_one doc-tests cargo test --workspace --doc --quiet &
   while IFS=$'\t' read -r name exe folder package; do
     while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n || true; done
@@ -84,7 +86,6 @@ case "${1:-}" in
     "$bin/examples/seed"
     ;;
   test)
-    "$VGGDSL_PYTHON" test-support/python/selfcheck.py
     # Test threads and the PyTorch reference process run libtorch side by side on few cores:
     # OpenMP's default of spinning while it waits for work made each starve the other (the
     # fidelity tests took 3x as long).
