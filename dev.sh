@@ -18,11 +18,16 @@ eval "$(bash scripts/setup-libtorch.sh)"
 # that no long one starts last. Each binary runs as `cargo test` runs it (from its package's
 # folder, with its CARGO_ variables and Rust's own libraries on the library path) and prints its
 # output whole when it ends.
+# The target folder cargo builds into (`target/`, or CARGO_TARGET_DIR).
+target_dir() {
+  cargo metadata --format-version 1 --no-deps |
+    "$VGGDSL_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])'
+}
+
 run_tests() {
-  local logs times libs rc=0 failed=()
+  local logs times libs cargo rc=0 failed=()
   logs=$(mktemp -d)
-  times=$(cargo metadata --format-version 1 --no-deps |
-    "$VGGDSL_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/test-times
+  times=$(target_dir)/test-times
   mkdir -p "$times"
   # One line per test binary, longest first (unknown ones first of all): name, executable,
   # package folder, package name.
@@ -54,11 +59,12 @@ for row in sorted(rows):
     echo "test binary $1: $([ "$status" = 0 ] && echo ok || echo "FAILED ($status)") in $((SECONDS - t0)) s" >&2
   }
   libs=$(rustc --print target-libdir)
+  cargo=$(command -v cargo)
   run_one selfcheck "$VGGDSL_PYTHON" test-support/python/selfcheck.py &
   run_one doc-tests cargo test --workspace --doc --quiet &
   while IFS=$'\t' read -r name exe folder package; do
     while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n || true; done
-    (cd "$folder" && CARGO=$(command -v cargo) CARGO_MANIFEST_DIR=$folder CARGO_PKG_NAME=$package \
+    (cd "$folder" && CARGO=$cargo CARGO_MANIFEST_DIR=$folder CARGO_PKG_NAME=$package \
       LD_LIBRARY_PATH=$libs:$(dirname "$exe")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
       run_one "$name" "$exe") &
   done < "$logs/binaries"
@@ -78,8 +84,7 @@ case "${1:-}" in
     # features with its examples (a lone `cargo run` resolves dependencies' features differently
     # and would build them again).
     cargo build --quiet --profile test --workspace --bins --examples
-    bin=$(cargo metadata --format-version 1 --no-deps |
-      "$VGGDSL_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug
+    bin=$(target_dir)/debug
     mkdir -p target/generated
     "$bin/vggdsl" compile examples/vgg16_bn.vgg -o target/generated/vgg16_bn.rs
     echo "compiled examples/vgg16_bn.vgg -> target/generated/vgg16_bn.rs"
