@@ -329,10 +329,14 @@ fn tune_and_check(m: &Models, xs: &Tensor) {
         ("run-time Network", m.network_fast.forward(xs)),
     ];
     drop(m.pruned_fast.forward(xs));
-    let (timed, cached, seconds) = tuning_cost();
+    // One letter per conv: the generated seed's, the run-time `Network`'s, the pruned model's.
+    let (timed, cached, seconds, kernels) = tuning_cost();
+    let third = kernels.len() / 3;
     println!(
-        "| {b} | (kernel choices for this batch class: {timed} timed, {cached} cached, {:.0} ms) | | | | |",
-        seconds * 1e3
+        "| {b} | (kernel choices for this batch class: {timed} timed, {cached} cached, {:.0} ms; seed {}, pruned {}) | | | | |",
+        seconds * 1e3,
+        &kernels[..third],
+        &kernels[2 * third..]
     );
     for (name, ys) in first {
         let e = relative_error(&ys, &reference);

@@ -97,7 +97,7 @@ fn main() {
             }
         }
     }
-    let (timed, cached, seconds) = tuning_cost();
+    let (timed, cached, seconds, _) = tuning_cost();
     println!("kernel tuning: {timed} choices timed, {cached} from the cache, {seconds:.2} s");
     if !failed.is_empty() {
         eprintln!("inference guard: fused paths more than {LIMIT}× their eager model's time:");

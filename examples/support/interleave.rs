@@ -6,7 +6,7 @@ use std::time::Instant;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use vggdsl_runtime::inference::tuning_log;
+use vggdsl_runtime::inference::{tuning_log, Kernel};
 use vggdsl_runtime::machine::cpu_model;
 use vggdsl_runtime::ops;
 use vggdsl_runtime::tch::Tensor;
@@ -71,10 +71,18 @@ pub fn machine() -> String {
 }
 
 /// What the kernel tuner chose and spent since it was last asked: `(choices timed, choices from
-/// the cache, seconds)`.
-pub fn tuning_cost() -> (usize, usize, f64) {
+/// the cache, seconds, the kernel of each choice in turn as a letter: o(neDNN), w(inograd),
+/// f (Winograd for few tiles), m(atrix), a(ten))`.
+pub fn tuning_cost() -> (usize, usize, f64, String) {
     let log = tuning_log();
     let timed = log.iter().filter(|r| !r.times.is_empty()).count();
     let seconds = log.iter().map(|r| r.seconds).sum();
-    (timed, log.len() - timed, seconds)
+    let letters = log.iter().map(|r| match r.chosen {
+        Kernel::OneDnn => 'o',
+        Kernel::Winograd => 'w',
+        Kernel::WinogradFew => 'f',
+        Kernel::Matrix => 'm',
+        Kernel::Aten => 'a',
+    });
+    (timed, log.len() - timed, seconds, letters.collect())
 }

@@ -46,11 +46,16 @@ Isa isa();
 // Defines `name params` as a call of `kernel args` built once per vector width (x86-64's v4,
 // v3 and baseline levels; elsewhere the baseline alone), running the build of `vggdsl::isa()`.
 // `kernel` must be always_inline, so that each build compiles it for its own level.
+#define VGGDSL_ISA_BUILDS(name, params, args, kernel) \
+  VGGDSL_FMA_BUILDS(name, params, args, kernel, kernel)
+
+// As VGGDSL_ISA_BUILDS, with `fused` in the builds whose CPUs fuse multiply-adds (v4 and v3) and
+// `plain` in the baseline one.
 #if defined(__x86_64__)
-#define VGGDSL_ISA_BUILDS(name, params, args, kernel)                      \
-  [[gnu::target("arch=x86-64-v4")]] void name##_avx512 params { kernel args; } \
-  [[gnu::target("arch=x86-64-v3")]] void name##_avx2 params { kernel args; }   \
-  void name##_baseline params { kernel args; }                                \
+#define VGGDSL_FMA_BUILDS(name, params, args, fused, plain)                   \
+  [[gnu::target("arch=x86-64-v4")]] void name##_avx512 params { fused args; } \
+  [[gnu::target("arch=x86-64-v3")]] void name##_avx2 params { fused args; }   \
+  void name##_baseline params { plain args; }                                 \
   void name params {                                                          \
     switch (vggdsl::isa()) {                                                  \
       case vggdsl::Isa::kAvx512: return name##_avx512 args;                   \
@@ -59,6 +64,6 @@ Isa isa();
     }                                                                         \
   }
 #else
-#define VGGDSL_ISA_BUILDS(name, params, args, kernel) \
-  void name params { kernel args; }
+#define VGGDSL_FMA_BUILDS(name, params, args, fused, plain) \
+  void name params { plain args; }
 #endif

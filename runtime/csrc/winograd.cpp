@@ -101,6 +101,68 @@ VGGDSL_ISA_BUILDS(winograd_output_f32,
                    int64_t begin, int64_t end, int64_t k, int64_t h, int64_t w),
                   (m, bias, y, first, tiles, begin, end, k, h, w), winograd_output)
 
+// The products for few tiles, with the sums in registers and U read as it is stored: MKL's GEMM
+// packs U afresh on every call, which costs more than products of a few rows. For the block of
+// kRows tiles from `p0` (the last tile repeated where fewer remain) and kWidth outputs from `k0`
+// (`width` of them where fewer remain), M[ξ][p][k] = Σ_c V[p][ξ][c]·U[ξ][c][k]. `kFma` in the
+// builds whose CPUs fuse multiply-adds: Winograd's form rounds unlike the conv anyway.
+constexpr int64_t kRows = 4, kWidth = 32;
+
+template <bool kFma, bool kFull>
+[[gnu::always_inline]] inline void products_block(const float* v, const float* u, float* m,
+                                                  int64_t xi, int64_t tiles, int64_t p0,
+                                                  int64_t c, int64_t k, int64_t k0,
+                                                  int64_t width) {
+  const int64_t n = kFull ? kWidth : width;
+  float acc[kRows][kWidth] = {};
+  const float* rows[kRows];
+  for (int64_t r = 0; r < kRows; ++r) {
+    rows[r] = v + (std::min(p0 + r, tiles - 1) * 16 + xi) * c;
+  }
+  for (int64_t ch = 0; ch < c; ++ch) {
+    const float* weights = u + (xi * c + ch) * k + k0;
+    for (int64_t r = 0; r < kRows; ++r) {
+      const float a = rows[r][ch];
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) {
+        if constexpr (kFma) {
+          acc[r][j] = __builtin_fmaf(a, weights[j], acc[r][j]);
+        } else {
+          acc[r][j] += a * weights[j];
+        }
+      }
+    }
+  }
+  for (int64_t r = 0; r < kRows && p0 + r < tiles; ++r) {
+    std::copy_n(acc[r], n, m + (xi * tiles + p0 + r) * k + k0);
+  }
+}
+
+// Blocks [begin, end) of M for `tiles` tiles, ordered by ξ, then outputs, then tiles: the
+// blocks of one panel of U (its `c` rows of kWidth outputs) follow each other, so that U is
+// read from memory once, whatever the number of tiles.
+template <bool kFma>
+[[gnu::always_inline]] inline void winograd_products(const float* v, const float* u, float* m,
+                                                     int64_t tiles, int64_t c, int64_t k,
+                                                     int64_t begin, int64_t end) {
+  const int64_t tile_blocks = (tiles + kRows - 1) / kRows, k_blocks = (k + kWidth - 1) / kWidth;
+  for (int64_t b = begin; b < end; ++b) {
+    const int64_t xi = b / (k_blocks * tile_blocks), k0 = b / tile_blocks % k_blocks * kWidth;
+    const int64_t p0 = b % tile_blocks * kRows;
+    if (k - k0 >= kWidth) {
+      products_block<kFma, true>(v, u, m, xi, tiles, p0, c, k, k0, kWidth);
+    } else {
+      products_block<kFma, false>(v, u, m, xi, tiles, p0, c, k, k0, k - k0);
+    }
+  }
+}
+
+VGGDSL_FMA_BUILDS(winograd_products_f32,
+                  (const float* v, const float* u, float* m, int64_t tiles, int64_t c, int64_t k,
+                   int64_t begin, int64_t end),
+                  (v, u, m, tiles, c, k, begin, end), winograd_products<true>,
+                  winograd_products<false>)
+
 // The bytes of V, and of M, that one part of a batch works on: a part's V and M stay in the L2
 // caches (2 MiB per core on the machines measured) from the transform to the products and on to
 // the output transform, and below glibc's 32 MiB limit for reusing freed blocks. Smaller parts
@@ -111,7 +173,7 @@ constexpr int64_t kWinogradPart = 2 << 20;
 constexpr int64_t kWinogradGrain = 16;
 
 at::Tensor winograd_conv_relu(const at::Tensor& x_any, const at::Tensor& u,
-                              const at::Tensor& bias) {
+                              const at::Tensor& bias, bool in_registers) {
   const at::NoGradGuard no_grad;  // an inference kernel: no graph, whatever requires grad
   TORCH_CHECK(x_any.dim() == 4 && x_any.scalar_type() == at::kFloat && x_any.device().is_cpu() &&
                   x_any.layout() == at::kStrided,
@@ -144,7 +206,20 @@ at::Tensor winograd_conv_relu(const at::Tensor& x_any, const at::Tensor& u,
       winograd_input_f32(xp, vp, begin, from, to, c, h, w);
     });
     at::Tensor m_part = m.narrow(0, 0, 16 * (end - begin) * k).view({16, end - begin, k});
-    at::bmm_out(m_part, v_part.transpose(0, 1), u);
+    if (in_registers) {
+      const int64_t tiles = end - begin;
+      const int64_t blocks = 16 * ((tiles + kRows - 1) / kRows) * ((k + kWidth - 1) / kWidth);
+      const float* up = u.const_data_ptr<float>();
+      float* out = m_part.mutable_data_ptr<float>();
+      // A thread's part does 65,536 multiply-adds at the least.
+      const int64_t grain =
+          std::max<int64_t>(1, 65536 / (std::max<int64_t>(c, 1) * kRows * kWidth));
+      at::parallel_for(0, blocks, grain, [&](int64_t from, int64_t to) {
+        winograd_products_f32(vp, up, out, tiles, c, k, from, to);
+      });
+    } else {
+      at::bmm_out(m_part, v_part.transpose(0, 1), u);
+    }
     const float* mp = m_part.const_data_ptr<float>();
     const float* bp = b.const_data_ptr<float>();
     float* yp = y.mutable_data_ptr<float>();
@@ -159,11 +234,13 @@ at::Tensor winograd_conv_relu(const at::Tensor& x_any, const at::Tensor& u,
 extern "C" {
 
 // `relu(conv2d(x, weight, bias, padding=1))` for a 3×3 weight given as `u` = G·weight·Gᵀ of
-// shape [16, in, out] (Winograd's F(2×2, 3×3), above), on an f32 map of even size. A new
-// channels-last tensor that records no gradient, or null on failure (see vggdsl_last_error).
+// shape [16, in, out] (Winograd's F(2×2, 3×3), above), on an f32 map of even size; the products
+// by aten's batched GEMM, or `in_registers` (for few tiles). A new channels-last tensor that
+// records no gradient, or null on failure (see vggdsl_last_error).
 at::Tensor* vggdsl_winograd_conv_relu(const at::Tensor* x, const at::Tensor* u,
-                                      const at::Tensor* bias) {
-  return vggdsl::guarded<at::Tensor*>(
-      nullptr, [&] { return new at::Tensor(winograd_conv_relu(*x, *u, *bias)); });
+                                      const at::Tensor* bias, bool in_registers) {
+  return vggdsl::guarded<at::Tensor*>(nullptr, [&] {
+    return new at::Tensor(winograd_conv_relu(*x, *u, *bias, in_registers));
+  });
 }
 }

@@ -7,13 +7,14 @@
 //! writes that layout, so a layer's choice of kernel costs the next layer nothing. Each conv
 //! picks its [`Kernel`] per batch-size class (1, 2–3, 4–7, …, by powers of two) and thread
 //! count: by default the first batch of a class times the kernels that apply (oneDNN's fused
-//! conv + ReLU on a weight packed for that batch's shape, Winograd's F(2×2, 3×3) form, the
-//! matrix form of a conv on a map of a few positions) and keeps the fastest, remembered per
-//! machine in a small file ([`KernelCache`]); [`tuning_log`] reports what that cost and chose.
-//! `VGGDSL_KERNELS` (or [`set_kernel_choice`]) fixes the choice instead: `guess` (a rule of
-//! thumb from the shape, untimed), or one kernel wherever it applies (`onednn`, `winograd`,
-//! `matrix`, `aten`). Weights oneDNN can't run (f64, f16 or bf16, a GPU, a libtorch without
-//! oneDNN) run folded through aten's conv.
+//! conv + ReLU on a weight packed for that batch's shape, Winograd's F(2×2, 3×3) form with its
+//! products by MKL's GEMM or, for few tiles, in registers, the matrix form of a conv on a map of
+//! a few positions) and keeps the fastest, remembered per machine in a small file
+//! ([`KernelCache`]); [`tuning_log`] reports what that cost and chose. `VGGDSL_KERNELS` (or
+//! [`set_kernel_choice`]) fixes the choice instead: `guess` (a rule of thumb from the shape,
+//! untimed), or one kernel wherever it applies (`onednn`, `winograd`, `winograd-few`, `matrix`,
+//! `aten`). Weights oneDNN can't run (f64, f16 or bf16, a GPU, a libtorch without oneDNN) run
+//! folded through aten's conv.
 
 mod cache;
 mod dense;
@@ -30,7 +31,7 @@ pub use tuner::{tuning_log, use_kernel_cache, TuningRecord};
 
 use crate::memory;
 use crate::nn::{BatchNorm, Conv2d, Linear};
-use crate::ops;
+use crate::ops::{self, WinogradProducts};
 use dense::Dense;
 use packing::Packings;
 use tch::{Device, Kind, Tensor};
@@ -77,6 +78,12 @@ const TIMED_BATCH: i64 = 64;
 /// 3×3 conv on a small map (see [`ConvReLU2d::guess`]). Not at batch 1: a batch of one streams
 /// the weights, and their Winograd form is 16/9 the size.
 pub const WINOGRAD_FROM_BATCH: i64 = 2;
+
+/// [`Kernel::WinogradFew`] applies to batches of at most this many 2×2 blocks of outputs (one
+/// image on 16×16 maps): there it saves MKL's packing of the weights, and from 256 tiles on
+/// MKL's GEMM, which blocks its operands for the caches, measured as fast or faster, so timing
+/// it there would only add to what tuning costs.
+pub const FEW_TILES: i64 = 64;
 
 /// The guess runs the matrix form from this batch size on, for a conv whose map has few
 /// positions.
@@ -234,7 +241,7 @@ impl ConvReLU2d {
 
     /// Whether `kernel` can compute this conv on batches like `xs`.
     pub fn applies(&self, kernel: Kernel, xs: &Tensor) -> bool {
-        let &[_, _, h, w] = &xs.size()[..] else {
+        let &[n, _, h, w] = &xs.size()[..] else {
             return kernel == Kernel::Aten;
         };
         let [_, _, kh, kw] = self.weight.size()[..] else {
@@ -251,6 +258,9 @@ impl ConvReLU2d {
                     && w > 0
                     && h % 2 == 0
                     && w % 2 == 0
+            }
+            Kernel::WinogradFew => {
+                self.applies(Kernel::Winograd, xs) && n * (h / 2) * (w / 2) <= FEW_TILES
             }
             Kernel::Matrix => {
                 let fits = h + 2 * p >= kh && w + 2 * p >= kw && {
@@ -287,9 +297,14 @@ impl ConvReLU2d {
                 ops::conv2d_relu(xs, &weight, &self.bias, s, p)
                     .unwrap_or_else(|e| panic!("oneDNN conv2d + ReLU failed: {e}"))
             }
-            Kernel::Winograd => {
+            Kernel::Winograd | Kernel::WinogradFew => {
+                let products = if kernel == Kernel::Winograd {
+                    WinogradProducts::Gemm
+                } else {
+                    WinogradProducts::InRegisters
+                };
                 let u = self.winograd_form();
-                ops::winograd_conv_relu(xs, &u, &self.bias)
+                ops::winograd_conv_relu(xs, &u, &self.bias, products)
                     .unwrap_or_else(|e| panic!("Winograd conv2d + ReLU failed: {e}"))
             }
             Kernel::Matrix => {
@@ -342,7 +357,10 @@ impl ConvReLU2d {
         let mut choices = self.choices.borrow_mut();
         choices.insert(situation, chosen);
         // Forms no choice runs are not kept.
-        if !choices.values().any(|&k| k == Kernel::Winograd) {
+        if !choices
+            .values()
+            .any(|&k| matches!(k, Kernel::Winograd | Kernel::WinogradFew))
+        {
             self.winograd.borrow_mut().take();
         }
         if !choices.values().any(|&k| k == Kernel::Matrix) {

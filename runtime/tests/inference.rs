@@ -212,14 +212,15 @@ fn max_abs(t: &Tensor) -> f64 {
     }
 }
 
-/// Winograd's F(2×2, 3×3) gives `relu(conv2d(…))` to within f32 rounding: square, rectangular
-/// and non-power-of-two maps, odd channel counts, plain, channels-last and strided inputs,
-/// batches that run in several parts, no input channel and no image; maps of odd size are
-/// refused with an error.
+/// Winograd's F(2×2, 3×3) gives `relu(conv2d(…))` to within f32 rounding, its products by GEMM
+/// or in registers: square, rectangular and non-power-of-two maps, odd channel counts (and so
+/// blocks of fewer than 4 tiles or 32 outputs), plain, channels-last and strided inputs, batches
+/// that run in several parts, no input channel and no image; maps of odd size are refused with
+/// an error.
 #[test]
 fn winograd_conv_matches_conv2d() {
     use vggdsl_runtime::inference::winograd_weight;
-    use vggdsl_runtime::ops::winograd_conv_relu;
+    use vggdsl_runtime::ops::{winograd_conv_relu, WinogradProducts};
     tch::manual_seed(3);
     let opts = (Kind::Float, Device::Cpu);
     // (batch, in, out, height, width). Parts of 2 MiB (see csrc/winograd.cpp): 5 images of 4
@@ -246,41 +247,51 @@ fn winograd_conv_matches_conv2d() {
             xs.contiguous(),
             xs.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]), // channels-last
         ];
-        for input in inputs {
-            let got = winograd_conv_relu(&input, &u, &bias).unwrap();
+        for (input, products) in inputs.iter().flat_map(|input| {
+            [WinogradProducts::Gemm, WinogradProducts::InRegisters].map(|p| (input, p))
+        }) {
+            let got = winograd_conv_relu(input, &u, &bias, products).unwrap();
             assert_eq!(got.size(), [n, k, h, w]);
             let diff = max_abs(&(got.to_kind(Kind::Double) - &want));
             assert!(
                 diff <= 2e-6 * scale,
-                "{n}×{c}→{k} on {h}×{w}: difference {diff} of {scale}"
+                "{n}×{c}→{k} on {h}×{w}, {products:?}: difference {diff} of {scale}"
             );
         }
     }
-    // No input channel (libtorch's conv2d has no answer for that): relu(bias) everywhere.
-    let bias = Tensor::randn([3], opts);
-    let u = winograd_weight(&Tensor::zeros([3, 0, 3, 3], opts));
-    let got = winograd_conv_relu(&Tensor::zeros([2, 0, 2, 2], opts), &u, &bias).unwrap();
-    let want = bias.relu().view([1, 3, 1, 1]).expand([2, 3, 2, 2], false);
-    assert!(got.equal(&want.contiguous()), "{got}");
+    for products in [WinogradProducts::Gemm, WinogradProducts::InRegisters] {
+        // No input channel (libtorch's conv2d has no answer for that): relu(bias) everywhere.
+        let bias = Tensor::randn([3], opts);
+        let u = winograd_weight(&Tensor::zeros([3, 0, 3, 3], opts));
+        let none = Tensor::zeros([2, 0, 2, 2], opts);
+        let got = winograd_conv_relu(&none, &u, &bias, products).unwrap();
+        let want = bias.relu().view([1, 3, 1, 1]).expand([2, 3, 2, 2], false);
+        assert!(got.equal(&want.contiguous()), "{got}");
 
-    let u = winograd_weight(&Tensor::randn([4, 3, 3, 3], opts));
-    let odd = Tensor::randn([1, 3, 5, 4], opts);
-    let bias = Tensor::zeros([4], opts);
-    let error = winograd_conv_relu(&odd, &u, &bias).unwrap_err().to_string();
-    assert!(error.contains("even map sizes"), "{error}");
-    let wrong_channels = Tensor::randn([1, 5, 4, 4], opts);
-    assert!(winograd_conv_relu(&wrong_channels, &u, &bias).is_err());
+        let u = winograd_weight(&Tensor::randn([4, 3, 3, 3], opts));
+        let odd = Tensor::randn([1, 3, 5, 4], opts);
+        let bias = Tensor::zeros([4], opts);
+        let error = winograd_conv_relu(&odd, &u, &bias, products)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("even map sizes"), "{error}");
+        let wrong_channels = Tensor::randn([1, 5, 4, 4], opts);
+        assert!(winograd_conv_relu(&wrong_channels, &u, &bias, products).is_err());
+    }
 }
 
-/// Winograd's form applies to 3×3 convs with stride and padding 1 on maps of even sides; the
-/// guess (the tuner's starting point) runs it from `WINOGRAD_FROM_BATCH` images on for maps of
-/// at most 64 positions whose channels in and out have a harmonic mean of 160 or more. Run by
-/// the layer, its output is exactly the Winograd op's, and it equals `relu(conv2d(…))`.
+/// Winograd's form applies to 3×3 convs with stride and padding 1 on maps of even sides (with
+/// its products in registers, to batches of at most `FEW_TILES` 2×2 blocks); the guess (the
+/// tuner's starting point) runs it from `WINOGRAD_FROM_BATCH` images on for maps of at most 64
+/// positions whose channels in and out have a harmonic mean of 160 or more. Run by the layer,
+/// its output is exactly the Winograd op's, and it equals `relu(conv2d(…))`.
 #[test]
 fn winograd_runs_where_it_applies() {
-    use vggdsl_runtime::inference::{enter, winograd_weight, Kernel, WINOGRAD_FROM_BATCH};
+    use vggdsl_runtime::inference::{
+        enter, winograd_weight, Kernel, FEW_TILES, WINOGRAD_FROM_BATCH,
+    };
     use vggdsl_runtime::nn::Conv2d;
-    use vggdsl_runtime::ops::winograd_conv_relu;
+    use vggdsl_runtime::ops::{winograd_conv_relu, WinogradProducts};
     tch::manual_seed(4);
     let opts = (Kind::Float, Device::Cpu);
     let vs = VarStore::new(Device::Cpu);
@@ -313,20 +324,26 @@ fn winograd_runs_where_it_applies() {
                 guessed && batch >= WINOGRAD_FROM_BATCH,
                 "{c}→{k} on {map}×{map}, batch {batch}: the guess"
             );
-            let got = layer.forward_with(Kernel::Winograd, &input).unwrap();
-            let winograd = winograd_conv_relu(&xs, &u, &conv.bias).unwrap();
-            assert!(
-                got.equal(&winograd),
-                "{c}→{k} on {map}×{map}, batch {batch}"
-            );
-            let diff = (got.to_kind(Kind::Double) - &want)
-                .abs()
-                .max()
-                .double_value(&[]);
-            assert!(
-                diff <= 1e-5 * scale,
-                "{c}→{k} on {map}×{map}, batch {batch}: difference {diff} of {scale}"
-            );
+            let few = batch * (map / 2) * (map / 2) <= FEW_TILES;
+            for (kernel, products, applies) in [
+                (Kernel::Winograd, WinogradProducts::Gemm, true),
+                (Kernel::WinogradFew, WinogradProducts::InRegisters, few),
+            ] {
+                let context = format!("{c}→{k} on {map}×{map}, batch {batch}, {kernel:?}");
+                let got = layer.forward_with(kernel, &input);
+                assert_eq!(got.is_some(), applies, "{context}");
+                let Some(got) = got else { continue };
+                let winograd = winograd_conv_relu(&xs, &u, &conv.bias, products).unwrap();
+                assert!(got.equal(&winograd), "{context}");
+                let diff = (got.to_kind(Kind::Double) - &want)
+                    .abs()
+                    .max()
+                    .double_value(&[]);
+                assert!(
+                    diff <= 1e-5 * scale,
+                    "{context}: difference {diff} of {scale}"
+                );
+            }
         }
     }
     // Odd maps, other kernel sizes, strides and paddings: not Winograd's F(2×2, 3×3).
@@ -343,10 +360,12 @@ fn winograd_runs_where_it_applies() {
         let layer = ConvReLU2d::new(&conv, None);
         let even = xs.narrow(2, 0, 4);
         let applies = (size, stride, padding) == (3, 1, 1);
-        assert!(!layer.applies(Kernel::Winograd, &xs));
-        assert_eq!(
-            layer.applies(Kernel::Winograd, &even),
-            applies && tch::utils::has_mkldnn()
-        );
+        for kernel in [Kernel::Winograd, Kernel::WinogradFew] {
+            assert!(!layer.applies(kernel, &xs));
+            assert_eq!(
+                layer.applies(kernel, &even),
+                applies && tch::utils::has_mkldnn()
+            );
+        }
     }
 }

@@ -45,9 +45,10 @@ fn relative_difference(a: &Tensor, b: &Tensor) -> f64 {
     diff / b.abs().max().double_value(&[])
 }
 
-const CHOICES: [KernelChoice; 6] = [
+const CHOICES: [KernelChoice; 7] = [
     KernelChoice::Fixed(Kernel::OneDnn),
     KernelChoice::Fixed(Kernel::Winograd),
+    KernelChoice::Fixed(Kernel::WinogradFew),
     KernelChoice::Fixed(Kernel::Matrix),
     KernelChoice::Fixed(Kernel::Aten),
     KernelChoice::Guess,
@@ -235,6 +236,7 @@ fn choices_parse_as_the_variable_spells_them() {
         ("guess", KernelChoice::Guess),
         ("onednn", KernelChoice::Fixed(Kernel::OneDnn)),
         ("winograd", KernelChoice::Fixed(Kernel::Winograd)),
+        ("winograd-few", KernelChoice::Fixed(Kernel::WinogradFew)),
         ("matrix", KernelChoice::Fixed(Kernel::Matrix)),
         ("aten", KernelChoice::Fixed(Kernel::Aten)),
     ] {

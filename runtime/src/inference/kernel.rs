@@ -12,8 +12,11 @@ pub enum Kernel {
     /// on the weight packed for the batch's exact shape.
     OneDnn,
     /// Winograd's F(2×2, 3×3) form ([`crate::ops::winograd_conv_relu`]): 3×3 convs with stride
-    /// and padding 1 on maps of even sides.
+    /// and padding 1 on maps of even sides, its products by MKL's GEMM.
     Winograd,
+    /// Winograd's form with its products in registers ([`crate::ops::WinogradProducts`]), where
+    /// a batch has few tiles: at most [`crate::inference::FEW_TILES`] 2×2 blocks of outputs.
+    WinogradFew,
     /// One matrix product over the flattened maps: convs on maps of a few positions.
     Matrix,
     /// aten's `conv2d` then ReLU, on the folded weight as it is: oneDNN reorders that weight on
@@ -24,13 +27,19 @@ pub enum Kernel {
 
 impl Kernel {
     /// The kernels the tuner times (where they apply).
-    pub const TUNED: [Kernel; 3] = [Kernel::OneDnn, Kernel::Winograd, Kernel::Matrix];
+    pub const TUNED: [Kernel; 4] = [
+        Kernel::OneDnn,
+        Kernel::Winograd,
+        Kernel::WinogradFew,
+        Kernel::Matrix,
+    ];
 
     /// The name `VGGDSL_KERNELS` and the cache file use.
     pub fn name(self) -> &'static str {
         match self {
             Kernel::OneDnn => "onednn",
             Kernel::Winograd => "winograd",
+            Kernel::WinogradFew => "winograd-few",
             Kernel::Matrix => "matrix",
             Kernel::Aten => "aten",
         }
@@ -41,6 +50,7 @@ impl Kernel {
         [
             Kernel::OneDnn,
             Kernel::Winograd,
+            Kernel::WinogradFew,
             Kernel::Matrix,
             Kernel::Aten,
         ]
@@ -85,15 +95,16 @@ impl KernelChoice {
             2 => Some(KernelChoice::Guess),
             3 => Some(KernelChoice::Fixed(Kernel::OneDnn)),
             4 => Some(KernelChoice::Fixed(Kernel::Winograd)),
-            5 => Some(KernelChoice::Fixed(Kernel::Matrix)),
-            6 => Some(KernelChoice::Fixed(Kernel::Aten)),
+            5 => Some(KernelChoice::Fixed(Kernel::WinogradFew)),
+            6 => Some(KernelChoice::Fixed(Kernel::Matrix)),
+            7 => Some(KernelChoice::Fixed(Kernel::Aten)),
             _ => None,
         }
     }
 }
 
 /// The environment variable that sets the choice: `tune`, `guess`, `onednn`, `winograd`,
-/// `matrix` or `aten`.
+/// `winograd-few`, `matrix` or `aten`.
 pub const KERNELS_VAR: &str = "VGGDSL_KERNELS";
 
 /// What [`set_kernel_choice`] set; 0 for nothing.
@@ -117,7 +128,7 @@ pub fn kernel_choice() -> KernelChoice {
         Ok(value) => KernelChoice::parse(value.trim()).unwrap_or_else(|| {
             eprintln!(
                 "vggdsl: {KERNELS_VAR}={value:?} is none of tune, guess, onednn, winograd, \
-                 matrix, aten; tuning"
+                 winograd-few, matrix, aten; tuning"
             );
             KernelChoice::Tune
         }),

@@ -18,4 +18,4 @@ pub use common::{cpu_capability, kernel_isa, torch_version};
 pub use max_pool::{max_pool2x2, max_pool2x2_takes, relu_max_pool2x2};
 pub use onednn::{conv2d_relu, data_bytes, has_conv2d_relu};
 pub use sgd::{grad_to_none, sgd_step};
-pub use winograd::winograd_conv_relu;
+pub use winograd::{winograd_conv_relu, WinogradProducts};

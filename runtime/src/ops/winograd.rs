@@ -10,6 +10,7 @@ extern "C" {
         xs: *const C_tensor,
         u: *const C_tensor,
         bias: *const C_tensor,
+        in_registers: bool,
     ) -> *mut C_tensor;
 }
 
@@ -18,7 +19,26 @@ extern "C" {
 /// [`crate::inference::winograd_weight`]), on an f32 batch of any strides whose maps have even
 /// sides. 16 matrix products over the channels instead of the conv's 36 multiplications per
 /// 2×2 block of outputs; the output is channels-last and records no gradient (inference only).
-pub fn winograd_conv_relu(xs: &Tensor, u: &Tensor, bias: &Tensor) -> Result<Tensor, TchError> {
+pub fn winograd_conv_relu(
+    xs: &Tensor,
+    u: &Tensor,
+    bias: &Tensor,
+    products: WinogradProducts,
+) -> Result<Tensor, TchError> {
+    let in_registers = products == WinogradProducts::InRegisters;
     // SAFETY: live tensors; the result is a new tensor the caller owns.
-    owned(unsafe { vggdsl_winograd_conv_relu(xs.as_ptr(), u.as_ptr(), bias.as_ptr()) })
+    owned(unsafe {
+        vggdsl_winograd_conv_relu(xs.as_ptr(), u.as_ptr(), bias.as_ptr(), in_registers)
+    })
+}
+
+/// How [`winograd_conv_relu`] runs its 16 matrix products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WinogradProducts {
+    /// aten's batched matrix product (MKL's GEMM, which packs `u` on every call): many tiles.
+    Gemm,
+    /// Loops that keep the sums of 4 tiles × 32 outputs in registers and read `u` as it is
+    /// stored: few tiles (a batch of one on a small map), where packing costs more than the
+    /// products.
+    InRegisters,
 }
