@@ -297,16 +297,8 @@ impl ConvReLU2d {
                 ops::conv2d_relu(xs, &weight, &self.bias, s, p)
                     .unwrap_or_else(|e| panic!("oneDNN conv2d + ReLU failed: {e}"))
             }
-            Kernel::Winograd | Kernel::WinogradFew => {
-                let products = if kernel == Kernel::Winograd {
-                    WinogradProducts::Gemm
-                } else {
-                    WinogradProducts::InRegisters
-                };
-                let u = self.winograd_form();
-                ops::winograd_conv_relu(xs, &u, &self.bias, products)
-                    .unwrap_or_else(|e| panic!("Winograd conv2d + ReLU failed: {e}"))
-            }
+            Kernel::Winograd => self.winograd(xs, WinogradProducts::Gemm),
+            Kernel::WinogradFew => self.winograd(xs, WinogradProducts::InRegisters),
             Kernel::Matrix => {
                 let map = (xs.size()[2], xs.size()[3]);
                 let mut dense = self.dense.borrow_mut();
@@ -319,6 +311,11 @@ impl ConvReLU2d {
                 .conv2d(&self.weight, Some(&self.bias), [s, s], [p, p], [1, 1], 1)
                 .relu_(),
         }
+    }
+
+    fn winograd(&self, xs: &Tensor, products: WinogradProducts) -> Tensor {
+        ops::winograd_conv_relu(xs, &self.winograd_form(), &self.bias, products)
+            .unwrap_or_else(|e| panic!("Winograd conv2d + ReLU failed: {e}"))
     }
 
     fn winograd_form(&self) -> Tensor {
