@@ -15,6 +15,7 @@ use vggdsl::spec::ModelSpec;
 use vggdsl::PickError;
 
 use crate::inference::{self, ConvReLU2d, FusedLinear};
+use crate::memory::Arena;
 use crate::nn::{AvgPool2d, BatchNorm, Conv2d, Linear, MaxPool2d, ReLU};
 
 /// One layer of a Sequential: the runtime type the generated struct's field has.
@@ -255,6 +256,7 @@ impl Network {
             features: fuse(self.features(), &self.ir.features),
             head: head(&self.ir),
             classifier: fuse(self.classifier(), &self.ir.classifier),
+            activations: Arena::new(),
         }
     }
 }
@@ -326,13 +328,20 @@ pub struct Inference {
     features: Vec<Fused>,
     head: AvgPool2d,
     classifier: Vec<Fused>,
+    activations: Arena,
 }
 
 impl Inference {
     /// Inference forward pass; no gradients are recorded.
     pub fn forward(&self, xs: &Tensor) -> Tensor {
+        let _pass = self.activations.pass();
         let xs = self.features_between(0..self.features.len(), &inference::enter(xs));
         self.classify(&xs)
+    }
+
+    /// The arena its passes take their large maps from: what it holds between passes.
+    pub fn arena(&self) -> &Arena {
+        &self.activations
     }
 
     /// How many inference layers the features are: one per [`ir::fusions`] entry of the
@@ -347,6 +356,7 @@ impl Inference {
     /// maps before a layer can be kept and the rest run again on them alone.
     pub fn features_between(&self, layers: std::ops::Range<usize>, xs: &Tensor) -> Tensor {
         let _guard = tch::no_grad_guard();
+        let _pass = self.activations.pass();
         let mut xs = xs.shallow_clone();
         for layer in &self.features[layers] {
             xs = layer.forward(&xs);
@@ -357,6 +367,7 @@ impl Inference {
     /// The head and the classifier on the features' output: the logits.
     pub fn classify(&self, xs: &Tensor) -> Tensor {
         let _guard = tch::no_grad_guard();
+        let _pass = self.activations.pass();
         let mut xs = inference::leave(self.head.forward(xs)).flatten(1, -1);
         for layer in &self.classifier {
             xs = layer.forward(&xs);

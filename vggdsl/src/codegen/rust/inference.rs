@@ -82,9 +82,10 @@ pub(super) fn inference(net: &Architecture) -> TokenStream {
     let (f_field, c_field) = (ident(names::FEATURES), ident(names::CLASSIFIER));
     let doc = format!(
         " [`{}`] for inference: each BatchNorm folded into the layer before it, ReLU fused, \
-         channels-last maps, and each conv running the kernel measured fastest on this machine \
+         channels-last maps, each conv running the kernel measured fastest on this machine \
          for its batch size (oneDNN's fused conv + ReLU, Winograd's form or one matrix product; \
-         [`vggdsl_runtime::inference`]). Built by [`{}::to_inference`] from the model's current \
+         [`vggdsl_runtime::inference`]), and large maps reused from pass to pass \
+         ([`vggdsl_runtime::memory::Arena`]). Built by [`{}::to_inference`] from the model's current \
          weights.",
         spec.name, spec.name
     );
@@ -93,6 +94,7 @@ pub(super) fn inference(net: &Architecture) -> TokenStream {
         #[derive(Debug)]
         #vis struct #ty {
             #(#vis #fields: #types,)*
+            activations: ::vggdsl_runtime::memory::Arena,
         }
 
         impl #name {
@@ -103,6 +105,7 @@ pub(super) fn inference(net: &Architecture) -> TokenStream {
                 let (#f, #c) = (&self.#f_field, &self.#c_field);
                 #ty {
                     #(#fields: #builds,)*
+                    activations: ::vggdsl_runtime::memory::Arena::new(),
                 }
             }
         }
@@ -111,6 +114,7 @@ pub(super) fn inference(net: &Architecture) -> TokenStream {
             /// Inference forward pass; no gradients are recorded.
             pub fn forward(&self, xs: &::vggdsl_runtime::tch::Tensor) -> ::vggdsl_runtime::tch::Tensor {
                 let _guard = ::vggdsl_runtime::tch::no_grad_guard();
+                let _pass = self.activations.pass();
                 let mut xs = ::vggdsl_runtime::inference::enter(xs);
                 #(xs = #feature_calls;)*
                 xs = #head.forward(&xs);
