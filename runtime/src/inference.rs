@@ -9,12 +9,12 @@
 //! count: by default the first batch of a class times the kernels that apply (oneDNN's fused
 //! conv + ReLU on a weight packed for that batch's shape, Winograd's F(2×2, 3×3) form with its
 //! products by MKL's GEMM or, for few tiles, in registers, the matrix form of a conv on a map of
-//! a few positions) and keeps the fastest, remembered per machine in a small file
-//! ([`KernelCache`]); [`tuning_log`] reports what that cost and chose. `VGGDSL_KERNELS` (or
-//! [`set_kernel_choice`]) fixes the choice instead: `guess` (a rule of thumb from the shape,
-//! untimed), or one kernel wherever it applies (`onednn`, `winograd`, `winograd-few`, `matrix`,
-//! `aten`). Weights oneDNN can't run (f64, f16 or bf16, a GPU, a libtorch without oneDNN) run
-//! folded through aten's conv.
+//! a few positions), each with its weights out of the caches as in a pass, and keeps the
+//! fastest, remembered per machine in a small file ([`KernelCache`]); [`tuning_log`] reports
+//! what that cost and chose. `VGGDSL_KERNELS` (or [`set_kernel_choice`]) fixes the choice
+//! instead: `guess` (a rule of thumb from the shape, untimed), or one kernel wherever it applies
+//! (`onednn`, `winograd`, `winograd-few`, `matrix`, `aten`). Weights oneDNN can't run (f64, f16
+//! or bf16, a GPU, a libtorch without oneDNN) run folded through aten's conv.
 
 mod cache;
 mod dense;
@@ -347,9 +347,13 @@ impl ConvReLU2d {
         let timed = xs.narrow(0, 0, size[0].min(TIMED_BATCH));
         let chosen = match candidates[..] {
             [only] => only,
-            _ => tuner::choose(&self.key(situation), timed.size()[0], &candidates, &|k| {
-                tch::no_grad(|| self.run(k, &timed))
-            }),
+            _ => tuner::choose(
+                &self.key(situation),
+                timed.size()[0],
+                &candidates,
+                &|| drop(timed.sum(timed.kind())),
+                &|k| tch::no_grad(|| self.run(k, &timed)),
+            ),
         };
         let mut choices = self.choices.borrow_mut();
         choices.insert(situation, chosen);
@@ -372,7 +376,8 @@ impl ConvReLU2d {
             unreachable!("conv weights are 4-d")
         };
         format!(
-            "{} threads, conv {o}x{c}x{kh}x{kw} stride {} padding {} on {}x{}, batch class {}",
+            "{} threads, conv {o}x{c}x{kh}x{kw} stride {} padding {} on {}x{}, batch class {}, \
+             weights cold",
             situation.threads,
             self.stride,
             self.padding,
