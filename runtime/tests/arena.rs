@@ -4,6 +4,9 @@
 //! model's passes give the same bits pass after pass and batch size after batch size.
 #![cfg(all(target_os = "linux", target_env = "gnu"))]
 
+#[path = "support/faults.rs"]
+mod faults;
+
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
@@ -11,6 +14,8 @@ use vggdsl_runtime::memory::Arena;
 use vggdsl_runtime::tch::nn::VarStore;
 use vggdsl_runtime::tch::{Device, Kind, Tensor};
 use vggdsl_runtime::{load_models, Network};
+
+use faults::minor_faults;
 
 /// f32 elements of 8 MiB, above the arena's 2 MiB floor, and of 1 MiB, below it.
 const LARGE: i64 = 2 << 20;
@@ -21,16 +26,6 @@ const MIB: usize = 1 << 20;
 fn alone() -> MutexGuard<'static, ()> {
     static TURN: Mutex<()> = Mutex::new(());
     TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn minor_faults() -> i64 {
-    // SAFETY: getrusage writes the struct it is given.
-    let usage = unsafe {
-        let mut usage = std::mem::zeroed::<libc::rusage>();
-        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut usage), 0);
-        usage
-    };
-    usage.ru_minflt
 }
 
 /// A tensor of `n` ones, filled (every page touched) and checked.

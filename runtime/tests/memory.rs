@@ -39,22 +39,17 @@ fn main() {
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[path = "support/faults.rs"]
+mod faults;
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod glibc {
+    use super::faults::minor_faults;
     use vggdsl_runtime::tch::{Device, Kind, Tensor};
 
     /// 64 MiB of f32, and how many 2 MiB pages that is.
     const ELEMENTS: i64 = 16 << 20;
     pub const HUGE_PAGES: i64 = ELEMENTS * 4 / (2 << 20);
-
-    fn minor_faults() -> i64 {
-        // SAFETY: getrusage writes the struct it is given.
-        let usage = unsafe {
-            let mut usage = std::mem::zeroed::<libc::rusage>();
-            assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut usage), 0);
-            usage
-        };
-        usage.ru_minflt
-    }
 
     /// The page faults of allocating and filling the tensor.
     pub fn faults_of_one_fill() -> i64 {
