@@ -5,6 +5,7 @@
 #include <c10/core/CPUAllocator.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -123,12 +124,12 @@ class Scoped final : public c10::Allocator {
       void* p = take(*current_arena, n);
       return {p, p, &release, cpu};
     }
-    if (huge_page_users > 0) {
+    if (huge_page_users.load(std::memory_order_relaxed) > 0) {
       size_t len = 0;
-      void* p = huge_page_block(n, huge_page, &len);
+      void* p = huge_page_block(n, huge_page.load(std::memory_order_relaxed), &len);
       return {p, p, &release, cpu};
     }
-    return replaced->allocate(n);
+    return replaced.load(std::memory_order_relaxed)->allocate(n);
   }
 
   // oneDNN's raw allocations are freed by the deleter of the allocator in place when they are:
@@ -139,9 +140,10 @@ class Scoped final : public c10::Allocator {
     default_copy_data(dest, src, count);
   }
 
-  c10::Allocator* replaced = nullptr;
-  size_t huge_page = 2 << 20;
-  int huge_page_users = 0;  // under `install_lock`
+  // Written under `install_lock`, read by any thread that allocates.
+  std::atomic<c10::Allocator*> replaced = nullptr;
+  std::atomic<size_t> huge_page = 2 << 20;
+  std::atomic<int> huge_page_users = 0;
 };
 
 Scoped scoped;
@@ -165,7 +167,7 @@ bool install() {
 
 void uninstall() {
   if (--users == 0) {
-    c10::SetCPUAllocator(scoped.replaced, 0);
+    c10::SetCPUAllocator(scoped.replaced.load(), 0);
   }
 }
 }  // namespace
