@@ -31,8 +31,8 @@ extern "C" {
     fn vggdsl_arena_new(huge_page: usize) -> *mut std::ffi::c_void;
     fn vggdsl_arena_free(arena: *mut std::ffi::c_void);
     fn vggdsl_arena_bytes(arena: *mut std::ffi::c_void, held: *mut usize, fresh: *mut usize);
-    fn vggdsl_arena_begin(arena: *mut std::ffi::c_void, begun: *mut bool) -> *mut std::ffi::c_void;
-    fn vggdsl_arena_end(arena: *mut std::ffi::c_void, outer: *mut std::ffi::c_void);
+    fn vggdsl_arena_begin(arena: *mut std::ffi::c_void) -> bool;
+    fn vggdsl_arena_end(arena: *mut std::ffi::c_void);
 }
 
 /// The mmap threshold asked for: every tensor a VGG step allocates fits below it.
@@ -83,21 +83,22 @@ fn huge_page_size() -> usize {
 /// huge page or more on a huge-page boundary and rounding it up to whole huge pages, so that
 /// [`huge_pages`] covers such a block from end to end: with the default 64-byte alignment a
 /// weight's first and last huge pages are partial, and stay small. It is process-wide while `f`
-/// runs (libtorch has one CPU allocator), so it is for short work such as building an inference
+/// runs (libtorch has one CPU allocator; the shim's stays in place, handing every call on to the
+/// one it replaced outside such work), so it is for short work such as building an inference
 /// model; it costs up to a huge page less one byte per large block.
 pub fn in_whole_huge_pages<T>(f: impl FnOnce() -> T) -> T {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        /// Puts the allocator back, also when `f` panics.
+        /// Ends the huge pages, also when `f` panics.
         struct Restore;
         impl Drop for Restore {
             fn drop(&mut self) {
-                // SAFETY: ends a call that returned true: takes a lock and swaps a pointer back;
-                // blocks from either allocator are freed by `free`.
+                // SAFETY: ends a call that returned true, on its thread: two counters.
                 unsafe { vggdsl_whole_huge_pages_end() }
             }
         }
-        // SAFETY: takes a lock and swaps a pointer; `Restore` ends it where it returned true.
+        // SAFETY: puts the allocator in place once and counts a user; `Restore` ends it where it
+        // returned true.
         let begun = unsafe { vggdsl_whole_huge_pages_begin(huge_page_size()) };
         let _restore = begun.then_some(Restore);
         f()
@@ -166,7 +167,8 @@ unsafe impl Sync for Arena {}
 impl Arena {
     pub fn new() -> Arena {
         Arena {
-            // SAFETY: returns a new arena, freed in `drop`.
+            // SAFETY: returns a new arena (null without memory, which every call then accepts
+            // as an arena that takes nothing), freed in `drop`.
             #[cfg(all(target_os = "linux", target_env = "gnu"))]
             raw: unsafe { vggdsl_arena_new(huge_page_size()) },
         }
@@ -177,19 +179,21 @@ impl Arena {
     pub fn pass(&self) -> Pass<'_> {
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         {
-            let mut begun = false;
             // SAFETY: `raw` lives as long as `self`, which the guard borrows; the guard ends the
-            // pass, on this thread (it is not `Send`), if it began.
-            let outer = unsafe { vggdsl_arena_begin(self.raw, &mut begun) };
+            // pass on this thread (it is not `Send`) if it began. A pass never ended (a guard
+            // forgotten) keeps the arena's blocks for that thread's passes, no longer.
+            let begun = unsafe { vggdsl_arena_begin(self.raw) };
             Pass {
                 arena: self,
-                outer: begun.then_some(outer),
+                begun,
+                not_send: std::marker::PhantomData,
             }
         }
         #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
         Pass {
             arena: self,
-            outer: None,
+            begun: false,
+            not_send: std::marker::PhantomData,
         }
     }
 
@@ -215,17 +219,20 @@ impl Arena {
 pub struct Pass<'a> {
     #[cfg_attr(not(all(target_os = "linux", target_env = "gnu")), allow(dead_code))]
     arena: &'a Arena,
-    /// The arena of the pass this one is inside (null outside one), if the pass began.
-    outer: Option<*mut std::ffi::c_void>,
+    /// Whether the pass began (it did not where another allocator is in place).
+    #[cfg_attr(not(all(target_os = "linux", target_env = "gnu")), allow(dead_code))]
+    begun: bool,
+    /// A pass belongs to the thread that began it.
+    not_send: std::marker::PhantomData<*const ()>,
 }
 
 impl Drop for Pass<'_> {
     fn drop(&mut self) {
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        if let Some(outer) = self.outer {
-            // SAFETY: ends the pass `Arena::pass` began, on its thread, with the outer arena it
-            // returned.
-            unsafe { vggdsl_arena_end(self.arena.raw, outer) }
+        if self.begun {
+            // SAFETY: ends the pass `Arena::pass` began, on its thread, whatever passes of other
+            // arenas began or ended since.
+            unsafe { vggdsl_arena_end(self.arena.raw) }
         }
     }
 }

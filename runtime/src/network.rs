@@ -340,7 +340,7 @@ impl Inference {
     }
 
     /// The arena its passes take their large maps from: what it holds between passes.
-    pub fn arena(&self) -> &Arena {
+    pub fn activations(&self) -> &Arena {
         &self.activations
     }
 

@@ -108,14 +108,56 @@ fn passes_nest_and_other_threads_allocate_as_before() {
     {
         let _outer = arena.pass();
         std::thread::scope(|s| s.spawn(|| drop(ones(LARGE))).join().unwrap());
-        // The inner pass ends inside the outer one: the block freed in it is kept.
+        assert_eq!(arena.bytes(), (0, 0), "another thread's block");
+        // A block freed in the outer pass survives the inner pass's end.
+        drop(ones(LARGE));
         {
             let _inner = arena.pass();
-            drop(ones(LARGE));
+            drop(ones(SMALL));
         }
-        assert_eq!(arena.bytes().0, 8 * MIB);
+        assert_eq!(arena.bytes(), (8 * MIB, 8 * MIB));
     }
     assert_eq!(arena.bytes(), (8 * MIB, 8 * MIB));
+}
+
+#[test]
+fn a_block_of_a_size_between_huge_pages_is_reused() {
+    let _turn = alone();
+    let arena = Arena::new();
+    // 3 MiB, held in two 2 MiB pages.
+    let n = 3 * MIB as i64 / 4;
+    faults_of_a_pass(&arena, n);
+    faults_of_a_pass(&arena, n);
+    assert_eq!(arena.bytes(), (4 * MIB, 4 * MIB));
+}
+
+#[test]
+fn passes_of_two_arenas_may_end_in_any_order() {
+    let _turn = alone();
+    let (a, b) = (Arena::new(), Arena::new());
+    let pass_a = a.pass();
+    let pass_b = b.pass();
+    drop(pass_a);
+    drop(a);
+    // b's pass is the one still open on this thread.
+    drop(ones(LARGE));
+    assert_eq!(b.bytes(), (8 * MIB, 8 * MIB));
+    drop(pass_b);
+    // No pass is open: malloc's.
+    drop(ones(LARGE));
+    assert_eq!(b.bytes(), (8 * MIB, 8 * MIB));
+}
+
+#[test]
+fn a_forgotten_pass_outlives_its_arena_harmlessly() {
+    let _turn = alone();
+    let arena = Arena::new();
+    std::mem::forget(arena.pass());
+    drop(ones(LARGE));
+    assert_eq!(arena.bytes().0, 8 * MIB);
+    drop(arena);
+    // The pass is still open on this thread, its arena gone: malloc's.
+    drop(ones(LARGE));
 }
 
 #[test]
@@ -132,16 +174,20 @@ fn a_models_passes_reuse_their_maps_and_give_the_same_bits() {
     // The first pass also times the kernels; the second holds what a pass uses.
     let first = net.forward(&large);
     assert!(first.equal(&net.forward(&large)));
-    let (held, fresh) = net.arena().bytes();
+    let (held, fresh) = net.activations().bytes();
     // conv0's and conv1's maps alone are 4 MiB each at batch 16.
     assert!(held >= 8 * MIB, "{held} bytes held");
     for _ in 0..2 {
         assert!(first.equal(&net.forward(&large)));
-        assert_eq!(net.arena().bytes(), (held, fresh), "every block reused");
+        assert_eq!(
+            net.activations().bytes(),
+            (held, fresh),
+            "every block reused"
+        );
     }
     // Batch 1 has no map of 2 MiB: the arena gives every block back, then takes new ones.
     let one = net.forward(&small);
-    assert_eq!(net.arena().bytes().0, 0);
+    assert_eq!(net.activations().bytes().0, 0);
     assert!(first.equal(&net.forward(&large)));
     assert!(one.equal(&net.forward(&small)));
 }

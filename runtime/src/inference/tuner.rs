@@ -14,7 +14,7 @@ use super::{Kernel, KernelCache};
 /// process's work, so cheap layers take more rounds.
 const ROUNDS: (usize, usize) = (2, 9);
 
-/// After the first rounds, timing stops once the rounds have taken this long (seconds).
+/// After the first rounds, timing stops once the timed runs have taken this long (seconds).
 const BUDGET: f64 = 0.05;
 
 /// From then on, after each round, candidates slower than this many times the fastest drop out.
@@ -110,7 +110,7 @@ fn time(
     }
     let mut best: Vec<(Kernel, f64)> = candidates.iter().map(|&k| (k, f64::INFINITY)).collect();
     let mut running = vec![true; best.len()];
-    let start = Instant::now();
+    let mut timed = 0.0;
     for round in 1..=ROUNDS.1 {
         for (i, (k, t)) in best.iter_mut().enumerate() {
             if running[i] {
@@ -118,7 +118,9 @@ fn time(
                 read_input();
                 let start = Instant::now();
                 drop(run(*k));
-                *t = t.min(start.elapsed().as_secs_f64());
+                let seconds = start.elapsed().as_secs_f64();
+                *t = t.min(seconds);
+                timed += seconds;
             }
         }
         if round < ROUNDS.0 {
@@ -128,7 +130,7 @@ fn time(
         for (i, (_, t)) in best.iter().enumerate() {
             running[i] &= *t <= DROP_AFTER * fastest;
         }
-        if start.elapsed().as_secs_f64() > BUDGET || running.iter().filter(|&&r| r).count() < 2 {
+        if timed > BUDGET || running.iter().filter(|&&r| r).count() < 2 {
             break;
         }
     }
@@ -136,7 +138,8 @@ fn time(
 }
 
 /// Reads a buffer of twice the last-level cache (Linux's sysfs; 32 MiB if it doesn't say), which
-/// leaves the caches holding that buffer and nothing else of the process.
+/// leaves this core's caches and the shared last-level cache holding that buffer (other cores'
+/// private caches keep what they hold).
 fn evict_caches() {
     static BUFFER: OnceLock<Vec<u8>> = OnceLock::new();
     let buffer = BUFFER.get_or_init(|| vec![1; 2 * last_level_cache().unwrap_or(32 << 20)]);

@@ -111,6 +111,11 @@ pub(super) fn inference(net: &Architecture) -> TokenStream {
         }
 
         impl #ty {
+            /// The arena its passes take their large maps from: what it holds between passes.
+            pub fn activations(&self) -> &::vggdsl_runtime::memory::Arena {
+                &self.activations
+            }
+
             /// Inference forward pass; no gradients are recorded.
             pub fn forward(&self, xs: &::vggdsl_runtime::tch::Tensor) -> ::vggdsl_runtime::tch::Tensor {
                 let _guard = ::vggdsl_runtime::tch::no_grad_guard();
