@@ -7,8 +7,12 @@
 #include <torch/headeronly/version.h>
 #endif
 
+#include <ATen/Parallel.h>
+
+#include <atomic>
 #include <cstring>
 #include <string>
+#include <vector>
 
 namespace {
 // The message of the last failure on this thread, for the Rust side to report; empty when none.
@@ -72,5 +76,25 @@ const char* vggdsl_kernel_isa() {
     case vggdsl::Isa::kBaseline: break;
   }
   return "baseline";
+}
+
+// Reads `bytes` of a buffer kept for it, split over libtorch's threads: every core's caches and
+// the shared last-level cache then hold that buffer rather than what they held (the kernel
+// tuner's cold runs). Optimised in every build, unlike the Rust side in a debug build, where a
+// byte-by-byte read of 64 MiB took longer than the run it precedes. Does nothing without memory.
+void vggdsl_evict_caches(size_t bytes) noexcept {
+  static std::atomic<unsigned> sink{0};
+  try {
+    static std::vector<unsigned char> buffer(bytes, 1);
+    const int64_t lines = static_cast<int64_t>(buffer.size() / 64);
+    at::parallel_for(0, lines, 4096, [&](int64_t begin, int64_t end) {
+      unsigned sum = 0;
+      for (int64_t i = begin; i < end; ++i) {
+        sum += buffer[static_cast<size_t>(i) * 64];
+      }
+      sink.fetch_add(sum, std::memory_order_relaxed);
+    });
+  } catch (...) {
+  }
 }
 }

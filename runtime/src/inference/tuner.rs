@@ -137,17 +137,11 @@ fn time(
     best
 }
 
-/// Reads a buffer of twice the last-level cache (Linux's sysfs; 32 MiB if it doesn't say), which
-/// leaves this core's caches and the shared last-level cache holding that buffer (other cores'
-/// private caches keep what they hold).
+/// Reads a buffer of twice the last-level cache (Linux's sysfs; 32 MiB if it doesn't say) on
+/// every thread, which leaves the caches holding that buffer and nothing of the layer.
 fn evict_caches() {
-    static BUFFER: OnceLock<Vec<u8>> = OnceLock::new();
-    let buffer = BUFFER.get_or_init(|| vec![1; 2 * last_level_cache().unwrap_or(32 << 20)]);
-    let mut sum = 0u8;
-    for line in buffer.chunks(64) {
-        sum = sum.wrapping_add(line[0]);
-    }
-    std::hint::black_box(sum);
+    static BYTES: OnceLock<usize> = OnceLock::new();
+    crate::ops::evict_caches(*BYTES.get_or_init(|| 2 * last_level_cache().unwrap_or(32 << 20)));
 }
 
 /// The size of CPU 0's largest cache, in bytes, as Linux's sysfs gives it (`32768K`).

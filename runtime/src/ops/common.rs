@@ -12,6 +12,14 @@ extern "C" {
     fn vggdsl_cpu_capability() -> *const c_char;
     fn vggdsl_kernel_isa() -> *const c_char;
     fn vggdsl_torch_version() -> *const c_char;
+    fn vggdsl_evict_caches(bytes: usize);
+}
+
+/// Reads `bytes` of a buffer (its size fixed by the first call) on every thread of libtorch's
+/// pool, which leaves the caches holding that buffer rather than what they held.
+pub(crate) fn evict_caches(bytes: usize) {
+    // SAFETY: reads a buffer of the C++ side; never fails.
+    unsafe { vggdsl_evict_caches(bytes) }
 }
 
 /// The version of the libtorch the kernels were built against ("2.13.0"; "?" if unknown).

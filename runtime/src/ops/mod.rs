@@ -14,6 +14,7 @@ mod sgd;
 mod winograd;
 
 pub use batch_norm::batch_norm_train;
+pub(crate) use common::evict_caches;
 pub use common::{cpu_capability, kernel_isa, torch_version};
 pub use max_pool::{max_pool2x2, max_pool2x2_takes, relu_max_pool2x2};
 pub use onednn::{conv2d_relu, data_bytes, has_conv2d_relu};
