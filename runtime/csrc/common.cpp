@@ -1,5 +1,6 @@
 // The error message behind `vggdsl_last_error`, aten's build and the kernels' ISA level, asked
-// once: the state that common.h's helpers share, kept in one translation unit.
+// once: the state that common.h's helpers share, kept in one translation unit; and the buffer
+// the kernel tuner reads to empty the caches.
 #include "common.h"
 
 #include <ATen/Version.h>
