@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 /// The C++ files, with `csrc/common.h`, which they share.
-const SOURCES: [&str; 7] = [
+const SOURCES: [&str; 10] = [
     "csrc/common.cpp",
     "csrc/max_pool.cpp",
     "csrc/batch_norm.cpp",
@@ -12,6 +12,9 @@ const SOURCES: [&str; 7] = [
     "csrc/winograd.cpp",
     "csrc/onednn.cpp",
     "csrc/allocator.cpp",
+    "csrc/layout.cpp",
+    "csrc/linear.cpp",
+    "csrc/direct.cpp",
 ];
 
 fn main() {

@@ -72,7 +72,7 @@ pub fn machine() -> String {
 
 /// What the kernel tuner chose and spent since it was last asked: `(choices timed, choices from
 /// the cache, seconds, the kernel of each choice in turn as a letter: o(neDNN), w(inograd),
-/// f (Winograd for few tiles), m(atrix), a(ten))`.
+/// f (Winograd for few tiles), m(atrix), d(irect), a(ten))`.
 pub fn tuning_cost() -> (usize, usize, f64, String) {
     let log = tuning_log();
     let timed = log.iter().filter(|r| !r.times.is_empty()).count();
@@ -82,6 +82,7 @@ pub fn tuning_cost() -> (usize, usize, f64, String) {
         Kernel::Winograd => 'w',
         Kernel::WinogradFew => 'f',
         Kernel::Matrix => 'm',
+        Kernel::Direct => 'd',
         Kernel::Aten => 'a',
     });
     (timed, log.len() - timed, seconds, letters.collect())

@@ -51,6 +51,18 @@ vggdsl::Isa vggdsl::isa() {
   return level;
 }
 
+int64_t vggdsl::panel_width() {
+  switch (isa()) {
+    case Isa::kAvx512:
+      return 32;
+    case Isa::kAvx2:
+      return 16;
+    case Isa::kBaseline:
+      break;
+  }
+  return 8;
+}
+
 extern "C" {
 const char* vggdsl_last_error() { return last_error; }
 

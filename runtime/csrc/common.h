@@ -41,6 +41,24 @@ bool aten_fuses_multiply_add();
 enum class Isa { kBaseline, kAvx2, kAvx512 };
 Isa isa();
 
+// The width, in floats, of the weight panels that the kernels with sums in registers read
+// (Winograd's products, the direct conv): two vector registers of the build that runs, 32 with
+// AVX-512, 16 with AVX2, 8 with SSE2.
+int64_t panel_width();
+
+// acc[·] += a · row[·] along one panel row of `kWidth` sums kept in registers, fused where `kFma`.
+template <int64_t kWidth, bool kFma>
+[[gnu::always_inline]] inline void multiply_add_row(float* acc, float a, const float* row) {
+#pragma omp simd
+  for (int64_t q = 0; q < kWidth; ++q) {
+    if constexpr (kFma) {
+      acc[q] = __builtin_fmaf(a, row[q], acc[q]);
+    } else {
+      acc[q] += a * row[q];
+    }
+  }
+}
+
 }  // namespace vggdsl
 
 // Defines `name params` as a call of `kernel args` built once per vector width (x86-64's v4,

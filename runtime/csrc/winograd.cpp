@@ -5,6 +5,7 @@
 
 #include <ATen/core/grad_mode.h>
 #include <ATen/ops/bmm.h>
+#include <ATen/ops/constant_pad_nd.h>
 #include <ATen/ops/empty.h>
 
 #include <vector>
@@ -101,67 +102,97 @@ VGGDSL_ISA_BUILDS(winograd_output_f32,
                    int64_t begin, int64_t end, int64_t k, int64_t h, int64_t w),
                   (m, bias, y, first, tiles, begin, end, k, h, w), winograd_output)
 
-// The products for few tiles, with the sums in registers and U read as it is stored: MKL's GEMM
-// packs U afresh on every call, which costs more than products of a few rows. For the block of
-// kRows tiles from `p0` (the last tile repeated where fewer remain) and kWidth outputs from `k0`
-// (`width` of them where fewer remain), M[ξ][p][k] = Σ_c V[p][ξ][c]·U[ξ][c][k]. `kFma` in the
+// The products for few tiles, with the sums in registers and U read once, in the order it is
+// stored: MKL's GEMM packs U afresh on every call, which costs more than products of a few rows,
+// and a batch of one reads U from memory (the rest of a pass has pushed it out of the caches), so
+// the products go as fast as U streams in. U is kept in panels (`winograd_panels`): for each ξ,
+// the outputs in groups of `width`, each group's rows for all input channels one after another,
+// so that the whole of U is one sequential read that the hardware prefetchers follow, helped by
+// software prefetches a few rows ahead. A panel row is two vector registers of the build that
+// runs (32 floats with AVX-512, 16 with AVX2, 8 with SSE2), and kRows tiles × one row of sums fill
+// eight registers, which leaves AVX2's sixteen room for the operands. For the block of kRows tiles
+// from `p0` (the last tile repeated where fewer remain) and the panel of ξ whose first output is
+// `k0`, M[ξ][p][k] = Σ_c V[p][ξ][c]·U[ξ][c][k] for the panel's outputs below `k`. `kFma` in the
 // builds whose CPUs fuse multiply-adds: Winograd's form rounds unlike the conv anyway.
-constexpr int64_t kRows = 4, kWidth = 32;
+constexpr int64_t kRows = 4;
 
-template <bool kFma, bool kFull>
-[[gnu::always_inline]] inline void products_block(const float* v, const float* u, float* m,
+// How far ahead of the row being multiplied the products prefetch U.
+constexpr int64_t kPrefetchBytes = 1024;
+
+template <int64_t kWidth, bool kFma>
+[[gnu::always_inline]] inline void products_block(const float* v, const float* panel, float* m,
                                                   int64_t xi, int64_t tiles, int64_t p0,
-                                                  int64_t c, int64_t k, int64_t k0,
-                                                  int64_t width) {
-  const int64_t n = kFull ? kWidth : width;
+                                                  int64_t c, int64_t k, int64_t k0) {
   float acc[kRows][kWidth] = {};
   const float* rows[kRows];
   for (int64_t r = 0; r < kRows; ++r) {
     rows[r] = v + (std::min(p0 + r, tiles - 1) * 16 + xi) * c;
   }
   for (int64_t ch = 0; ch < c; ++ch) {
-    const float* weights = u + (xi * c + ch) * k + k0;
+    const float* weights = panel + ch * kWidth;
+    for (int64_t line = 0; line < kWidth * int64_t{sizeof(float)}; line += 64) {
+      __builtin_prefetch(reinterpret_cast<const char*>(weights) + kPrefetchBytes + line);
+    }
     for (int64_t r = 0; r < kRows; ++r) {
-      const float a = rows[r][ch];
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) {
-        if constexpr (kFma) {
-          acc[r][j] = __builtin_fmaf(a, weights[j], acc[r][j]);
-        } else {
-          acc[r][j] += a * weights[j];
-        }
-      }
+      vggdsl::multiply_add_row<kWidth, kFma>(acc[r], rows[r][ch], weights);
     }
   }
+  const int64_t n = std::min(kWidth, k - k0);
   for (int64_t r = 0; r < kRows && p0 + r < tiles; ++r) {
     std::copy_n(acc[r], n, m + (xi * tiles + p0 + r) * k + k0);
   }
 }
 
-// Blocks [begin, end) of M for `tiles` tiles, ordered by ξ, then outputs, then tiles: the
-// blocks of one panel of U (its `c` rows of kWidth outputs) follow each other, so that U is
-// read from memory once, whatever the number of tiles.
+// Blocks [begin, end) of M for `tiles` tiles, ordered by ξ, then panels, then tiles: the blocks
+// of one panel follow each other, so that U is read from memory once, in order, whatever the
+// number of tiles.
+template <int64_t kWidth, bool kFma>
+[[gnu::always_inline]] inline void panel_products(const float* v, const float* u, float* m,
+                                                  int64_t tiles, int64_t c, int64_t k,
+                                                  int64_t begin, int64_t end) {
+  const int64_t tile_blocks = (tiles + kRows - 1) / kRows, panels = (k + kWidth - 1) / kWidth;
+  for (int64_t b = begin; b < end; ++b) {
+    const int64_t panel = b / tile_blocks;  // ξ · panels + the panel of ξ
+    const int64_t xi = panel / panels, k0 = panel % panels * kWidth;
+    products_block<kWidth, kFma>(v, u + panel * c * kWidth, m, xi, tiles, b % tile_blocks * kRows,
+                                 c, k, k0);
+  }
+}
+
+// The products on panels of `width` outputs (`vggdsl::panel_width` when they were made).
 template <bool kFma>
 [[gnu::always_inline]] inline void winograd_products(const float* v, const float* u, float* m,
                                                      int64_t tiles, int64_t c, int64_t k,
-                                                     int64_t begin, int64_t end) {
-  const int64_t tile_blocks = (tiles + kRows - 1) / kRows, k_blocks = (k + kWidth - 1) / kWidth;
-  for (int64_t b = begin; b < end; ++b) {
-    const int64_t xi = b / (k_blocks * tile_blocks), k0 = b / tile_blocks % k_blocks * kWidth;
-    const int64_t p0 = b % tile_blocks * kRows;
-    if (k - k0 >= kWidth) {
-      products_block<kFma, true>(v, u, m, xi, tiles, p0, c, k, k0, kWidth);
-    } else {
-      products_block<kFma, false>(v, u, m, xi, tiles, p0, c, k, k0, k - k0);
-    }
+                                                     int64_t width, int64_t begin, int64_t end) {
+  switch (width) {
+    case 32:
+      return panel_products<32, kFma>(v, u, m, tiles, c, k, begin, end);
+    case 16:
+      return panel_products<16, kFma>(v, u, m, tiles, c, k, begin, end);
+    default:
+      return panel_products<8, kFma>(v, u, m, tiles, c, k, begin, end);
   }
 }
 
 VGGDSL_FMA_BUILDS(winograd_products_f32,
                   (const float* v, const float* u, float* m, int64_t tiles, int64_t c, int64_t k,
-                   int64_t begin, int64_t end),
-                  (v, u, m, tiles, c, k, begin, end), winograd_products<true>,
+                   int64_t width, int64_t begin, int64_t end),
+                  (v, u, m, tiles, c, k, width, begin, end), winograd_products<true>,
                   winograd_products<false>)
+
+// U [16, in, out] in panels, [16, panels, in, width] with zeros past the last output.
+at::Tensor winograd_panels(const at::Tensor& u) {
+  const at::NoGradGuard no_grad;
+  TORCH_CHECK(u.dim() == 3 && u.size(0) == 16 && u.scalar_type() == at::kFloat &&
+                  u.device().is_cpu() && u.layout() == at::kStrided,
+              "Winograd panels: transformed f32 CPU weights of shape [16, in, out]");
+  const int64_t c = u.size(1), k = u.size(2), width = vggdsl::panel_width();
+  const int64_t panels = (k + width - 1) / width;
+  return at::constant_pad_nd(u, {0, panels * width - k})
+      .view({16, c, panels, width})
+      .permute({0, 2, 1, 3})
+      .contiguous();
+}
 
 // The bytes of V, and of M, that one part of a batch works on: a part's V and M stay in the L2
 // caches (2 MiB per core on the machines measured) from the transform to the products and on to
@@ -181,13 +212,22 @@ at::Tensor winograd_conv_relu(const at::Tensor& x_any, const at::Tensor& u,
   const at::Tensor x = x_any.contiguous(at::MemoryFormat::ChannelsLast);
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   TORCH_CHECK(h % 2 == 0 && w % 2 == 0 && h > 0 && w > 0, "Winograd conv: even map sizes");
-  TORCH_CHECK(u.dim() == 3 && u.size(0) == 16 && u.size(1) == c && u.is_contiguous() &&
-                  u.scalar_type() == at::kFloat && u.device().is_cpu(),
-              "Winograd conv: transformed weights of shape [16, in, out]");
-  const int64_t k = u.size(2);
   const at::Tensor b = bias.contiguous();
-  TORCH_CHECK(b.numel() == k && b.scalar_type() == at::kFloat && b.device().is_cpu(),
+  const int64_t k = b.numel();
+  TORCH_CHECK(b.dim() == 1 && b.scalar_type() == at::kFloat && b.device().is_cpu(),
               "Winograd conv: one f32 CPU bias per output");
+  TORCH_CHECK(u.scalar_type() == at::kFloat && u.device().is_cpu() && u.is_contiguous(),
+              "Winograd conv: contiguous f32 CPU weights");
+  const int64_t width = in_registers && u.dim() == 4 ? u.size(3) : 0;
+  if (in_registers) {
+    TORCH_CHECK(u.dim() == 4 && u.size(0) == 16 && u.size(2) == c &&
+                    (width == 8 || width == 16 || width == 32) &&
+                    u.size(1) == (k + width - 1) / width,
+                "Winograd conv: weights in panels, [16, panels, in, width], one bias per output");
+  } else {
+    TORCH_CHECK(u.dim() == 3 && u.size(0) == 16 && u.size(1) == c && u.size(2) == k,
+                "Winograd conv: transformed weights of shape [16, in, out], one bias per output");
+  }
   at::Tensor y = at::empty({n, k, h, w}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
   if (y.numel() == 0) {  // no image, output channel or position; c == 0 runs as the bias alone
     return y;
@@ -208,14 +248,14 @@ at::Tensor winograd_conv_relu(const at::Tensor& x_any, const at::Tensor& u,
     at::Tensor m_part = m.narrow(0, 0, 16 * (end - begin) * k).view({16, end - begin, k});
     if (in_registers) {
       const int64_t tiles = end - begin;
-      const int64_t blocks = 16 * ((tiles + kRows - 1) / kRows) * ((k + kWidth - 1) / kWidth);
+      const int64_t blocks = 16 * ((tiles + kRows - 1) / kRows) * u.size(1);
       const float* up = u.const_data_ptr<float>();
       float* out = m_part.mutable_data_ptr<float>();
       // A thread's part does 65,536 multiply-adds at the least.
       const int64_t grain =
-          std::max<int64_t>(1, 65536 / (std::max<int64_t>(c, 1) * kRows * kWidth));
+          std::max<int64_t>(1, 65536 / (std::max<int64_t>(c, 1) * kRows * width));
       at::parallel_for(0, blocks, grain, [&](int64_t from, int64_t to) {
-        winograd_products_f32(vp, up, out, tiles, c, k, from, to);
+        winograd_products_f32(vp, up, out, tiles, c, k, width, from, to);
       });
     } else {
       at::bmm_out(m_part, v_part.transpose(0, 1), u);
@@ -235,12 +275,18 @@ extern "C" {
 
 // `relu(conv2d(x, weight, bias, padding=1))` for a 3×3 weight given as `u` = G·weight·Gᵀ of
 // shape [16, in, out] (Winograd's F(2×2, 3×3), above), on an f32 map of even size; the products
-// by aten's batched GEMM, or `in_registers` (for few tiles). A new channels-last tensor that
+// by aten's batched GEMM, or `in_registers` (for few tiles, `u` in `vggdsl_winograd_panels`). A new channels-last tensor that
 // records no gradient, or null on failure (see vggdsl_last_error).
 at::Tensor* vggdsl_winograd_conv_relu(const at::Tensor* x, const at::Tensor* u,
                                       const at::Tensor* bias, bool in_registers) {
   return vggdsl::guarded<at::Tensor*>(nullptr, [&] {
     return new at::Tensor(winograd_conv_relu(*x, *u, *bias, in_registers));
   });
+}
+
+// `u` ([16, in, out]) in the panels the products in registers read, for the build that runs: a
+// new tensor, or null on failure.
+at::Tensor* vggdsl_winograd_panels(const at::Tensor* u) {
+  return vggdsl::guarded<at::Tensor*>(nullptr, [&] { return new at::Tensor(winograd_panels(*u)); });
 }
 }

@@ -9,12 +9,12 @@
 //! count: by default the first batch of a class times the kernels that apply (oneDNN's fused
 //! conv + ReLU on a weight packed for that batch's shape, Winograd's F(2×2, 3×3) form with its
 //! products by MKL's GEMM or, for few tiles, in registers, the matrix form of a conv on a map of
-//! a few positions), each with its weights out of the caches as in a pass, and keeps the
+//! a few positions, the direct conv for few input channels), each with its weights out of the caches as in a pass, and keeps the
 //! fastest, remembered per machine in a small file ([`KernelCache`]); [`tuning_log`] reports
 //! what that cost and chose. `VGGDSL_KERNELS` (or [`set_kernel_choice`]) fixes the choice
 //! instead: `guess` (a rule of thumb from the shape, untimed), or one kernel wherever it applies
-//! (`onednn`, `winograd`, `winograd-few`, `matrix`, `aten`). Weights oneDNN can't run (f64, f16
-//! or bf16, a GPU, a libtorch without oneDNN) run folded through aten's conv.
+//! (`onednn`, `winograd`, `winograd-few`, `matrix`, `direct`, `aten`). Weights oneDNN can't run
+//! (f64, f16 or bf16, a GPU, a libtorch without oneDNN) run folded through aten's conv.
 
 mod cache;
 mod dense;
@@ -80,10 +80,16 @@ const TIMED_BATCH: i64 = 64;
 pub const WINOGRAD_FROM_BATCH: i64 = 2;
 
 /// [`Kernel::WinogradFew`] applies to batches of at most this many 2×2 blocks of outputs (one
-/// image on 16×16 maps): there it saves MKL's packing of the weights, and from 256 tiles on
-/// MKL's GEMM, which blocks its operands for the caches, measured as fast or faster, so timing
-/// it there would only add to what tuning costs.
-pub const FEW_TILES: i64 = 64;
+/// image on 32×32 maps): there it saves MKL's packing of the weights and the fetching of MKL's
+/// code, and beyond, MKL's GEMM, which blocks its operands for the caches, measured as fast or
+/// faster, so timing it there would only add to what tuning costs.
+pub const FEW_TILES: i64 = 256;
+
+/// [`Kernel::Direct`] applies to convs of at most this many taps × input channels (a 3×3 conv
+/// of 32 channels in): a panel of its weights (that many rows of two vector registers) stays in
+/// the L1 cache while every position is computed, and wider convs, whose outputs take more
+/// multiplications, do better with oneDNN's or Winograd's blocking.
+pub const DIRECT_TAPS: i64 = 288;
 
 /// The guess runs the matrix form from this batch size on, for a conv whose map has few
 /// positions.
@@ -99,12 +105,16 @@ fn onednn_runs(t: &Tensor) -> bool {
 }
 
 /// Puts a batch in the layout the inference layers run it in: channels-last (NCHW sizes over
-/// NHWC memory, PyTorch's `channels_last`) where oneDNN runs.
+/// NHWC memory, PyTorch's `channels_last`) where oneDNN runs. A single image by vggdsl's own
+/// copy ([`ops::channels_last`]: a pass at batch 1 finds aten's copy out of the caches, and
+/// fetching its code took longer than the copy), a larger batch by aten's, faster there.
 pub fn enter(xs: &Tensor) -> Tensor {
-    if onednn_runs(xs) && xs.dim() == 4 {
-        xs.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
-    } else {
+    if !onednn_runs(xs) || xs.dim() != 4 {
         xs.shallow_clone()
+    } else if xs.size()[0] == 1 {
+        ops::channels_last(xs).unwrap_or_else(|e| panic!("channels-last copy failed: {e}"))
+    } else {
+        xs.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
     }
 }
 
@@ -147,6 +157,11 @@ pub struct ConvReLU2d {
     packings: Packings,
     /// `weight` in Winograd's form ([`winograd_weight`]), while a choice runs it.
     winograd: RefCell<Option<Tensor>>,
+    /// That form in panels ([`ops::winograd_panels`]), while a choice runs its products in
+    /// registers.
+    panels: RefCell<Option<Tensor>>,
+    /// `weight` in the direct conv's panels ([`ops::direct_panels`]), while a choice runs it.
+    direct: RefCell<Option<Tensor>>,
     /// The conv as a matrix for one map size, while a choice runs it.
     dense: RefCell<Option<Dense>>,
     /// The kernel chosen for each situation met, under [`KernelChoice::Tune`].
@@ -182,6 +197,8 @@ impl ConvReLU2d {
                 onednn,
                 packings: Packings::default(),
                 winograd: RefCell::new(None),
+                panels: RefCell::new(None),
+                direct: RefCell::new(None),
                 dense: RefCell::new(None),
                 choices: RefCell::new(HashMap::new()),
             }
@@ -244,12 +261,15 @@ impl ConvReLU2d {
         let &[n, _, h, w] = &xs.size()[..] else {
             return kernel == Kernel::Aten;
         };
-        let [_, _, kh, kw] = self.weight.size()[..] else {
+        let [_, c, kh, kw] = self.weight.size()[..] else {
             return false;
         };
         let (s, p) = (self.stride, self.padding);
         match kernel {
             Kernel::Aten => true,
+            Kernel::Direct => {
+                self.onednn && kh * kw * c <= DIRECT_TAPS && h + 2 * p >= kh && w + 2 * p >= kw
+            }
             Kernel::OneDnn => self.onednn,
             Kernel::Winograd => {
                 self.onednn
@@ -299,6 +319,14 @@ impl ConvReLU2d {
             }
             Kernel::Winograd => self.winograd(xs, WinogradProducts::Gemm),
             Kernel::WinogradFew => self.winograd(xs, WinogradProducts::InRegisters),
+            Kernel::Direct => {
+                let panels = Self::kept(&self.direct, || {
+                    ops::direct_panels(&self.weight)
+                        .unwrap_or_else(|e| panic!("direct conv panels failed: {e}"))
+                });
+                ops::direct_conv_relu(xs, &panels, &self.bias, s, p)
+                    .unwrap_or_else(|e| panic!("direct conv2d + ReLU failed: {e}"))
+            }
             Kernel::Matrix => {
                 let map = (xs.size()[2], xs.size()[3]);
                 let mut dense = self.dense.borrow_mut();
@@ -314,17 +342,24 @@ impl ConvReLU2d {
     }
 
     fn winograd(&self, xs: &Tensor, products: WinogradProducts) -> Tensor {
-        ops::winograd_conv_relu(xs, &self.winograd_form(), &self.bias, products)
+        let form = match products {
+            WinogradProducts::Gemm => Self::kept(&self.winograd, || winograd_weight(&self.weight)),
+            WinogradProducts::InRegisters => Self::kept(&self.panels, || {
+                ops::winograd_panels(&winograd_weight(&self.weight))
+                    .unwrap_or_else(|e| panic!("Winograd panels failed: {e}"))
+            }),
+        };
+        ops::winograd_conv_relu(xs, &form, &self.bias, products)
             .unwrap_or_else(|e| panic!("Winograd conv2d + ReLU failed: {e}"))
     }
 
-    fn winograd_form(&self) -> Tensor {
-        self.winograd
-            .borrow_mut()
+    /// The form `slot` keeps, built by `make` (in huge pages) if it holds none.
+    fn kept(slot: &RefCell<Option<Tensor>>, make: impl FnOnce() -> Tensor) -> Tensor {
+        slot.borrow_mut()
             .get_or_insert_with(|| {
-                let u = no_grad_in_huge_pages(|| winograd_weight(&self.weight));
-                memory::huge_pages(&u);
-                u
+                let form = no_grad_in_huge_pages(make);
+                memory::huge_pages(&form);
+                form
             })
             .shallow_clone()
     }
@@ -348,7 +383,7 @@ impl ConvReLU2d {
         let chosen = match candidates[..] {
             [only] => only,
             _ => tuner::choose(
-                &self.key(situation),
+                &self.key(situation, &candidates),
                 timed.size()[0],
                 &candidates,
                 &|| drop(timed.sum(timed.kind())),
@@ -358,11 +393,14 @@ impl ConvReLU2d {
         let mut choices = self.choices.borrow_mut();
         choices.insert(situation, chosen);
         // Forms no choice runs are not kept.
-        if !choices
-            .values()
-            .any(|&k| matches!(k, Kernel::Winograd | Kernel::WinogradFew))
-        {
+        if !choices.values().any(|&k| k == Kernel::Winograd) {
             self.winograd.borrow_mut().take();
+        }
+        if !choices.values().any(|&k| k == Kernel::WinogradFew) {
+            self.panels.borrow_mut().take();
+        }
+        if !choices.values().any(|&k| k == Kernel::Direct) {
+            self.direct.borrow_mut().take();
         }
         if !choices.values().any(|&k| k == Kernel::Matrix) {
             self.dense.borrow_mut().take();
@@ -370,20 +408,23 @@ impl ConvReLU2d {
         chosen
     }
 
-    /// The cache's key of this layer in `situation`.
-    fn key(&self, situation: Situation) -> String {
+    /// The cache's key of this layer in `situation`, choosing among `candidates`: a choice
+    /// kept from another set of candidates (an older vggdsl's) is made again.
+    fn key(&self, situation: Situation, candidates: &[Kernel]) -> String {
         let [o, c, kh, kw] = self.weight.size()[..] else {
             unreachable!("conv weights are 4-d")
         };
+        let names: Vec<&str> = candidates.iter().map(|k| k.name()).collect();
         format!(
             "{} threads, conv {o}x{c}x{kh}x{kw} stride {} padding {} on {}x{}, batch class {}, \
-             weights cold",
+             weights cold, of {}",
             situation.threads,
             self.stride,
             self.padding,
             situation.map.0,
             situation.map.1,
-            situation.class
+            situation.class,
+            names.join(" ")
         )
     }
 }
@@ -415,7 +456,14 @@ impl FusedLinear {
         })
     }
 
+    /// A single row by vggdsl's own product ([`ops::linear_relu`]: the weight read once, in
+    /// order, without the GEMM's code, which a pass at batch 1 finds out of the caches), more
+    /// rows by aten's `linear`.
     pub fn forward(&self, xs: &Tensor) -> Tensor {
+        if xs.dim() == 2 && xs.size()[0] == 1 && onednn_runs(xs) && onednn_runs(&self.weight) {
+            return ops::linear_relu(xs, &self.weight, &self.bias, self.relu)
+                .unwrap_or_else(|e| panic!("linear failed: {e}"));
+        }
         let mut ys = xs.linear(&self.weight, Some(&self.bias));
         if self.relu {
             ys.relu_()

@@ -285,7 +285,7 @@ impl fmt::Display for Network {
 /// One layer of an [`Inference`] model.
 #[derive(Debug)]
 enum Fused {
-    ConvReLU2d(ConvReLU2d),
+    ConvReLU2d(Box<ConvReLU2d>),
     MaxPool2d(MaxPool2d),
     Linear(FusedLinear),
 }
@@ -300,7 +300,7 @@ fn fuse(layers: &[Layer], ir_layers: &[ir::Layer]) -> Vec<Fused> {
     ir::fusions(ir_layers)
         .iter()
         .map(|f| match &layers[f.layer] {
-            Layer::Conv2d(conv) => Fused::ConvReLU2d(ConvReLU2d::new(conv, norm(f))),
+            Layer::Conv2d(conv) => Fused::ConvReLU2d(Box::new(ConvReLU2d::new(conv, norm(f)))),
             Layer::Linear(linear) => Fused::Linear(FusedLinear::new(linear, norm(f), f.relu)),
             Layer::MaxPool2d(pool) => Fused::MaxPool2d(*pool),
             Layer::BatchNorm(_) | Layer::ReLU(_) => {

@@ -220,7 +220,7 @@ fn max_abs(t: &Tensor) -> f64 {
 #[test]
 fn winograd_conv_matches_conv2d() {
     use vggdsl_runtime::inference::winograd_weight;
-    use vggdsl_runtime::ops::{winograd_conv_relu, WinogradProducts};
+    use vggdsl_runtime::ops::{winograd_conv_relu, winograd_panels, WinogradProducts};
     tch::manual_seed(3);
     let opts = (Kind::Float, Device::Cpu);
     // (batch, in, out, height, width). Parts of 2 MiB (see csrc/winograd.cpp): 5 images of 4
@@ -250,7 +250,7 @@ fn winograd_conv_matches_conv2d() {
         for (input, products) in inputs.iter().flat_map(|input| {
             [WinogradProducts::Gemm, WinogradProducts::InRegisters].map(|p| (input, p))
         }) {
-            let got = winograd_conv_relu(input, &u, &bias, products).unwrap();
+            let got = winograd_conv_relu(input, &form(&u, products), &bias, products).unwrap();
             assert_eq!(got.size(), [n, k, h, w]);
             let diff = max_abs(&(got.to_kind(Kind::Double) - &want));
             assert!(
@@ -264,11 +264,14 @@ fn winograd_conv_matches_conv2d() {
         let bias = Tensor::randn([3], opts);
         let u = winograd_weight(&Tensor::zeros([3, 0, 3, 3], opts));
         let none = Tensor::zeros([2, 0, 2, 2], opts);
-        let got = winograd_conv_relu(&none, &u, &bias, products).unwrap();
+        let got = winograd_conv_relu(&none, &form(&u, products), &bias, products).unwrap();
         let want = bias.relu().view([1, 3, 1, 1]).expand([2, 3, 2, 2], false);
         assert!(got.equal(&want.contiguous()), "{got}");
 
-        let u = winograd_weight(&Tensor::randn([4, 3, 3, 3], opts));
+        let u = form(
+            &winograd_weight(&Tensor::randn([4, 3, 3, 3], opts)),
+            products,
+        );
         let odd = Tensor::randn([1, 3, 5, 4], opts);
         let bias = Tensor::zeros([4], opts);
         let error = winograd_conv_relu(&odd, &u, &bias, products)
@@ -277,7 +280,53 @@ fn winograd_conv_matches_conv2d() {
         assert!(error.contains("even map sizes"), "{error}");
         let wrong_channels = Tensor::randn([1, 5, 4, 4], opts);
         assert!(winograd_conv_relu(&wrong_channels, &u, &bias, products).is_err());
+        let other = match products {
+            WinogradProducts::Gemm => winograd_panels(&u).unwrap(),
+            WinogradProducts::InRegisters => winograd_weight(&Tensor::randn([4, 3, 3, 3], opts)),
+        };
+        let error = winograd_conv_relu(&Tensor::randn([1, 3, 4, 4], opts), &other, &bias, products)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("weights"), "{products:?}: {error}");
     }
+}
+
+/// Winograd's form as `products` reads it: as it is, or in panels.
+fn form(u: &Tensor, products: vggdsl_runtime::ops::WinogradProducts) -> Tensor {
+    use vggdsl_runtime::ops::{winograd_panels, WinogradProducts};
+    match products {
+        WinogradProducts::Gemm => u.shallow_clone(),
+        WinogradProducts::InRegisters => winograd_panels(u).unwrap(),
+    }
+}
+
+/// The panels hold Winograd's form, the outputs in groups of two vector registers of the build
+/// that runs (one group per `width` outputs), zeros past the last output.
+#[test]
+fn winograd_panels_hold_the_form() {
+    use vggdsl_runtime::ops::{kernel_isa, winograd_panels};
+    let width = match kernel_isa() {
+        "avx512" => 32,
+        "avx2" => 16,
+        _ => 8,
+    };
+    let opts = (Kind::Float, Device::Cpu);
+    for (c, k) in [(3, 5), (7, 32), (2, 33), (0, 4), (4, 0)] {
+        let u = Tensor::randn([16, c, k], opts);
+        let panels = winograd_panels(&u).unwrap();
+        let groups = (k + width - 1) / width;
+        assert_eq!(panels.size(), [16, groups, c, width], "{c}→{k}");
+        let flat = panels
+            .permute([0, 2, 1, 3])
+            .reshape([16, c, groups * width]);
+        assert!(flat.narrow(2, 0, k).equal(&u), "{c}→{k}");
+        let padding = flat.narrow(2, k, groups * width - k);
+        assert!(padding.eq(0.0).all().int64_value(&[]) == 1, "{c}→{k}");
+    }
+    let error = winograd_panels(&Tensor::randn([16, 3], opts))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("[16, in, out]"), "{error}");
 }
 
 /// Winograd's form applies to 3×3 convs with stride and padding 1 on maps of even sides (with
@@ -333,7 +382,8 @@ fn winograd_runs_where_it_applies() {
                 let got = layer.forward_with(kernel, &input);
                 assert_eq!(got.is_some(), applies, "{context}");
                 let Some(got) = got else { continue };
-                let winograd = winograd_conv_relu(&xs, &u, &conv.bias, products).unwrap();
+                let winograd =
+                    winograd_conv_relu(&xs, &form(&u, products), &conv.bias, products).unwrap();
                 assert!(got.equal(&winograd), "{context}");
                 let diff = (got.to_kind(Kind::Double) - &want)
                     .abs()
@@ -366,6 +416,229 @@ fn winograd_runs_where_it_applies() {
                 layer.applies(kernel, &even),
                 applies && tch::utils::has_mkldnn()
             );
+        }
+    }
+}
+
+/// vggdsl's channels-last copy (what `enter` runs on a single image) gives aten's
+/// `contiguous(memory_format=torch.channels_last)` bit for bit, from plain, strided and permuted
+/// inputs; a channels-last input comes back as it is; other inputs are refused.
+#[test]
+fn channels_last_copy_is_atens() {
+    use vggdsl_runtime::inference::enter;
+    use vggdsl_runtime::ops::channels_last;
+    tch::manual_seed(5);
+    let opts = (Kind::Float, Device::Cpu);
+    let aten = |t: &Tensor| t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
+    for (n, c, h, w) in [
+        (1, 3, 32, 32),
+        (2, 5, 3, 7),
+        (1, 1, 1, 1),
+        (3, 4, 2, 1),
+        (0, 3, 4, 4),
+    ] {
+        let plain = Tensor::randn([n, c, h, w], opts);
+        let strided = Tensor::randn([n, c, h, 2 * w], opts).narrow(3, 0, w);
+        let transposed = Tensor::randn([n, c, w, h], opts).transpose(2, 3);
+        for xs in [plain, strided, transposed] {
+            let got = channels_last(&xs).unwrap();
+            let want = aten(&xs);
+            assert_eq!(got.size(), want.size());
+            if n > 0 {
+                assert_eq!(got.stride(), want.stride(), "{n}×{c}×{h}×{w}");
+            }
+            assert!(got.equal(&want), "{n}×{c}×{h}×{w}");
+            assert!(enter(&xs).equal(&want));
+        }
+    }
+    let already = aten(&Tensor::randn([1, 3, 4, 4], opts));
+    assert_eq!(
+        channels_last(&already).unwrap().data_ptr(),
+        already.data_ptr()
+    );
+    for wrong in [
+        Tensor::randn([3, 4, 4], opts),
+        Tensor::randn([1, 3, 4, 4], (Kind::Double, Device::Cpu)),
+    ] {
+        let error = channels_last(&wrong).unwrap_err().to_string();
+        assert!(error.contains("4-d f32 CPU"), "{error}");
+    }
+}
+
+/// vggdsl's linear layer (what a single row runs) gives `relu?(x·Wᵀ + b)` to within f32
+/// rounding of the f64 product: outputs in blocks of 4 and a block of fewer, several rows,
+/// strided inputs, no input feature; wrong shapes are refused. The inference model's linear
+/// layer runs it on a single row, aten's `linear` on more.
+#[test]
+fn linear_rows_match_the_product() {
+    use vggdsl_runtime::inference::FusedLinear;
+    use vggdsl_runtime::nn::Linear;
+    use vggdsl_runtime::ops::linear_relu;
+    tch::manual_seed(6);
+    let opts = (Kind::Float, Device::Cpu);
+    for (rows, inputs, outputs) in [
+        (1, 102, 512),
+        (1, 512, 10),
+        (3, 7, 5),
+        (2, 33, 1),
+        (1, 0, 3),
+    ] {
+        let weight = Tensor::randn([outputs, inputs], opts);
+        let bias = Tensor::randn([outputs], opts);
+        let xs = Tensor::randn([rows, 2 * inputs], opts).narrow(1, 0, inputs);
+        let want = xs.to_kind(Kind::Double).linear(
+            &weight.to_kind(Kind::Double),
+            Some(&bias.to_kind(Kind::Double)),
+        );
+        for relu in [false, true] {
+            let want = if relu {
+                want.relu()
+            } else {
+                want.shallow_clone()
+            };
+            let got = linear_relu(&xs, &weight, &bias, relu).unwrap();
+            assert_eq!(got.size(), [rows, outputs]);
+            let diff = max_abs(&(got.to_kind(Kind::Double) - &want));
+            let scale = max_abs(&want).max(1.0);
+            assert!(
+                diff <= 1e-6 * scale * (inputs as f64).sqrt().max(1.0),
+                "{rows}×{inputs}→{outputs}, relu {relu}: difference {diff} of {scale}"
+            );
+        }
+    }
+    let weight = Tensor::randn([4, 3], opts);
+    let bias = Tensor::randn([4], opts);
+    let error = linear_relu(&Tensor::randn([1, 5], opts), &weight, &bias, true)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("weight [out, in]"), "{error}");
+    let error = linear_relu(
+        &Tensor::randn([1, 3], opts),
+        &weight,
+        &bias.narrow(0, 0, 3),
+        true,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("bias per output"), "{error}");
+
+    let vs = VarStore::new(Device::Cpu);
+    let linear = Linear::new(vs.root() / "fc", 6, 9);
+    let layer = FusedLinear::new(&linear, None, true);
+    let one = Tensor::randn([1, 6], opts);
+    let own = linear_relu(&one, &layer.weight, &layer.bias, true).unwrap();
+    assert!(layer.forward(&one).equal(&own));
+    let two = Tensor::randn([2, 6], opts);
+    let aten = two.linear(&layer.weight, Some(&layer.bias)).relu();
+    assert!(layer.forward(&two).equal(&aten));
+}
+
+/// The direct conv gives `relu(conv2d(…))` to within f32 rounding of the f64 conv: 3×3, 1×1 and
+/// 5×5 kernels, strides 1 and 2, paddings 0 to 2, rows of positions not a multiple of 4, outputs
+/// not a multiple of a panel's width, plain, strided and channels-last inputs, no image; its
+/// panels hold the weight; a map smaller than the kernel is refused. A layer runs it on convs
+/// of at most `DIRECT_TAPS` taps × input channels, and gives exactly the op's output.
+#[test]
+fn direct_conv_matches_conv2d() {
+    use vggdsl_runtime::inference::{enter, Kernel, DIRECT_TAPS};
+    use vggdsl_runtime::nn::Conv2d;
+    use vggdsl_runtime::ops::{direct_conv_relu, direct_panels, kernel_isa};
+    tch::manual_seed(7);
+    let opts = (Kind::Float, Device::Cpu);
+    let width = match kernel_isa() {
+        "avx512" => 32,
+        "avx2" => 16,
+        _ => 8,
+    };
+    // (batch, in, out, kernel, stride, padding, height, width)
+    let cases = [
+        (1, 3, 3, 3, 1, 1, 32, 32),
+        (1, 3, 32, 3, 1, 1, 8, 8),
+        (2, 5, 17, 3, 2, 1, 7, 9),
+        (1, 2, 40, 1, 1, 0, 3, 5),
+        (3, 4, 9, 5, 1, 2, 6, 6),
+        (1, 7, 33, 3, 1, 0, 3, 4),
+        (0, 3, 4, 3, 1, 1, 4, 4),
+    ];
+    for (n, c, k, kernel, stride, padding, h, w) in cases {
+        let weight = Tensor::randn([k, c, kernel, kernel], opts);
+        let bias = Tensor::randn([k], opts);
+        let panels = direct_panels(&weight).unwrap();
+        let groups = (k + width - 1) / width;
+        assert_eq!(panels.size(), [groups, kernel, kernel, c, width]);
+        let flat = panels
+            .permute([0, 4, 3, 1, 2])
+            .reshape([groups * width, c, kernel, kernel]);
+        assert!(flat.narrow(0, 0, k).equal(&weight));
+        assert!(
+            flat.narrow(0, k, groups * width - k)
+                .eq(0.0)
+                .all()
+                .int64_value(&[])
+                == 1
+        );
+        let d = |t: &Tensor| t.to_kind(Kind::Double);
+        let xs = Tensor::randn([n, c, h, 2 * w], opts).narrow(3, 0, w);
+        let want = d(&xs)
+            .conv2d(
+                &d(&weight),
+                Some(&d(&bias)),
+                [stride, stride],
+                [padding, padding],
+                [1, 1],
+                1,
+            )
+            .relu();
+        let scale = max_abs(&want);
+        let context =
+            format!("{n}×{c}→{k}, {kernel}×{kernel} stride {stride} padding {padding} on {h}×{w}");
+        for input in [xs.shallow_clone(), xs.contiguous(), enter(&xs)] {
+            let got = direct_conv_relu(&input, &panels, &bias, stride, padding).unwrap();
+            assert_eq!(got.size(), want.size(), "{context}");
+            let diff = max_abs(&(got.to_kind(Kind::Double) - &want));
+            assert!(
+                diff <= 2e-6 * scale * (c * kernel * kernel) as f64,
+                "{context}: difference {diff} of {scale}"
+            );
+        }
+    }
+    let panels = direct_panels(&Tensor::randn([4, 3, 5, 5], opts)).unwrap();
+    let error = direct_conv_relu(
+        &Tensor::randn([1, 3, 2, 2], opts),
+        &panels,
+        &Tensor::zeros([4], opts),
+        1,
+        1,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("no smaller than the kernel"), "{error}");
+    let error = direct_conv_relu(
+        &Tensor::randn([1, 2, 8, 8], opts),
+        &panels,
+        &Tensor::zeros([4], opts),
+        1,
+        1,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("panels"), "{error}");
+
+    let vs = VarStore::new(Device::Cpu);
+    for (c, applies) in [(32, true), (33, false)] {
+        let conv = Conv2d::new(vs.root() / format!("direct{c}"), c, 8, 3, 1, 1);
+        let layer = ConvReLU2d::new(&conv, None);
+        let xs = enter(&Tensor::randn([2, c, 6, 6], opts));
+        assert_eq!(9 * c <= DIRECT_TAPS, applies);
+        let got = layer.forward_with(Kernel::Direct, &xs);
+        assert_eq!(
+            got.is_some(),
+            applies && tch::utils::has_mkldnn(),
+            "{c} channels"
+        );
+        if let Some(got) = got {
+            let panels = direct_panels(&layer.weight).unwrap();
+            assert!(got.equal(&direct_conv_relu(&xs, &panels, &layer.bias, 1, 1).unwrap()));
         }
     }
 }

@@ -5,8 +5,8 @@
 use std::sync::Mutex;
 
 use vggdsl_runtime::inference::{
-    enter, set_kernel_choice, tuning_log, use_kernel_cache, ConvReLU2d, Kernel, KernelCache,
-    KernelChoice,
+    enter, kernel_choice, set_kernel_choice, tuning_log, use_kernel_cache, ConvReLU2d, Kernel,
+    KernelCache, KernelChoice,
 };
 use vggdsl_runtime::nn::Conv2d;
 use vggdsl_runtime::tch::nn::{ModuleT, VarStore};
@@ -231,6 +231,7 @@ fn the_cache_round_trips_and_survives_damage() {
 
 #[test]
 fn choices_parse_as_the_variable_spells_them() {
+    let _alone = alone();
     for (text, choice) in [
         ("tune", KernelChoice::Tune),
         ("guess", KernelChoice::Guess),
@@ -238,10 +239,14 @@ fn choices_parse_as_the_variable_spells_them() {
         ("winograd", KernelChoice::Fixed(Kernel::Winograd)),
         ("winograd-few", KernelChoice::Fixed(Kernel::WinogradFew)),
         ("matrix", KernelChoice::Fixed(Kernel::Matrix)),
+        ("direct", KernelChoice::Fixed(Kernel::Direct)),
         ("aten", KernelChoice::Fixed(Kernel::Aten)),
     ] {
         assert_eq!(KernelChoice::parse(text), Some(choice));
+        set_kernel_choice(Some(choice));
+        assert_eq!(kernel_choice(), choice, "{text}");
     }
+    set_kernel_choice(None);
     for wrong in ["", "Tune", "blocked", "onednn "] {
         assert_eq!(KernelChoice::parse(wrong), None, "{wrong:?}");
     }

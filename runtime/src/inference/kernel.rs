@@ -19,6 +19,9 @@ pub enum Kernel {
     WinogradFew,
     /// One matrix product over the flattened maps: convs on maps of a few positions.
     Matrix,
+    /// The conv computed directly, its sums in registers ([`crate::ops::direct_conv_relu`]):
+    /// convs with few input channels, at most [`crate::inference::DIRECT_TAPS`] taps × inputs.
+    Direct,
     /// aten's `conv2d` then ReLU, on the folded weight as it is: oneDNN reorders that weight on
     /// every call, so it is never tuned for; a fixed choice for comparisons, and what runs weights
     /// oneDNN can't (f64, f16, bf16, other devices).
@@ -27,11 +30,12 @@ pub enum Kernel {
 
 impl Kernel {
     /// The kernels the tuner times (where they apply).
-    pub const TUNED: [Kernel; 4] = [
+    pub const TUNED: [Kernel; 5] = [
         Kernel::OneDnn,
         Kernel::Winograd,
         Kernel::WinogradFew,
         Kernel::Matrix,
+        Kernel::Direct,
     ];
 
     /// The name `VGGDSL_KERNELS` and the cache file use.
@@ -41,6 +45,7 @@ impl Kernel {
             Kernel::Winograd => "winograd",
             Kernel::WinogradFew => "winograd-few",
             Kernel::Matrix => "matrix",
+            Kernel::Direct => "direct",
             Kernel::Aten => "aten",
         }
     }
@@ -52,6 +57,7 @@ impl Kernel {
             Kernel::Winograd,
             Kernel::WinogradFew,
             Kernel::Matrix,
+            Kernel::Direct,
             Kernel::Aten,
         ]
         .into_iter()
@@ -97,14 +103,15 @@ impl KernelChoice {
             4 => Some(KernelChoice::Fixed(Kernel::Winograd)),
             5 => Some(KernelChoice::Fixed(Kernel::WinogradFew)),
             6 => Some(KernelChoice::Fixed(Kernel::Matrix)),
-            7 => Some(KernelChoice::Fixed(Kernel::Aten)),
+            7 => Some(KernelChoice::Fixed(Kernel::Direct)),
+            8 => Some(KernelChoice::Fixed(Kernel::Aten)),
             _ => None,
         }
     }
 }
 
 /// The environment variable that sets the choice: `tune`, `guess`, `onednn`, `winograd`,
-/// `winograd-few`, `matrix` or `aten`.
+/// `winograd-few`, `matrix`, `direct` or `aten`.
 pub const KERNELS_VAR: &str = "VGGDSL_KERNELS";
 
 /// What [`set_kernel_choice`] set; 0 for nothing.
@@ -128,7 +135,7 @@ pub fn kernel_choice() -> KernelChoice {
         Ok(value) => KernelChoice::parse(value.trim()).unwrap_or_else(|| {
             eprintln!(
                 "vggdsl: {KERNELS_VAR}={value:?} is none of tune, guess, onednn, winograd, \
-                 winograd-few, matrix, aten; tuning"
+                 winograd-few, matrix, direct, aten; tuning"
             );
             KernelChoice::Tune
         }),

@@ -8,6 +8,9 @@
 
 mod batch_norm;
 mod common;
+mod direct;
+mod layout;
+mod linear;
 mod max_pool;
 mod onednn;
 mod sgd;
@@ -16,7 +19,10 @@ mod winograd;
 pub use batch_norm::batch_norm_train;
 pub(crate) use common::evict_caches;
 pub use common::{cpu_capability, kernel_isa, torch_version};
+pub use direct::{direct_conv_relu, direct_panels};
+pub use layout::channels_last;
+pub use linear::linear_relu;
 pub use max_pool::{max_pool2x2, max_pool2x2_takes, relu_max_pool2x2};
 pub use onednn::{conv2d_relu, data_bytes, has_conv2d_relu};
 pub use sgd::{grad_to_none, sgd_step};
-pub use winograd::{winograd_conv_relu, WinogradProducts};
+pub use winograd::{winograd_conv_relu, winograd_panels, WinogradProducts};
