@@ -29,7 +29,7 @@ Result guarded(Result failed, Body&& body) noexcept {
 
 // How many items of `size` elements a thread's part of a parallel loop takes at least: about
 // aten's 32,768 elements for an elementwise op.
-inline int64_t grain(int64_t size) { return std::max<int64_t>(1, 32768 / size); }
+inline int64_t grain(int64_t size) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, size)); }
 
 // Whether aten's kernels run a build with fused multiply-adds (x86's AVX2 and AVX-512 ones),
 // whose roundings the SGD step and train-mode BatchNorm reproduce; elsewhere aten's ops run.

@@ -10,6 +10,7 @@
 #include <ATen/ops/constant_pad_nd.h>
 #include <ATen/ops/empty.h>
 
+#include <limits>
 #include <vector>
 
 namespace {
@@ -119,7 +120,10 @@ at::Tensor direct_conv_relu(const at::Tensor& x_any, const at::Tensor& u, const 
                   u.size(0) == (k + u.size(4) - 1) / u.size(4),
               "direct conv: weights in panels, [panels, kh, kw, in, width], one bias per output");
   const int64_t kh = u.size(1), kw = u.size(2), width = u.size(4);
-  TORCH_CHECK(h + 2 * pad >= kh && w + 2 * pad >= kw, "direct conv: a map no smaller than the kernel");
+  TORCH_CHECK(kh > 0 && kw > 0, "direct conv: a kernel of one tap or more");
+  TORCH_CHECK(pad <= (std::numeric_limits<int64_t>::max() - std::max(h, w)) / 2 &&
+                  h + 2 * pad >= kh && w + 2 * pad >= kw,
+              "direct conv: a map no smaller than the kernel");
   const Shape s{c, h, w, k, kh, kw, stride, pad, (h + 2 * pad - kh) / stride + 1,
                 (w + 2 * pad - kw) / stride + 1};
   at::Tensor y =

@@ -18,6 +18,9 @@ at::Tensor channels_last(const at::Tensor& x) {
   if (x.is_contiguous(at::MemoryFormat::ChannelsLast)) {
     return x;
   }
+  if (x.numel() == 0) {
+    return at::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  }
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   const int64_t sn = x.stride(0), sc = x.stride(1), sh = x.stride(2), sw = x.stride(3);
   at::Tensor y = at::empty({n, c, h, w}, x.options().memory_format(at::MemoryFormat::ChannelsLast));

@@ -436,6 +436,8 @@ fn channels_last_copy_is_atens() {
         (1, 1, 1, 1),
         (3, 4, 2, 1),
         (0, 3, 4, 4),
+        (1, 0, 4, 4),
+        (1, 3, 4, 0),
     ] {
         let plain = Tensor::randn([n, c, h, w], opts);
         let strided = Tensor::randn([n, c, h, 2 * w], opts).narrow(3, 0, w);
@@ -444,7 +446,7 @@ fn channels_last_copy_is_atens() {
             let got = channels_last(&xs).unwrap();
             let want = aten(&xs);
             assert_eq!(got.size(), want.size());
-            if n > 0 {
+            if got.numel() > 0 {
                 assert_eq!(got.stride(), want.stride(), "{n}×{c}×{h}×{w}");
             }
             assert!(got.equal(&want), "{n}×{c}×{h}×{w}");
@@ -531,6 +533,14 @@ fn linear_rows_match_the_product() {
     let two = Tensor::randn([2, 6], opts);
     let aten = two.linear(&layer.weight, Some(&layer.bias)).relu();
     assert!(layer.forward(&two).equal(&aten));
+    // Fields set by hand to what aten takes and the kernel doesn't: aten runs them.
+    let by_hand = FusedLinear {
+        weight: layer.weight.tr().contiguous().tr(),
+        bias: layer.bias.view([1, 9]),
+        relu: true,
+    };
+    let aten = one.linear(&by_hand.weight, Some(&by_hand.bias)).relu();
+    assert!(by_hand.forward(&one).equal(&aten));
 }
 
 /// The direct conv gives `relu(conv2d(…))` to within f32 rounding of the f64 conv: 3×3, 1×1 and
@@ -623,6 +633,16 @@ fn direct_conv_matches_conv2d() {
     .unwrap_err()
     .to_string();
     assert!(error.contains("panels"), "{error}");
+    let (xs, bias) = (Tensor::randn([1, 3, 8, 8], opts), Tensor::zeros([4], opts));
+    let error = direct_conv_relu(&xs, &panels, &bias, 1, i64::MAX)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("no smaller than the kernel"), "{error}");
+    let no_taps = direct_panels(&Tensor::randn([4, 3, 0, 0], opts)).unwrap();
+    let error = direct_conv_relu(&xs, &no_taps, &bias, 1, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("one tap or more"), "{error}");
 
     let vs = VarStore::new(Device::Cpu);
     for (c, applies) in [(32, true), (33, false)] {

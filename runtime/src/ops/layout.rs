@@ -12,7 +12,7 @@ extern "C" {
 /// `xs` (4-d, f32, CPU, any strides) in channels-last memory, NCHW sizes over NHWC memory, as
 /// `xs.contiguous(memory_format=torch.channels_last)`: `xs` itself where it already is, else a
 /// copy by a loop of vggdsl's own (aten's copy fetches far more code, which a pass at batch 1
-/// finds out of the caches). Records no gradient.
+/// finds out of the caches). A copy records no gradient.
 pub fn channels_last(xs: &Tensor) -> Result<Tensor, TchError> {
     // SAFETY: a live tensor; the result is a new tensor (handle) the caller owns.
     owned(unsafe { vggdsl_channels_last(xs.as_ptr()) })
