@@ -9,8 +9,8 @@
 //! count: by default the first batch of a class times the kernels that apply (oneDNN's fused
 //! conv + ReLU on a weight packed for that batch's shape, Winograd's F(2×2, 3×3) form with its
 //! products by MKL's GEMM or, for few tiles, in registers, the matrix form of a conv on a map of
-//! a few positions, the direct conv for few input channels), each with its weights out of the caches as in a pass, and keeps the
-//! fastest, remembered per machine in a small file ([`KernelCache`]); [`tuning_log`] reports
+//! a few positions, the direct conv for few input channels), each with its weights out of the
+//! caches as in a pass, and keeps the fastest, remembered per machine in a small file ([`KernelCache`]); [`tuning_log`] reports
 //! what that cost and chose. `VGGDSL_KERNELS` (or [`set_kernel_choice`]) fixes the choice
 //! instead: `guess` (a rule of thumb from the shape, untimed), or one kernel wherever it applies
 //! (`onednn`, `winograd`, `winograd-few`, `matrix`, `direct`, `aten`). Weights oneDNN can't run
@@ -394,14 +394,14 @@ impl ConvReLU2d {
         let mut choices = self.choices.borrow_mut();
         choices.insert(situation, chosen);
         // Forms no choice runs are not kept.
-        if !choices.values().any(|&k| k == Kernel::Winograd) {
-            self.winograd.borrow_mut().take();
-        }
-        if !choices.values().any(|&k| k == Kernel::WinogradFew) {
-            self.panels.borrow_mut().take();
-        }
-        if !choices.values().any(|&k| k == Kernel::Direct) {
-            self.direct.borrow_mut().take();
+        for (kernel, form) in [
+            (Kernel::Winograd, &self.winograd),
+            (Kernel::WinogradFew, &self.panels),
+            (Kernel::Direct, &self.direct),
+        ] {
+            if !choices.values().any(|&k| k == kernel) {
+                form.borrow_mut().take();
+            }
         }
         if !choices.values().any(|&k| k == Kernel::Matrix) {
             self.dense.borrow_mut().take();

@@ -613,36 +613,25 @@ fn direct_conv_matches_conv2d() {
         }
     }
     let panels = direct_panels(&Tensor::randn([4, 3, 5, 5], opts)).unwrap();
-    let error = direct_conv_relu(
-        &Tensor::randn([1, 3, 2, 2], opts),
-        &panels,
-        &Tensor::zeros([4], opts),
-        1,
-        1,
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(error.contains("no smaller than the kernel"), "{error}");
-    let error = direct_conv_relu(
-        &Tensor::randn([1, 2, 8, 8], opts),
-        &panels,
-        &Tensor::zeros([4], opts),
-        1,
-        1,
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(error.contains("panels"), "{error}");
-    let (xs, bias) = (Tensor::randn([1, 3, 8, 8], opts), Tensor::zeros([4], opts));
-    let error = direct_conv_relu(&xs, &panels, &bias, 1, i64::MAX)
-        .unwrap_err()
-        .to_string();
-    assert!(error.contains("no smaller than the kernel"), "{error}");
     let no_taps = direct_panels(&Tensor::randn([4, 3, 0, 0], opts)).unwrap();
-    let error = direct_conv_relu(&xs, &no_taps, &bias, 1, 1)
-        .unwrap_err()
-        .to_string();
-    assert!(error.contains("one tap or more"), "{error}");
+    let bias = Tensor::zeros([4], opts);
+    for (xs, panels, padding, says) in [
+        ([1, 3, 2, 2], &panels, 1, "no smaller than the kernel"),
+        ([1, 2, 8, 8], &panels, 1, "panels"),
+        (
+            [1, 3, 8, 8],
+            &panels,
+            i64::MAX,
+            "no smaller than the kernel",
+        ),
+        ([1, 3, 8, 8], &no_taps, 1, "one tap or more"),
+    ] {
+        let xs = Tensor::randn(xs, opts);
+        let error = direct_conv_relu(&xs, panels, &bias, 1, padding)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(says), "{error}");
+    }
 
     let vs = VarStore::new(Device::Cpu);
     for (c, applies) in [(32, true), (33, false)] {
